@@ -1,0 +1,460 @@
+//! FTP commands: the [`Command`] enum and its parser.
+//!
+//! One variant per verb; the `X*` aliases of RFC 775 (XCWD, XCUP, XPWD, XMKD, XRMD) parse to the
+//! same variants as their RFC 959 names. Parsing checks the arguments' grammar only; whether a
+//! command is allowed now (login, sequence) is the server's business.
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::hostport::{self, HostPortError};
+
+/// A password: its `Debug` and `Display` never show the text.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(text: impl Into<String>) -> Self {
+        Secret(text.into())
+    }
+
+    /// The password itself; call this only where it is checked or sent.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Representation type (RFC 959 §3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferType {
+    /// `TYPE A` / `TYPE A N`: text, CRLF line ends on the wire.
+    Ascii,
+    /// `TYPE I` / `TYPE L 8`: bytes as they are.
+    Image,
+}
+
+/// Argument of EPSV (RFC 2428 §3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EpsvArg {
+    /// `EPSV`: any protocol.
+    Any,
+    /// `EPSV 1` (IPv4) or `EPSV 2` (IPv6).
+    Protocol(u16),
+    /// `EPSV ALL`: from now on only EPSV may set up data connections.
+    All,
+}
+
+/// A parsed FTP command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// RFC 959 §4.1.1
+    User(String),
+    /// RFC 959 §4.1.1
+    Pass(Secret),
+    /// RFC 959 §4.1.1
+    Acct(String),
+    /// RFC 959 §4.1.1 (and XCWD, RFC 775)
+    Cwd(String),
+    /// RFC 959 §4.1.1 (and XCUP, RFC 775)
+    Cdup,
+    /// RFC 959 §4.1.1
+    Rein,
+    /// RFC 959 §4.1.1
+    Quit,
+    /// RFC 959 §4.1.2
+    Port(SocketAddr),
+    /// RFC 959 §4.1.2
+    Pasv,
+    /// RFC 2428 §2
+    Eprt(SocketAddr),
+    /// RFC 2428 §3
+    Epsv(EpsvArg),
+    /// RFC 959 §4.1.2: `TYPE A`, `TYPE A N`, `TYPE I`, `TYPE L 8`.
+    Type(TransferType),
+    /// RFC 959 §4.1.2: only `F` is supported; other codes parse and are refused by the server.
+    Stru(char),
+    /// RFC 959 §4.1.2: only `S` is supported.
+    Mode(char),
+    /// RFC 959 §4.1.3
+    Retr(String),
+    /// RFC 959 §4.1.3
+    Stor(String),
+    /// RFC 959 §4.1.3 (an argument, if sent, is ignored as RFC 1123 §4.1.2.9 allows).
+    Stou,
+    /// RFC 959 §4.1.3
+    Appe(String),
+    /// RFC 959 §4.1.3: the byte count is accepted and ignored.
+    Allo,
+    /// RFC 3659 §5: restart marker for STREAM mode.
+    Rest(u64),
+    /// RFC 959 §4.1.3
+    Rnfr(String),
+    /// RFC 959 §4.1.3
+    Rnto(String),
+    /// RFC 959 §4.1.3
+    Abor,
+    /// RFC 959 §4.1.3
+    Dele(String),
+    /// RFC 959 §4.1.3 (and XRMD)
+    Rmd(String),
+    /// RFC 959 §4.1.3 (and XMKD)
+    Mkd(String),
+    /// RFC 959 §4.1.3 (and XPWD)
+    Pwd,
+    /// RFC 959 §4.1.3: the raw argument, options such as `-la` included.
+    List(Option<String>),
+    /// RFC 959 §4.1.3
+    Nlst(Option<String>),
+    /// RFC 3659 §7
+    Mlsd(Option<String>),
+    /// RFC 3659 §7
+    Mlst(Option<String>),
+    /// RFC 3659 §4
+    Size(String),
+    /// RFC 3659 §3
+    Mdtm(String),
+    /// RFC 959 §4.1.3
+    Site(String),
+    /// RFC 959 §4.1.3
+    Syst,
+    /// RFC 959 §4.1.3
+    Stat(Option<String>),
+    /// RFC 959 §4.1.3
+    Help(Option<String>),
+    /// RFC 959 §4.1.3
+    Noop,
+    /// RFC 2389 §3
+    Feat,
+    /// RFC 2389 §4: the option name (upper-cased) and the rest of the line.
+    Opts(String, Option<String>),
+    /// A verb of the FTP command set that Ferry knows but does not implement (502).
+    Unimplemented(String),
+}
+
+/// Why a line is not a valid command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    /// Reply 500.
+    #[error("empty command line")]
+    Empty,
+    /// Reply 500.
+    #[error("unknown command {0}")]
+    Unknown(String),
+    /// Reply 501: the verb is known, its arguments are not right.
+    #[error("{verb}: {reason}")]
+    Syntax { verb: &'static str, reason: String },
+    /// Reply 504: the verb is known, this parameter is not implemented.
+    #[error("{verb}: parameter not implemented")]
+    Parameter { verb: &'static str },
+}
+
+/// Verbs Ferry recognises but does not implement: RFC 959's, RFC 1639's and RFC 2228's.
+const UNIMPLEMENTED: &[&str] = &[
+    "SMNT", "LPRT", "LPSV", "ADAT", "MIC", "CONF", "ENC", "AUTH", "PBSZ", "PROT", "CCC", "LANG",
+    "MFMT", "MFCT", "MFF", "HOST", "XCRC", "XMD5", "XSHA1",
+];
+
+/// Parses one control line (without CRLF) into a command.
+///
+/// RFC 959 §5.3.1: `command = verb [SP argument] CRLF`; verbs are case-insensitive.
+pub fn parse(line: &str) -> Result<Command, ParseError> {
+    let line = line.trim_start();
+    let (verb, arg) = match line.split_once(' ') {
+        Some((verb, rest)) => (verb, Some(rest)),
+        None => (line, None),
+    };
+    if verb.is_empty() {
+        return Err(ParseError::Empty);
+    }
+    let upper = verb.to_ascii_uppercase();
+    let arg = arg.filter(|a| !a.trim().is_empty());
+    parse_verb(&upper, arg)
+}
+
+fn parse_verb(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
+    use Command as C;
+    Ok(match verb {
+        "USER" => C::User(required("USER", arg)?.to_string()),
+        "PASS" => C::Pass(Secret::new(arg.unwrap_or(""))),
+        "ACCT" => C::Acct(required("ACCT", arg)?.to_string()),
+        "CWD" | "XCWD" => C::Cwd(required("CWD", arg)?.to_string()),
+        "CDUP" | "XCUP" => C::Cdup,
+        "REIN" => C::Rein,
+        "QUIT" => C::Quit,
+        "PORT" => C::Port(host_port("PORT", arg, hostport::parse_port_arg)?),
+        "PASV" => C::Pasv,
+        "EPRT" => C::Eprt(host_port("EPRT", arg, hostport::parse_eprt_arg)?),
+        "EPSV" => C::Epsv(epsv_arg(arg)?),
+        "TYPE" => C::Type(type_code(required("TYPE", arg)?)?),
+        "STRU" => C::Stru(single_letter("STRU", arg)?),
+        "MODE" => C::Mode(single_letter("MODE", arg)?),
+        "RETR" => C::Retr(required("RETR", arg)?.to_string()),
+        "STOR" => C::Stor(required("STOR", arg)?.to_string()),
+        "STOU" => C::Stou,
+        "APPE" => C::Appe(required("APPE", arg)?.to_string()),
+        "ALLO" => C::Allo,
+        "REST" => C::Rest(restart_marker(arg)?),
+        "RNFR" => C::Rnfr(required("RNFR", arg)?.to_string()),
+        "RNTO" => C::Rnto(required("RNTO", arg)?.to_string()),
+        "ABOR" => C::Abor,
+        "DELE" => C::Dele(required("DELE", arg)?.to_string()),
+        "RMD" | "XRMD" => C::Rmd(required("RMD", arg)?.to_string()),
+        "MKD" | "XMKD" => C::Mkd(required("MKD", arg)?.to_string()),
+        "PWD" | "XPWD" => C::Pwd,
+        "LIST" => C::List(arg.map(str::to_string)),
+        "NLST" => C::Nlst(arg.map(str::to_string)),
+        "MLSD" => C::Mlsd(arg.map(str::to_string)),
+        "MLST" => C::Mlst(arg.map(str::to_string)),
+        "SIZE" => C::Size(required("SIZE", arg)?.to_string()),
+        "MDTM" => C::Mdtm(required("MDTM", arg)?.to_string()),
+        "SITE" => C::Site(required("SITE", arg)?.to_string()),
+        "SYST" => C::Syst,
+        "STAT" => C::Stat(arg.map(str::to_string)),
+        "HELP" => C::Help(arg.map(|a| a.trim().to_string())),
+        "NOOP" => C::Noop,
+        "FEAT" => C::Feat,
+        "OPTS" => opts(required("OPTS", arg)?),
+        _ if UNIMPLEMENTED.contains(&verb) => C::Unimplemented(verb.to_string()),
+        _ => return Err(ParseError::Unknown(verb.to_string())),
+    })
+}
+
+fn required<'a>(verb: &'static str, arg: Option<&'a str>) -> Result<&'a str, ParseError> {
+    arg.ok_or_else(|| ParseError::Syntax {
+        verb,
+        reason: "argument required".into(),
+    })
+}
+
+fn host_port(
+    verb: &'static str,
+    arg: Option<&str>,
+    parse: fn(&str) -> Result<SocketAddr, HostPortError>,
+) -> Result<SocketAddr, ParseError> {
+    parse(required(verb, arg)?.trim()).map_err(|e| ParseError::Syntax {
+        verb,
+        reason: e.to_string(),
+    })
+}
+
+/// RFC 2428 §3: `EPSV [<net-prt> | ALL]`.
+fn epsv_arg(arg: Option<&str>) -> Result<EpsvArg, ParseError> {
+    let Some(arg) = arg.map(str::trim) else {
+        return Ok(EpsvArg::Any);
+    };
+    if arg.eq_ignore_ascii_case("ALL") {
+        return Ok(EpsvArg::All);
+    }
+    match arg.parse::<u16>() {
+        Ok(protocol @ (1 | 2)) => Ok(EpsvArg::Protocol(protocol)),
+        Ok(_) => Err(ParseError::Parameter { verb: "EPSV" }),
+        Err(_) => Err(ParseError::Syntax {
+            verb: "EPSV",
+            reason: format!("bad network protocol {arg:?}"),
+        }),
+    }
+}
+
+/// RFC 959 §5.3.2: `<type-code> ::= A [<sp> <form-code>] | E [...] | I | L <sp> <byte-size>`.
+fn type_code(arg: &str) -> Result<TransferType, ParseError> {
+    let words: Vec<String> = arg
+        .split_whitespace()
+        .map(str::to_ascii_uppercase)
+        .collect();
+    let words: Vec<&str> = words.iter().map(String::as_str).collect();
+    match words.as_slice() {
+        ["A"] | ["A", "N"] => Ok(TransferType::Ascii),
+        ["I"] | ["L", "8"] => Ok(TransferType::Image),
+        ["A", "T" | "C"] | ["E", ..] | ["L", _] => Err(ParseError::Parameter { verb: "TYPE" }),
+        _ => Err(ParseError::Syntax {
+            verb: "TYPE",
+            reason: format!("unrecognised type {arg:?}"),
+        }),
+    }
+}
+
+fn single_letter(verb: &'static str, arg: Option<&str>) -> Result<char, ParseError> {
+    let arg = required(verb, arg)?.trim();
+    let mut chars = arg.chars();
+    match (chars.next(), chars.next()) {
+        (Some(letter), None) => Ok(letter.to_ascii_uppercase()),
+        _ => Err(ParseError::Syntax {
+            verb,
+            reason: format!("expected one letter, got {arg:?}"),
+        }),
+    }
+}
+
+/// RFC 3659 §5.2: in STREAM mode the marker is a decimal byte offset.
+fn restart_marker(arg: Option<&str>) -> Result<u64, ParseError> {
+    let arg = required("REST", arg)?.trim();
+    arg.parse().map_err(|_| ParseError::Syntax {
+        verb: "REST",
+        reason: format!("restart marker must be a byte offset, got {arg:?}"),
+    })
+}
+
+/// RFC 2389 §4: `opts = opts-cmd SP command-name [ SP command-options ]`.
+fn opts(arg: &str) -> Command {
+    let arg = arg.trim();
+    match arg.split_once(' ') {
+        Some((name, rest)) => Command::Opts(name.to_ascii_uppercase(), Some(rest.to_string())),
+        None => Command::Opts(arg.to_ascii_uppercase(), None),
+    }
+}
+
+impl Command {
+    /// The RFC verb, for logs and for STAT's view of a running transfer.
+    pub fn verb(&self) -> &str {
+        use Command as C;
+        match self {
+            C::User(_) => "USER",
+            C::Pass(_) => "PASS",
+            C::Acct(_) => "ACCT",
+            C::Cwd(_) => "CWD",
+            C::Cdup => "CDUP",
+            C::Rein => "REIN",
+            C::Quit => "QUIT",
+            C::Port(_) => "PORT",
+            C::Pasv => "PASV",
+            C::Eprt(_) => "EPRT",
+            C::Epsv(_) => "EPSV",
+            C::Type(_) => "TYPE",
+            C::Stru(_) => "STRU",
+            C::Mode(_) => "MODE",
+            C::Retr(_) => "RETR",
+            C::Stor(_) => "STOR",
+            C::Stou => "STOU",
+            C::Appe(_) => "APPE",
+            C::Allo => "ALLO",
+            C::Rest(_) => "REST",
+            C::Rnfr(_) => "RNFR",
+            C::Rnto(_) => "RNTO",
+            C::Abor => "ABOR",
+            C::Dele(_) => "DELE",
+            C::Rmd(_) => "RMD",
+            C::Mkd(_) => "MKD",
+            C::Pwd => "PWD",
+            C::List(_) => "LIST",
+            C::Nlst(_) => "NLST",
+            C::Mlsd(_) => "MLSD",
+            C::Mlst(_) => "MLST",
+            C::Size(_) => "SIZE",
+            C::Mdtm(_) => "MDTM",
+            C::Site(_) => "SITE",
+            C::Syst => "SYST",
+            C::Stat(_) => "STAT",
+            C::Help(_) => "HELP",
+            C::Noop => "NOOP",
+            C::Feat => "FEAT",
+            C::Opts(..) => "OPTS",
+            C::Unimplemented(verb) => verb,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_seed_session() {
+        assert_eq!(parse("USER ftp"), Ok(Command::User("ftp".into())));
+        assert_eq!(
+            parse("PASS abc@any-domain.com"),
+            Ok(Command::Pass(Secret::new("abc@any-domain.com")))
+        );
+        assert_eq!(
+            parse("PORT 192,168,0,2,19,137"),
+            Ok(Command::Port("192.168.0.2:5001".parse().unwrap()))
+        );
+        assert_eq!(parse("LIST"), Ok(Command::List(None)));
+        assert_eq!(parse("CWD pub"), Ok(Command::Cwd("pub".into())));
+        assert_eq!(
+            parse("RETR readme.txt"),
+            Ok(Command::Retr("readme.txt".into()))
+        );
+        assert_eq!(parse("QUIT"), Ok(Command::Quit));
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive_and_aliases_map() {
+        assert_eq!(parse("xpwd"), Ok(Command::Pwd));
+        assert_eq!(parse("XMkd new dir"), Ok(Command::Mkd("new dir".into())));
+        assert_eq!(parse("cdup"), Ok(Command::Cdup));
+    }
+
+    #[test]
+    fn path_arguments_keep_spaces_and_utf8() {
+        assert_eq!(
+            parse("RETR my file  ü.txt"),
+            Ok(Command::Retr("my file  ü.txt".into()))
+        );
+    }
+
+    #[test]
+    fn type_codes() {
+        use TransferType::*;
+        assert_eq!(parse("TYPE A"), Ok(Command::Type(Ascii)));
+        assert_eq!(parse("TYPE a n"), Ok(Command::Type(Ascii)));
+        assert_eq!(parse("TYPE I"), Ok(Command::Type(Image)));
+        assert_eq!(parse("TYPE L 8"), Ok(Command::Type(Image)));
+        assert_eq!(parse("TYPE E"), Err(ParseError::Parameter { verb: "TYPE" }));
+        assert!(matches!(parse("TYPE Q"), Err(ParseError::Syntax { .. })));
+        assert!(matches!(parse("TYPE"), Err(ParseError::Syntax { .. })));
+    }
+
+    #[test]
+    fn errors_are_classified() {
+        assert_eq!(parse(""), Err(ParseError::Empty));
+        assert_eq!(parse("FOO bar"), Err(ParseError::Unknown("FOO".into())));
+        assert_eq!(parse("SMNT /x"), Ok(Command::Unimplemented("SMNT".into())));
+        assert!(matches!(parse("REST abc"), Err(ParseError::Syntax { .. })));
+        assert!(matches!(
+            parse("PORT 1,2,3"),
+            Err(ParseError::Syntax { .. })
+        ));
+        assert!(matches!(parse("RETR"), Err(ParseError::Syntax { .. })));
+        assert!(matches!(parse("RETR   "), Err(ParseError::Syntax { .. })));
+    }
+
+    #[test]
+    fn epsv_and_opts() {
+        assert_eq!(parse("EPSV"), Ok(Command::Epsv(EpsvArg::Any)));
+        assert_eq!(parse("EPSV all"), Ok(Command::Epsv(EpsvArg::All)));
+        assert_eq!(parse("EPSV 2"), Ok(Command::Epsv(EpsvArg::Protocol(2))));
+        assert_eq!(parse("EPSV 3"), Err(ParseError::Parameter { verb: "EPSV" }));
+        assert_eq!(
+            parse("OPTS utf8 ON"),
+            Ok(Command::Opts("UTF8".into(), Some("ON".into())))
+        );
+        assert_eq!(
+            parse("EPRT |2|::1|6446|"),
+            Ok(Command::Eprt("[::1]:6446".parse().unwrap()))
+        );
+    }
+
+    #[test]
+    fn secrets_do_not_leak_through_debug() {
+        let text = format!("{:?}", parse("PASS hunter2").unwrap());
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn rest_offsets() {
+        assert_eq!(parse("REST 0"), Ok(Command::Rest(0)));
+        assert_eq!(parse("REST 1715"), Ok(Command::Rest(1715)));
+    }
+}
