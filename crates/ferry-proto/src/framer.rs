@@ -100,7 +100,7 @@ impl LineFramer {
             b'\n' => frames.push(self.end_line()),
             0 => {}
             _ if self.discarding => {}
-            _ if self.line.len() >= self.max_line + 1 => {
+            _ if self.line.len() > self.max_line => {
                 // One byte of slack is kept for the CR of a CRLF ending.
                 self.line = Vec::new();
                 self.discarding = true;
