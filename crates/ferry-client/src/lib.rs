@@ -1,1 +1,43 @@
+//! Ferry's FTP client library: an async [`Client`] that other programs can embed, and the
+//! pieces the `ferry` binary is built from.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), ferry_client::FtpError> {
+//! use ferry_client::{Client, ClientConfig, Secret};
+//! let mut client = Client::connect("ftp.example.com", 21, ClientConfig::default()).await?;
+//! client.login("anonymous", &Secret::new("ferry@"), None).await?;
+//! let mut file = Vec::new();
+//! client.retrieve("readme.txt", &mut file, 0).await?;
+//! client.quit().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`client`]: connecting, logging in, the commands without data connections.
+//! - [`transfer`]: RETR, STOR, APPE, LIST, NLST, MLSD.
+//! - [`data`], `data_setup`: passive and active data connections.
+//! - [`control`]: the bounded control-connection reader and writer.
+//! - [`url`], [`netrc`], [`resolve`]: where to connect and as whom.
 
+pub mod client;
+pub mod config;
+pub mod control;
+pub mod data;
+mod data_setup;
+pub mod error;
+pub mod netrc;
+pub mod replies;
+pub mod resolve;
+pub mod transcript;
+pub mod transfer;
+pub mod url;
+
+pub use client::Client;
+pub use config::{ClientConfig, DataMode};
+pub use error::{ErrorCategory, FtpError};
+pub use ferry_proto::command::{Secret, TransferType};
+pub use ferry_proto::list_parse::{EntryKind, RemoteEntry};
+pub use ferry_proto::reply::Reply;
+pub use replies::Features;
+pub use resolve::{AddressFamily, ResolveOverride};
+pub use transcript::Transcript;
+pub use url::FtpUrl;

@@ -1,0 +1,322 @@
+//! [`Client`]: one FTP session. Connecting, logging in, and the commands without a data
+//! connection; transfers are in [`crate::transfer`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use ferry_proto::command::{Secret, TransferType};
+use ferry_proto::reply::Reply;
+use tokio::net::TcpStream;
+
+use crate::config::ClientConfig;
+use crate::control::Control;
+use crate::error::FtpError;
+use crate::replies::{self, Features};
+use crate::resolve::resolve;
+use crate::transcript::Transcript;
+
+/// One FTP session over one control connection.
+pub struct Client {
+    pub(crate) control: Control,
+    pub(crate) config: ClientConfig,
+    pub(crate) peer: SocketAddr,
+    pub(crate) local: SocketAddr,
+    greeting: Reply,
+    features: Option<Features>,
+    pub(crate) transfer_type: TransferType,
+    /// The server answered EPSV or PASV with a permanent error: do not ask again.
+    pub(crate) epsv_refused: bool,
+    pub(crate) pasv_refused: bool,
+}
+
+impl Client {
+    /// Resolves `host` and connects to each of its addresses in turn until one answers,
+    /// then reads the greeting.
+    pub async fn connect(host: &str, port: u16, config: ClientConfig) -> Result<Self, FtpError> {
+        let addrs = resolve(host, port, config.family, &config.resolve_overrides).await?;
+        let mut last_error = None;
+        for addr in addrs {
+            match Self::connect_addr(addr, config.clone()).await {
+                Ok(client) => return Ok(client),
+                Err(error) if error.is_fatal() || is_connect_error(&error) => {
+                    last_error = Some(error)
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(last_error.unwrap_or(FtpError::NoAddress {
+            host: host.to_string(),
+        }))
+    }
+
+    /// Connects to one address and reads the greeting (RFC 959 §5.4: 120 then 220, or 421).
+    pub async fn connect_addr(addr: SocketAddr, config: ClientConfig) -> Result<Self, FtpError> {
+        if let Some(transcript) = &config.transcript {
+            transcript.trying(addr);
+        }
+        let stream = connect_stream(addr, &config).await?;
+        let local = stream.local_addr().map_err(FtpError::ControlIo)?;
+        let mut control = Control::new(stream, config.control_limits(), config.transcript.clone());
+        let greeting = control.read_final_reply().await?;
+        if greeting.code != 220 {
+            return Err(FtpError::Refused {
+                command: "connect".into(),
+                reply: greeting,
+            });
+        }
+        Ok(Client {
+            control,
+            config,
+            peer: addr,
+            local,
+            greeting,
+            features: None,
+            transfer_type: TransferType::Ascii,
+            epsv_refused: false,
+            pasv_refused: false,
+        })
+    }
+
+    /// The server's 220 greeting.
+    pub fn greeting(&self) -> &Reply {
+        &self.greeting
+    }
+
+    /// The server's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The settings this client runs with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// Changes the settings; the connection's limits stay as they were at connect time.
+    pub fn config_mut(&mut self) -> &mut ClientConfig {
+        &mut self.config
+    }
+
+    /// Replaces the observer of the control connection.
+    pub fn set_transcript(&mut self, transcript: Option<Arc<dyn Transcript>>) {
+        self.control.set_transcript(transcript.clone());
+        self.config.transcript = transcript;
+    }
+
+    /// Logs in with USER and PASS (and ACCT if asked for), RFC 959 §4.1.1.
+    /// Returns the final reply, usually 230 with the server's welcome text.
+    pub async fn login(
+        &mut self,
+        user: &str,
+        password: &Secret,
+        account: Option<&str>,
+    ) -> Result<Reply, FtpError> {
+        let mut reply = self.control.command_final(&format!("USER {user}")).await?;
+        if reply.code == 331 {
+            let line = format!("PASS {}", password.expose());
+            reply = self.control.command_final(&line).await?;
+        }
+        if let (332, Some(account)) = (reply.code, account) {
+            reply = self
+                .control
+                .command_final(&format!("ACCT {account}"))
+                .await?;
+        }
+        match reply.class() {
+            2 => Ok(reply),
+            _ => Err(FtpError::LoginRefused { reply }),
+        }
+    }
+
+    /// Sends USER only (for a caller that prompts for the password after seeing the reply).
+    pub async fn user(&mut self, user: &str) -> Result<Reply, FtpError> {
+        let reply = self.control.command_final(&format!("USER {user}")).await?;
+        login_step(reply)
+    }
+
+    /// Sends PASS only; see [`Client::user`].
+    pub async fn pass(&mut self, password: &Secret) -> Result<Reply, FtpError> {
+        let line = format!("PASS {}", password.expose());
+        let reply = self.control.command_final(&line).await?;
+        login_step(reply)
+    }
+
+    /// Sends ACCT (RFC 959 §4.1.1).
+    pub async fn account(&mut self, account: &str) -> Result<Reply, FtpError> {
+        let reply = self
+            .control
+            .command_final(&format!("ACCT {account}"))
+            .await?;
+        login_step(reply)
+    }
+
+    /// The server's extensions (FEAT, RFC 2389), asked once and remembered. A server without
+    /// FEAT has no extensions.
+    pub async fn features(&mut self) -> Result<&Features, FtpError> {
+        if self.features.is_none() {
+            let reply = self.control.command_final("FEAT").await?;
+            self.features = Some(Features::from_reply(&reply));
+        }
+        Ok(self.features.get_or_insert_with(Features::default))
+    }
+
+    /// The current remote directory (PWD, RFC 959 §4.1.3).
+    pub async fn pwd(&mut self) -> Result<String, FtpError> {
+        let reply = self.expect_ok("PWD", None).await?;
+        replies::parse_257_path(&reply.text()).ok_or(FtpError::UnexpectedReply {
+            command: "PWD".into(),
+            reply,
+        })
+    }
+
+    /// Changes the remote directory (CWD, RFC 959 §4.1.1).
+    pub async fn cwd(&mut self, path: &str) -> Result<Reply, FtpError> {
+        self.expect_ok(&format!("CWD {path}"), Some(path)).await
+    }
+
+    /// Goes to the parent directory (CDUP, RFC 959 §4.1.1).
+    pub async fn cdup(&mut self) -> Result<Reply, FtpError> {
+        self.expect_ok("CDUP", None).await
+    }
+
+    /// Creates a directory (MKD, RFC 959 §4.1.3).
+    pub async fn mkdir(&mut self, path: &str) -> Result<Reply, FtpError> {
+        self.expect_ok(&format!("MKD {path}"), Some(path)).await
+    }
+
+    /// Removes a directory (RMD, RFC 959 §4.1.3).
+    pub async fn rmdir(&mut self, path: &str) -> Result<Reply, FtpError> {
+        self.expect_ok(&format!("RMD {path}"), Some(path)).await
+    }
+
+    /// Deletes a file (DELE, RFC 959 §4.1.3).
+    pub async fn delete(&mut self, path: &str) -> Result<Reply, FtpError> {
+        self.expect_ok(&format!("DELE {path}"), Some(path)).await
+    }
+
+    /// Renames `from` to `to` (RNFR then RNTO, RFC 959 §4.1.3).
+    pub async fn rename(&mut self, from: &str, to: &str) -> Result<Reply, FtpError> {
+        let reply = self.control.command_final(&format!("RNFR {from}")).await?;
+        if reply.code != 350 {
+            return Err(negative(reply, "RNFR", Some(from)));
+        }
+        self.expect_ok(&format!("RNTO {to}"), Some(to)).await
+    }
+
+    /// The size of a file in the current TYPE (SIZE, RFC 3659 §4).
+    pub async fn size(&mut self, path: &str) -> Result<u64, FtpError> {
+        let reply = self.expect_ok(&format!("SIZE {path}"), Some(path)).await?;
+        replies::parse_size(&reply).ok_or(FtpError::UnexpectedReply {
+            command: "SIZE".into(),
+            reply,
+        })
+    }
+
+    /// A file's modification time in seconds since the epoch, UTC (MDTM, RFC 3659 §3).
+    pub async fn mdtm(&mut self, path: &str) -> Result<i64, FtpError> {
+        let reply = self.expect_ok(&format!("MDTM {path}"), Some(path)).await?;
+        replies::parse_mdtm(&reply).ok_or(FtpError::UnexpectedReply {
+            command: "MDTM".into(),
+            reply,
+        })
+    }
+
+    /// Sets the representation type (TYPE, RFC 959 §4.1.2).
+    pub async fn set_type(&mut self, transfer_type: TransferType) -> Result<Reply, FtpError> {
+        let line = match transfer_type {
+            TransferType::Ascii => "TYPE A",
+            TransferType::Image => "TYPE I",
+        };
+        let reply = self.expect_ok(line, None).await?;
+        self.transfer_type = transfer_type;
+        Ok(reply)
+    }
+
+    /// The representation type transfers use now.
+    pub fn transfer_type(&self) -> TransferType {
+        self.transfer_type
+    }
+
+    /// The server's operating system (SYST, RFC 959 §4.1.3).
+    pub async fn system(&mut self) -> Result<Reply, FtpError> {
+        self.expect_ok("SYST", None).await
+    }
+
+    /// A SITE command (RFC 959 §4.1.3); the reply is returned whatever its code.
+    pub async fn site(&mut self, arguments: &str) -> Result<Reply, FtpError> {
+        self.raw(&format!("SITE {arguments}")).await
+    }
+
+    /// Sends any command line and returns its final reply, whatever its code.
+    pub async fn raw(&mut self, line: &str) -> Result<Reply, FtpError> {
+        self.control.command_final(line).await
+    }
+
+    /// Keeps the connection alive (NOOP, RFC 959 §4.1.3).
+    pub async fn noop(&mut self) -> Result<Reply, FtpError> {
+        self.expect_ok("NOOP", None).await
+    }
+
+    /// Ends the session (QUIT, RFC 959 §4.1.1).
+    pub async fn quit(mut self) -> Result<Reply, FtpError> {
+        self.control.command_final("QUIT").await
+    }
+
+    /// Sends `line` and wants a 2yz final reply; `path` names the file in errors.
+    pub(crate) async fn expect_ok(
+        &mut self,
+        line: &str,
+        path: Option<&str>,
+    ) -> Result<Reply, FtpError> {
+        let reply = self.control.command_final(line).await?;
+        if reply.class() == 2 {
+            return Ok(reply);
+        }
+        let verb = line.split(' ').next().unwrap_or(line);
+        Err(negative(reply, verb, path))
+    }
+}
+
+/// The error for a negative reply to `verb`: file errors name the file.
+pub(crate) fn negative(reply: Reply, verb: &str, path: Option<&str>) -> FtpError {
+    match (reply.code, path) {
+        (450 | 550 | 553, Some(path)) => FtpError::FileUnavailable {
+            path: path.to_string(),
+            reply,
+        },
+        (100..=399, _) => FtpError::UnexpectedReply {
+            command: verb.to_string(),
+            reply,
+        },
+        _ => FtpError::Refused {
+            command: verb.to_string(),
+            reply,
+        },
+    }
+}
+
+fn login_step(reply: Reply) -> Result<Reply, FtpError> {
+    match reply.class() {
+        2 | 3 => Ok(reply),
+        _ => Err(FtpError::LoginRefused { reply }),
+    }
+}
+
+fn is_connect_error(error: &FtpError) -> bool {
+    matches!(
+        error,
+        FtpError::Connect { .. } | FtpError::ConnectTimeout { .. }
+    )
+}
+
+async fn connect_stream(addr: SocketAddr, config: &ClientConfig) -> Result<TcpStream, FtpError> {
+    let timeout = config.connect_timeout;
+    match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(source)) => Err(FtpError::Connect { addr, source }),
+        Err(_) => Err(FtpError::ConnectTimeout {
+            addr,
+            seconds: timeout.as_secs(),
+        }),
+    }
+}

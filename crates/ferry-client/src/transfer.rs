@@ -1,0 +1,366 @@
+//! Transfers over a data connection: RETR, STOR, APPE and the listings (LIST, NLST, MLSD).
+//!
+//! Each transfer opens its data connection first (passive, or active as a fallback), sends
+//! REST when resuming, sends the command, then moves the bytes with a timeout on every read and
+//! write, and succeeds only on the server's 2yz final reply. On any failure after the server
+//! said 1yz, ABOR resynchronises the control connection.
+
+use std::time::Duration;
+
+use ferry_proto::ascii::{lf_to_crlf, CrlfDecoder};
+use ferry_proto::command::TransferType;
+use ferry_proto::list_parse::{parse_list, parse_mlsd, RemoteEntry};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::client::{negative, Client};
+use crate::data::PendingData;
+use crate::error::FtpError;
+
+const CHUNK: usize = 64 * 1024;
+
+/// What a download is: the command line, the file it names, where it starts.
+struct Request<'a> {
+    line: String,
+    path: &'a str,
+    offset: u64,
+    ascii: bool,
+}
+
+impl Client {
+    /// Downloads `path` into `writer` (RETR, RFC 959 §4.1.3), starting at byte `offset` (REST,
+    /// RFC 3659 §5) when it is not 0. Returns the number of bytes written to `writer`.
+    pub async fn retrieve<W: AsyncWrite + Unpin>(
+        &mut self,
+        path: &str,
+        writer: &mut W,
+        offset: u64,
+    ) -> Result<u64, FtpError> {
+        let ascii = self.transfer_type == TransferType::Ascii;
+        let request = Request {
+            line: format!("RETR {path}"),
+            path,
+            offset,
+            ascii,
+        };
+        self.download(request, writer, None).await
+    }
+
+    /// Uploads `reader` as `path` (STOR, RFC 959 §4.1.3); with `offset` > 0 the server is told to
+    /// write from that byte on (REST before STOR), for resuming an upload.
+    pub async fn store<R: AsyncRead + Unpin>(
+        &mut self,
+        path: &str,
+        reader: &mut R,
+        offset: u64,
+    ) -> Result<u64, FtpError> {
+        self.upload(&format!("STOR {path}"), path, reader, offset)
+            .await
+    }
+
+    /// Appends `reader` to the remote file `path` (APPE, RFC 959 §4.1.3).
+    pub async fn append<R: AsyncRead + Unpin>(
+        &mut self,
+        path: &str,
+        reader: &mut R,
+    ) -> Result<u64, FtpError> {
+        self.upload(&format!("APPE {path}"), path, reader, 0).await
+    }
+
+    /// Writes the server's LIST output (RFC 959 §4.1.3) into `writer`, line ends made LF.
+    pub async fn list_into<W: AsyncWrite + Unpin>(
+        &mut self,
+        path: Option<&str>,
+        writer: &mut W,
+    ) -> Result<u64, FtpError> {
+        let request = listing_request("LIST", path);
+        self.download(request, writer, None).await
+    }
+
+    /// Writes the server's NLST output (RFC 959 §4.1.3) into `writer`, line ends made LF.
+    pub async fn nlst_into<W: AsyncWrite + Unpin>(
+        &mut self,
+        path: Option<&str>,
+        writer: &mut W,
+    ) -> Result<u64, FtpError> {
+        let request = listing_request("NLST", path);
+        self.download(request, writer, None).await
+    }
+
+    /// Writes the server's MLSD output (RFC 3659 §7) into `writer`, line ends made LF.
+    pub async fn mlsd_into<W: AsyncWrite + Unpin>(
+        &mut self,
+        path: Option<&str>,
+        writer: &mut W,
+    ) -> Result<u64, FtpError> {
+        let request = listing_request("MLSD", path);
+        self.download(request, writer, None).await
+    }
+
+    /// The LIST output as text (at most `max_listing` bytes).
+    pub async fn list(&mut self, path: Option<&str>) -> Result<String, FtpError> {
+        self.listing("LIST", path).await
+    }
+
+    /// The names NLST gives (RFC 959 §4.1.3).
+    pub async fn nlst(&mut self, path: Option<&str>) -> Result<Vec<String>, FtpError> {
+        let text = self.listing("NLST", path).await?;
+        Ok(text
+            .lines()
+            .filter(|line| !line.is_empty())
+            .map(str::to_string)
+            .collect())
+    }
+
+    /// The entries MLSD gives (RFC 3659 §7), without the `.`/`..` entries.
+    pub async fn mlsd(&mut self, path: Option<&str>) -> Result<Vec<RemoteEntry>, FtpError> {
+        let text = self.listing("MLSD", path).await?;
+        Ok(without_dot_entries(parse_mlsd(&text)))
+    }
+
+    /// The entries of a directory: MLSD when the server announces MLST in FEAT, else LIST
+    /// parsed as `ls -l`, DOS or EPLF lines. `now` (seconds since the epoch) dates `ls -l`
+    /// entries that show no year.
+    pub async fn entries(
+        &mut self,
+        path: Option<&str>,
+        now: i64,
+    ) -> Result<Vec<RemoteEntry>, FtpError> {
+        if self.features().await?.has("MLST") {
+            return self.mlsd(path).await;
+        }
+        let text = self.listing("LIST", path).await?;
+        Ok(without_dot_entries(parse_list(&text, now)))
+    }
+
+    async fn listing(&mut self, verb: &str, path: Option<&str>) -> Result<String, FtpError> {
+        let mut body = Vec::new();
+        let limit = Some(self.config.max_listing);
+        self.download(listing_request(verb, path), &mut body, limit)
+            .await?;
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+
+    async fn download<W: AsyncWrite + Unpin>(
+        &mut self,
+        request: Request<'_>,
+        writer: &mut W,
+        limit: Option<usize>,
+    ) -> Result<u64, FtpError> {
+        let stream = self
+            .start_transfer(&request.line, request.path, request.offset)
+            .await?;
+        let timeout = self.config.data_timeout;
+        let copied = receive(stream, writer, &request, timeout, limit).await;
+        self.finish_transfer(copied, request.path).await
+    }
+
+    async fn upload<R: AsyncRead + Unpin>(
+        &mut self,
+        line: &str,
+        path: &str,
+        reader: &mut R,
+        offset: u64,
+    ) -> Result<u64, FtpError> {
+        let stream = self.start_transfer(line, path, offset).await?;
+        let ascii = self.transfer_type == TransferType::Ascii;
+        let timeout = self.config.data_timeout;
+        let copied = send(stream, reader, ascii, timeout, path).await;
+        self.finish_transfer(copied, path).await
+    }
+
+    /// Opens the data connection and sends REST and the command; returns the data stream once
+    /// the server said 1yz and (in active mode) connected.
+    async fn start_transfer(
+        &mut self,
+        line: &str,
+        path: &str,
+        offset: u64,
+    ) -> Result<TcpStream, FtpError> {
+        let pending = self.open_data().await?;
+        if offset > 0 {
+            let reply = self
+                .control
+                .command_final(&format!("REST {offset}"))
+                .await?;
+            if reply.code != 350 {
+                return Err(negative(reply, "REST", None));
+            }
+        }
+        let reply = self.control.command(line).await?;
+        if reply.class() != 1 {
+            let verb = line.split(' ').next().unwrap_or(line);
+            return Err(negative(reply, verb, Some(path)));
+        }
+        match self.await_data_connection(pending, path).await {
+            Ok(stream) => Ok(stream),
+            Err(error) => Err(self.abort_after(error).await),
+        }
+    }
+
+    /// Waits for the data connection; in active mode a reply on the control connection first
+    /// (425, say) means the server gave up, so that is watched too.
+    async fn await_data_connection(
+        &mut self,
+        pending: PendingData,
+        path: &str,
+    ) -> Result<TcpStream, FtpError> {
+        let peer = self.peer.ip();
+        let timeout = self.config.data_timeout;
+        let establish = pending.establish(peer, timeout);
+        tokio::pin!(establish);
+        tokio::select! {
+            biased;
+            stream = &mut establish => stream,
+            readable = self.control.readable() => {
+                readable?;
+                let reply = self.control.read_final_reply().await?;
+                Err(FtpError::TransferFailed { path: path.to_string(), reply })
+            }
+        }
+    }
+
+    /// Reads the final reply of a transfer whose bytes were moved (or not).
+    async fn finish_transfer(
+        &mut self,
+        copied: Result<u64, FtpError>,
+        path: &str,
+    ) -> Result<u64, FtpError> {
+        let count = match copied {
+            Ok(count) => count,
+            Err(error) => return Err(self.abort_after(error).await),
+        };
+        let reply = self.control.read_final_reply().await?;
+        if reply.class() == 2 {
+            Ok(count)
+        } else {
+            Err(FtpError::TransferFailed {
+                path: path.to_string(),
+                reply,
+            })
+        }
+    }
+
+    /// Sends ABOR after a failed transfer and reads the replies it causes (RFC 959 §4.1.3: 426
+    /// for the transfer, then 226; or only 226/225), waiting a short while at most.
+    async fn abort_after(&mut self, error: FtpError) -> FtpError {
+        if error.is_fatal() || self.control.send("ABOR").await.is_err() {
+            return error;
+        }
+        let wait = self.config.reply_timeout.min(Duration::from_secs(5));
+        for _ in 0..3 {
+            match tokio::time::timeout(wait, self.control.read_reply()).await {
+                Ok(Ok(reply)) if reply.code == 426 || reply.class() == 1 => continue,
+                _ => break,
+            }
+        }
+        error
+    }
+}
+
+fn listing_request<'a>(verb: &str, path: Option<&'a str>) -> Request<'a> {
+    let line = match path {
+        Some(path) => format!("{verb} {path}"),
+        None => verb.to_string(),
+    };
+    Request {
+        line,
+        path: path.unwrap_or("."),
+        offset: 0,
+        ascii: true,
+    }
+}
+
+fn without_dot_entries(entries: Vec<RemoteEntry>) -> Vec<RemoteEntry> {
+    entries
+        .into_iter()
+        .filter(|e| e.name != "." && e.name != ".." && !e.name.contains('/'))
+        .collect()
+}
+
+/// Copies the data connection into `writer`, decoding CRLF in ASCII mode.
+async fn receive<W: AsyncWrite + Unpin>(
+    mut stream: TcpStream,
+    writer: &mut W,
+    request: &Request<'_>,
+    timeout: Duration,
+    limit: Option<usize>,
+) -> Result<u64, FtpError> {
+    let mut buffer = vec![0; CHUNK];
+    let mut decoder = request.ascii.then(CrlfDecoder::new);
+    let mut decoded = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let read = timed(timeout, "receiving data", stream.read(&mut buffer)).await?;
+        let read = read.map_err(|source| broken(request.path, source))?;
+        decoded.clear();
+        match (&mut decoder, read) {
+            (Some(decoder), 0) => decoder.finish(&mut decoded),
+            (Some(decoder), n) => decoder.decode(&buffer[..n], &mut decoded),
+            (None, n) => decoded.extend_from_slice(&buffer[..n]),
+        }
+        total += decoded.len() as u64;
+        if limit.is_some_and(|limit| total > limit as u64) {
+            return Err(FtpError::ListingTooLarge {
+                limit: limit.unwrap_or_default(),
+            });
+        }
+        writer.write_all(&decoded).await.map_err(FtpError::Local)?;
+        if read == 0 {
+            writer.flush().await.map_err(FtpError::Local)?;
+            return Ok(total);
+        }
+    }
+}
+
+/// Copies `reader` into the data connection, encoding LF as CRLF in ASCII mode, then closes it.
+async fn send<R: AsyncRead + Unpin>(
+    mut stream: TcpStream,
+    reader: &mut R,
+    ascii: bool,
+    timeout: Duration,
+    path: &str,
+) -> Result<u64, FtpError> {
+    let mut buffer = vec![0; CHUNK];
+    let mut encoded = Vec::new();
+    let mut total = 0u64;
+    loop {
+        let read = reader.read(&mut buffer).await.map_err(FtpError::Local)?;
+        if read == 0 {
+            break;
+        }
+        total += read as u64;
+        let bytes = if ascii {
+            encoded.clear();
+            lf_to_crlf(&buffer[..read], &mut encoded);
+            &encoded[..]
+        } else {
+            &buffer[..read]
+        };
+        let written = timed(timeout, "sending data", stream.write_all(bytes)).await?;
+        written.map_err(|source| broken(path, source))?;
+    }
+    let closed = timed(timeout, "closing the data connection", stream.shutdown()).await?;
+    closed.map_err(|source| broken(path, source))?;
+    Ok(total)
+}
+
+async fn timed<T>(
+    timeout: Duration,
+    action: &'static str,
+    future: impl std::future::Future<Output = T>,
+) -> Result<T, FtpError> {
+    tokio::time::timeout(timeout, future)
+        .await
+        .map_err(|_| FtpError::DataTimeout {
+            action,
+            seconds: timeout.as_secs(),
+        })
+}
+
+fn broken(path: &str, source: std::io::Error) -> FtpError {
+    FtpError::TransferBroken {
+        path: path.to_string(),
+        source,
+    }
+}
