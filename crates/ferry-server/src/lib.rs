@@ -1,1 +1,14 @@
+//! The Ferry FTP server: configuration, accounts, storage, sessions and the listener.
+//!
+//! Embed it with [`server::run`]: bind a `TcpListener`, build a [`server::Context`] from a
+//! [`config::Config`], and pass a shutdown future.
 
+pub mod config;
+pub mod data;
+pub mod server;
+pub mod session;
+pub mod storage;
+pub mod users;
+
+pub use config::Config;
+pub use server::{run, Context};

@@ -1,1 +1,245 @@
-fn main(){}
+//! `ferryd`: the Ferry FTP server's command line.
+//!
+//! With no arguments it serves the current folder to anonymous users, read-only, on port 21.
+//! `--config FILE` loads a TOML file (see `ferryd.example.toml`); every option is also a flag,
+//! and flags win over the file.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use ferry_server::config::{ActiveSource, Config};
+use ferry_server::{run, Context};
+
+/// Ferry FTP server. Serves a folder over FTP; anonymous read-only by default.
+#[derive(Debug, Parser)]
+#[command(name = "ferryd", version)]
+struct Args {
+    /// TOML configuration file; flags override its settings.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration (file and flags), say what is wrong, and exit.
+    #[arg(long)]
+    check_config: bool,
+    /// Read a password from standard input, print its argon2 hash for the users file, and exit.
+    #[arg(long)]
+    hash_password: bool,
+    /// Address and port to listen on, e.g. 0.0.0.0:21, [::]:21, [::1]:2121 [default: 0.0.0.0:21]
+    #[arg(long, short = 'l', value_name = "ADDR:PORT")]
+    listen: Option<SocketAddr>,
+    /// Folder to serve [default: the current folder]
+    #[arg(long, short = 'r', value_name = "DIR")]
+    root: Option<PathBuf>,
+    /// Name the server gives itself in replies [default: the host name]
+    #[arg(long, value_name = "NAME")]
+    server_name: Option<String>,
+    /// Text of the 220 greeting [default: "<DOMAIN> FTP Service"]
+    #[arg(long, value_name = "TEXT")]
+    banner: Option<String>,
+    /// Longest control line accepted, in bytes [default: 4096]
+    #[arg(long, value_name = "BYTES")]
+    max_line: Option<usize>,
+    /// Most sessions at once [default: 1000]
+    #[arg(long, value_name = "N")]
+    max_sessions: Option<usize>,
+    /// Refuse anonymous logins.
+    #[arg(long)]
+    no_anonymous: bool,
+    /// Folder served to anonymous users [default: --root]
+    #[arg(long, value_name = "DIR")]
+    anonymous_root: Option<PathBuf>,
+    /// Let anonymous users upload, delete, rename and make folders.
+    #[arg(long)]
+    anonymous_writable: bool,
+    /// TOML file of named accounts with argon2 password hashes.
+    #[arg(long, value_name = "FILE")]
+    users_file: Option<PathBuf>,
+    /// Passive port range, e.g. 50000-50100 [default: any free port]
+    #[arg(long, value_name = "START-END")]
+    passive_ports: Option<String>,
+    /// Address to advertise in PASV replies (behind NAT) [default: the control connection's]
+    #[arg(long, value_name = "IP")]
+    passive_address: Option<IpAddr>,
+    /// Source port of active data connections: adjacent (control port - 1) or ephemeral.
+    #[arg(long, value_name = "SOURCE", value_parser = parse_active_source)]
+    active_source: Option<ActiveSource>,
+    /// Refuse PORT and EPRT.
+    #[arg(long)]
+    no_active: bool,
+    /// Refuse PASV and EPSV.
+    #[arg(long)]
+    no_passive: bool,
+    /// Seconds a logged-in session may be idle [default: 300]
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+    /// Seconds a client has to log in [default: 60]
+    #[arg(long, value_name = "SECS")]
+    login_timeout: Option<u64>,
+    /// Seconds to wait for a data connection [default: 30]
+    #[arg(long, value_name = "SECS")]
+    data_timeout: Option<u64>,
+    /// Seconds a transfer may move no byte before it is broken off [default: 300]
+    #[arg(long, value_name = "SECS")]
+    stall_timeout: Option<u64>,
+    /// Seconds running transfers may finish after SIGINT/SIGTERM [default: 10]
+    #[arg(long, value_name = "SECS")]
+    shutdown_grace: Option<u64>,
+    /// Milliseconds to wait before answering a failed login [default: 1000]
+    #[arg(long, value_name = "MS")]
+    failed_login_delay: Option<u64>,
+    /// error, warn, info, debug or trace [default: info]
+    #[arg(long, value_name = "LEVEL")]
+    log_level: Option<String>,
+}
+
+fn parse_active_source(text: &str) -> Result<ActiveSource, String> {
+    match text {
+        "adjacent" => Ok(ActiveSource::Adjacent),
+        "ephemeral" => Ok(ActiveSource::Ephemeral),
+        _ => Err("expected adjacent or ephemeral".into()),
+    }
+}
+
+impl Args {
+    /// The file's configuration (or the defaults) with the flags applied on top.
+    fn into_config(self) -> anyhow::Result<Config> {
+        let mut config = match &self.config {
+            Some(path) => Config::load(path)?,
+            None => Config::default(),
+        };
+        set(&mut config.listen, self.listen);
+        set(&mut config.root, self.root);
+        set_some(&mut config.server_name, self.server_name);
+        set_some(&mut config.banner, self.banner);
+        set(&mut config.max_line, self.max_line);
+        set(&mut config.max_sessions, self.max_sessions);
+        config.anonymous.enabled &= !self.no_anonymous;
+        set_some(&mut config.anonymous.root, self.anonymous_root);
+        config.anonymous.writable |= self.anonymous_writable;
+        set_some(&mut config.users_file, self.users_file);
+        set_some(&mut config.data.passive_ports, self.passive_ports);
+        set_some(&mut config.data.passive_address, self.passive_address);
+        set(&mut config.data.active_source, self.active_source);
+        config.data.active_enabled &= !self.no_active;
+        config.data.passive_enabled &= !self.no_passive;
+        let timeouts = &mut config.timeouts;
+        set(&mut timeouts.idle, self.idle_timeout);
+        set(&mut timeouts.login, self.login_timeout);
+        set(&mut timeouts.data_connect, self.data_timeout);
+        set(&mut timeouts.stalled_transfer, self.stall_timeout);
+        set(&mut timeouts.shutdown_grace, self.shutdown_grace);
+        set(&mut timeouts.failed_login_delay_ms, self.failed_login_delay);
+        set(&mut config.log_level, self.log_level);
+        Ok(config)
+    }
+}
+
+fn set<T>(field: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *field = value;
+    }
+}
+
+fn set_some<T>(field: &mut Option<T>, value: Option<T>) {
+    if value.is_some() {
+        *field = value;
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.hash_password {
+        return hash_password();
+    }
+    let check_only = args.check_config;
+    let config = args.into_config()?;
+    let context = Context::new(config).context("invalid configuration")?;
+    if check_only {
+        println!("configuration OK");
+        return Ok(());
+    }
+    init_logging(&context.config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(context))
+}
+
+async fn serve(context: Context) -> anyhow::Result<()> {
+    let address = context.config.listen;
+    let listener = match tokio::net::TcpListener::bind(address).await {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            bail!("cannot listen on {address}: {e} (ports below 1024 need root; try --listen 127.0.0.1:2121)")
+        }
+        Err(e) => bail!("cannot listen on {address}: {e}"),
+    };
+    let local = listener.local_addr()?;
+    println!("ferryd listening on {local}");
+    println!("{}", describe_access(&context));
+    run(listener, Arc::new(context), shutdown_signal()).await;
+    Ok(())
+}
+
+/// One line saying what is served to whom.
+fn describe_access(context: &Context) -> String {
+    let config = &context.config;
+    let root = config.anonymous_root();
+    let root = root.canonicalize().unwrap_or(root);
+    let anonymous = if !config.anonymous.enabled {
+        "anonymous logins off".to_string()
+    } else {
+        let access = if config.anonymous.writable {
+            "read-write"
+        } else {
+            "read-only"
+        };
+        format!(
+            "serving {} to anonymous users (ftp, anonymous), {access}",
+            root.display()
+        )
+    };
+    format!("{anonymous}; {} named user(s)", context.users.len())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).ok();
+    let term = async {
+        match terminate.as_mut() {
+            Some(stream) => {
+                stream.recv().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+}
+
+fn init_logging(level: &str) {
+    let level: tracing::Level = level.parse().unwrap_or(tracing::Level::INFO);
+    tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
+}
+
+fn hash_password() -> anyhow::Result<()> {
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    let password = line.trim_end_matches(['\r', '\n']);
+    if password.is_empty() {
+        bail!("empty password on standard input");
+    }
+    let hash = ferry_server::users::hash_password(password).map_err(anyhow::Error::msg)?;
+    println!("{hash}");
+    Ok(())
+}

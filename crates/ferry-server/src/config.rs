@@ -1,0 +1,341 @@
+//! Server configuration: the TOML file, its defaults, and validation.
+//!
+//! Every field has a default, so `ferryd` runs with no file at all. `ferryd.example.toml` at the
+//! repository root documents each option; `main.rs` maps each one to a command-line flag.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything `ferryd` can be told.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port of the control listener. `[::]:21` also accepts IPv4 on Linux.
+    pub listen: SocketAddr,
+    /// Folder served to anonymous users unless `anonymous.root` says otherwise.
+    pub root: PathBuf,
+    /// The name the server gives itself in its replies; defaults to the host name.
+    pub server_name: Option<String>,
+    /// Text of the 220 greeting; defaults to "<DOMAIN> FTP Service" (see [`Config::greeting`]).
+    pub banner: Option<String>,
+    /// Longest control line accepted, in bytes; longer lines get 500 and are discarded.
+    pub max_line: usize,
+    /// Most sessions at once; further connections get 421 and are closed.
+    pub max_sessions: usize,
+    pub anonymous: AnonymousConfig,
+    /// A TOML file of named accounts (see `users.example.toml`).
+    pub users_file: Option<PathBuf>,
+    pub data: DataConfig,
+    pub timeouts: TimeoutConfig,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: String,
+}
+
+/// Anonymous FTP (RFC 1635).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AnonymousConfig {
+    pub enabled: bool,
+    /// Defaults to the server's `root`.
+    pub root: Option<PathBuf>,
+    /// Anonymous users may upload, delete, rename and make folders. Off by default.
+    pub writable: bool,
+}
+
+/// Where the server's data connections go.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Passive ports, `"start-end"`; empty means any port the system gives.
+    pub passive_ports: Option<String>,
+    /// Address advertised in 227 replies (for a server behind NAT); defaults to the control
+    /// connection's local address.
+    pub passive_address: Option<IpAddr>,
+    /// `"adjacent"`: active data connections come from the control port minus one (port 20 when
+    /// listening on 21), as RFC 959 says; `"ephemeral"`: from any port.
+    pub active_source: ActiveSource,
+    pub active_enabled: bool,
+    pub passive_enabled: bool,
+}
+
+/// The source port of active-mode data connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActiveSource {
+    Adjacent,
+    Ephemeral,
+}
+
+/// Time limits, in seconds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeoutConfig {
+    /// A session with no command and no transfer for this long is closed (421).
+    pub idle: u64,
+    /// A session that has not logged in after this long is closed (421).
+    pub login: u64,
+    /// Waiting for a data connection to be accepted or connected.
+    pub data_connect: u64,
+    /// A transfer that moves no byte for this long is broken off (426).
+    pub stalled_transfer: u64,
+    /// On SIGINT/SIGTERM, how long running transfers may go on before the server closes them.
+    pub shutdown_grace: u64,
+    /// Pause before answering a failed login, in milliseconds.
+    pub failed_login_delay_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([0, 0, 0, 0], 21)),
+            root: PathBuf::from("."),
+            server_name: None,
+            banner: None,
+            max_line: 4096,
+            max_sessions: 1000,
+            anonymous: AnonymousConfig::default(),
+            users_file: None,
+            data: DataConfig::default(),
+            timeouts: TimeoutConfig::default(),
+            log_level: "info".into(),
+        }
+    }
+}
+
+impl Default for AnonymousConfig {
+    fn default() -> Self {
+        AnonymousConfig {
+            enabled: true,
+            root: None,
+            writable: false,
+        }
+    }
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        DataConfig {
+            passive_ports: None,
+            passive_address: None,
+            active_source: ActiveSource::Adjacent,
+            active_enabled: true,
+            passive_enabled: true,
+        }
+    }
+}
+
+impl Default for TimeoutConfig {
+    fn default() -> Self {
+        TimeoutConfig {
+            idle: 300,
+            login: 60,
+            data_connect: 30,
+            stalled_transfer: 300,
+            shutdown_grace: 10,
+            failed_login_delay_ms: 1000,
+        }
+    }
+}
+
+/// What is wrong with a configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads and validates a TOML file.
+    pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: ranges, folders, timeouts.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        if self.max_line < 64 {
+            return invalid(format!(
+                "max_line = {} is too small (at least 64)",
+                self.max_line
+            ));
+        }
+        if self.max_sessions == 0 {
+            return invalid("max_sessions must be at least 1".into());
+        }
+        self.passive_port_range()?;
+        if !self.root.is_dir() {
+            return invalid(format!("root {} is not a folder", self.root.display()));
+        }
+        if let Some(root) = &self.anonymous.root {
+            if !root.is_dir() {
+                return invalid(format!("anonymous.root {} is not a folder", root.display()));
+            }
+        }
+        let t = &self.timeouts;
+        for (name, value) in [
+            ("timeouts.idle", t.idle),
+            ("timeouts.login", t.login),
+            ("timeouts.data_connect", t.data_connect),
+            ("timeouts.stalled_transfer", t.stalled_transfer),
+        ] {
+            if value == 0 {
+                return invalid(format!("{name} must be at least 1 second"));
+            }
+        }
+        if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
+            return invalid(format!(
+                "log_level {:?} is not one of error, warn, info, debug, trace",
+                self.log_level
+            ));
+        }
+        Ok(())
+    }
+
+    /// The passive port range, if one is set.
+    pub fn passive_port_range(&self) -> Result<Option<(u16, u16)>, ConfigError> {
+        let Some(text) = &self.data.passive_ports else {
+            return Ok(None);
+        };
+        parse_port_range(text).map(Some).ok_or_else(|| {
+            ConfigError::Invalid(format!(
+                "data.passive_ports {text:?} is not a range like \"50000-50100\" (1024..65535, start <= end)"
+            ))
+        })
+    }
+
+    /// The server's name: `server_name`, else the host name, else "localhost".
+    pub fn server_name(&self) -> String {
+        self.server_name.clone().unwrap_or_else(host_name)
+    }
+
+    /// The 220 text: `banner`, else the name without a leading "ftp.", upper-cased, and
+    /// " FTP Service" (so `ftp.any-domain.com` greets as "ANY-DOMAIN.COM FTP Service").
+    pub fn greeting(&self) -> String {
+        if let Some(banner) = &self.banner {
+            return banner.clone();
+        }
+        let name = self.server_name();
+        let domain = name.strip_prefix("ftp.").unwrap_or(&name);
+        format!("{} FTP Service", domain.to_uppercase())
+    }
+
+    pub fn anonymous_root(&self) -> PathBuf {
+        self.anonymous
+            .root
+            .clone()
+            .unwrap_or_else(|| self.root.clone())
+    }
+
+    pub fn idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.idle)
+    }
+
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.login)
+    }
+
+    pub fn data_connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.data_connect)
+    }
+
+    pub fn stall_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeouts.stalled_transfer)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.timeouts.shutdown_grace)
+    }
+}
+
+/// `"50000-50100"` → `(50000, 50100)`.
+pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
+    let (start, end) = text.split_once('-')?;
+    let start: u16 = start.trim().parse().ok()?;
+    let end: u16 = end.trim().parse().ok()?;
+    (start >= 1024 && start <= end).then_some((start, end))
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|name| name.trim().to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let config: Config = toml::from_str("").unwrap();
+        assert_eq!(config.listen.port(), 21);
+        assert!(config.anonymous.enabled && !config.anonymous.writable);
+        assert_eq!(config.data.active_source, ActiveSource::Adjacent);
+    }
+
+    #[test]
+    fn greeting_follows_the_seed() {
+        let config = Config {
+            server_name: Some("ftp.any-domain.com".into()),
+            ..Config::default()
+        };
+        assert_eq!(config.greeting(), "ANY-DOMAIN.COM FTP Service");
+    }
+
+    #[test]
+    fn unknown_and_mistyped_options_are_reported() {
+        let err = toml::from_str::<Config>("lisen = \"x\"")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("lisen"), "{err}");
+        let err = toml::from_str::<Config>("[data]\nactive_source = \"port20\"").unwrap_err();
+        assert!(err.to_string().contains("active_source") || err.to_string().contains("port20"));
+        let err = toml::from_str::<Config>("listen = \"1.2.3.4\"").unwrap_err();
+        assert!(err.to_string().contains("listen"), "{err}");
+    }
+
+    #[test]
+    fn validation_explains_bad_values() {
+        let mut config = Config::default();
+        config.data.passive_ports = Some("6000-5000".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("passive_ports"), "{err}");
+        config.data.passive_ports = Some("50000-50010".into());
+        config.timeouts.idle = 0;
+        assert!(config
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("timeouts.idle"));
+        config.timeouts.idle = 5;
+        config.root = "/definitely/not/here".into();
+        assert!(config.validate().unwrap_err().to_string().contains("root"));
+    }
+
+    #[test]
+    fn port_ranges() {
+        assert_eq!(parse_port_range("50000-50100"), Some((50000, 50100)));
+        assert_eq!(parse_port_range("80-90"), None);
+        assert_eq!(parse_port_range("x-1"), None);
+    }
+}

@@ -1,0 +1,252 @@
+//! Data connections: passive listeners, active connects, and the byte pumps that move a
+//! transfer's bytes between a data connection and a file or buffer.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use ferry_proto::ascii::{lf_to_crlf, CrlfDecoder};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::time::timeout;
+
+use crate::config::ActiveSource;
+
+/// Size of the buffers transfers read and write with.
+const CHUNK: usize = 256 * 1024;
+
+/// How the next data connection will be made, set by PORT/EPRT or PASV/EPSV.
+#[derive(Debug)]
+pub enum DataPlan {
+    /// Connect to the client (PORT, EPRT).
+    Active(SocketAddr),
+    /// Accept from the client on this listener (PASV, EPSV).
+    Passive(TcpListener),
+}
+
+/// What the data connection needs to know about the session.
+#[derive(Debug, Clone, Copy)]
+pub struct DataContext {
+    /// The control connection's local address: active connections come from its IP (and its
+    /// port minus one).
+    pub control_local: SocketAddr,
+    /// The control connection's peer: only it may connect to a passive port.
+    pub peer_ip: IpAddr,
+    pub active_source: ActiveSource,
+    pub connect_timeout: Duration,
+    pub stall_timeout: Duration,
+}
+
+/// Why a transfer failed; each maps to one reply.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// 425: the data connection could not be made.
+    #[error("cannot open data connection: {0}")]
+    Connect(io::Error),
+    /// 426: the data connection broke or stalled.
+    #[error("data connection broken: {0}")]
+    Broken(io::Error),
+    /// 451 (452 when the disk is full): reading or writing the file failed.
+    #[error("local file error: {0}")]
+    Local(io::Error),
+}
+
+/// Makes the data connection the plan describes, within the connect timeout.
+pub async fn open(plan: DataPlan, context: &DataContext) -> Result<TcpStream, TransferError> {
+    let result = match plan {
+        DataPlan::Active(target) => {
+            timeout(context.connect_timeout, connect(target, context)).await
+        }
+        DataPlan::Passive(listener) => {
+            timeout(context.connect_timeout, accept(&listener, context)).await
+        }
+    };
+    let stream = result
+        .map_err(|_| TransferError::Connect(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
+        .map_err(TransferError::Connect)?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Active mode: connect to the client from port L-1 (RFC 959 §3.2), falling back to an
+/// ephemeral port when that port cannot be bound.
+async fn connect(target: SocketAddr, context: &DataContext) -> io::Result<TcpStream> {
+    let local_ip = context.control_local.ip();
+    let adjacent = context
+        .control_local
+        .port()
+        .checked_sub(1)
+        .filter(|p| *p > 0);
+    if let (ActiveSource::Adjacent, Some(port)) = (context.active_source, adjacent) {
+        match bound_socket(SocketAddr::new(local_ip, port)) {
+            Ok(socket) => return socket.connect(target).await,
+            Err(e) => tracing::warn!(
+                source_port = port,
+                error = %e,
+                "cannot bind the active-mode source port; using an ephemeral port"
+            ),
+        }
+    }
+    bound_socket(SocketAddr::new(local_ip, 0))?
+        .connect(target)
+        .await
+}
+
+fn bound_socket(local: SocketAddr) -> io::Result<TcpSocket> {
+    let socket = match local {
+        SocketAddr::V4(_) => TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(local)?;
+    Ok(socket)
+}
+
+/// Passive mode: accept the first connection that comes from the control connection's peer;
+/// others are dropped before a byte is sent (RFC 2577 §5, port stealing).
+async fn accept(listener: &TcpListener, context: &DataContext) -> io::Result<TcpStream> {
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        if peer.ip().to_canonical() == context.peer_ip {
+            return Ok(stream);
+        }
+        tracing::warn!(%peer, expected = %context.peer_ip, "dropped a passive data connection from another address");
+    }
+}
+
+/// Binds a passive listener on `ip`, on a port from `range` (tried in a pseudo-random order)
+/// or any port when there is no range.
+pub async fn passive_listener(ip: IpAddr, range: Option<(u16, u16)>) -> io::Result<TcpListener> {
+    let Some((start, end)) = range else {
+        return TcpListener::bind(SocketAddr::new(ip, 0)).await;
+    };
+    let count = u32::from(end - start) + 1;
+    let offset = random_u32() % count;
+    for step in 0..count.min(512) {
+        let port = start + ((offset + step.wrapping_mul(7919)) % count) as u16;
+        if let Ok(listener) = TcpListener::bind(SocketAddr::new(ip, port)).await {
+            return Ok(listener);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        "no free port in the passive range",
+    ))
+}
+
+/// A cheap non-cryptographic random number (the clock's nanoseconds, mixed).
+fn random_u32() -> u32 {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut x = nanos ^ 0x9E37_79B9_7F4A_7C15;
+    x ^= x >> 33;
+    x = x.wrapping_mul(0xff51_afd7_ed55_8ccd);
+    (x ^ (x >> 33)) as u32
+}
+
+/// What a download sends.
+#[derive(Debug)]
+pub enum Source {
+    File(tokio::fs::File),
+    /// A listing, already formatted with CRLF line ends.
+    Bytes(Vec<u8>),
+}
+
+/// Sends `source` on `stream` (converting LF to CRLF when `ascii`), then closes the sending side
+/// so the client sees the end of the data. Returns the bytes sent.
+pub async fn send(
+    stream: &mut TcpStream,
+    source: Source,
+    ascii: bool,
+    progress: &AtomicU64,
+    stall: Duration,
+) -> Result<u64, TransferError> {
+    let mut sent = 0;
+    match source {
+        Source::Bytes(bytes) => {
+            write(stream, &bytes, stall).await?;
+            sent = bytes.len() as u64;
+            progress.store(sent, Ordering::Relaxed);
+        }
+        Source::File(mut file) => {
+            let mut buffer = vec![0; CHUNK];
+            let mut converted = Vec::new();
+            loop {
+                let read = file.read(&mut buffer).await.map_err(TransferError::Local)?;
+                if read == 0 {
+                    break;
+                }
+                let chunk = if ascii {
+                    converted.clear();
+                    lf_to_crlf(&buffer[..read], &mut converted);
+                    &converted[..]
+                } else {
+                    &buffer[..read]
+                };
+                write(stream, chunk, stall).await?;
+                sent += chunk.len() as u64;
+                progress.store(sent, Ordering::Relaxed);
+            }
+        }
+    }
+    timeout(stall, stream.shutdown())
+        .await
+        .map_err(|_| stalled())?
+        .map_err(TransferError::Broken)?;
+    Ok(sent)
+}
+
+async fn write(stream: &mut TcpStream, bytes: &[u8], stall: Duration) -> Result<(), TransferError> {
+    timeout(stall, stream.write_all(bytes))
+        .await
+        .map_err(|_| stalled())?
+        .map_err(TransferError::Broken)
+}
+
+fn stalled() -> TransferError {
+    TransferError::Broken(io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"))
+}
+
+/// Receives everything the client sends on `stream` into `file` (converting CRLF to LF when
+/// `ascii`) until the client closes the connection. Returns the bytes received.
+pub async fn receive(
+    stream: &mut TcpStream,
+    file: &mut tokio::fs::File,
+    ascii: bool,
+    progress: &AtomicU64,
+    stall: Duration,
+) -> Result<u64, TransferError> {
+    let mut buffer = vec![0; CHUNK];
+    let mut decoder = CrlfDecoder::new();
+    let mut converted = Vec::new();
+    let mut received = 0;
+    loop {
+        let read = timeout(stall, stream.read(&mut buffer))
+            .await
+            .map_err(|_| stalled())?
+            .map_err(TransferError::Broken)?;
+        if read == 0 {
+            break;
+        }
+        received += read as u64;
+        progress.store(received, Ordering::Relaxed);
+        let chunk = if ascii {
+            converted.clear();
+            decoder.decode(&buffer[..read], &mut converted);
+            &converted[..]
+        } else {
+            &buffer[..read]
+        };
+        file.write_all(chunk).await.map_err(TransferError::Local)?;
+    }
+    converted.clear();
+    decoder.finish(&mut converted);
+    file.write_all(&converted)
+        .await
+        .map_err(TransferError::Local)?;
+    file.flush().await.map_err(TransferError::Local)?;
+    Ok(received)
+}

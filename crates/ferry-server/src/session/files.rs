@@ -1,0 +1,169 @@
+//! File and folder commands over the control connection: DELE, RMD, MKD, RNFR, RNTO
+//! (RFC 959 §4.1.3), SIZE, MDTM (RFC 3659 §3-4), SITE (CHMOD, HELP).
+
+use ferry_proto::command::TransferType;
+use ferry_proto::time::format_time_val;
+use ferry_proto::Reply;
+
+use super::navigate::quote_path;
+use super::{Flow, Session};
+use crate::storage::FileKind;
+
+/// Largest file whose TYPE A size SIZE computes by reading it; larger ones are refused.
+const ASCII_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
+
+impl Session {
+    /// DELE: remove a file.
+    pub(super) async fn dele(&mut self, arg: &str) -> Flow {
+        let path = self.resolve(arg);
+        match self.with_storage(move |s| s.remove_file(&path)).await {
+            Ok(()) => self.reply(250, "DELE command successful.").await,
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// RMD (and XRMD): remove an empty folder.
+    pub(super) async fn rmd(&mut self, arg: &str) -> Flow {
+        let path = self.resolve(arg);
+        match self.with_storage(move |s| s.remove_dir(&path)).await {
+            Ok(()) => self.reply(250, "RMD command successful.").await,
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// MKD (and XMKD): 257 with the new folder's quoted name.
+    pub(super) async fn mkd(&mut self, arg: &str) -> Flow {
+        let path = self.resolve(arg);
+        let created = path.clone();
+        match self.with_storage(move |s| s.create_dir(&created)).await {
+            Ok(()) => {
+                self.reply(257, format!("{} created", quote_path(path.as_str())))
+                    .await
+            }
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// RNFR: remembers an existing path for RNTO.
+    pub(super) async fn rnfr(&mut self, arg: &str) -> Flow {
+        let path = self.resolve(arg);
+        let probe = path.clone();
+        match self.with_storage(move |s| s.metadata(&probe)).await {
+            Ok(_) => {
+                self.rename_from = Some(path);
+                self.reply(350, "Ready for RNTO.").await
+            }
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// RNTO: renames what RNFR named.
+    pub(super) async fn rnto(&mut self, arg: &str) -> Flow {
+        let Some(from) = self.rename_from.take() else {
+            return self.reply(503, "RNFR required first.").await;
+        };
+        let to = self.resolve(arg);
+        match self.with_storage(move |s| s.rename(&from, &to)).await {
+            Ok(()) => self.reply(250, "Rename successful.").await,
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// SIZE (RFC 3659 §4): the size the file would have on the wire in the current TYPE.
+    pub(super) async fn size(&mut self, arg: &str) -> Flow {
+        let path = self.resolve(arg);
+        let ascii = self.transfer_type == TransferType::Ascii;
+        let result = self
+            .with_storage(move |s| {
+                let facts = s.metadata(&path)?;
+                if facts.kind != FileKind::File {
+                    return Ok(None);
+                }
+                if !ascii {
+                    return Ok(Some(facts.size));
+                }
+                if facts.size > ASCII_SIZE_LIMIT {
+                    return Ok(None);
+                }
+                ascii_size(s.open_read(&path)?)
+                    .map(Some)
+                    .map_err(|e| crate::storage::StorageError::from_io(&path, e))
+            })
+            .await;
+        match result {
+            Ok(Some(size)) => self.reply(213, size.to_string()).await,
+            Ok(None) if ascii => {
+                self.reply(550, "SIZE not available in ASCII mode for this file.")
+                    .await
+            }
+            Ok(None) => self.reply(550, "Not a plain file.").await,
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// MDTM (RFC 3659 §3): modification time, `YYYYMMDDHHMMSS` UTC.
+    pub(super) async fn mdtm(&mut self, arg: &str) -> Flow {
+        let path = self.resolve(arg);
+        match self.with_storage(move |s| s.metadata(&path)).await {
+            Ok(facts) if facts.kind == FileKind::File => {
+                self.reply(213, format_time_val(facts.modified)).await
+            }
+            Ok(_) => self.reply(550, "Not a plain file.").await,
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// SITE (RFC 959 §4.1.3): HELP and CHMOD.
+    pub(super) async fn site(&mut self, arg: &str) -> Flow {
+        let (sub, rest) = arg.trim().split_once(' ').unwrap_or((arg.trim(), ""));
+        match sub.to_ascii_uppercase().as_str() {
+            "HELP" => {
+                let lines = vec![
+                    "SITE commands:".to_string(),
+                    " CHMOD HELP".to_string(),
+                    "End.".to_string(),
+                ];
+                self.send(Reply::multi(214, lines)).await
+            }
+            "CHMOD" => self.chmod(rest).await,
+            _ => self.reply(500, "Unknown SITE command.").await,
+        }
+    }
+
+    /// SITE CHMOD <octal mode> <path>.
+    async fn chmod(&mut self, arg: &str) -> Flow {
+        let Some((mode, path)) = arg.trim().split_once(' ') else {
+            return self.reply(501, "SITE CHMOD needs a mode and a path.").await;
+        };
+        let Ok(mode) = u32::from_str_radix(mode, 8) else {
+            return self
+                .reply(501, "SITE CHMOD: the mode must be octal, like 644.")
+                .await;
+        };
+        if mode > 0o7777 {
+            return self
+                .reply(501, "SITE CHMOD: the mode must be octal, like 644.")
+                .await;
+        }
+        let path = self.resolve(path);
+        match self.with_storage(move |s| s.set_mode(&path, mode)).await {
+            Ok(()) => self.reply(200, "SITE CHMOD command ok.").await,
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+}
+
+/// The TYPE A size of a file: its bytes plus one CR for every LF.
+fn ascii_size(mut file: std::fs::File) -> std::io::Result<u64> {
+    use std::io::Read;
+    let mut buffer = vec![0; 64 * 1024];
+    let (mut total, mut newlines) = (0u64, 0u64);
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            return Ok(ferry_proto::ascii::ascii_wire_size(total, newlines));
+        }
+        total += read as u64;
+        newlines += ferry_proto::ascii::count_newlines(&buffer[..read]);
+    }
+}

@@ -1,0 +1,432 @@
+//! One FTP session: the task that owns a control connection and everything the client has set
+//! (login, folder, type, data plan), runs its commands one at a time, and supervises at most one
+//! transfer running beside it.
+//!
+//! Each command's behaviour lives in one handler, grouped by theme in the submodules; this file
+//! holds the loop, the one `match` that dispatches, and the checks that apply to every command
+//! (login required, write permission) before dispatch.
+
+mod control;
+mod data_setup;
+mod files;
+mod info;
+mod listing;
+mod login;
+mod navigate;
+mod transfer;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ferry_proto::command::{self, Command, ParseError, TransferType};
+use ferry_proto::{Frame, Reply};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use crate::data::{DataContext, DataPlan};
+use crate::server::Context;
+use crate::storage::{Storage, StorageError, StorageErrorKind, VirtualPath};
+use control::Control;
+use transfer::RunningTransfer;
+
+/// Most commands queued while a transfer runs; more are refused.
+const MAX_QUEUED: usize = 32;
+
+/// Who is logged in.
+#[derive(Debug)]
+struct Account {
+    name: String,
+    anonymous: bool,
+    writable: bool,
+    storage: Arc<dyn Storage>,
+}
+
+#[derive(Debug)]
+enum Login {
+    /// No USER yet (or after REIN / a failed PASS).
+    Anonymous,
+    /// USER given, waiting for PASS.
+    AwaitingPassword {
+        user: String,
+        anonymous: bool,
+    },
+    LoggedIn(Account),
+}
+
+/// What the loop reacts to.
+enum Event {
+    Frame(Frame),
+    TransferDone(transfer::Outcome),
+    Closed,
+    Timeout,
+    Shutdown,
+}
+
+/// Whether the session goes on after a command.
+#[derive(Debug, PartialEq, Eq)]
+enum Flow {
+    Continue,
+    Quit,
+}
+
+/// The state of one client's session.
+pub struct Session {
+    context: Arc<Context>,
+    control: Control,
+    peer: SocketAddr,
+    data_context: DataContext,
+    login: Login,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    restart_offset: u64,
+    rename_from: Option<VirtualPath>,
+    data_plan: Option<DataPlan>,
+    epsv_all: bool,
+    mlst_facts: Vec<&'static str>,
+    transfer: Option<RunningTransfer>,
+    queued: VecDeque<Frame>,
+    shutdown: watch::Receiver<bool>,
+    closing: bool,
+    started: Instant,
+}
+
+impl Session {
+    /// A session for a freshly accepted control connection.
+    pub fn new(
+        context: Arc<Context>,
+        stream: TcpStream,
+        shutdown: watch::Receiver<bool>,
+    ) -> std::io::Result<Session> {
+        let peer = canonical(stream.peer_addr()?);
+        let local = canonical(stream.local_addr()?);
+        let _ = stream.set_nodelay(true);
+        let data_context = DataContext {
+            control_local: local,
+            peer_ip: peer.ip(),
+            active_source: context.config.data.active_source,
+            connect_timeout: context.config.data_connect_timeout(),
+            stall_timeout: context.config.stall_timeout(),
+        };
+        Ok(Session {
+            control: Control::new(stream, context.config.max_line),
+            context,
+            peer,
+            data_context,
+            login: Login::Anonymous,
+            cwd: VirtualPath::root(),
+            transfer_type: TransferType::Ascii,
+            restart_offset: 0,
+            rename_from: None,
+            data_plan: None,
+            epsv_all: false,
+            mlst_facts: ferry_proto::listing::MLST_FACTS.to_vec(),
+            transfer: None,
+            queued: VecDeque::new(),
+            shutdown,
+            closing: false,
+            started: Instant::now(),
+        })
+    }
+
+    /// Runs the session to its end: greeting, commands, and the closing of the connection.
+    pub async fn run(mut self) {
+        tracing::info!(peer = %self.peer, "connect");
+        let greeting = Reply::new(220, self.context.greeting.clone());
+        if self.control.send(&greeting).await.is_ok() {
+            self.serve().await;
+        }
+        if let Some(running) = self.transfer.take() {
+            running.abort().await;
+        }
+        self.control.close().await;
+        tracing::info!(
+            peer = %self.peer,
+            user = self.user_name(),
+            seconds = self.started.elapsed().as_secs_f64(),
+            "disconnect"
+        );
+    }
+
+    async fn serve(&mut self) {
+        loop {
+            let flow = match self.next_event().await {
+                Event::Frame(Frame::Line(bytes)) => self.on_line(&bytes).await,
+                Event::Frame(Frame::Overlong) => self.reply(500, "Command line too long.").await,
+                Event::TransferDone(outcome) => self.finish_transfer(outcome).await,
+                Event::Closed => Flow::Quit,
+                Event::Timeout => {
+                    self.reply(421, "Timeout: closing control connection.")
+                        .await;
+                    Flow::Quit
+                }
+                Event::Shutdown => {
+                    self.closing = true;
+                    Flow::Continue
+                }
+            };
+            if flow == Flow::Quit {
+                return;
+            }
+            if self.closing && self.transfer.is_none() {
+                self.reply(421, "Server shutting down.").await;
+                return;
+            }
+        }
+    }
+
+    async fn next_event(&mut self) -> Event {
+        if self.transfer.is_none() {
+            if let Some(frame) = self.queued.pop_front() {
+                return Event::Frame(frame);
+            }
+        }
+        let limit = match self.login {
+            Login::LoggedIn(_) => self.context.config.idle_timeout(),
+            _ => self.context.config.login_timeout(),
+        };
+        let idle = self.transfer.is_none();
+        let watching_shutdown = !self.closing;
+        tokio::select! {
+            outcome = transfer::wait(&mut self.transfer) => Event::TransferDone(outcome),
+            frame = self.control.read_frame() => frame.map_or(Event::Closed, Event::Frame),
+            _ = tokio::time::sleep(limit), if idle => Event::Timeout,
+            _ = self.shutdown.changed(), if watching_shutdown => Event::Shutdown,
+        }
+    }
+
+    /// A line from the client: during a transfer only ABOR, STAT and NOOP are answered at once,
+    /// other commands wait for the transfer's end.
+    async fn on_line(&mut self, bytes: &[u8]) -> Flow {
+        let text = String::from_utf8_lossy(bytes);
+        let parsed = command::parse(&text);
+        if self.transfer.is_some() {
+            return match parsed {
+                Ok(Command::Abor) => self.abort_transfer().await,
+                Ok(Command::Stat(None)) => self.transfer_status().await,
+                Ok(Command::Noop) => self.reply(200, "NOOP ok.").await,
+                _ if self.queued.len() < MAX_QUEUED => {
+                    self.queued.push_back(Frame::Line(bytes.to_vec()));
+                    Flow::Continue
+                }
+                _ => {
+                    self.reply(503, "Transfer in progress; command refused.")
+                        .await
+                }
+            };
+        }
+        match parsed {
+            Ok(command) => self.execute(command).await,
+            Err(error) => self.reply_parse_error(&error).await,
+        }
+    }
+
+    async fn reply_parse_error(&mut self, error: &ParseError) -> Flow {
+        match error {
+            ParseError::Empty => self.reply(500, "Empty command.").await,
+            ParseError::Unknown(verb) => {
+                let verb = verb.chars().take(16).collect::<String>();
+                self.reply(500, format!("Unknown command {verb}.")).await
+            }
+            ParseError::Syntax { verb, reason } => {
+                self.reply(501, format!("{verb}: {reason}.")).await
+            }
+            ParseError::Parameter { verb } => {
+                self.reply(504, format!("{verb}: parameter not implemented."))
+                    .await
+            }
+        }
+    }
+
+    /// The checks every command goes through, then the one dispatch `match`.
+    async fn execute(&mut self, command: Command) -> Flow {
+        tracing::debug!(peer = %self.peer, command = ?command, "command");
+        if !matches!(command, Command::Rnfr(_) | Command::Rnto(_)) {
+            // RNFR must be followed directly by RNTO: any other command forgets it.
+            self.rename_from = None;
+        }
+        if needs_login(&command) && !self.logged_in() {
+            return self.reply(530, "Please login with USER and PASS.").await;
+        }
+        if needs_write(&command) && !self.writable() {
+            return self.reply(550, "Permission denied.").await;
+        }
+        self.dispatch(command).await
+    }
+
+    async fn dispatch(&mut self, command: Command) -> Flow {
+        use Command as C;
+        match command {
+            C::User(name) => self.user(name).await,
+            C::Pass(password) => self.pass(password).await,
+            C::Acct(_) => self.acct().await,
+            C::Rein => self.rein().await,
+            C::Quit => self.quit().await,
+            C::Cwd(path) => self.cwd(&path).await,
+            C::Cdup => self.cwd("..").await,
+            C::Pwd => self.pwd().await,
+            C::Port(addr) => self.port(addr, "PORT").await,
+            C::Eprt(addr) => self.port(addr, "EPRT").await,
+            C::Pasv => self.pasv().await,
+            C::Epsv(arg) => self.epsv(arg).await,
+            C::Type(kind) => self.set_type(kind).await,
+            C::Stru(code) => self.stru(code).await,
+            C::Mode(code) => self.mode(code).await,
+            C::Retr(path) => self.retr(&path).await,
+            C::Stor(path) => self.stor(&path, transfer::Upload::Store).await,
+            C::Appe(path) => self.stor(&path, transfer::Upload::Append).await,
+            C::Stou => self.stou().await,
+            C::Allo => self.reply(202, "ALLO command ignored.").await,
+            C::Rest(offset) => self.rest(offset).await,
+            C::Abor => self.reply(225, "No transfer to abort.").await,
+            C::Rnfr(path) => self.rnfr(&path).await,
+            C::Rnto(path) => self.rnto(&path).await,
+            C::Dele(path) => self.dele(&path).await,
+            C::Rmd(path) => self.rmd(&path).await,
+            C::Mkd(path) => self.mkd(&path).await,
+            C::List(arg) => self.list(arg.as_deref(), listing::Format::Long).await,
+            C::Nlst(arg) => self.list(arg.as_deref(), listing::Format::Names).await,
+            C::Mlsd(arg) => self.list(arg.as_deref(), listing::Format::Facts).await,
+            C::Mlst(arg) => self.mlst(arg.as_deref()).await,
+            C::Size(path) => self.size(&path).await,
+            C::Mdtm(path) => self.mdtm(&path).await,
+            C::Site(arg) => self.site(&arg).await,
+            C::Syst => self.reply(215, "UNIX Type: L8").await,
+            C::Stat(arg) => self.stat(arg.as_deref()).await,
+            C::Help(arg) => self.help(arg.as_deref()).await,
+            C::Noop => self.reply(200, "NOOP ok.").await,
+            C::Feat => self.feat().await,
+            C::Opts(name, value) => self.opts(&name, value.as_deref()).await,
+            C::Unimplemented(verb) => self.reply(502, format!("{verb} not implemented.")).await,
+        }
+    }
+
+    /// Sends a single-line reply. A broken control connection ends the session at the next read.
+    async fn reply(&mut self, code: u16, text: impl Into<String>) -> Flow {
+        self.send(Reply::new(code, text)).await
+    }
+
+    async fn send(&mut self, reply: Reply) -> Flow {
+        match self.control.send(&reply).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Quit,
+        }
+    }
+
+    fn account(&self) -> Option<&Account> {
+        match &self.login {
+            Login::LoggedIn(account) => Some(account),
+            _ => None,
+        }
+    }
+
+    fn logged_in(&self) -> bool {
+        self.account().is_some()
+    }
+
+    fn writable(&self) -> bool {
+        self.account().is_some_and(|a| a.writable)
+    }
+
+    fn user_name(&self) -> &str {
+        self.account().map_or("-", |a| a.name.as_str())
+    }
+
+    /// The logged-in user's storage (callers have passed the login check).
+    fn storage(&self) -> Option<Arc<dyn Storage>> {
+        self.account().map(|a| Arc::clone(&a.storage))
+    }
+
+    /// Runs a blocking storage call on the blocking pool.
+    async fn with_storage<T, F>(&self, call: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    {
+        let Some(storage) = self.storage() else {
+            return Err(StorageError::new(
+                StorageErrorKind::PermissionDenied,
+                &self.cwd,
+                "not logged in",
+            ));
+        };
+        tokio::task::spawn_blocking(move || call(storage.as_ref()))
+            .await
+            .unwrap_or_else(|e| {
+                Err(StorageError::new(
+                    StorageErrorKind::Other,
+                    &VirtualPath::root(),
+                    &e.to_string(),
+                ))
+            })
+    }
+
+    /// Replies to a failed storage call; the one place storage errors become reply codes.
+    async fn reply_storage_error(&mut self, error: &StorageError) -> Flow {
+        tracing::debug!(peer = %self.peer, error = %error, "storage error");
+        let (code, text) = reply_for_storage_error(error.kind);
+        self.reply(code, text).await
+    }
+
+    fn resolve(&self, arg: &str) -> VirtualPath {
+        self.cwd.join(arg)
+    }
+}
+
+/// The reply code and text for each kind of storage error.
+pub fn reply_for_storage_error(kind: StorageErrorKind) -> (u16, &'static str) {
+    use StorageErrorKind as K;
+    match kind {
+        K::NotFound => (550, "No such file or directory."),
+        K::PermissionDenied => (550, "Permission denied."),
+        K::AlreadyExists => (550, "File exists."),
+        K::NotADirectory => (550, "Not a directory."),
+        K::NotAFile => (550, "Not a plain file."),
+        K::DirectoryNotEmpty => (550, "Directory not empty."),
+        K::NoSpace => (452, "Insufficient storage space."),
+        K::Other => (451, "Local error in processing."),
+    }
+}
+
+/// Commands a client may send before logging in.
+fn needs_login(command: &Command) -> bool {
+    use Command as C;
+    !matches!(
+        command,
+        C::User(_)
+            | C::Pass(_)
+            | C::Acct(_)
+            | C::Rein
+            | C::Quit
+            | C::Feat
+            | C::Syst
+            | C::Help(_)
+            | C::Noop
+            | C::Opts(..)
+            | C::Stat(None)
+            | C::Unimplemented(_)
+    )
+}
+
+/// Commands that change the file system.
+fn needs_write(command: &Command) -> bool {
+    use Command as C;
+    match command {
+        C::Stor(_)
+        | C::Appe(_)
+        | C::Stou
+        | C::Dele(_)
+        | C::Rmd(_)
+        | C::Mkd(_)
+        | C::Rnfr(_)
+        | C::Rnto(_) => true,
+        C::Site(arg) => arg.trim_start().to_ascii_uppercase().starts_with("CHMOD"),
+        _ => false,
+    }
+}
+
+/// IPv4-mapped IPv6 addresses (from a dual-stack listener) as plain IPv4.
+fn canonical(addr: SocketAddr) -> SocketAddr {
+    SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}

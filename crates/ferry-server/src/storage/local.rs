@@ -1,0 +1,302 @@
+//! The local file system back-end, jailed to one folder with `cap-std`.
+//!
+//! Every operation goes through a `cap_std::fs::Dir` opened on the user's root: paths are resolved
+//! beneath it by the kernel-backed capability API, so neither `..`, an absolute path nor a symlink
+//! (however it is built) can reach outside. A symlink inside the root that points inside works.
+
+use std::io::{Seek, SeekFrom};
+use std::path::Path;
+
+use cap_std::ambient_authority;
+use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, Permissions, PermissionsExt};
+
+use super::{FileFacts, FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode};
+
+/// A folder on the local disk, served as `/`.
+#[derive(Debug)]
+pub struct LocalFs {
+    root: Dir,
+}
+
+impl LocalFs {
+    /// Opens `root` as the jail.
+    pub fn open(root: &Path) -> std::io::Result<LocalFs> {
+        Ok(LocalFs {
+            root: Dir::open_ambient_dir(root, ambient_authority())?,
+        })
+    }
+
+    fn facts(&self, name: String, meta: &Metadata, link: Option<&VirtualPath>) -> FileFacts {
+        let kind = if meta.is_dir() {
+            FileKind::Directory
+        } else if meta.is_file() {
+            FileKind::File
+        } else if meta.is_symlink() {
+            FileKind::Symlink
+        } else {
+            FileKind::Other
+        };
+        let link_target = link
+            .filter(|_| kind == FileKind::Symlink)
+            .and_then(|path| self.root.read_link_contents(path.relative()).ok())
+            .map(|target| target.to_string_lossy().into_owned());
+        FileFacts {
+            name,
+            kind,
+            size: meta.len(),
+            modified: meta.mtime(),
+            mode: meta.mode() & 0o7777,
+            links: meta.nlink(),
+            owner: meta.uid().to_string(),
+            group: meta.gid().to_string(),
+            link_target,
+        }
+    }
+
+    fn io<T>(path: &VirtualPath, result: std::io::Result<T>) -> Result<T, StorageError> {
+        result.map_err(|e| StorageError::from_io(path, e))
+    }
+}
+
+impl Storage for LocalFs {
+    fn metadata(&self, path: &VirtualPath) -> Result<FileFacts, StorageError> {
+        let meta = Self::io(path, self.root.metadata(path.relative()))?;
+        Ok(self.facts(path.file_name().to_string(), &meta, None))
+    }
+
+    fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError> {
+        let entries = Self::io(path, self.root.read_dir(path.relative()))?;
+        let mut listing = Vec::new();
+        for entry in entries {
+            let Ok(entry) = entry else { continue };
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Ok(meta) = entry.metadata() else { continue };
+            let child = path.join(&name);
+            listing.push(self.facts(name, &meta, Some(&child)));
+        }
+        listing.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(listing)
+    }
+
+    fn open_read(&self, path: &VirtualPath) -> Result<std::fs::File, StorageError> {
+        let file = Self::io(path, self.root.open(path.relative()))?;
+        let meta = Self::io(path, file.metadata())?;
+        if !meta.is_file() {
+            return Err(StorageError::new(
+                StorageErrorKind::NotAFile,
+                path,
+                "not a plain file",
+            ));
+        }
+        Ok(file.into_std())
+    }
+
+    fn open_write(
+        &self,
+        path: &VirtualPath,
+        mode: WriteMode,
+    ) -> Result<std::fs::File, StorageError> {
+        if path.is_root() {
+            return Err(StorageError::new(
+                StorageErrorKind::NotAFile,
+                path,
+                "not a plain file",
+            ));
+        }
+        let mut options = OpenOptions::new();
+        options.write(true);
+        match mode {
+            WriteMode::Truncate => options.create(true).truncate(true),
+            WriteMode::Resume(_) => options.create(true),
+            WriteMode::Append => options.create(true).append(true),
+            WriteMode::CreateNew => options.create_new(true),
+        };
+        let file = Self::io(path, self.root.open_with(path.relative(), &options))?.into_std();
+        if let WriteMode::Resume(offset) = mode {
+            Self::io(path, file.set_len(offset))?;
+            Self::io(path, (&file).seek(SeekFrom::Start(offset)))?;
+        }
+        Ok(file)
+    }
+
+    fn create_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        Self::io(path, self.root.create_dir(path.relative()))
+    }
+
+    fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        if path.is_root() {
+            return Err(StorageError::new(
+                StorageErrorKind::PermissionDenied,
+                path,
+                "the root stays",
+            ));
+        }
+        Self::io(path, self.root.remove_dir(path.relative()))
+    }
+
+    fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        Self::io(path, self.root.remove_file(path.relative()))
+    }
+
+    fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::new(
+                StorageErrorKind::PermissionDenied,
+                from,
+                "the root stays",
+            ));
+        }
+        Self::io(
+            from,
+            self.root.rename(from.relative(), &self.root, to.relative()),
+        )
+    }
+
+    fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
+        let permissions = Permissions::from_mode(mode & 0o7777);
+        Self::io(
+            path,
+            self.root.set_permissions(path.relative(), permissions),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    struct Jail {
+        outside: tempfile::TempDir,
+        fs: LocalFs,
+        root: std::path::PathBuf,
+    }
+
+    fn jail() -> Jail {
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("secret.txt"), "top secret").unwrap();
+        let root = outside.path().join("root");
+        std::fs::create_dir_all(root.join("pub")).unwrap();
+        std::fs::write(root.join("pub/readme.txt"), "hello\n").unwrap();
+        symlink("../secret.txt", root.join("escape")).unwrap();
+        symlink(outside.path().join("secret.txt"), root.join("absolute")).unwrap();
+        symlink("..", root.join("pub/up")).unwrap();
+        symlink("..", root.join("pub/outside"))
+            .and_then(|_| std::fs::rename(root.join("pub/outside"), root.join("uplink")))
+            .unwrap();
+        symlink("pub/readme.txt", root.join("inside")).unwrap();
+        let fs = LocalFs::open(&root).unwrap();
+        Jail { outside, fs, root }
+    }
+
+    fn at(path: &str) -> VirtualPath {
+        VirtualPath::root().join(path)
+    }
+
+    #[test]
+    fn reads_inside_the_root() {
+        let jail = jail();
+        let facts = jail.fs.metadata(&at("pub/readme.txt")).unwrap();
+        assert_eq!((facts.kind, facts.size), (FileKind::File, 6));
+        assert!(jail.fs.open_read(&at("inside")).is_ok());
+    }
+
+    #[test]
+    fn symlinks_cannot_escape() {
+        let jail = jail();
+        for path in ["escape", "absolute", "uplink/secret.txt", "pub/up/escape"] {
+            let err = jail.fs.open_read(&at(path)).unwrap_err();
+            assert_eq!(
+                err.kind,
+                StorageErrorKind::PermissionDenied,
+                "{path}: {err}"
+            );
+        }
+        assert!(
+            jail.fs.open_read(&at("pub/up/inside")).is_ok(),
+            "links inside the root work"
+        );
+        assert!(jail.fs.list(&at("uplink")).is_err());
+        assert!(jail.fs.metadata(&at("escape")).is_err());
+        assert!(jail
+            .fs
+            .open_write(&at("escape"), WriteMode::Truncate)
+            .is_err());
+        assert_eq!(
+            std::fs::read_to_string(jail.outside.path().join("secret.txt")).unwrap(),
+            "top secret"
+        );
+    }
+
+    #[test]
+    fn dot_dot_is_resolved_lexically_at_the_root() {
+        let jail = jail();
+        // "/../secret.txt" is "/secret.txt" inside the jail, which does not exist.
+        let err = jail.fs.open_read(&at("../secret.txt")).unwrap_err();
+        assert_eq!(err.kind, StorageErrorKind::NotFound);
+    }
+
+    #[test]
+    fn listing_shows_symlinks_as_links() {
+        let jail = jail();
+        let listing = jail.fs.list(&VirtualPath::root()).unwrap();
+        let names: Vec<&str> = listing.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["absolute", "escape", "inside", "pub", "uplink"]);
+        let inside = &listing[2];
+        assert_eq!(inside.kind, FileKind::Symlink);
+        assert_eq!(inside.link_target.as_deref(), Some("pub/readme.txt"));
+    }
+
+    #[test]
+    fn write_modes() {
+        let jail = jail();
+        let path = at("pub/new.bin");
+        std::io::Write::write_all(
+            &mut jail.fs.open_write(&path, WriteMode::Truncate).unwrap(),
+            b"0123456789",
+        )
+        .unwrap();
+        std::io::Write::write_all(
+            &mut jail.fs.open_write(&path, WriteMode::Resume(4)).unwrap(),
+            b"ab",
+        )
+        .unwrap();
+        std::io::Write::write_all(
+            &mut jail.fs.open_write(&path, WriteMode::Append).unwrap(),
+            b"Z",
+        )
+        .unwrap();
+        assert_eq!(
+            std::fs::read(jail.root.join("pub/new.bin")).unwrap(),
+            b"0123abZ"
+        );
+        let err = jail.fs.open_write(&path, WriteMode::CreateNew).unwrap_err();
+        assert_eq!(err.kind, StorageErrorKind::AlreadyExists);
+    }
+
+    #[test]
+    fn directory_operations_and_errors() {
+        let jail = jail();
+        jail.fs.create_dir(&at("new dir")).unwrap();
+        assert_eq!(
+            jail.fs.create_dir(&at("new dir")).unwrap_err().kind,
+            StorageErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            jail.fs.remove_dir(&at("pub")).unwrap_err().kind,
+            StorageErrorKind::DirectoryNotEmpty
+        );
+        assert_eq!(
+            jail.fs.open_read(&at("pub")).unwrap_err().kind,
+            StorageErrorKind::NotAFile
+        );
+        jail.fs.rename(&at("new dir"), &at("pub/moved")).unwrap();
+        jail.fs.remove_dir(&at("pub/moved")).unwrap();
+        assert_eq!(
+            jail.fs.remove_file(&at("nope")).unwrap_err().kind,
+            StorageErrorKind::NotFound
+        );
+        jail.fs.set_mode(&at("pub/readme.txt"), 0o600).unwrap();
+        assert_eq!(jail.fs.metadata(&at("pub/readme.txt")).unwrap().mode, 0o600);
+    }
+}
