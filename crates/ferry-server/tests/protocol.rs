@@ -1,0 +1,557 @@
+//! Conformance of `ferryd`'s control protocol, driven by a raw client: reply codes for bad input
+//! and wrong order, sequencing (REST, RNFR/RNTO, EPSV ALL), ABOR and STAT during a transfer,
+//! data-connection security, timeouts, limits and graceful shutdown.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::time::Duration;
+
+use support::{read_all, readme_bytes, TestServer};
+
+#[test]
+fn bad_input_gets_the_right_codes_and_the_session_survives() {
+    let server = TestServer::start();
+    let mut control = server.connect();
+    control.expect("LIST", 530);
+    control.expect("PASS x", 503);
+    control.expect("FOO bar", 500);
+    control.expect("", 500);
+    control.expect("SMNT /", 502);
+    control.expect("TYPE E", 504);
+    control.expect("TYPE Q", 501);
+    let mut control = server.login("ftp");
+    control.expect("RETR", 501);
+    control.expect("REST abc", 501);
+    control.expect("PORT 1,2,3", 501);
+    control.expect("EPRT |3|x|1|", 501);
+    control.expect("RNTO x", 550);
+    control.expect("STRU R", 504);
+    control.expect("MODE B", 504);
+    control.expect("MODE S", 200);
+    control.expect("STRU F", 200);
+    control.expect_text("RETR readme.txt", 425, "Use PORT or PASV first.");
+    control.expect("NOOP", 200);
+}
+
+#[test]
+fn overlong_lines_telnet_bytes_and_nuls() {
+    let server = TestServer::start();
+    let mut control = server.connect();
+    let long = format!("USER {}\r\n", "x".repeat(100_000));
+    control.send_raw(long.as_bytes());
+    control.send_raw(b"NOOP\r\n");
+    assert_eq!(control.reply().code, 500, "overlong line");
+    assert_eq!(control.reply().code, 200, "the next line is intact");
+    control.send_raw(b"\xff\xf4\xff\xf2NO\0OP\r\n");
+    assert_eq!(control.reply().code, 200);
+    control.send_raw(b"NOOP\n");
+    assert_eq!(control.reply().code, 200, "bare LF accepted");
+    for _ in 0..2000 {
+        control.send_raw(b"\x01\x02\xfe garbage \xc3\x28\r\n");
+    }
+    for _ in 0..2000 {
+        assert_eq!(control.reply().code, 500);
+    }
+    control.expect_text("SYST", 215, "UNIX Type: L8");
+}
+
+#[test]
+fn paths_cannot_leave_the_root() {
+    let server = TestServer::start();
+    std::os::unix::fs::symlink("/etc", server.root.join("etc-link")).unwrap();
+    let mut control = server.login("ftp");
+    control.expect("CWD ../../../..", 250);
+    control.expect_text("PWD", 257, "\"/\" is the current directory");
+    control.expect("SIZE ../../../etc/passwd", 550);
+    control.expect("CWD etc-link", 550);
+    control.expect("SIZE etc-link/passwd", 550);
+    control.expect("MLST /etc-link/hostname", 550);
+    control.expect("TYPE I", 200);
+    control.expect("SIZE /pub/../readme.txt", 213);
+}
+
+#[test]
+fn rest_resumes_downloads_and_uploads() {
+    let server = TestServer::start();
+    let mut control = server.login("alice");
+    control.expect("TYPE I", 200);
+    std::fs::write(server.alice_root.join("r.bin"), readme_bytes()).unwrap();
+    control.expect("REST 1000", 350);
+    let data = control.epsv();
+    control.expect("RETR r.bin", 150);
+    assert_eq!(read_all(data), readme_bytes()[1000..]);
+    assert_eq!(control.reply().code, 226);
+
+    std::fs::write(server.alice_root.join("up.bin"), &readme_bytes()[..500]).unwrap();
+    control.expect("REST 500", 350);
+    let mut data = control.epsv();
+    control.expect("STOR up.bin", 150);
+    data.write_all(&readme_bytes()[500..]).unwrap();
+    drop(data);
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(
+        std::fs::read(server.alice_root.join("up.bin")).unwrap(),
+        readme_bytes()
+    );
+
+    control.expect("REST 999999", 350);
+    let _data = control.epsv();
+    control.expect("RETR r.bin", 554);
+}
+
+#[test]
+fn ascii_uploads_store_lf_and_size_counts_crlf() {
+    let server = TestServer::start();
+    let mut control = server.login("alice");
+    let mut data = control.epsv();
+    control.expect_text(
+        "STOR text.txt",
+        150,
+        "Opening ASCII mode data connection for text.txt.",
+    );
+    data.write_all(b"one\r\ntwo\r\nthree\rfour\r\n").unwrap();
+    drop(data);
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(
+        std::fs::read(server.alice_root.join("text.txt")).unwrap(),
+        b"one\ntwo\nthree\rfour\n"
+    );
+    control.expect_text("SIZE text.txt", 213, "22");
+    control.expect("TYPE I", 200);
+    control.expect_text("SIZE text.txt", 213, "19");
+}
+
+/// A session in the middle of sending a 64 MiB file the test does not read.
+fn stuck_download(server: &TestServer) -> (support::Control, TcpStream) {
+    let file = std::fs::File::create(server.root.join("huge.bin")).unwrap();
+    file.set_len(64 * 1024 * 1024).unwrap();
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let data = control.epsv();
+    control.expect("RETR huge.bin", 150);
+    (control, data)
+}
+
+#[test]
+fn abor_during_a_transfer_keeps_the_session() {
+    let server = TestServer::start();
+    let (mut control, data) = stuck_download(&server);
+    let status = control.expect("STAT", 213);
+    assert!(
+        status.text().starts_with("Status: RETR /huge.bin"),
+        "{status:?}"
+    );
+    control.expect("NOOP", 200);
+    control.send_raw(b"\xff\xf4\xff\xf2ABOR\r\n");
+    assert_eq!(control.reply().code, 426);
+    assert_eq!(control.reply().code, 226);
+    drop(data);
+    control.expect("PWD", 257);
+    let data = control.epsv();
+    control.expect("RETR readme.txt", 150);
+    assert_eq!(read_all(data), readme_bytes());
+    assert_eq!(control.reply().code, 226);
+    control.expect("ABOR", 225);
+}
+
+#[test]
+fn commands_sent_during_a_transfer_are_answered_after_it() {
+    let server = TestServer::start();
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let data = control.epsv();
+    control.expect("RETR big.bin", 150);
+    control.send("PWD");
+    let body = read_all(data);
+    assert_eq!(body.len(), 4 * 1024 * 1024);
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(control.reply().code, 257);
+}
+
+#[test]
+fn port_to_another_host_or_a_low_port_is_refused_before_connecting() {
+    let server = TestServer::start();
+    let mut control = server.login("ftp");
+    let Ok(elsewhere) = TcpListener::bind("127.0.0.2:0") else {
+        eprintln!("127.0.0.2 not available; skipping");
+        return;
+    };
+    elsewhere.set_nonblocking(true).unwrap();
+    let port = elsewhere.local_addr().unwrap().port();
+    control.expect(&format!("PORT 127,0,0,2,{},{}", port >> 8, port & 255), 500);
+    control.expect(&format!("EPRT |1|127.0.0.2|{port}|"), 500);
+    control.expect("PORT 127,0,0,1,0,21", 500);
+    control.expect("NLST", 425);
+    assert!(
+        elsewhere.accept().is_err(),
+        "no connection may reach the third party"
+    );
+}
+
+#[test]
+fn passive_connections_from_other_addresses_are_dropped() {
+    let server = TestServer::start();
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let reply = control.expect("EPSV", 229);
+    let port = ferry_proto::hostport::parse_epsv_reply(reply.text()).unwrap();
+    let socket = socket_from("127.0.0.2");
+    let Some(socket) = socket else {
+        eprintln!("127.0.0.2 not available; skipping");
+        return;
+    };
+    let target: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut thief = socket.connect(target).expect("connect from 127.0.0.2");
+    let right = TcpStream::connect(target).unwrap();
+    control.expect("RETR readme.txt", 150);
+    assert_eq!(read_all(right), readme_bytes());
+    assert_eq!(control.reply().code, 226);
+    let mut stolen = Vec::new();
+    thief
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let _ = thief.read_to_end(&mut stolen);
+    assert!(stolen.is_empty(), "no byte goes to another address");
+}
+
+fn socket_from(ip: &str) -> Option<socket2::Socket> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    let local: SocketAddr = format!("{ip}:0").parse().ok()?;
+    socket.bind(&local.into()).ok()?;
+    Some(socket)
+}
+
+trait ConnectExt {
+    fn connect(self, target: SocketAddr) -> std::io::Result<TcpStream>;
+}
+
+impl ConnectExt for socket2::Socket {
+    fn connect(self, target: SocketAddr) -> std::io::Result<TcpStream> {
+        socket2::Socket::connect(&self, &target.into())?;
+        Ok(self.into())
+    }
+}
+
+#[test]
+fn epsv_all_locks_out_port_and_pasv() {
+    let server = TestServer::start();
+    let mut control = server.login("ftp");
+    control.expect("PASV", 227);
+    control.expect("EPSV ALL", 200);
+    control.expect("PASV", 503);
+    control.expect("PORT 127,0,0,1,200,1", 503);
+    let data = control.epsv();
+    control.expect("NLST", 150);
+    let names = String::from_utf8(read_all(data)).unwrap();
+    assert_eq!(names, "big.bin\r\nmy file ü.txt\r\npub\r\nreadme.txt\r\n");
+    assert_eq!(control.reply().code, 226);
+}
+
+#[test]
+fn pasv_reply_and_port_range() {
+    let server = TestServer::start_with(|c| c.data.passive_ports = Some("41000-41010".into()));
+    let mut control = server.login("ftp");
+    for _ in 0..5 {
+        let reply = control.expect("PASV", 227);
+        assert!(
+            reply
+                .text()
+                .starts_with("Entering Passive Mode (127,0,0,1,"),
+            "{reply:?}"
+        );
+        let addr = ferry_proto::hostport::parse_pasv_reply(reply.text()).unwrap();
+        assert!((41000..=41010).contains(&addr.port()), "{addr}");
+    }
+}
+
+#[test]
+fn data_connection_that_never_comes_gets_425() {
+    let server = TestServer::start_with(|c| c.timeouts.data_connect = 1);
+    let mut control = server.login("ftp");
+    control.expect("EPSV", 229);
+    control.expect("RETR readme.txt", 150);
+    assert_eq!(control.reply().code, 425);
+    control.expect("NOOP", 200);
+}
+
+#[test]
+fn mlst_mlsd_feat_and_opts() {
+    let server = TestServer::start();
+    let mut control = server.login("ftp");
+    let feat = control.expect("FEAT", 211);
+    assert_eq!(
+        feat.lines,
+        vec![
+            "211-Features:",
+            " EPRT",
+            " EPSV",
+            " MDTM",
+            " MLST type*;size*;modify*;perm*;unix.mode*;",
+            " PASV",
+            " REST STREAM",
+            " SIZE",
+            " TVFS",
+            " UTF8",
+            "211 End"
+        ]
+    );
+    control.expect("OPTS UTF8 ON", 200);
+    let mlst = control.expect("MLST readme.txt", 250);
+    assert_eq!(mlst.lines.len(), 3, "{mlst:?}");
+    assert_eq!(mlst.lines[0], "250-Listing /readme.txt");
+    assert!(
+        mlst.lines[1].starts_with(" type=file;size=1715;modify="),
+        "{mlst:?}"
+    );
+    assert!(
+        mlst.lines[1].ends_with(";perm=r;unix.mode=0644; /readme.txt"),
+        "{mlst:?}"
+    );
+    control.expect_text("OPTS MLST size;type;", 200, "MLST OPTS type;size;");
+    let mlst = control.expect("MLST pub", 250);
+    assert_eq!(mlst.lines[1], " type=dir;size=4096; /pub");
+    let data = control.epsv();
+    control.expect("MLSD pub", 150);
+    let body = String::from_utf8(read_all(data)).unwrap();
+    assert_eq!(
+        body,
+        "type=file;size=1715; readme.txt\r\ntype=dir;size=4096; sub\r\n"
+    );
+    assert_eq!(control.reply().code, 226);
+    let _data = control.epsv();
+    control.expect("MLSD readme.txt", 501);
+    control.expect("MDTM pub", 550);
+    let mdtm = control.expect("MDTM readme.txt", 213);
+    assert_eq!(mdtm.text().len(), 14);
+}
+
+#[test]
+fn list_options_patterns_and_single_files() {
+    let server = TestServer::start();
+    std::fs::write(server.root.join(".hidden"), "x").unwrap();
+    let mut control = server.login("ftp");
+    let listing = |control: &mut support::Control, command: &str| {
+        let data = control.epsv();
+        control.expect(command, 150);
+        let body = String::from_utf8(read_all(data)).unwrap();
+        assert_eq!(control.reply().code, 226);
+        body
+    };
+    assert!(!listing(&mut control, "LIST").contains(".hidden"));
+    assert!(listing(&mut control, "LIST -la").contains(" .hidden\r\n"));
+    assert_eq!(
+        listing(&mut control, "NLST *.txt"),
+        "my file ü.txt\r\nreadme.txt\r\n"
+    );
+    assert_eq!(
+        listing(&mut control, "NLST pub/*.txt"),
+        "pub/readme.txt\r\n"
+    );
+    let single = listing(&mut control, "LIST my file ü.txt");
+    assert!(
+        single.ends_with(" my file ü.txt\r\n") && single.lines().count() == 1,
+        "{single}"
+    );
+    let data = control.epsv();
+    control.expect("LIST nothing-here", 550);
+    drop(data);
+}
+
+#[test]
+fn accounts_and_permissions() {
+    let server = TestServer::start();
+    let mut control = server.connect();
+    control.expect("USER alice", 331);
+    control.expect_text("PASS wrong", 530, "Login incorrect.");
+    control.expect("USER nobody", 331);
+    control.expect_text("PASS wrong", 530, "Login incorrect.");
+    control.expect("USER alice", 331);
+    let welcome = control.expect(&format!("PASS {}", support::PASSWORD), 230);
+    assert_eq!(welcome.lines[1], "230 User alice logged in.");
+    control.expect("USER bob", 530);
+    control.expect("RNTO x", 503);
+    control.expect("RNFR notes.txt", 350);
+    control.expect("NOOP", 200);
+    control.expect("RNTO x", 503);
+    control.expect_text("MKD new dir", 257, "\"/new dir\" created");
+    control.expect("CWD new dir", 250);
+    control.expect_text("PWD", 257, "\"/new dir\" is the current directory");
+    control.expect("CDUP", 250);
+    control.expect("RNFR new dir", 350);
+    control.expect("RNTO renamed", 250);
+    control.expect("RMD renamed", 250);
+    control.expect("RMD renamed", 550);
+    control.expect("SITE CHMOD 600 notes.txt", 200);
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(server.alice_root.join("notes.txt"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    control.expect("SITE CHMOD 99 notes.txt", 501);
+    control.expect("DELE notes.txt", 250);
+    assert!(!server.alice_root.join("notes.txt").exists());
+
+    let mut bob = server.login("bob");
+    for command in [
+        "STOR x",
+        "APPE x",
+        "STOU",
+        "DELE notes.txt",
+        "MKD d",
+        "RMD d",
+        "RNFR notes.txt",
+        "SITE CHMOD 777 .",
+    ] {
+        bob.expect(command, 550);
+    }
+    let mut anonymous = server.login("anonymous");
+    anonymous.expect("STOR readme.txt", 550);
+    anonymous.expect("DELE readme.txt", 550);
+    assert_eq!(
+        std::fs::read(server.root.join("readme.txt")).unwrap(),
+        readme_bytes()
+    );
+}
+
+#[test]
+fn stou_appe_and_rein() {
+    let server = TestServer::start();
+    let mut control = server.login("alice");
+    let mut data = control.epsv();
+    let reply = control.expect("STOU", 150);
+    let name = reply
+        .text()
+        .strip_prefix("FILE: ")
+        .expect("150 FILE: name")
+        .to_string();
+    data.write_all(b"unique").unwrap();
+    drop(data);
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(
+        std::fs::read(server.alice_root.join(&name)).unwrap(),
+        b"unique"
+    );
+    let mut data = control.epsv();
+    control.expect(&format!("APPE {name}"), 150);
+    data.write_all(b" and more").unwrap();
+    drop(data);
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(
+        std::fs::read(server.alice_root.join(&name)).unwrap(),
+        b"unique and more"
+    );
+    control.expect("REIN", 220);
+    control.expect("PWD", 530);
+}
+
+#[test]
+fn help_stat_and_syst() {
+    let server = TestServer::start();
+    let mut control = server.connect();
+    let help = control.expect("HELP", 214);
+    assert!(help.lines.iter().any(|l| l.contains("RETR")), "{help:?}");
+    control.expect("HELP RETR", 214);
+    control.expect("HELP SMNT", 502);
+    let stat = control.expect("STAT", 211);
+    assert!(
+        stat.lines.iter().any(|l| l.contains("Not logged in")),
+        "{stat:?}"
+    );
+    let mut control = server.login("ftp");
+    let stat = control.expect("STAT readme.txt", 213);
+    assert!(
+        stat.lines.iter().any(|l| l.ends_with(" readme.txt")),
+        "{stat:?}"
+    );
+    let stat = control.expect("STAT", 211);
+    assert!(
+        stat.lines.iter().any(|l| l.contains("Logged in as ftp")),
+        "{stat:?}"
+    );
+}
+
+#[test]
+fn idle_and_login_timeouts_close_the_session() {
+    let server = TestServer::start_with(|c| {
+        c.timeouts.idle = 1;
+        c.timeouts.login = 1;
+    });
+    let mut waiting = server.connect();
+    let mut idle = server.login("ftp");
+    assert_eq!(waiting.reply().code, 421);
+    assert!(waiting.is_closed());
+    assert_eq!(idle.reply().code, 421);
+    assert!(idle.is_closed());
+}
+
+#[test]
+fn too_many_sessions_get_421() {
+    let server = TestServer::start_with(|c| c.max_sessions = 2);
+    let _one = server.connect();
+    let _two = server.connect();
+    let mut three = support::Control::connect(server.addr);
+    let reply = three.reply();
+    assert_eq!(reply.code, 421, "{reply:?}");
+    assert!(three.is_closed());
+}
+
+#[test]
+fn graceful_shutdown_lets_transfers_finish() {
+    let mut server = TestServer::start();
+    let mut idle = server.login("ftp");
+    let mut busy = server.login("ftp");
+    busy.expect("TYPE I", 200);
+    let data = busy.epsv();
+    busy.expect("RETR big.bin", 150);
+    let addr = server.addr;
+    let stopper = std::thread::spawn(move || {
+        server.stop();
+        server
+    });
+    assert_eq!(idle.reply().lines, vec!["421 Server shutting down."]);
+    assert_eq!(
+        read_all(data).len(),
+        4 * 1024 * 1024,
+        "the running transfer finishes"
+    );
+    assert_eq!(busy.reply().code, 226);
+    assert_eq!(busy.reply().code, 421);
+    let _server = stopper.join().unwrap();
+    assert!(TcpStream::connect(addr).is_err(), "no longer accepting");
+}
+
+#[test]
+fn ipv6_listener_with_eprt_and_epsv() {
+    let Ok(probe) = TcpListener::bind("[::1]:0") else {
+        eprintln!("::1 not available; skipping");
+        return;
+    };
+    drop(probe);
+    let server = TestServer::start_on("[::1]:0", |_| {});
+    let mut control = server.login("ftp");
+    control.expect("PASV", 522);
+    control.expect("EPSV 1", 522);
+    let data = control.epsv();
+    control.expect("RETR readme.txt", 150);
+    assert_eq!(
+        read_all(data).len(),
+        1715 + readme_bytes().iter().filter(|&&b| b == b'\n').count()
+    );
+    assert_eq!(control.reply().code, 226);
+    let listener = TcpListener::bind("[::1]:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    control.expect_text(
+        &format!("EPRT |2|::1|{port}|"),
+        200,
+        "EPRT command successful.",
+    );
+    control.expect("TYPE I", 200);
+    control.expect("RETR readme.txt", 150);
+    let (stream, from) = listener.accept().unwrap();
+    assert_eq!(from.port(), server.port() - 1);
+    assert_eq!(read_all(stream), readme_bytes());
+    assert_eq!(control.reply().code, 226);
+}
