@@ -11,14 +11,23 @@ use support::{read_all, readme_bytes, TestServer};
 /// PORT for a listener: `h1,h2,h3,h4,p1,p2`.
 fn port_command(listener: &TcpListener) -> String {
     let addr = listener.local_addr().unwrap();
-    let std::net::IpAddr::V4(ip) = addr.ip() else { panic!("IPv4 expected") };
-    format!("PORT {}", ferry_proto::hostport::format_host_port(ip, addr.port()))
+    let std::net::IpAddr::V4(ip) = addr.ip() else {
+        panic!("IPv4 expected")
+    };
+    format!(
+        "PORT {}",
+        ferry_proto::hostport::format_host_port(ip, addr.port())
+    )
 }
 
 /// Accepts the server's data connection and checks it comes from port L-1.
 fn accept_from_adjacent_port(listener: &TcpListener, control_port: u16) -> std::net::TcpStream {
     let (stream, from) = listener.accept().expect("server connects for the data");
-    assert_eq!(from.port(), control_port - 1, "data connection must come from L-1");
+    assert_eq!(
+        from.port(),
+        control_port - 1,
+        "data connection must come from L-1"
+    );
     stream
 }
 
@@ -29,19 +38,46 @@ fn seed_session_replays_exactly() {
     let greeting = control.reply();
     assert_eq!(greeting.lines, vec!["220 ANY-DOMAIN.COM FTP Service"]);
 
-    control.expect_text("USER ftp", 331, "Anonymous access allowed, send identity (e-mail name) as password.");
+    control.expect_text(
+        "USER ftp",
+        331,
+        "Anonymous access allowed, send identity (e-mail name) as password.",
+    );
     let welcome = control.expect("PASS abc@any-domain.com", 230);
-    assert_eq!(welcome.lines, vec!["230-Welcome to ftp.any-domain.com", "230 Anonymous user logged in."]);
+    assert_eq!(
+        welcome.lines,
+        vec![
+            "230-Welcome to ftp.any-domain.com",
+            "230 Anonymous user logged in."
+        ]
+    );
 
     // dir: PORT, LIST, 150, the listing from port L-1, 226.
     let data = TcpListener::bind("127.0.0.1:0").unwrap();
     control.expect_text(&port_command(&data), 200, "PORT command successful.");
-    control.expect_text("LIST", 150, "Opening ASCII mode data connection for /bin/ls.");
+    control.expect_text(
+        "LIST",
+        150,
+        "Opening ASCII mode data connection for /bin/ls.",
+    );
     let listing = read_all(accept_from_adjacent_port(&data, server.port()));
     let listing = String::from_utf8(listing).unwrap();
-    assert!(listing.ends_with("\r\n") && !listing.replace("\r\n", "").contains('\n'), "{listing:?}");
-    assert!(listing.lines().any(|l| l.starts_with("-rw-r--r--") && l.contains(" 1715 ") && l.ends_with(" readme.txt")), "{listing}");
-    assert!(listing.lines().any(|l| l.starts_with('d') && l.ends_with(" pub")), "{listing}");
+    assert!(
+        listing.ends_with("\r\n") && !listing.replace("\r\n", "").contains('\n'),
+        "{listing:?}"
+    );
+    assert!(
+        listing.lines().any(|l| l.starts_with("-rw-r--r--")
+            && l.contains(" 1715 ")
+            && l.ends_with(" readme.txt")),
+        "{listing}"
+    );
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.starts_with('d') && l.ends_with(" pub")),
+        "{listing}"
+    );
     assert_eq!(control.reply().lines, vec!["226 Transfer complete."]);
 
     control.expect_text("CWD pub", 250, "CWD command successful.");
@@ -49,7 +85,11 @@ fn seed_session_replays_exactly() {
     // get readme.txt: PORT, RETR, 150 with the size, the data from port L-1, 226.
     let data = TcpListener::bind("127.0.0.1:0").unwrap();
     control.expect_text(&port_command(&data), 200, "PORT command successful.");
-    control.expect_text("RETR readme.txt", 150, "Opening ASCII mode data connection for readme.txt (1715 bytes).");
+    control.expect_text(
+        "RETR readme.txt",
+        150,
+        "Opening ASCII mode data connection for readme.txt (1715 bytes).",
+    );
     let body = read_all(accept_from_adjacent_port(&data, server.port()));
     let mut expected = Vec::new();
     ferry_proto::ascii::lf_to_crlf(&readme_bytes(), &mut expected);
@@ -57,7 +97,10 @@ fn seed_session_replays_exactly() {
     assert_eq!(control.reply().lines, vec!["226 Transfer complete."]);
 
     control.expect_text("QUIT", 221, "Thank you for visiting ftp.any-domain.com.");
-    assert!(control.is_closed(), "server closes the control connection after 221");
+    assert!(
+        control.is_closed(),
+        "server closes the control connection after 221"
+    );
 }
 
 #[test]
@@ -67,7 +110,11 @@ fn binary_retr_says_binary_and_is_byte_exact() {
     control.expect_text("TYPE I", 200, "Switching to Binary mode.");
     let data = TcpListener::bind("127.0.0.1:0").unwrap();
     control.expect(&port_command(&data), 200);
-    control.expect_text("RETR readme.txt", 150, "Opening BINARY mode data connection for readme.txt (1715 bytes).");
+    control.expect_text(
+        "RETR readme.txt",
+        150,
+        "Opening BINARY mode data connection for readme.txt (1715 bytes).",
+    );
     let body = read_all(accept_from_adjacent_port(&data, server.port()));
     assert_eq!(body, readme_bytes());
     assert_eq!(control.reply().code, 226);
@@ -75,7 +122,9 @@ fn binary_retr_says_binary_and_is_byte_exact() {
 
 #[test]
 fn ephemeral_active_source_is_configurable() {
-    let server = TestServer::start_with(|c| c.data.active_source = ferry_server::config::ActiveSource::Ephemeral);
+    let server = TestServer::start_with(|c| {
+        c.data.active_source = ferry_server::config::ActiveSource::Ephemeral
+    });
     let mut control = server.login("ftp");
     let data = TcpListener::bind("127.0.0.1:0").unwrap();
     control.expect(&port_command(&data), 200);
