@@ -313,7 +313,7 @@ async fn connect_stream(addr: SocketAddr, config: &ClientConfig) -> Result<TcpSt
     let timeout = config.connect_timeout;
     match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(source)) => Err(FtpError::Connect { addr, source }),
+        Ok(Err(error)) => Err(FtpError::Connect { addr, error }),
         Err(_) => Err(FtpError::ConnectTimeout {
             addr,
             seconds: timeout.as_secs(),

@@ -27,26 +27,18 @@ pub enum ErrorCategory {
 /// An error of the FTP client.
 #[derive(Debug, thiserror::Error)]
 pub enum FtpError {
-    #[error("cannot resolve {host}: {source}")]
-    Resolve {
-        host: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot resolve {host}: {error}")]
+    Resolve { host: String, error: io::Error },
     #[error("{host}: no address of the requested family")]
     NoAddress { host: String },
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: SocketAddr,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot connect to {addr}: {error}")]
+    Connect { addr: SocketAddr, error: io::Error },
     #[error("timed out after {seconds}s connecting to {addr}")]
     ConnectTimeout { addr: SocketAddr, seconds: u64 },
     #[error("timed out after {seconds}s waiting for the server's reply")]
     ReplyTimeout { seconds: u64 },
     #[error("control connection: {0}")]
-    ControlIo(#[source] io::Error),
+    ControlIo(io::Error),
     #[error("the server closed the control connection")]
     ConnectionClosed,
     #[error("the server sent a reply line longer than {limit} bytes")]
@@ -67,16 +59,12 @@ pub enum FtpError {
     DataTimeout { action: &'static str, seconds: u64 },
     #[error("transfer of {path} failed: {}", summary(.reply))]
     TransferFailed { path: String, reply: Reply },
-    #[error("transfer of {path} broken: {source}")]
-    TransferBroken {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("transfer of {path} broken: {error}")]
+    TransferBroken { path: String, error: io::Error },
     #[error("listing is larger than {limit} bytes")]
     ListingTooLarge { limit: usize },
     #[error("local I/O: {0}")]
-    Local(#[source] io::Error),
+    Local(io::Error),
     #[error("argument contains a line break: {0:?}")]
     InvalidArgument(String),
 }

@@ -95,9 +95,9 @@ pub async fn resolve(
     if addrs.is_empty() {
         addrs = tokio::net::lookup_host((host, port))
             .await
-            .map_err(|source| FtpError::Resolve {
+            .map_err(|error| FtpError::Resolve {
                 host: host.to_string(),
-                source,
+                error,
             })?
             .collect();
     }

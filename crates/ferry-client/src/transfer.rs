@@ -292,7 +292,7 @@ async fn receive<W: AsyncWrite + Unpin>(
     let mut total = 0u64;
     loop {
         let read = timed(timeout, "receiving data", stream.read(&mut buffer)).await?;
-        let read = read.map_err(|source| broken(request.path, source))?;
+        let read = read.map_err(|error| broken(request.path, error))?;
         decoded.clear();
         match (&mut decoder, read) {
             (Some(decoder), 0) => decoder.finish(&mut decoded),
@@ -338,10 +338,10 @@ async fn send<R: AsyncRead + Unpin>(
             &buffer[..read]
         };
         let written = timed(timeout, "sending data", stream.write_all(bytes)).await?;
-        written.map_err(|source| broken(path, source))?;
+        written.map_err(|error| broken(path, error))?;
     }
     let closed = timed(timeout, "closing the data connection", stream.shutdown()).await?;
-    closed.map_err(|source| broken(path, source))?;
+    closed.map_err(|error| broken(path, error))?;
     Ok(total)
 }
 
@@ -358,9 +358,9 @@ async fn timed<T>(
         })
 }
 
-fn broken(path: &str, source: std::io::Error) -> FtpError {
+fn broken(path: &str, error: std::io::Error) -> FtpError {
     FtpError::TransferBroken {
         path: path.to_string(),
-        source,
+        error,
     }
 }

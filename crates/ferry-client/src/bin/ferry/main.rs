@@ -1,1 +1,52 @@
-fn main() {}
+//! `ferry`: the Ferry FTP client, an interactive shell in the classic BSD `ftp` style and
+//! one-shot `get`/`put`/`ls` of `ftp://` URLs.
+//!
+//! Exit codes are listed in [`exit`] and in `--help`: 0 success, 1 other failure, 2 usage,
+//! 3 connection/DNS failure, 4 login refused, 5 remote file not found, 6 transfer broken,
+//! 7 local I/O error, 8 protocol error.
+
+mod args;
+mod commands;
+mod complete;
+mod exit;
+mod files;
+mod input;
+mod local;
+mod oneshot;
+mod printer;
+mod progress;
+mod shell;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = args::Args::parse();
+    if args.version {
+        println!("ferry {}", env!("CARGO_PKG_VERSION"));
+        return ExitCode::SUCCESS;
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build();
+    let code = match runtime {
+        Ok(runtime) => runtime.block_on(run(args)),
+        Err(error) => {
+            eprintln!("ferry: cannot start: {error}");
+            exit::OTHER
+        }
+    };
+    ExitCode::from(code)
+}
+
+async fn run(args: args::Args) -> u8 {
+    match oneshot::Job::detect(&args.words) {
+        Some(Ok(job)) => oneshot::run(job, &args).await,
+        Some(Err(usage)) => {
+            eprintln!("ferry: {usage}");
+            2
+        }
+        None => shell::run(&args).await,
+    }
+}

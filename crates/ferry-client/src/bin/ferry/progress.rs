@@ -1,0 +1,219 @@
+//! Showing a transfer as it runs (hash marks or an indicatif bar) and summing it up after:
+//! `1715 bytes received in 0.00 secs (1.6 MB/s)`.
+
+use std::io::Write;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// Bytes per hash mark, as in the classic client.
+pub const HASH_BYTES: u64 = 1024;
+
+/// How a transfer shows its progress.
+pub enum Display {
+    None,
+    Hash { printed: u64 },
+    Bar(ProgressBar),
+}
+
+impl Display {
+    /// Hash marks when asked for, else a bar on a terminal (`expected` bytes if known).
+    pub fn new(hash: bool, bar: bool, expected: Option<u64>) -> Self {
+        if hash {
+            return Display::Hash { printed: 0 };
+        }
+        if !bar {
+            return Display::None;
+        }
+        let progress = ProgressBar::with_draw_target(expected, ProgressDrawTarget::stderr());
+        let template = match expected {
+            Some(_) => "{bar:40} {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            None => "{spinner} {bytes} {bytes_per_sec}",
+        };
+        if let Ok(style) = ProgressStyle::with_template(template) {
+            progress.set_style(style);
+        }
+        Display::Bar(progress)
+    }
+
+    fn advance(&mut self, total: u64) {
+        match self {
+            Display::None => {}
+            Display::Hash { printed } => {
+                let mut stdout = std::io::stdout();
+                while (*printed + 1) * HASH_BYTES <= total {
+                    let _ = stdout.write_all(b"#");
+                    *printed += 1;
+                }
+                let _ = stdout.flush();
+            }
+            Display::Bar(bar) => bar.set_position(total),
+        }
+    }
+
+    /// Ends the display (a newline after hash marks, the bar cleared).
+    pub fn finish(&self) {
+        match self {
+            Display::None => {}
+            Display::Hash { printed } => {
+                if *printed > 0 {
+                    println!();
+                }
+            }
+            Display::Bar(bar) => bar.finish_and_clear(),
+        }
+    }
+}
+
+/// Wraps a reader or writer, counting bytes and updating a [`Display`].
+pub struct Meter<T> {
+    inner: T,
+    total: u64,
+    display: Display,
+}
+
+impl<T> Meter<T> {
+    pub fn new(inner: T, display: Display) -> Self {
+        Meter {
+            inner,
+            total: 0,
+            display,
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn finish(&self) {
+        self.display.finish();
+    }
+
+    fn count(&mut self, bytes: usize) {
+        self.total += bytes as u64;
+        self.display.advance(self.total);
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Meter<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(written)) = polled {
+            self.count(written);
+        }
+        polled
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Meter<R> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = polled {
+            let read = buf.filled().len() - before;
+            self.count(read);
+        }
+        polled
+    }
+}
+
+/// Standard output as an `AsyncWrite`, written synchronously so that it interleaves in order
+/// with the `println!` of the transcript.
+pub struct StdoutWriter;
+
+impl AsyncWrite for StdoutWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Poll::Ready(std::io::stdout().write_all(buf).map(|()| buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(std::io::stdout().flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(std::io::stdout().flush())
+    }
+}
+
+/// The classic summary line: `1715 bytes received in 0.00 secs (1.6 MB/s)`.
+pub fn summary(bytes: u64, direction: &str, elapsed: Duration) -> String {
+    let seconds = elapsed.as_secs_f64();
+    format!(
+        "{bytes} bytes {direction} in {seconds:.2} secs ({})",
+        rate(bytes, seconds)
+    )
+}
+
+/// A transfer rate with a decimal unit: `512 B/s`, `1.6 kB/s`, `25.2 MB/s`.
+pub fn rate(bytes: u64, seconds: f64) -> String {
+    let per_second = bytes as f64 / seconds.max(1e-6);
+    let units = ["B/s", "kB/s", "MB/s", "GB/s", "TB/s"];
+    let mut value = per_second;
+    let mut unit = 0;
+    while value >= 1000.0 && unit < units.len() - 1 {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{value:.0} {}", units[unit])
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summary_has_the_classic_shape() {
+        let line = summary(1715, "received", Duration::from_millis(1));
+        assert_eq!(line, "1715 bytes received in 0.00 secs (1.7 MB/s)");
+        assert_eq!(
+            summary(0, "sent", Duration::ZERO),
+            "0 bytes sent in 0.00 secs (0 B/s)"
+        );
+    }
+
+    #[test]
+    fn rates_pick_a_unit() {
+        assert_eq!(rate(512, 1.0), "512 B/s");
+        assert_eq!(rate(1_600, 1.0), "1.6 kB/s");
+        assert_eq!(rate(25_200_000, 1.0), "25.2 MB/s");
+    }
+
+    #[tokio::test]
+    async fn meter_counts_what_passes() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut writer = Meter::new(Vec::new(), Display::None);
+        writer.write_all(b"hello").await.unwrap();
+        assert_eq!(writer.total(), 5);
+        let mut reader = Meter::new(&b"abc"[..], Display::None);
+        let mut out = String::new();
+        reader.read_to_string(&mut out).await.unwrap();
+        assert_eq!(reader.total(), 3);
+    }
+}
