@@ -1,0 +1,121 @@
+//! Test support: run the `ferry` binary with piped stdin and a deadline, and start real FTP
+//! servers (pyftpdlib, vsftpd) and scripted fake servers on loopback ports.
+
+#![allow(dead_code)]
+
+pub mod fake;
+pub mod servers;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long any one run of the binary may take before the test fails.
+pub const RUN_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What a run of `ferry` did.
+#[derive(Debug)]
+pub struct Outcome {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Panics with the whole transcript unless stdout contains `text`.
+    pub fn expect_stdout(&self, text: &str) -> &Self {
+        assert!(self.stdout.contains(text), "stdout lacks {text:?}:\n{self}");
+        self
+    }
+
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, Some(code), "exit code:\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "code {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `ferry args...` in `cwd` with `stdin` piped in, a private HOME and no .netrc.
+pub fn ferry(args: &[&str], stdin: &str, cwd: &Path) -> Outcome {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .env("NETRC", cwd.join("no-such-netrc"))
+        .env("USER", "tester")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ferry");
+    let mut input = child.stdin.take().expect("stdin");
+    let stdin = stdin.to_string();
+    let writer = std::thread::spawn(move || {
+        let _ = input.write_all(stdin.as_bytes());
+    });
+    let stdout = drain(child.stdout.take().expect("stdout"));
+    let stderr = drain(child.stderr.take().expect("stderr"));
+    let deadline = Instant::now() + RUN_DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("ferry {args:?} ran longer than {RUN_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = writer.join();
+    Outcome {
+        code: status.code(),
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
+    }
+}
+
+fn drain(mut pipe: impl Read + Send + 'static) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let _ = pipe.read_to_end(&mut bytes);
+        String::from_utf8_lossy(&bytes).into_owned()
+    })
+}
+
+/// 1715 bytes of text, like the seed's readme.txt, with LF line ends.
+pub fn readme_bytes() -> Vec<u8> {
+    let mut text = String::new();
+    let mut line = 0;
+    while text.len() < 1715 {
+        text.push_str(&format!(
+            "line {line}: the quick brown fox jumps over the lazy dog\n"
+        ));
+        line += 1;
+    }
+    text.truncate(1714);
+    text.push('\n');
+    text.into_bytes()
+}
+
+/// Binary bytes with every value, for byte-exact round trips.
+pub fn binary_bytes(len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i * 31 % 251) as u8 ^ (i >> 8) as u8)
+        .collect()
+}
+
+/// A port nothing listens on (bound, then released).
+pub fn dead_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}

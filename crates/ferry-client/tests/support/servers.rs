@@ -1,0 +1,149 @@
+//! Real FTP servers for tests: pyftpdlib (user `tester`/`secret` with full rights, and
+//! anonymous) and vsftpd (anonymous, read-only), each on a loopback port in a temp dir.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A server process that is killed when dropped.
+pub struct Server {
+    child: Child,
+    pub port: u16,
+    pub root: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const PYFTPD_SCRIPT: &str = r#"
+import sys, logging
+from pyftpdlib.authorizers import DummyAuthorizer
+from pyftpdlib.handlers import FTPHandler
+from pyftpdlib.servers import FTPServer
+logging.disable(logging.CRITICAL)
+root = sys.argv[1]
+authorizer = DummyAuthorizer()
+authorizer.add_user("tester", "secret", root, perm="elradfmwMT")
+authorizer.add_anonymous(root)
+class Handler(FTPHandler):
+    pass
+Handler.authorizer = authorizer
+Handler.banner = "ANY-DOMAIN.COM FTP Service"
+if len(sys.argv) > 2:
+    Handler.masquerade_address = sys.argv[2]
+server = FTPServer(("127.0.0.1", 0), Handler)
+print(server.address[1], flush=True)
+server.serve_forever()
+"#;
+
+/// Whether pyftpdlib can be imported.
+pub fn have_pyftpdlib() -> bool {
+    Command::new("python3")
+        .args(["-c", "import pyftpdlib"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts pyftpdlib on `root`; with `masquerade`, its PASV replies announce that address.
+pub fn pyftpd(root: &Path, masquerade: Option<&str>) -> Option<Server> {
+    if !have_pyftpdlib() {
+        eprintln!("SKIP: pyftpdlib is not installed (pip install pyftpdlib)");
+        return None;
+    }
+    let mut command = Command::new("python3");
+    command.args(["-c", PYFTPD_SCRIPT]).arg(root);
+    if let Some(address) = masquerade {
+        command.arg(address);
+    }
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start pyftpdlib");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read port");
+    let port = line.trim().parse().expect("pyftpdlib printed its port");
+    let server = Server {
+        child,
+        port,
+        root: root.to_path_buf(),
+    };
+    wait_listening(port);
+    Some(server)
+}
+
+const VSFTPD: &str = "/usr/sbin/vsftpd";
+
+/// Starts vsftpd for anonymous, read-only access to `root` (made mode 555, as vsftpd refuses
+/// a writable chroot). `scratch` holds the config, log and the empty secure_chroot_dir.
+pub fn vsftpd(root: &Path, scratch: &Path) -> Option<Server> {
+    if !Path::new(VSFTPD).exists() {
+        eprintln!("SKIP: {VSFTPD} is not installed (apt-get install vsftpd)");
+        return None;
+    }
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o555)).expect("chmod");
+    let empty = scratch.join("empty");
+    std::fs::create_dir_all(&empty).expect("mkdir empty");
+    for _attempt in 0..5 {
+        let port = super::dead_port();
+        let config = scratch.join("vsftpd.conf");
+        std::fs::write(&config, vsftpd_config(root, &empty, scratch, port)).expect("config");
+        let child = Command::new(VSFTPD)
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start vsftpd");
+        let mut server = Server {
+            child,
+            port,
+            root: root.to_path_buf(),
+        };
+        if wait_listening(port) {
+            return Some(server);
+        }
+        let _ = server.child.kill();
+    }
+    panic!(
+        "vsftpd did not start; see {}",
+        scratch.join("vsftpd.log").display()
+    );
+}
+
+fn vsftpd_config(root: &Path, empty: &Path, scratch: &Path, port: u16) -> String {
+    format!(
+        "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
+         anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root={}\n\
+         no_anon_password=NO\nbackground=NO\nsecure_chroot_dir={}\nnopriv_user=nobody\n\
+         seccomp_sandbox=NO\nconnect_from_port_20=NO\nxferlog_enable=NO\n\
+         pasv_enable=YES\nport_enable=YES\nftpd_banner=ANY-DOMAIN.COM FTP Service\n\
+         vsftpd_log_file={}\nlog_ftp_protocol=YES\n",
+        root.display(),
+        empty.display(),
+        scratch.join("vsftpd.log").display()
+    )
+}
+
+/// Waits (at most 5 s) until something accepts connections on the port.
+fn wait_listening(port: u16) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
