@@ -277,10 +277,16 @@ impl Client {
     }
 }
 
-/// The error for a negative reply to `verb`: file errors name the file.
+/// Verbs whose 450/550 reply means the named file is missing or unavailable; for the others
+/// (STOR, APPE, MKD, RNTO) it means the server refuses to create it.
+const READS_EXISTING: &[&str] = &[
+    "RETR", "SIZE", "MDTM", "CWD", "DELE", "RMD", "RNFR", "LIST", "NLST", "MLSD",
+];
+
+/// The error for a negative reply to `verb`: missing-file errors name the file.
 pub(crate) fn negative(reply: Reply, verb: &str, path: Option<&str>) -> FtpError {
     match (reply.code, path) {
-        (450 | 550 | 553, Some(path)) => FtpError::FileUnavailable {
+        (450 | 550, Some(path)) if READS_EXISTING.contains(&verb) => FtpError::FileUnavailable {
             path: path.to_string(),
             reply,
         },

@@ -3,12 +3,14 @@
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::mpsc::{channel, Receiver, Sender};
 use std::time::Duration;
 
 /// The control connection as a fake server sees it.
 pub struct Conn {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
+    log: Sender<String>,
 }
 
 impl Conn {
@@ -27,8 +29,20 @@ impl Conn {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) | Err(_) => None,
-            Ok(_) => Some(line.trim_end().to_string()),
+            Ok(_) => {
+                let line = line.trim_end().to_string();
+                let _ = self.log.send(line.clone());
+                Some(line)
+            }
         }
+    }
+
+    /// Opens a passive data listener and answers the pending EPSV with its port.
+    pub fn answer_epsv(&mut self) -> TcpListener {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind data");
+        let port = listener.local_addr().expect("addr").port();
+        self.reply(&epsv_reply(port));
+        listener
     }
 
     /// Answers the login and set-up commands the way a plain server would; returns the first
@@ -58,15 +72,39 @@ impl Conn {
     }
 }
 
-/// A fake server's port; the script runs in a background thread.
+/// A fake server's port and the command lines it received; the script runs in a thread.
 pub struct Fake {
     pub port: u16,
+    log: Receiver<String>,
+}
+
+impl Fake {
+    /// The command lines received so far.
+    pub fn commands(&self) -> Vec<String> {
+        self.log.try_iter().collect()
+    }
+}
+
+/// Accepts one data connection within 10 s.
+pub fn accept_data(listener: &TcpListener) -> Option<TcpStream> {
+    listener.set_nonblocking(true).ok()?;
+    for _ in 0..200 {
+        match listener.accept() {
+            Ok((stream, _)) => {
+                stream.set_nonblocking(false).ok()?;
+                return Some(stream);
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+    None
 }
 
 /// Starts a fake server: `script` runs on the first accepted connection.
 pub fn fake_server(script: impl FnOnce(&mut Conn) + Send + 'static) -> Fake {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
+    let (log, received) = channel();
     std::thread::spawn(move || {
         let Ok((stream, _)) = listener.accept() else {
             return;
@@ -78,12 +116,16 @@ pub fn fake_server(script: impl FnOnce(&mut Conn) + Send + 'static) -> Fake {
         let mut conn = Conn {
             reader: BufReader::new(stream),
             writer,
+            log,
         };
         script(&mut conn);
         // Keep the connection open a moment so the client reads everything sent.
         std::thread::sleep(Duration::from_millis(200));
     });
-    Fake { port }
+    Fake {
+        port,
+        log: received,
+    }
 }
 
 /// The text of a 229 reply for a port.

@@ -128,7 +128,7 @@ fn vsftpd_config(root: &Path, empty: &Path, scratch: &Path, port: u16) -> String
          anonymous_enable=YES\nlocal_enable=NO\nwrite_enable=NO\nanon_root={}\n\
          no_anon_password=NO\nbackground=NO\nsecure_chroot_dir={}\nnopriv_user=nobody\n\
          seccomp_sandbox=NO\nconnect_from_port_20=NO\nxferlog_enable=NO\n\
-         pasv_enable=YES\nport_enable=YES\nftpd_banner=ANY-DOMAIN.COM FTP Service\n\
+         pasv_enable=YES\nport_enable=YES\nascii_download_enable=YES\nftpd_banner=ANY-DOMAIN.COM FTP Service\n\
          vsftpd_log_file={}\nlog_ftp_protocol=YES\n",
         root.display(),
         empty.display(),
