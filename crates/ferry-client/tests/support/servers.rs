@@ -23,7 +23,7 @@ impl Drop for Server {
 }
 
 const PYFTPD_SCRIPT: &str = r#"
-import sys, logging
+import os, sys, logging
 from pyftpdlib.authorizers import DummyAuthorizer
 from pyftpdlib.handlers import FTPHandler
 from pyftpdlib.servers import FTPServer
@@ -36,9 +36,9 @@ class Handler(FTPHandler):
     pass
 Handler.authorizer = authorizer
 Handler.banner = "ANY-DOMAIN.COM FTP Service"
-if len(sys.argv) > 2:
-    Handler.masquerade_address = sys.argv[2]
-server = FTPServer(("127.0.0.1", 0), Handler)
+if os.environ.get("FERRY_TEST_MASQUERADE"):
+    Handler.masquerade_address = os.environ["FERRY_TEST_MASQUERADE"]
+server = FTPServer((os.environ.get("FERRY_TEST_HOST", "127.0.0.1"), 0), Handler)
 print(server.address[1], flush=True)
 server.serve_forever()
 "#;
@@ -54,14 +54,20 @@ pub fn have_pyftpdlib() -> bool {
 
 /// Starts pyftpdlib on `root`; with `masquerade`, its PASV replies announce that address.
 pub fn pyftpd(root: &Path, masquerade: Option<&str>) -> Option<Server> {
+    pyftpd_on(root, "127.0.0.1", masquerade)
+}
+
+/// Starts pyftpdlib on `root`, listening on `host` (`127.0.0.1` or `::1`).
+pub fn pyftpd_on(root: &Path, host: &str, masquerade: Option<&str>) -> Option<Server> {
     if !have_pyftpdlib() {
         eprintln!("SKIP: pyftpdlib is not installed (pip install pyftpdlib)");
         return None;
     }
     let mut command = Command::new("python3");
     command.args(["-c", PYFTPD_SCRIPT]).arg(root);
+    command.env("FERRY_TEST_HOST", host);
     if let Some(address) = masquerade {
-        command.arg(address);
+        command.env("FERRY_TEST_MASQUERADE", address);
     }
     let mut child = command
         .stdout(Stdio::piped())
@@ -79,7 +85,7 @@ pub fn pyftpd(root: &Path, masquerade: Option<&str>) -> Option<Server> {
         port,
         root: root.to_path_buf(),
     };
-    wait_listening(port);
+    wait_listening(host, port);
     Some(server)
 }
 
@@ -111,7 +117,7 @@ pub fn vsftpd(root: &Path, scratch: &Path) -> Option<Server> {
             port,
             root: root.to_path_buf(),
         };
-        if wait_listening(port) {
+        if wait_listening("127.0.0.1", port) {
             return Some(server);
         }
         let _ = server.child.kill();
@@ -137,10 +143,10 @@ fn vsftpd_config(root: &Path, empty: &Path, scratch: &Path, port: u16) -> String
 }
 
 /// Waits (at most 5 s) until something accepts connections on the port.
-fn wait_listening(port: u16) -> bool {
+fn wait_listening(host: &str, port: u16) -> bool {
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+        if TcpStream::connect((host, port)).is_ok() {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));

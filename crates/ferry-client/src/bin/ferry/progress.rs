@@ -15,7 +15,7 @@ pub const HASH_BYTES: u64 = 1024;
 /// How a transfer shows its progress.
 pub enum Display {
     None,
-    Hash { printed: u64 },
+    Hash { printed: u64, ended: bool },
     Bar(ProgressBar),
 }
 
@@ -23,7 +23,10 @@ impl Display {
     /// Hash marks when asked for, else a bar on a terminal (`expected` bytes if known).
     pub fn new(hash: bool, bar: bool, expected: Option<u64>) -> Self {
         if hash {
-            return Display::Hash { printed: 0 };
+            return Display::Hash {
+                printed: 0,
+                ended: false,
+            };
         }
         if !bar {
             return Display::None;
@@ -42,7 +45,7 @@ impl Display {
     fn advance(&mut self, total: u64) {
         match self {
             Display::None => {}
-            Display::Hash { printed } => {
+            Display::Hash { printed, .. } => {
                 let mut stdout = std::io::stdout();
                 while (*printed + 1) * HASH_BYTES <= total {
                     let _ = stdout.write_all(b"#");
@@ -54,14 +57,16 @@ impl Display {
         }
     }
 
-    /// Ends the display (a newline after hash marks, the bar cleared).
-    pub fn finish(&self) {
+    /// Ends the display (a newline after hash marks, the bar cleared); only the first call
+    /// does anything, so the data's end can end it before the server's final reply shows.
+    pub fn finish(&mut self) {
         match self {
             Display::None => {}
-            Display::Hash { printed } => {
-                if *printed > 0 {
+            Display::Hash { printed, ended } => {
+                if *printed > 0 && !*ended {
                     println!();
                 }
+                *ended = true;
             }
             Display::Bar(bar) => bar.finish_and_clear(),
         }
@@ -88,7 +93,7 @@ impl<T> Meter<T> {
         self.total
     }
 
-    pub fn finish(&self) {
+    pub fn finish(&mut self) {
         self.display.finish();
     }
 
@@ -111,7 +116,9 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Meter<W> {
         polled
     }
 
+    /// The library flushes once the data connection has ended: the display ends here.
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.display.finish();
         Pin::new(&mut self.inner).poll_flush(cx)
     }
 
@@ -131,6 +138,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for Meter<R> {
         if let Poll::Ready(Ok(())) = polled {
             let read = buf.filled().len() - before;
             self.count(read);
+            if read == 0 {
+                self.display.finish();
+            }
         }
         polled
     }
