@@ -92,26 +92,17 @@ pub fn ls_date(modified: i64, now: i64) -> String {
     }
 }
 
-/// What the logged-in user may do with an entry, for the MLSx `perm` fact (RFC 3659 §7.5.5).
-pub fn perm_fact(kind: FileKind, writable: bool) -> &'static str {
-    match (kind, writable) {
-        (FileKind::Directory, true) => "cdeflmp",
-        (FileKind::Directory, false) => "el",
-        (_, true) => "adfrw",
-        (_, false) => "r",
-    }
-}
-
 /// Formats one MLSx entry (RFC 3659 §7.2): `type=file;size=1715;modify=...; name`.
-/// `enabled` names the facts to include (see OPTS MLST); unknown names are ignored.
-pub fn format_mlsx_line(facts: &FileFacts, enabled: &[&str], writable: bool) -> String {
+/// `enabled` names the facts to include (see OPTS MLST); unknown names are ignored. `perm` is
+/// the value of the `perm` fact (RFC 3659 §7.5.5), which depends on who asks: the caller's.
+pub fn format_mlsx_line(facts: &FileFacts, enabled: &[&str], perm: &str) -> String {
     let mut line = String::with_capacity(96 + facts.name.len());
     for fact in MLST_FACTS.iter().filter(|f| enabled.contains(f)) {
         let value = match *fact {
             "type" => mlsx_type(facts.kind).to_string(),
             "size" => facts.size.to_string(),
             "modify" => crate::time::format_time_val(facts.modified),
-            "perm" => perm_fact(facts.kind, writable).to_string(),
+            "perm" => perm.to_string(),
             _ => format!("{:04o}", facts.mode & 0o7777),
         };
         line.push_str(fact);
@@ -222,11 +213,11 @@ mod tests {
     #[test]
     fn mlsx_line_with_all_and_some_facts() {
         assert_eq!(
-            format_mlsx_line(&readme(), &MLST_FACTS, false),
+            format_mlsx_line(&readme(), &MLST_FACTS, "r"),
             "type=file;size=1715;modify=20261124233100;perm=r;unix.mode=0644; readme.txt"
         );
         assert_eq!(
-            format_mlsx_line(&readme(), &["size", "type"], true),
+            format_mlsx_line(&readme(), &["size", "type"], "adfrw"),
             "type=file;size=1715; readme.txt"
         );
     }

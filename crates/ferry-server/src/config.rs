@@ -30,8 +30,44 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     pub data: DataConfig,
     pub timeouts: TimeoutConfig,
+    pub limits: LimitsConfig,
+    /// STOR writes to a hidden temporary name (`.<name>.ferry-upload`) and renames it on
+    /// success, so a half-sent file never appears under its final name. REST+STOR resumes the
+    /// temporary file.
+    pub atomic_uploads: bool,
+    pub hardening: HardeningConfig,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
+}
+
+/// Limits against abuse (RFC 2577): sessions per address, failed logins, bans, bandwidth.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Most sessions from one IP address; 0 is unlimited.
+    pub max_sessions_per_ip: usize,
+    /// Failed logins one session may make before it is closed.
+    pub max_login_failures: u32,
+    /// Failed logins from one address within `ban_window` seconds that get it banned; 0 is never.
+    pub ban_after_failures: u32,
+    pub ban_window: u64,
+    /// How long a ban lasts, in seconds.
+    pub ban_seconds: u64,
+    /// Bytes per second for each session's downloads; 0 is unlimited.
+    pub download_rate: u64,
+    /// Bytes per second for each session's uploads; 0 is unlimited.
+    pub upload_rate: u64,
+}
+
+/// Optional process hardening on Linux, applied after the listener is bound.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HardeningConfig {
+    /// Switch to this user (and its group) after binding, when started as root.
+    pub run_as_user: Option<String>,
+    /// Restrict the process's file-system access to the served roots with Landlock, where the
+    /// kernel supports it.
+    pub landlock: bool,
 }
 
 /// Anonymous FTP (RFC 1635).
@@ -43,6 +79,11 @@ pub struct AnonymousConfig {
     pub root: Option<PathBuf>,
     /// Anonymous users may upload, delete, rename and make folders. Off by default.
     pub writable: bool,
+    /// A folder (as users see it, e.g. "/incoming") where anonymous users may upload new files
+    /// that they cannot then list, download or overwrite, until an operator moves them.
+    pub upload_folder: Option<String>,
+    /// Anonymous users may also make folders in the upload folder.
+    pub upload_mkdir: bool,
 }
 
 /// Where the server's data connections go.
@@ -59,6 +100,9 @@ pub struct DataConfig {
     pub active_source: ActiveSource,
     pub active_enabled: bool,
     pub passive_enabled: bool,
+    /// Let PORT/EPRT name another host than the client's (FXP, server-to-server). Off: such
+    /// commands are refused before any connection is tried (RFC 2577 bounce attacks).
+    pub allow_fxp: bool,
 }
 
 /// The source port of active-mode data connections.
@@ -100,6 +144,9 @@ impl Default for Config {
             users_file: None,
             data: DataConfig::default(),
             timeouts: TimeoutConfig::default(),
+            limits: LimitsConfig::default(),
+            atomic_uploads: false,
+            hardening: HardeningConfig::default(),
             log_level: "info".into(),
         }
     }
@@ -111,6 +158,8 @@ impl Default for AnonymousConfig {
             enabled: true,
             root: None,
             writable: false,
+            upload_folder: None,
+            upload_mkdir: false,
         }
     }
 }
@@ -123,6 +172,21 @@ impl Default for DataConfig {
             active_source: ActiveSource::Adjacent,
             active_enabled: true,
             passive_enabled: true,
+            allow_fxp: false,
+        }
+    }
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_sessions_per_ip: 20,
+            max_login_failures: 3,
+            ban_after_failures: 10,
+            ban_window: 600,
+            ban_seconds: 900,
+            download_rate: 0,
+            upload_rate: 0,
         }
     }
 }
@@ -199,6 +263,16 @@ impl Config {
             if value == 0 {
                 return invalid(format!("{name} must be at least 1 second"));
             }
+        }
+        if let Some(folder) = &self.anonymous.upload_folder {
+            if !folder.starts_with('/') {
+                return invalid(format!(
+                    "anonymous.upload_folder {folder:?} must start with /"
+                ));
+            }
+        }
+        if self.limits.max_login_failures == 0 {
+            return invalid("limits.max_login_failures must be at least 1".into());
         }
         if !["error", "warn", "info", "debug", "trace"].contains(&self.log_level.as_str()) {
             return invalid(format!(

@@ -12,6 +12,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::time::timeout;
 
 use crate::config::ActiveSource;
+use crate::limits::Throttle;
 
 /// Size of the buffers transfers read and write with.
 const CHUNK: usize = 256 * 1024;
@@ -163,16 +164,20 @@ pub async fn send(
     ascii: bool,
     progress: &AtomicU64,
     stall: Duration,
+    throttle: &Throttle,
 ) -> Result<u64, TransferError> {
     let mut sent = 0;
     match source {
         Source::Bytes(bytes) => {
-            write(stream, &bytes, stall).await?;
-            sent = bytes.len() as u64;
-            progress.store(sent, Ordering::Relaxed);
+            for chunk in bytes.chunks(throttle.chunk_size(CHUNK)) {
+                throttle.consume(chunk.len()).await;
+                write(stream, chunk, stall).await?;
+                sent += chunk.len() as u64;
+                progress.store(sent, Ordering::Relaxed);
+            }
         }
         Source::File(mut file) => {
-            let mut buffer = vec![0; CHUNK];
+            let mut buffer = vec![0; throttle.chunk_size(CHUNK)];
             let mut converted = Vec::new();
             loop {
                 let read = file.read(&mut buffer).await.map_err(TransferError::Local)?;
@@ -186,6 +191,7 @@ pub async fn send(
                 } else {
                     &buffer[..read]
                 };
+                throttle.consume(chunk.len()).await;
                 write(stream, chunk, stall).await?;
                 sent += chunk.len() as u64;
                 progress.store(sent, Ordering::Relaxed);
@@ -218,8 +224,9 @@ pub async fn receive(
     ascii: bool,
     progress: &AtomicU64,
     stall: Duration,
+    throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let mut buffer = vec![0; CHUNK];
+    let mut buffer = vec![0; throttle.chunk_size(CHUNK)];
     let mut decoder = CrlfDecoder::new();
     let mut converted = Vec::new();
     let mut received = 0;
@@ -231,6 +238,7 @@ pub async fn receive(
         if read == 0 {
             break;
         }
+        throttle.consume(read).await;
         received += read as u64;
         progress.store(received, Ordering::Relaxed);
         let chunk = if ascii {

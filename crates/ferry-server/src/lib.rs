@@ -5,6 +5,8 @@
 
 pub mod config;
 pub mod data;
+pub mod limits;
+pub mod permissions;
 pub mod server;
 pub mod session;
 pub mod storage;

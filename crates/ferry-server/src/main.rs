@@ -53,6 +53,13 @@ struct Args {
     /// Let anonymous users upload, delete, rename and make folders.
     #[arg(long)]
     anonymous_writable: bool,
+    /// Folder (as users see it, e.g. /incoming) where anonymous users may upload new files they
+    /// cannot then download, list or overwrite.
+    #[arg(long, value_name = "PATH")]
+    anonymous_upload_folder: Option<String>,
+    /// Let anonymous users make folders in the upload folder.
+    #[arg(long)]
+    anonymous_upload_mkdir: bool,
     /// TOML file of named accounts with argon2 password hashes.
     #[arg(long, value_name = "FILE")]
     users_file: Option<PathBuf>,
@@ -65,6 +72,9 @@ struct Args {
     /// Source port of active data connections: adjacent (control port - 1) or ephemeral.
     #[arg(long, value_name = "SOURCE", value_parser = parse_active_source)]
     active_source: Option<ActiveSource>,
+    /// Allow PORT/EPRT to other hosts than the client (FXP); off, they are refused.
+    #[arg(long)]
+    allow_fxp: bool,
     /// Refuse PORT and EPRT.
     #[arg(long)]
     no_active: bool,
@@ -89,6 +99,36 @@ struct Args {
     /// Milliseconds to wait before answering a failed login [default: 1000]
     #[arg(long, value_name = "MS")]
     failed_login_delay: Option<u64>,
+    /// Most sessions from one IP address, 0 for no limit [default: 20]
+    #[arg(long, value_name = "N")]
+    max_sessions_per_ip: Option<usize>,
+    /// Failed logins a session may make before it is closed [default: 3]
+    #[arg(long, value_name = "N")]
+    max_login_failures: Option<u32>,
+    /// Failed logins from one address within the ban window that get it banned, 0 for never [default: 10]
+    #[arg(long, value_name = "N")]
+    ban_after_failures: Option<u32>,
+    /// Seconds over which failed logins are counted for bans [default: 600]
+    #[arg(long, value_name = "SECS")]
+    ban_window: Option<u64>,
+    /// Seconds a ban lasts [default: 900]
+    #[arg(long, value_name = "SECS")]
+    ban_seconds: Option<u64>,
+    /// Bytes per second for each session's downloads, 0 for no limit [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    download_rate: Option<u64>,
+    /// Bytes per second for each session's uploads, 0 for no limit [default: 0]
+    #[arg(long, value_name = "BYTES")]
+    upload_rate: Option<u64>,
+    /// Write uploads to a hidden name and rename them when complete.
+    #[arg(long)]
+    atomic_uploads: bool,
+    /// After binding, switch to this user (when started as root).
+    #[arg(long, value_name = "USER")]
+    run_as_user: Option<String>,
+    /// Restrict file-system access to the served folders with Landlock (Linux).
+    #[arg(long)]
+    landlock: bool,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -118,10 +158,16 @@ impl Args {
         config.anonymous.enabled &= !self.no_anonymous;
         set_some(&mut config.anonymous.root, self.anonymous_root);
         config.anonymous.writable |= self.anonymous_writable;
+        set_some(
+            &mut config.anonymous.upload_folder,
+            self.anonymous_upload_folder,
+        );
+        config.anonymous.upload_mkdir |= self.anonymous_upload_mkdir;
         set_some(&mut config.users_file, self.users_file);
         set_some(&mut config.data.passive_ports, self.passive_ports);
         set_some(&mut config.data.passive_address, self.passive_address);
         set(&mut config.data.active_source, self.active_source);
+        config.data.allow_fxp |= self.allow_fxp;
         config.data.active_enabled &= !self.no_active;
         config.data.passive_enabled &= !self.no_passive;
         let timeouts = &mut config.timeouts;
@@ -131,6 +177,17 @@ impl Args {
         set(&mut timeouts.stalled_transfer, self.stall_timeout);
         set(&mut timeouts.shutdown_grace, self.shutdown_grace);
         set(&mut timeouts.failed_login_delay_ms, self.failed_login_delay);
+        let limits = &mut config.limits;
+        set(&mut limits.max_sessions_per_ip, self.max_sessions_per_ip);
+        set(&mut limits.max_login_failures, self.max_login_failures);
+        set(&mut limits.ban_after_failures, self.ban_after_failures);
+        set(&mut limits.ban_window, self.ban_window);
+        set(&mut limits.ban_seconds, self.ban_seconds);
+        set(&mut limits.download_rate, self.download_rate);
+        set(&mut limits.upload_rate, self.upload_rate);
+        config.atomic_uploads |= self.atomic_uploads;
+        set_some(&mut config.hardening.run_as_user, self.run_as_user);
+        config.hardening.landlock |= self.landlock;
         set(&mut config.log_level, self.log_level);
         Ok(config)
     }
@@ -210,7 +267,10 @@ fn describe_access(context: &Context) -> String {
             root.display()
         )
     };
-    format!("{anonymous}; {} named user(s)", context.users.len())
+    match context.authenticator.account_count() {
+        Some(count) => format!("{anonymous}; {count} named user(s)"),
+        None => anonymous,
+    }
 }
 
 async fn shutdown_signal() {

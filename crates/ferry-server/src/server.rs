@@ -4,29 +4,40 @@
 //! [`run`] takes an already bound listener and a shutdown future, so tests bind port 0 and
 //! never race for a fixed port.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ferry_proto::Reply;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
+use crate::limits::{BanList, BanRule, CountGuard, Counter, RateLimiter};
 use crate::session::Session;
-use crate::users::{Users, UsersError};
+use crate::users::{Authenticator, Users, UsersError};
 
-/// What every session shares, read-only.
+/// What every session shares: the configuration, the accounts, and the limits' counters.
 #[derive(Debug)]
 pub struct Context {
     pub config: Config,
-    pub users: Users,
+    pub authenticator: Arc<dyn Authenticator>,
     pub server_name: String,
     pub greeting: String,
     pub passive_ports: Option<(u16, u16)>,
+    pub sessions_per_ip: Counter<IpAddr>,
+    pub sessions_per_user: Counter<String>,
+    pub bans: BanList,
+    /// Each named account's aggregate (download, upload) limiters, made at its first login.
+    user_rates: Mutex<HashMap<String, UserRates>>,
 }
+
+/// One account's bandwidth limiters, shared by its sessions.
+pub type UserRates = (Option<Arc<RateLimiter>>, Option<Arc<RateLimiter>>);
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -40,18 +51,50 @@ pub enum StartError {
 impl Context {
     /// Validates the configuration and loads the users file.
     pub fn new(config: Config) -> Result<Context, StartError> {
-        config.validate()?;
         let users = match &config.users_file {
             Some(path) => Users::load(path)?,
             None => Users::default(),
+        };
+        Context::with_authenticator(config, Arc::new(users))
+    }
+
+    /// Validates the configuration; accounts come from `authenticator`.
+    pub fn with_authenticator(
+        config: Config,
+        authenticator: Arc<dyn Authenticator>,
+    ) -> Result<Context, StartError> {
+        config.validate()?;
+        let limits = &config.limits;
+        let ban_rule = BanRule {
+            failures: limits.ban_after_failures,
+            window: Duration::from_secs(limits.ban_window),
+            ban: Duration::from_secs(limits.ban_seconds),
         };
         Ok(Context {
             server_name: config.server_name(),
             greeting: config.greeting(),
             passive_ports: config.passive_port_range()?,
-            users,
+            authenticator,
+            sessions_per_ip: Counter::default(),
+            sessions_per_user: Counter::default(),
+            bans: BanList::new(ban_rule),
+            user_rates: Mutex::default(),
             config,
         })
+    }
+
+    /// The shared limiters of an account with these rates (the first login's rates stay).
+    pub fn user_rates(&self, user: &str, download: Option<u64>, upload: Option<u64>) -> UserRates {
+        let mut rates = self.user_rates.lock().unwrap_or_else(|p| p.into_inner());
+        rates
+            .entry(user.to_string())
+            .or_insert_with(|| {
+                (
+                    download.map(|r| Arc::new(RateLimiter::new(r))),
+                    upload.map(|r| Arc::new(RateLimiter::new(r))),
+                )
+            })
+            .clone()
     }
 }
 
@@ -95,19 +138,20 @@ pub async fn run(listener: TcpListener, context: Arc<Context>, shutdown: impl Fu
 
 fn start_session(
     sessions: &mut JoinSet<()>,
-    mut stream: tokio::net::TcpStream,
+    stream: tokio::net::TcpStream,
     context: &Arc<Context>,
     limit: &Arc<Semaphore>,
     stop_signal: &watch::Receiver<bool>,
 ) {
-    let Ok(permit) = Arc::clone(limit).try_acquire_owned() else {
-        tracing::warn!(peer = ?stream.peer_addr().ok(), "too many sessions; connection refused");
-        sessions.spawn(async move {
-            let reply = Reply::new(421, "Too many users, try again later.");
-            let _ = stream.write_all(&reply.to_wire()).await;
-            let _ = stream.shutdown().await;
-        });
-        return;
+    let Ok(peer) = stream.peer_addr() else { return };
+    let ip = peer.ip().to_canonical();
+    let (ip_guard, permit) = match admit(context, limit, ip) {
+        Ok(admitted) => admitted,
+        Err(text) => {
+            tracing::warn!(peer = %ip, reason = text, "connection refused");
+            sessions.spawn(refuse(stream, text));
+            return;
+        }
     };
     let context = Arc::clone(context);
     let stop_signal = stop_signal.clone();
@@ -116,6 +160,34 @@ fn start_session(
             Ok(session) => session.run().await,
             Err(error) => tracing::debug!(%error, "connection closed before the session started"),
         }
-        drop(permit);
+        drop((permit, ip_guard));
     });
+}
+
+/// Checks a new connection against the ban list, the per-address limit and the session limit.
+fn admit(
+    context: &Context,
+    limit: &Arc<Semaphore>,
+    ip: IpAddr,
+) -> Result<(CountGuard<IpAddr>, OwnedSemaphorePermit), &'static str> {
+    if let Some(left) = context.bans.banned_for(ip) {
+        tracing::debug!(peer = %ip, seconds_left = left.as_secs(), "banned address");
+        return Err("Too many failed logins from your address; try again later.");
+    }
+    let per_ip_limit = Some(context.config.limits.max_sessions_per_ip).filter(|n| *n > 0);
+    let guard = context
+        .sessions_per_ip
+        .acquire(&ip, per_ip_limit)
+        .ok_or("Too many connections from your address.")?;
+    let permit = Arc::clone(limit)
+        .try_acquire_owned()
+        .map_err(|_| "Too many users, try again later.")?;
+    Ok((guard, permit))
+}
+
+/// Answers 421 and closes, before reading any command.
+async fn refuse(mut stream: tokio::net::TcpStream, text: &'static str) {
+    let reply = Reply::new(421, text);
+    let _ = stream.write_all(&reply.to_wire()).await;
+    let _ = stream.shutdown().await;
 }

@@ -1,4 +1,5 @@
-//! Accounts: the users file (TOML, argon2 password hashes) and the login check.
+//! Accounts: the [`Authenticator`] trait the session logs in through, and its users-file
+//! back-end (TOML, argon2 password hashes). See `users.example.toml` for every field.
 //!
 //! ```toml
 //! [[user]]
@@ -9,7 +10,10 @@
 //! ```
 
 use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
@@ -17,7 +21,41 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use serde::Deserialize;
 
-/// One named account.
+use crate::permissions::{AccessPolicy, Network, Permission, PermissionSet};
+use crate::storage::VirtualPath;
+
+/// What a successful login yields: who, where, and what they may do.
+#[derive(Debug, Clone)]
+pub struct AccountSpec {
+    pub name: String,
+    pub root: PathBuf,
+    pub policy: AccessPolicy,
+    /// Most sessions this account may have at once.
+    pub max_sessions: Option<usize>,
+    /// Bytes per second across all of this account's sessions; `None` is unlimited.
+    pub download_rate: Option<u64>,
+    pub upload_rate: Option<u64>,
+}
+
+/// Checks credentials. Implementations are blocking (password hashing is CPU-heavy); the
+/// session calls them on the blocking pool. Every failure looks the same to the client.
+pub trait Authenticator: Send + Sync + fmt::Debug {
+    /// The account for `user` with `password`, connecting from `peer`, or `None`.
+    fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Option<AccountSpec>;
+    /// How many accounts it knows, for the startup line (`None` if it cannot tell).
+    fn account_count(&self) -> Option<usize>;
+}
+
+/// A folder of a user's with its own permissions.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FolderRule {
+    /// Path as the user sees it, e.g. "/incoming".
+    pub path: String,
+    pub permissions: Vec<Permission>,
+}
+
+/// One named account in the users file.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
@@ -25,8 +63,24 @@ pub struct User {
     /// An argon2 PHC string; never the password itself.
     pub password: String,
     pub root: PathBuf,
+    /// Shorthand: every permission (true) or list and download (false, the default).
     #[serde(default)]
     pub writable: bool,
+    /// The exact permissions, instead of `writable`.
+    pub permissions: Option<Vec<Permission>>,
+    /// Folders with their own permissions.
+    #[serde(default)]
+    pub folders: Vec<FolderRule>,
+    /// A disabled account cannot log in.
+    #[serde(default)]
+    pub disabled: bool,
+    /// Networks the account may log in from (CIDR); empty means anywhere.
+    #[serde(default)]
+    pub allowed_networks: Vec<String>,
+    pub max_sessions: Option<usize>,
+    /// Bytes per second, summed over the account's sessions.
+    pub download_rate: Option<u64>,
+    pub upload_rate: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -36,10 +90,18 @@ struct UsersFile {
     user: Vec<User>,
 }
 
-/// The accounts known to the server, by name.
+/// A user with its checked, parsed fields.
+#[derive(Debug, Clone)]
+struct Entry {
+    user: User,
+    networks: Vec<Network>,
+    policy: AccessPolicy,
+}
+
+/// The accounts of a users file, by name.
 #[derive(Debug, Default, Clone)]
 pub struct Users {
-    by_name: HashMap<String, User>,
+    by_name: HashMap<String, Entry>,
 }
 
 /// What is wrong with a users file.
@@ -53,11 +115,6 @@ pub enum UsersError {
     #[error("users file {path}: {message}")]
     Invalid { path: PathBuf, message: String },
 }
-
-/// A hash every unknown user is checked against, so that a wrong name costs as much as a
-/// wrong password and the two cannot be told apart by timing.
-const DECOY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$ZmVycnlkZWNveXNhbHQ$9dR2Vq+0oZ1bQmQ0mXo9o3y5K3cXQf1p8l5Yb3p0b2c";
 
 impl Users {
     /// Loads and checks a users file: unique names, valid hashes, existing roots.
@@ -77,24 +134,9 @@ impl Users {
         let file: UsersFile = toml::from_str(text).map_err(|e| e.to_string())?;
         let mut by_name = HashMap::new();
         for user in file.user {
-            PasswordHash::new(&user.password).map_err(|e| {
-                format!("user {:?}: password is not an argon2 hash ({e})", user.name)
-            })?;
-            if !user.root.is_dir() {
-                return Err(format!(
-                    "user {:?}: root {} is not a folder",
-                    user.name,
-                    user.root.display()
-                ));
-            }
-            if user.name.is_empty() || user.name.contains(char::is_whitespace) {
-                return Err(format!(
-                    "user {:?}: names must be non-empty, without spaces",
-                    user.name
-                ));
-            }
-            if let Some(old) = by_name.insert(user.name.clone(), user) {
-                return Err(format!("user {:?} is listed twice", old.name));
+            let entry = check(user)?;
+            if let Some(old) = by_name.insert(entry.user.name.clone(), entry) {
+                return Err(format!("user {:?} is listed twice", old.user.name));
             }
         }
         Ok(Users { by_name })
@@ -107,17 +149,95 @@ impl Users {
     pub fn is_empty(&self) -> bool {
         self.by_name.is_empty()
     }
+}
 
-    /// Checks a name and password; CPU-heavy (argon2), so call it off the async workers.
-    pub fn authenticate(&self, name: &str, password: &str) -> Option<User> {
-        let user = self.by_name.get(name);
-        let hash = user.map_or(DECOY_HASH, |u| u.password.as_str());
-        let ok = verify_password(password, hash);
-        user.filter(|_| ok).cloned()
+fn check(user: User) -> Result<Entry, String> {
+    let name = &user.name;
+    PasswordHash::new(&user.password)
+        .map_err(|e| format!("user {name:?}: password is not an argon2 hash ({e})"))?;
+    if !user.root.is_dir() {
+        return Err(format!(
+            "user {name:?}: root {} is not a folder",
+            user.root.display()
+        ));
+    }
+    if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
+        return Err(format!(
+            "user {name:?}: names must be non-empty, without spaces"
+        ));
+    }
+    let networks = user
+        .allowed_networks
+        .iter()
+        .map(|n| {
+            Network::parse(n)
+                .ok_or_else(|| format!("user {name:?}: {n:?} is not a network like 192.0.2.0/24"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let base = match (&user.permissions, user.writable) {
+        (Some(list), _) => PermissionSet::of(list),
+        (None, true) => PermissionSet::ALL,
+        (None, false) => PermissionSet::READ_ONLY,
+    };
+    let mut policy = AccessPolicy::new(base);
+    for folder in &user.folders {
+        if !folder.path.starts_with('/') {
+            return Err(format!(
+                "user {name:?}: folder path {:?} must start with /",
+                folder.path
+            ));
+        }
+        policy = policy.with_folder(
+            VirtualPath::root().join(&folder.path),
+            PermissionSet::of(&folder.permissions),
+        );
+    }
+    Ok(Entry {
+        user,
+        networks,
+        policy,
+    })
+}
+
+impl Authenticator for Users {
+    fn authenticate(&self, name: &str, password: &str, peer: IpAddr) -> Option<AccountSpec> {
+        let entry = self.by_name.get(name);
+        // Unknown users are checked against a decoy hash, so a wrong name costs as much time
+        // as a wrong password and the two cannot be told apart.
+        let hash: &str = match entry {
+            Some(entry) => &entry.user.password,
+            None => decoy_hash(),
+        };
+        let password_ok = verify_password(password, hash);
+        let entry = entry.filter(|_| password_ok)?;
+        let network_ok =
+            entry.networks.is_empty() || entry.networks.iter().any(|n| n.contains(peer));
+        if entry.user.disabled || !network_ok {
+            return None;
+        }
+        let user = &entry.user;
+        Some(AccountSpec {
+            name: user.name.clone(),
+            root: user.root.clone(),
+            policy: entry.policy.clone(),
+            max_sessions: user.max_sessions,
+            download_rate: user.download_rate.filter(|r| *r > 0),
+            upload_rate: user.upload_rate.filter(|r| *r > 0),
+        })
+    }
+
+    fn account_count(&self) -> Option<usize> {
+        Some(self.len())
     }
 }
 
-/// Hashes a password for the users file (argon2id, the crate's default cost).
+/// A valid hash of a random password, made once.
+fn decoy_hash() -> &'static str {
+    static DECOY: OnceLock<String> = OnceLock::new();
+    DECOY.get_or_init(|| hash_password("decoy password nobody has").unwrap_or_default())
+}
+
+/// Hashes a password for the users file (argon2id, the crate's default cost: 19 MiB, 2 passes).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
     Argon2::default()
@@ -140,27 +260,65 @@ fn verify_password(password: &str, hash: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn users_with(root: &Path) -> Users {
+    const HERE: &str = "127.0.0.1";
+
+    fn users(extra: &str, root: &Path) -> Users {
         let hash = hash_password("s3cret").unwrap();
         let text = format!(
-            "[[user]]\nname = \"alice\"\npassword = \"{hash}\"\nroot = \"{}\"\nwritable = true\n",
+            "[[user]]\nname = \"alice\"\npassword = \"{hash}\"\nroot = \"{}\"\n{extra}\n",
             root.display()
         );
         Users::parse(&text).unwrap()
     }
 
-    #[test]
-    fn right_password_logs_in_and_wrong_ones_do_not() {
-        let dir = tempfile::tempdir().unwrap();
-        let users = users_with(dir.path());
-        assert!(users.authenticate("alice", "s3cret").unwrap().writable);
-        assert!(users.authenticate("alice", "S3cret").is_none());
-        assert!(users.authenticate("bob", "s3cret").is_none());
+    fn login(users: &Users, name: &str, password: &str, from: &str) -> Option<AccountSpec> {
+        users.authenticate(name, password, from.parse().unwrap())
     }
 
     #[test]
-    fn decoy_hash_is_a_valid_hash() {
-        assert!(PasswordHash::new(DECOY_HASH).is_ok());
+    fn right_password_logs_in_and_wrong_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let users = users("writable = true", dir.path());
+        let spec = login(&users, "alice", "s3cret", HERE).unwrap();
+        assert!(spec
+            .policy
+            .allows(Permission::Delete, &VirtualPath::root().join("x")));
+        assert!(login(&users, "alice", "S3cret", HERE).is_none());
+        assert!(login(&users, "bob", "s3cret", HERE).is_none());
+    }
+
+    #[test]
+    fn disabled_users_and_other_networks_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(login(
+            &users("disabled = true", dir.path()),
+            "alice",
+            "s3cret",
+            HERE
+        )
+        .is_none());
+        let limited = users("allowed_networks = [\"10.0.0.0/8\", \"::1\"]", dir.path());
+        assert!(login(&limited, "alice", "s3cret", HERE).is_none());
+        assert!(login(&limited, "alice", "s3cret", "10.1.2.3").is_some());
+        assert!(login(&limited, "alice", "s3cret", "::1").is_some());
+    }
+
+    #[test]
+    fn permissions_and_folders() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra =
+            "permissions = [\"list\", \"download\"]\nmax_sessions = 2\ndownload_rate = 1000\n\
+                     [[user.folders]]\npath = \"/drop\"\npermissions = [\"upload\"]\n";
+        let spec = login(&users(extra, dir.path()), "alice", "s3cret", HERE).unwrap();
+        let at = |p: &str| VirtualPath::root().join(p);
+        assert!(spec.policy.allows(Permission::Download, &at("/a")));
+        assert!(!spec.policy.allows(Permission::Upload, &at("/a")));
+        assert!(spec.policy.allows(Permission::Upload, &at("/drop/a")));
+        assert!(!spec.policy.allows(Permission::Download, &at("/drop/a")));
+        assert_eq!(
+            (spec.max_sessions, spec.download_rate, spec.upload_rate),
+            (Some(2), Some(1000), None)
+        );
     }
 
     #[test]
@@ -169,12 +327,24 @@ mod tests {
             .unwrap_err();
         assert!(err.contains("argon2"), "{err}");
         let hash = hash_password("x").unwrap();
-        let twice = format!(
-            "[[user]]\nname = \"a\"\npassword = \"{hash}\"\nroot = \"/\"\n[[user]]\nname = \"a\"\npassword = \"{hash}\"\nroot = \"/\"\n"
-        );
-        assert!(Users::parse(&twice).unwrap_err().contains("twice"));
+        let entry = |extra: &str| {
+            format!("[[user]]\nname = \"a\"\npassword = \"{hash}\"\nroot = \"/\"\n{extra}\n")
+        };
+        assert!(Users::parse(&format!("{}{}", entry(""), entry("")))
+            .unwrap_err()
+            .contains("twice"));
         let missing =
             format!("[[user]]\nname = \"a\"\npassword = \"{hash}\"\nroot = \"/nonexistent/x\"\n");
         assert!(Users::parse(&missing).unwrap_err().contains("not a folder"));
+        assert!(Users::parse(&entry("allowed_networks = [\"10.0.0.0/99\"]"))
+            .unwrap_err()
+            .contains("network"));
+        assert!(Users::parse(&entry("permissions = [\"fly\"]"))
+            .unwrap_err()
+            .contains("fly"));
+        let relative = entry("[[user.folders]]\npath = \"drop\"\npermissions = []");
+        assert!(Users::parse(&relative)
+            .unwrap_err()
+            .contains("must start with /"));
     }
 }

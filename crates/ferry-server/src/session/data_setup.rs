@@ -24,7 +24,7 @@ impl Session {
                 .await;
         }
         let target = SocketAddr::new(target.ip().to_canonical(), target.port());
-        if target.ip() != self.peer.ip() {
+        if target.ip() != self.peer.ip() && !self.context.config.data.allow_fxp {
             tracing::warn!(peer = %self.peer, %target, "refused a data address other than the client's");
             return self
                 .reply(500, "Illegal PORT command: address must be yours.")

@@ -7,7 +7,8 @@ use ferry_proto::Reply;
 
 use super::navigate::quote_path;
 use super::{Flow, Session};
-use crate::storage::FileKind;
+use crate::permissions::Permission;
+use crate::storage::{FileKind, VirtualPath};
 
 /// Largest file whose TYPE A size SIZE computes by reading it; larger ones are refused.
 const ASCII_SIZE_LIMIT: u64 = 64 * 1024 * 1024;
@@ -63,6 +64,9 @@ impl Session {
             return self.reply(503, "RNFR required first.").await;
         };
         let to = self.resolve(arg);
+        if self.exists(&to).await && !self.allowed(Permission::Overwrite, &to) {
+            return self.reply(550, "Permission denied.").await;
+        }
         match self.with_storage(move |s| s.rename(&from, &to)).await {
             Ok(()) => self.reply(250, "Rename successful.").await,
             Err(error) => self.reply_storage_error(&error).await,
@@ -113,6 +117,12 @@ impl Session {
         }
     }
 
+    /// Whether something exists at `path` (symlinks followed).
+    pub(super) async fn exists(&self, path: &VirtualPath) -> bool {
+        let path = path.clone();
+        self.with_storage(move |s| s.metadata(&path)).await.is_ok()
+    }
+
     /// SITE (RFC 959 §4.1.3): HELP and CHMOD.
     pub(super) async fn site(&mut self, arg: &str) -> Flow {
         let (sub, rest) = arg.trim().split_once(' ').unwrap_or((arg.trim(), ""));
@@ -146,6 +156,9 @@ impl Session {
                 .await;
         }
         let path = self.resolve(path);
+        if !self.allowed(Permission::Chmod, &path) {
+            return self.reply(550, "Permission denied.").await;
+        }
         match self.with_storage(move |s| s.set_mode(&path, mode)).await {
             Ok(()) => self.reply(200, "SITE CHMOD command ok.").await,
             Err(error) => self.reply_storage_error(&error).await,

@@ -7,6 +7,7 @@ use ferry_proto::listing::{format_ls_line, format_mlsx_line};
 use ferry_proto::Reply;
 
 use super::{Flow, Session};
+use crate::permissions::{AccessPolicy, Permission};
 use crate::storage::{FileFacts, FileKind, Storage, StorageError, VirtualPath};
 
 /// What a listing command sends for each entry.
@@ -47,6 +48,8 @@ fn parse_request(arg: Option<&str>) -> Request {
 struct Selection {
     entries: Vec<FileFacts>,
     name_prefix: String,
+    /// The folder the entries are in.
+    folder: VirtualPath,
 }
 
 impl Session {
@@ -64,13 +67,16 @@ impl Session {
             return self.reply(425, "Use PORT or PASV first.").await;
         };
         let target = self.resolve(request.path.as_deref().unwrap_or("."));
+        if !self.allowed(Permission::List, &listed_folder(&target, format)) {
+            return self.reply(550, "Permission denied.").await;
+        }
         let given = request.path.clone();
-        let writable = self.writable();
+        let policy = self.policy();
         let facts = self.mlst_facts.clone();
         let rendered = self
             .with_storage(move |s| {
                 let selection = select(s, &target, given.as_deref(), format, request.show_hidden)?;
-                Ok(render(&selection, format, &facts, writable))
+                Ok(render(&selection, format, &facts, &policy))
             })
             .await;
         match rendered {
@@ -94,10 +100,8 @@ impl Session {
         match self.with_storage(move |s| s.metadata(&probe)).await {
             Ok(mut facts) => {
                 facts.name = path.to_string();
-                let line = format!(
-                    " {}",
-                    format_mlsx_line(&facts, &self.mlst_facts, self.writable())
-                );
+                let perm = self.policy().at(&path).mlsx_perm(facts.kind);
+                let line = format!(" {}", format_mlsx_line(&facts, &self.mlst_facts, &perm));
                 let lines = vec![format!("Listing {path}"), line, "End".to_string()];
                 self.send(Reply::multi(250, lines)).await
             }
@@ -109,7 +113,11 @@ impl Session {
     pub(super) async fn stat_path(&mut self, arg: &str) -> Flow {
         let request = parse_request(Some(arg));
         let target = self.resolve(request.path.as_deref().unwrap_or("."));
+        if !self.allowed(Permission::List, &listed_folder(&target, Format::Long)) {
+            return self.reply(550, "Permission denied.").await;
+        }
         let given = request.path.clone();
+        let policy = self.policy();
         let rendered = self
             .with_storage(move |s| {
                 let selection = select(
@@ -119,7 +127,7 @@ impl Session {
                     Format::Long,
                     request.show_hidden,
                 )?;
-                Ok(render(&selection, Format::Long, &[], false))
+                Ok(render(&selection, Format::Long, &[], &policy))
             })
             .await;
         match rendered {
@@ -159,6 +167,7 @@ fn select(
         return Ok(Some(Selection {
             entries,
             name_prefix,
+            folder: parent,
         }));
     }
     let facts = storage.metadata(target)?;
@@ -167,6 +176,7 @@ fn select(
         return Ok(Some(Selection {
             entries,
             name_prefix: String::new(),
+            folder: target.clone(),
         }));
     }
     if format == Format::Facts {
@@ -177,7 +187,17 @@ fn select(
     Ok(Some(Selection {
         entries: vec![single],
         name_prefix: String::new(),
+        folder: target.parent(),
     }))
+}
+
+/// The folder whose List permission a listing of `target` needs: the parent for a pattern.
+fn listed_folder(target: &VirtualPath, format: Format) -> VirtualPath {
+    if format != Format::Facts && is_pattern(target.file_name()) {
+        target.parent()
+    } else {
+        target.clone()
+    }
 }
 
 /// Renders the selection with CRLF line ends (listings are always sent that way).
@@ -185,7 +205,7 @@ fn render(
     selection: &Option<Selection>,
     format: Format,
     facts: &[&str],
-    writable: bool,
+    policy: &AccessPolicy,
 ) -> Option<Vec<u8>> {
     let selection = selection.as_ref()?;
     let now = std::time::SystemTime::now()
@@ -196,7 +216,12 @@ fn render(
         let line = match format {
             Format::Long => format_ls_line(entry, now),
             Format::Names => format!("{}{}", selection.name_prefix, entry.name),
-            Format::Facts => format_mlsx_line(entry, facts, writable),
+            Format::Facts => {
+                let perm = policy
+                    .at(&selection.folder.join(&entry.name))
+                    .mlsx_perm(entry.kind);
+                format_mlsx_line(entry, facts, &perm)
+            }
         };
         body.extend_from_slice(line.as_bytes());
         body.extend_from_slice(b"\r\n");

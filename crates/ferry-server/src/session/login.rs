@@ -6,7 +6,10 @@ use ferry_proto::{Reply, Secret};
 
 use super::{Account, Flow, Login, Session};
 use crate::data::DataPlan;
+use crate::limits::{CountGuard, RateLimiter, Throttle};
+use crate::permissions::{AccessPolicy, Permission, PermissionSet};
 use crate::storage::{LocalFs, Storage, VirtualPath};
+use crate::users::AccountSpec;
 
 /// User names that mean anonymous FTP (RFC 1635).
 const ANONYMOUS_NAMES: [&str; 2] = ["ftp", "anonymous"];
@@ -47,51 +50,123 @@ impl Session {
                 self.reply(503, "Login with USER first.").await
             };
         };
-        let account = if anonymous {
-            self.anonymous_account(&user, &password)
+        let spec = if anonymous {
+            tracing::debug!(identity = %escape(password.expose()), "anonymous identity");
+            Some(self.anonymous_spec(&user))
         } else {
-            self.named_account(&user, password).await
+            self.authenticate(&user, password).await
         };
-        match account {
-            Some(account) => self.logged_in_as(account).await,
-            None => {
-                tracing::warn!(peer = %self.peer, user = %escape(&user), "login failed");
-                let delay = std::time::Duration::from_millis(
-                    self.context.config.timeouts.failed_login_delay_ms,
-                );
-                tokio::time::sleep(delay).await;
-                self.reply(530, "Login incorrect.").await
+        let Some(spec) = spec else {
+            return self.login_failed(&user).await;
+        };
+        let Some(count) = self
+            .context
+            .sessions_per_user
+            .acquire(&spec.name, spec.max_sessions)
+        else {
+            tracing::warn!(peer = %self.peer.ip(), user = %escape(&spec.name), "too many sessions for this user");
+            self.reply(421, "Too many sessions for this user; try again later.")
+                .await;
+            return Flow::Quit;
+        };
+        let Some(storage) = open_storage(&spec.root) else {
+            return self.reply(530, "Cannot open your home folder.").await;
+        };
+        let account = self.account_for(spec, anonymous, storage, count);
+        self.logged_in_as(account).await
+    }
+
+    /// What anonymous users may do: read everything (or write, if configured), and upload new
+    /// files to the upload folder, if there is one, without reading them back.
+    fn anonymous_spec(&self, user: &str) -> AccountSpec {
+        let settings = &self.context.config.anonymous;
+        let base = if settings.writable {
+            PermissionSet::ALL
+        } else {
+            PermissionSet::READ_ONLY
+        };
+        let mut policy = AccessPolicy::new(base);
+        if let Some(folder) = &settings.upload_folder {
+            let mut drop_box = PermissionSet::of(&[Permission::Upload]);
+            if settings.upload_mkdir {
+                drop_box = drop_box.with(Permission::Mkdir);
             }
+            policy = policy.with_folder(VirtualPath::root().join(folder), drop_box);
+        }
+        AccountSpec {
+            name: user.to_ascii_lowercase(),
+            root: self.context.config.anonymous_root(),
+            policy,
+            max_sessions: None,
+            download_rate: None,
+            upload_rate: None,
         }
     }
 
-    fn anonymous_account(&self, user: &str, password: &Secret) -> Option<Account> {
-        let root = self.context.config.anonymous_root();
-        let storage = open_storage(&root)?;
-        tracing::debug!(identity = %escape(password.expose()), "anonymous identity");
-        Some(Account {
-            name: user.to_ascii_lowercase(),
-            anonymous: true,
-            writable: self.context.config.anonymous.writable,
-            storage,
-        })
-    }
-
-    async fn named_account(&self, user: &str, password: Secret) -> Option<Account> {
+    async fn authenticate(&self, user: &str, password: Secret) -> Option<AccountSpec> {
         let context = Arc::clone(&self.context);
         let name = user.to_string();
+        let peer = self.peer.ip();
         // argon2 is CPU-heavy: keep it off the async workers.
-        let found = tokio::task::spawn_blocking(move || {
-            context.users.authenticate(&name, password.expose())
+        tokio::task::spawn_blocking(move || {
+            context
+                .authenticator
+                .authenticate(&name, password.expose(), peer)
         })
         .await
-        .ok()??;
-        Some(Account {
-            storage: open_storage(&found.root)?,
-            name: found.name,
-            anonymous: false,
-            writable: found.writable,
-        })
+        .ok()?
+    }
+
+    fn account_for(
+        &self,
+        spec: AccountSpec,
+        anonymous: bool,
+        storage: Arc<dyn Storage>,
+        count: CountGuard<String>,
+    ) -> Account {
+        let limits = &self.context.config.limits;
+        let session_rate = |rate: u64| (rate > 0).then(|| Arc::new(RateLimiter::new(rate)));
+        let (user_download, user_upload) =
+            if spec.download_rate.is_some() || spec.upload_rate.is_some() {
+                self.context
+                    .user_rates(&spec.name, spec.download_rate, spec.upload_rate)
+            } else {
+                (None, None)
+            };
+        Account {
+            name: spec.name,
+            anonymous,
+            policy: spec.policy,
+            storage,
+            download: Throttle::new([session_rate(limits.download_rate), user_download]),
+            upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
+            _session_count: Some(count),
+        }
+    }
+
+    /// A failed login: a growing pause, 530, and after too many failures the end of the session
+    /// (and perhaps a ban of the address). The log line is the one fail2ban can match:
+    /// `login failed peer=<address> user="<name>"`.
+    async fn login_failed(&mut self, user: &str) -> Flow {
+        self.failed_logins += 1;
+        let ip = self.peer.ip();
+        tracing::warn!(peer = %ip, user = %escape(user), "login failed");
+        let ban = self.context.bans.record_failure(ip);
+        if let Some(ban) = ban {
+            tracing::warn!(peer = %ip, seconds = ban.as_secs(), "address banned after repeated failed logins");
+        }
+        let base = self.context.config.timeouts.failed_login_delay_ms;
+        let delay = base.saturating_mul(1 << (self.failed_logins - 1).min(4));
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        if self.reply(530, "Login incorrect.").await == Flow::Quit {
+            return Flow::Quit;
+        }
+        if ban.is_some() || self.failed_logins >= self.context.config.limits.max_login_failures {
+            self.reply(421, "Too many failed logins; closing the connection.")
+                .await;
+            return Flow::Quit;
+        }
+        Flow::Continue
     }
 
     async fn logged_in_as(&mut self, account: Account) -> Flow {
@@ -100,7 +175,7 @@ impl Session {
         } else {
             format!("User {} logged in.", account.name)
         };
-        tracing::info!(peer = %self.peer, user = %escape(&account.name), anonymous = account.anonymous, "login");
+        tracing::info!(peer = %self.peer.ip(), user = %escape(&account.name), anonymous = account.anonymous, "login");
         self.login = Login::LoggedIn(account);
         self.cwd = VirtualPath::root();
         let welcome = format!("Welcome to {}", self.context.server_name);

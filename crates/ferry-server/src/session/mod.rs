@@ -26,6 +26,8 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::data::{DataContext, DataPlan};
+use crate::limits::{CountGuard, Throttle};
+use crate::permissions::{AccessPolicy, Permission};
 use crate::server::Context;
 use crate::storage::{Storage, StorageError, StorageErrorKind, VirtualPath};
 use control::Control;
@@ -34,13 +36,17 @@ use transfer::RunningTransfer;
 /// Most commands queued while a transfer runs; more are refused.
 const MAX_QUEUED: usize = 32;
 
-/// Who is logged in.
+/// Who is logged in, and what they may do.
 #[derive(Debug)]
 struct Account {
     name: String,
     anonymous: bool,
-    writable: bool,
+    policy: AccessPolicy,
     storage: Arc<dyn Storage>,
+    download: Throttle,
+    upload: Throttle,
+    /// Counts this session against the account's session limit while logged in.
+    _session_count: Option<CountGuard<String>>,
 }
 
 #[derive(Debug)]
@@ -89,6 +95,7 @@ pub struct Session {
     queued: VecDeque<Frame>,
     shutdown: watch::Receiver<bool>,
     closing: bool,
+    failed_logins: u32,
     started: Instant,
 }
 
@@ -126,6 +133,7 @@ impl Session {
             queued: VecDeque::new(),
             shutdown,
             closing: false,
+            failed_logins: 0,
             started: Instant::now(),
         })
     }
@@ -249,8 +257,10 @@ impl Session {
         if needs_login(&command) && !self.logged_in() {
             return self.reply(530, "Please login with USER and PASS.").await;
         }
-        if needs_write(&command) && !self.writable() {
-            return self.reply(550, "Permission denied.").await;
+        if let Some((permission, arg)) = required_permission(&command) {
+            if !self.allowed(permission, &self.resolve(arg)) {
+                return self.reply(550, "Permission denied.").await;
+            }
         }
         self.dispatch(command).await
     }
@@ -325,8 +335,18 @@ impl Session {
         self.account().is_some()
     }
 
-    fn writable(&self) -> bool {
-        self.account().is_some_and(|a| a.writable)
+    /// Whether the logged-in account may do `permission` at `path`.
+    fn allowed(&self, permission: Permission, path: &VirtualPath) -> bool {
+        self.account()
+            .is_some_and(|a| a.policy.allows(permission, path))
+    }
+
+    /// The account's access policy (nothing allowed before login).
+    fn policy(&self) -> AccessPolicy {
+        self.account().map_or_else(
+            || AccessPolicy::new(Default::default()),
+            |a| a.policy.clone(),
+        )
     }
 
     fn user_name(&self) -> &str {
@@ -409,21 +429,25 @@ fn needs_login(command: &Command) -> bool {
     )
 }
 
-/// Commands that change the file system.
-fn needs_write(command: &Command) -> bool {
+/// The permission a command needs, and the argument naming the path it needs it on. Listings
+/// and SITE CHMOD, whose paths come out of their arguments' own grammar, check in their handlers;
+/// so do STOR and RNTO for overwriting, which depends on whether the target exists.
+fn required_permission(command: &Command) -> Option<(Permission, &str)> {
     use Command as C;
-    match command {
-        C::Stor(_)
-        | C::Appe(_)
-        | C::Stou
-        | C::Dele(_)
-        | C::Rmd(_)
-        | C::Mkd(_)
-        | C::Rnfr(_)
-        | C::Rnto(_) => true,
-        C::Site(arg) => arg.trim_start().to_ascii_uppercase().starts_with("CHMOD"),
-        _ => false,
-    }
+    use Permission as P;
+    Some(match command {
+        C::Retr(path) => (P::Download, path),
+        C::Stor(path) => (P::Upload, path),
+        C::Appe(path) => (P::Append, path),
+        C::Stou => (P::Upload, "."),
+        C::Dele(path) => (P::Delete, path),
+        C::Rmd(path) => (P::Rmdir, path),
+        C::Mkd(path) => (P::Mkdir, path),
+        C::Rnfr(path) | C::Rnto(path) => (P::Rename, path),
+        C::Size(path) | C::Mdtm(path) => (P::List, path),
+        C::Mlst(path) => (P::List, path.as_deref().unwrap_or(".")),
+        _ => return None,
+    })
 }
 
 /// IPv4-mapped IPv6 addresses (from a dual-stack listener) as plain IPv4.

@@ -13,7 +13,8 @@ use tokio::task::JoinHandle;
 
 use super::{Flow, Session};
 use crate::data::{self, DataPlan, Source, TransferError};
-use crate::storage::{StorageErrorKind, VirtualPath, WriteMode};
+use crate::permissions::Permission;
+use crate::storage::{FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode};
 
 /// How an upload treats an existing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,80 @@ pub(super) enum Upload {
 enum Direction {
     Download,
     Upload,
+}
+
+/// Where an upload writes, and what happens to the file when it ends.
+#[derive(Debug)]
+struct UploadPlan {
+    /// The file the bytes go to.
+    target: VirtualPath,
+    mode: WriteMode,
+    /// With atomic uploads: the final name `target` gets when the upload is complete.
+    rename_to: Option<VirtualPath>,
+    /// When the disk is full: the length the file is cut back to (`None`: it is removed), so
+    /// nothing half-written is left looking complete.
+    rollback_len: Option<u64>,
+}
+
+impl UploadPlan {
+    async fn finish(
+        self,
+        received: Result<u64, TransferError>,
+        file: tokio::fs::File,
+        storage: Arc<dyn Storage>,
+    ) -> Result<u64, TransferError> {
+        match received {
+            Ok(bytes) => {
+                drop(file);
+                if let Some(final_path) = self.rename_to {
+                    let target = self.target;
+                    blocking(move || storage.rename(&target, &final_path)).await?;
+                }
+                Ok(bytes)
+            }
+            Err(TransferError::Local(error)) if is_disk_full(&error) => {
+                match self.rollback_len {
+                    Some(len) => {
+                        let _ = file.set_len(len).await;
+                    }
+                    None => {
+                        drop(file);
+                        let target = self.target;
+                        let _ = blocking(move || storage.remove_file(&target)).await;
+                    }
+                }
+                Err(TransferError::Local(error))
+            }
+            Err(error) => Err(error),
+        }
+    }
+}
+
+/// Runs a storage call on the blocking pool inside a transfer task.
+async fn blocking<F>(call: F) -> Result<(), TransferError>
+where
+    F: FnOnce() -> Result<(), StorageError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(call).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(TransferError::Local(error.source)),
+        Err(join) => Err(TransferError::Local(std::io::Error::other(
+            join.to_string(),
+        ))),
+    }
+}
+
+fn is_disk_full(error: &std::io::Error) -> bool {
+    StorageError::from_io(&VirtualPath::root(), std::io::Error::from(error.kind())).kind
+        == StorageErrorKind::NoSpace
+        || matches!(error.raw_os_error(), Some(28 | 122))
+}
+
+/// `.name.ferry-upload` beside `name`: hidden from listings, and the same name every time so
+/// that REST+STOR resumes it.
+fn hidden_upload_name(path: &VirtualPath) -> VirtualPath {
+    path.parent()
+        .join(&format!(".{}.ferry-upload", path.file_name()))
 }
 
 /// A transfer running beside the session.
@@ -113,6 +188,10 @@ impl Session {
             return Flow::Quit;
         }
         let ascii = self.transfer_type == TransferType::Ascii;
+        let throttle = self
+            .account()
+            .map(|a| a.download.clone())
+            .unwrap_or_default();
         self.start(
             plan,
             "RETR",
@@ -125,6 +204,7 @@ impl Session {
                     ascii,
                     &progress,
                     context.stall_timeout,
+                    &throttle,
                 )
                 .await
             },
@@ -132,14 +212,37 @@ impl Session {
         Flow::Continue
     }
 
-    /// STOR and APPE: receives a file.
+    /// STOR and APPE: receives a file. Overwriting needs its own permission; with atomic uploads
+    /// STOR writes to a hidden name and renames it when the transfer is complete.
     pub(super) async fn stor(&mut self, arg: &str, upload: Upload) -> Flow {
         let path = self.resolve(arg);
         let offset = std::mem::take(&mut self.restart_offset);
+        let existing = self.file_size(&path).await;
+        if existing.is_some()
+            && upload == Upload::Store
+            && !self.allowed(Permission::Overwrite, &path)
+        {
+            return self.reply(550, "Permission denied.").await;
+        }
         let mode = match (upload, offset) {
             (Upload::Append, _) => WriteMode::Append,
             (Upload::Store, 0) => WriteMode::Truncate,
             (Upload::Store, offset) => WriteMode::Resume(offset),
+        };
+        let atomic = self.context.config.atomic_uploads && upload == Upload::Store;
+        let plan = UploadPlan {
+            target: if atomic {
+                hidden_upload_name(&path)
+            } else {
+                path.clone()
+            },
+            rename_to: atomic.then_some(path),
+            mode,
+            rollback_len: match mode {
+                WriteMode::Resume(offset) => Some(offset),
+                WriteMode::Append => existing,
+                WriteMode::Truncate | WriteMode::CreateNew => None,
+            },
         };
         let verb = if upload == Upload::Append {
             "APPE"
@@ -150,7 +253,7 @@ impl Session {
             "Opening {} mode data connection for {arg}.",
             self.mode_name()
         );
-        self.receive_into(path, mode, verb, text).await
+        self.receive_into(plan, verb, text).await
     }
 
     /// STOU: receives a file under a name the server makes up (RFC 1123 §4.1.2.9: `150 FILE: name`).
@@ -163,42 +266,52 @@ impl Session {
         for attempt in 0..100 {
             let name = format!("{stem}.{attempt}");
             let path = self.resolve(&name);
-            let probe = path.clone();
-            if self
-                .with_storage(move |s| s.metadata(&probe))
-                .await
-                .is_err()
-            {
+            if !self.exists(&path).await {
+                let plan = UploadPlan {
+                    target: path,
+                    rename_to: None,
+                    mode: WriteMode::CreateNew,
+                    rollback_len: None,
+                };
                 return self
-                    .receive_into(path, WriteMode::CreateNew, "STOU", format!("FILE: {name}"))
+                    .receive_into(plan, "STOU", format!("FILE: {name}"))
                     .await;
             }
         }
         self.reply(452, "Cannot find a unique file name.").await
     }
 
-    async fn receive_into(
-        &mut self,
-        path: VirtualPath,
-        mode: WriteMode,
-        verb: &'static str,
-        text: String,
-    ) -> Flow {
+    /// The size of the regular file at `path`, if there is one.
+    async fn file_size(&self, path: &VirtualPath) -> Option<u64> {
+        let path = path.clone();
+        let facts = self.with_storage(move |s| s.metadata(&path)).await.ok()?;
+        (facts.kind == FileKind::File).then_some(facts.size)
+    }
+
+    async fn receive_into(&mut self, upload: UploadPlan, verb: &'static str, text: String) -> Flow {
         let Some(plan) = self.take_data_plan() else {
             return self.reply(425, "Use PORT or PASV first.").await;
         };
-        let open_path = path.clone();
+        let (target, mode) = (upload.target.clone(), upload.mode);
         let file = match self
-            .with_storage(move |s| s.open_write(&open_path, mode))
+            .with_storage(move |s| s.open_write(&target, mode))
             .await
         {
             Ok(file) => tokio::fs::File::from_std(file),
             Err(error) => return self.reply_storage_error(&error).await,
         };
+        let Some(storage) = self.storage() else {
+            return Flow::Quit;
+        };
         if self.reply(150, text).await == Flow::Quit {
             return Flow::Quit;
         }
         let ascii = self.transfer_type == TransferType::Ascii;
+        let throttle = self.account().map(|a| a.upload.clone()).unwrap_or_default();
+        let path = upload
+            .rename_to
+            .clone()
+            .unwrap_or_else(|| upload.target.clone());
         self.start(
             plan,
             verb,
@@ -206,14 +319,16 @@ impl Session {
             Direction::Upload,
             move |mut stream, context, progress| async move {
                 let mut file = file;
-                data::receive(
+                let received = data::receive(
                     &mut stream,
                     &mut file,
                     ascii,
                     &progress,
                     context.stall_timeout,
+                    &throttle,
                 )
-                .await
+                .await;
+                upload.finish(received, file, storage).await
             },
         );
         Flow::Continue
@@ -234,6 +349,10 @@ impl Session {
             return Flow::Quit;
         }
         let path = self.cwd.clone();
+        let throttle = self
+            .account()
+            .map(|a| a.download.clone())
+            .unwrap_or_default();
         self.start(
             plan,
             verb,
@@ -246,6 +365,7 @@ impl Session {
                     false,
                     &progress,
                     context.stall_timeout,
+                    &throttle,
                 )
                 .await
             },

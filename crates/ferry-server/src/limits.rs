@@ -1,0 +1,286 @@
+//! Limits shared by all sessions: sessions per source address and per user, temporary bans
+//! after repeated failed logins, and bandwidth throttles.
+//!
+//! These are the only state sessions share; each lock is taken on connect, login, disconnect
+//! or once per transfer chunk, never per command.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+/// Most addresses the ban list remembers; the oldest entries go first past this.
+const MAX_TRACKED_ADDRESSES: usize = 100_000;
+
+/// Counts live sessions by key (source address or user name).
+#[derive(Debug)]
+pub struct Counter<K: Eq + Hash + Clone> {
+    counts: Arc<Mutex<HashMap<K, usize>>>,
+}
+
+impl<K: Eq + Hash + Clone> Default for Counter<K> {
+    fn default() -> Self {
+        Counter {
+            counts: Arc::default(),
+        }
+    }
+}
+
+/// Holds one count; dropping it gives the count back.
+#[derive(Debug)]
+pub struct CountGuard<K: Eq + Hash + Clone> {
+    counts: Arc<Mutex<HashMap<K, usize>>>,
+    key: K,
+}
+
+impl<K: Eq + Hash + Clone> Counter<K> {
+    /// Takes a count for `key` if fewer than `limit` are held (`None` limit: always).
+    pub fn acquire(&self, key: &K, limit: Option<usize>) -> Option<CountGuard<K>> {
+        let mut counts = lock(&self.counts);
+        let count = counts.entry(key.clone()).or_insert(0);
+        if limit.is_some_and(|limit| *count >= limit) {
+            return None;
+        }
+        *count += 1;
+        Some(CountGuard {
+            counts: Arc::clone(&self.counts),
+            key: key.clone(),
+        })
+    }
+}
+
+impl<K: Eq + Hash + Clone> Drop for CountGuard<K> {
+    fn drop(&mut self) {
+        let mut counts = lock(&self.counts);
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// When repeated failed logins from one address get it banned.
+#[derive(Debug, Clone, Copy)]
+pub struct BanRule {
+    /// Failed logins within `window` that trigger a ban; 0 turns bans off.
+    pub failures: u32,
+    pub window: Duration,
+    pub ban: Duration,
+}
+
+#[derive(Debug)]
+struct Record {
+    failures: u32,
+    first_failure: Instant,
+    banned_until: Option<Instant>,
+}
+
+/// Failed logins per address, and the addresses banned for them.
+#[derive(Debug)]
+pub struct BanList {
+    rule: BanRule,
+    records: Mutex<HashMap<IpAddr, Record>>,
+}
+
+impl BanList {
+    pub fn new(rule: BanRule) -> Self {
+        BanList {
+            rule,
+            records: Mutex::default(),
+        }
+    }
+
+    /// How long `ip` stays banned, if it is.
+    pub fn banned_for(&self, ip: IpAddr) -> Option<Duration> {
+        let now = Instant::now();
+        let records = lock(&self.records);
+        let until = records.get(&ip)?.banned_until?;
+        (until > now).then(|| until - now)
+    }
+
+    /// Records a failed login; returns the ban's length when this failure starts one.
+    pub fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
+        if self.rule.failures == 0 {
+            return None;
+        }
+        let now = Instant::now();
+        let mut records = lock(&self.records);
+        if records.len() >= MAX_TRACKED_ADDRESSES && !records.contains_key(&ip) {
+            prune(&mut records, now, self.rule.window);
+        }
+        let record = records.entry(ip).or_insert(Record {
+            failures: 0,
+            first_failure: now,
+            banned_until: None,
+        });
+        if now.duration_since(record.first_failure) > self.rule.window {
+            *record = Record {
+                failures: 0,
+                first_failure: now,
+                banned_until: None,
+            };
+        }
+        record.failures += 1;
+        if record.failures >= self.rule.failures {
+            record.banned_until = Some(now + self.rule.ban);
+            record.failures = 0;
+            record.first_failure = now;
+            return Some(self.rule.ban);
+        }
+        None
+    }
+}
+
+/// Drops records whose window and ban are over; if that is not enough, the oldest half.
+fn prune(records: &mut HashMap<IpAddr, Record>, now: Instant, window: Duration) {
+    records.retain(|_, r| {
+        r.banned_until.is_some_and(|u| u > now) || now.duration_since(r.first_failure) <= window
+    });
+    if records.len() >= MAX_TRACKED_ADDRESSES {
+        let mut starts: Vec<Instant> = records.values().map(|r| r.first_failure).collect();
+        starts.sort();
+        let cutoff = starts[starts.len() / 2];
+        records.retain(|_, r| r.first_failure > cutoff);
+    }
+}
+
+/// A token bucket: `rate` bytes per second, with one second of burst.
+#[derive(Debug)]
+pub struct RateLimiter {
+    rate: u64,
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl RateLimiter {
+    /// A limiter for `rate` bytes per second (at least 1).
+    pub fn new(rate: u64) -> Self {
+        let rate = rate.max(1);
+        RateLimiter {
+            rate,
+            bucket: Mutex::new((rate as f64, Instant::now())),
+        }
+    }
+
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
+    /// Takes `bytes` from the bucket, waiting while it is in debt.
+    pub async fn consume(&self, bytes: usize) {
+        let wait = {
+            let mut bucket = lock(&self.bucket);
+            let now = Instant::now();
+            let (tokens, last) = &mut *bucket;
+            let refill = now.duration_since(*last).as_secs_f64() * self.rate as f64;
+            *tokens = (*tokens + refill).min(self.rate as f64) - bytes as f64;
+            *last = now;
+            (*tokens < 0.0).then(|| Duration::from_secs_f64(-*tokens / self.rate as f64))
+        };
+        if let Some(wait) = wait {
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// The limiters one direction of a transfer goes through (the session's and the user's).
+#[derive(Debug, Clone, Default)]
+pub struct Throttle {
+    limiters: Vec<Arc<RateLimiter>>,
+}
+
+impl Throttle {
+    pub fn new(limiters: impl IntoIterator<Item = Option<Arc<RateLimiter>>>) -> Self {
+        Throttle {
+            limiters: limiters.into_iter().flatten().collect(),
+        }
+    }
+
+    /// The largest chunk that keeps the flow smooth: about an eighth of a second's worth.
+    pub fn chunk_size(&self, default: usize) -> usize {
+        self.limiters
+            .iter()
+            .map(|l| (l.rate() / 8).clamp(1024, default as u64) as usize)
+            .min()
+            .unwrap_or(default)
+    }
+
+    pub async fn consume(&self, bytes: usize) {
+        for limiter in &self.limiters {
+            limiter.consume(bytes).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_limits_and_releases() {
+        let counter = Counter::default();
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = counter.acquire(&ip, Some(2)).unwrap();
+        let _second = counter.acquire(&ip, Some(2)).unwrap();
+        assert!(counter.acquire(&ip, Some(2)).is_none());
+        drop(first);
+        assert!(counter.acquire(&ip, Some(2)).is_some());
+        let names = Counter::default();
+        assert!(names.acquire(&"alice".to_string(), None).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bans_start_after_repeated_failures_and_expire() {
+        let rule = BanRule {
+            failures: 3,
+            window: Duration::from_secs(60),
+            ban: Duration::from_secs(300),
+        };
+        let bans = BanList::new(rule);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        assert_eq!(bans.record_failure(ip), None);
+        assert_eq!(bans.record_failure(ip), None);
+        assert_eq!(bans.record_failure(ip), Some(Duration::from_secs(300)));
+        assert!(bans.banned_for(ip).is_some());
+        assert!(bans.banned_for("192.0.2.8".parse().unwrap()).is_none());
+        tokio::time::advance(Duration::from_secs(301)).await;
+        assert!(bans.banned_for(ip).is_none(), "bans expire");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_outside_the_window_do_not_add_up() {
+        let rule = BanRule {
+            failures: 2,
+            window: Duration::from_secs(10),
+            ban: Duration::from_secs(60),
+        };
+        let bans = BanList::new(rule);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        bans.record_failure(ip);
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(bans.record_failure(ip), None);
+        assert!(bans.record_failure(ip).is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_limiter_paces_bytes() {
+        let limiter = RateLimiter::new(1000);
+        let start = Instant::now();
+        for _ in 0..10 {
+            limiter.consume(500).await;
+        }
+        // 5000 bytes at 1000 B/s with 1000 bytes of burst: 4 seconds.
+        let elapsed = start.elapsed().as_secs_f64();
+        assert!((3.9..4.2).contains(&elapsed), "{elapsed}");
+    }
+}

@@ -1,0 +1,252 @@
+//! What an account may do, and where: permissions per account and per folder, and the source
+//! networks an account may log in from.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use crate::storage::{FileKind, VirtualPath};
+
+/// One thing a user may be allowed to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Permission {
+    /// LIST, NLST, MLSD, MLST, STAT with a path, SIZE, MDTM.
+    List,
+    /// RETR.
+    Download,
+    /// STOR, STOU of a new file.
+    Upload,
+    /// STOR over an existing file, REST+STOR.
+    Overwrite,
+    /// APPE.
+    Append,
+    /// DELE.
+    Delete,
+    /// RNFR and RNTO.
+    Rename,
+    /// MKD.
+    Mkdir,
+    /// RMD.
+    Rmdir,
+    /// SITE CHMOD.
+    Chmod,
+}
+
+const ALL: [Permission; 10] = [
+    Permission::List,
+    Permission::Download,
+    Permission::Upload,
+    Permission::Overwrite,
+    Permission::Append,
+    Permission::Delete,
+    Permission::Rename,
+    Permission::Mkdir,
+    Permission::Rmdir,
+    Permission::Chmod,
+];
+
+/// A set of permissions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PermissionSet(u16);
+
+impl PermissionSet {
+    /// List and download.
+    pub const READ_ONLY: PermissionSet = PermissionSet(0b11);
+    /// Everything.
+    pub const ALL: PermissionSet = PermissionSet((1 << ALL.len()) - 1);
+
+    pub fn of(permissions: &[Permission]) -> Self {
+        PermissionSet(permissions.iter().fold(0, |bits, p| bits | bit(*p)))
+    }
+
+    pub fn contains(self, permission: Permission) -> bool {
+        self.0 & bit(permission) != 0
+    }
+
+    pub fn with(self, permission: Permission) -> Self {
+        PermissionSet(self.0 | bit(permission))
+    }
+
+    /// The MLSx `perm` fact (RFC 3659 §7.5.5) for an entry of this kind.
+    pub fn mlsx_perm(self, kind: FileKind) -> String {
+        use Permission as P;
+        let letters: &[(char, Permission)] = if kind == FileKind::Directory {
+            &[
+                ('c', P::Upload),
+                ('d', P::Rmdir),
+                ('e', P::List),
+                ('f', P::Rename),
+                ('l', P::List),
+                ('m', P::Mkdir),
+                ('p', P::Delete),
+            ]
+        } else {
+            &[
+                ('a', P::Append),
+                ('d', P::Delete),
+                ('f', P::Rename),
+                ('r', P::Download),
+                ('w', P::Overwrite),
+            ]
+        };
+        letters
+            .iter()
+            .filter(|(_, p)| self.contains(*p))
+            .map(|(c, _)| *c)
+            .collect()
+    }
+}
+
+fn bit(permission: Permission) -> u16 {
+    1 << (permission as u16)
+}
+
+/// An account's permissions: a base set, and folders (with everything below them) that have
+/// their own set. The deepest folder that contains a path decides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessPolicy {
+    base: PermissionSet,
+    /// Sorted deepest first.
+    folders: Vec<(VirtualPath, PermissionSet)>,
+}
+
+impl AccessPolicy {
+    pub fn new(base: PermissionSet) -> Self {
+        AccessPolicy {
+            base,
+            folders: Vec::new(),
+        }
+    }
+
+    /// Gives `folder` and everything below it its own permissions.
+    pub fn with_folder(mut self, folder: VirtualPath, permissions: PermissionSet) -> Self {
+        self.folders.retain(|(path, _)| *path != folder);
+        self.folders.push((folder, permissions));
+        self.folders
+            .sort_by_key(|(path, _)| std::cmp::Reverse(path.as_str().len()));
+        self
+    }
+
+    /// The permissions that apply at `path`.
+    pub fn at(&self, path: &VirtualPath) -> PermissionSet {
+        self.folders
+            .iter()
+            .find(|(folder, _)| is_within(path, folder))
+            .map_or(self.base, |(_, permissions)| *permissions)
+    }
+
+    pub fn allows(&self, permission: Permission, path: &VirtualPath) -> bool {
+        self.at(path).contains(permission)
+    }
+}
+
+fn is_within(path: &VirtualPath, folder: &VirtualPath) -> bool {
+    let (path, folder) = (path.as_str(), folder.as_str());
+    folder == "/"
+        || path == folder
+        || path
+            .strip_prefix(folder)
+            .is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// An IP network in CIDR notation, `192.0.2.0/24` or `2001:db8::/32`; a bare address is a /32
+/// or /128.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    pub fn parse(text: &str) -> Option<Network> {
+        let (address, prefix) = match text.split_once('/') {
+            Some((address, prefix)) => (
+                address.parse::<IpAddr>().ok()?,
+                Some(prefix.parse::<u8>().ok()?),
+            ),
+            None => (text.parse::<IpAddr>().ok()?, None),
+        };
+        let max = if address.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(max);
+        (prefix <= max).then_some(Network { address, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => same_prefix(
+                u128::from(u32::from(net)) << 96,
+                u128::from(u32::from(ip)) << 96,
+                self.prefix,
+            ),
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                same_prefix(u128::from(net), u128::from(ip), self.prefix)
+            }
+            _ => false,
+        }
+    }
+}
+
+fn same_prefix(a: u128, b: u128, prefix: u8) -> bool {
+    prefix == 0 || (a ^ b) >> (128 - u32::from(prefix)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Permission as P;
+
+    fn at(path: &str) -> VirtualPath {
+        VirtualPath::root().join(path)
+    }
+
+    #[test]
+    fn deepest_folder_decides() {
+        let policy = AccessPolicy::new(PermissionSet::READ_ONLY)
+            .with_folder(at("/incoming"), PermissionSet::of(&[P::Upload]))
+            .with_folder(at("/incoming/open"), PermissionSet::ALL);
+        assert!(policy.allows(P::Download, &at("/pub/readme.txt")));
+        assert!(!policy.allows(P::Upload, &at("/pub/x")));
+        assert!(policy.allows(P::Upload, &at("/incoming/x")));
+        assert!(!policy.allows(P::Download, &at("/incoming/x")));
+        assert!(!policy.allows(P::List, &at("/incoming")));
+        assert!(policy.allows(P::Delete, &at("/incoming/open/x")));
+        assert!(
+            policy.allows(P::Download, &at("/incomingx/y")),
+            "a sibling with a longer name is not inside"
+        );
+    }
+
+    #[test]
+    fn sets_and_mlsx_perm() {
+        assert!(PermissionSet::ALL.contains(P::Chmod));
+        assert!(!PermissionSet::READ_ONLY.contains(P::Upload));
+        assert_eq!(PermissionSet::READ_ONLY.mlsx_perm(FileKind::File), "r");
+        assert_eq!(
+            PermissionSet::READ_ONLY.mlsx_perm(FileKind::Directory),
+            "el"
+        );
+        assert_eq!(PermissionSet::ALL.mlsx_perm(FileKind::File), "adfrw");
+        assert_eq!(PermissionSet::ALL.mlsx_perm(FileKind::Directory), "cdeflmp");
+    }
+
+    #[test]
+    fn networks() {
+        let net = Network::parse("192.168.1.0/24").unwrap();
+        assert!(net.contains("192.168.1.77".parse().unwrap()));
+        assert!(!net.contains("192.168.2.1".parse().unwrap()));
+        assert!(
+            net.contains("::ffff:192.168.1.5".parse().unwrap()),
+            "IPv4-mapped peers count as IPv4"
+        );
+        let loopback6 = Network::parse("::1").unwrap();
+        assert!(loopback6.contains("::1".parse().unwrap()));
+        assert!(!loopback6.contains("127.0.0.1".parse().unwrap()));
+        assert!(Network::parse("0.0.0.0/0")
+            .unwrap()
+            .contains("203.0.113.9".parse().unwrap()));
+        for bad in ["10.0.0.0/33", "nonsense", "10.0.0.0/x", "::/129"] {
+            assert_eq!(Network::parse(bad), None, "{bad}");
+        }
+    }
+}
