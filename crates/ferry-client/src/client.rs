@@ -150,14 +150,19 @@ impl Client {
         login_step(reply)
     }
 
-    /// The server's extensions (FEAT, RFC 2389), asked once and remembered. A server without
-    /// FEAT has no extensions.
-    pub async fn features(&mut self) -> Result<&Features, FtpError> {
-        if self.features.is_none() {
-            let reply = self.control.command_final("FEAT").await?;
-            self.features = Some(Features::from_reply(&reply));
+    /// The server's extensions (FEAT, RFC 2389). The answer is remembered once the server
+    /// gave one (or said FEAT is not implemented: no extensions); a refusal such as 530 before
+    /// login is not remembered.
+    pub async fn features(&mut self) -> Result<Features, FtpError> {
+        if let Some(features) = &self.features {
+            return Ok(features.clone());
         }
-        Ok(self.features.get_or_insert_with(Features::default))
+        let reply = self.control.command_final("FEAT").await?;
+        let features = Features::from_reply(&reply);
+        if reply.class() == 2 || matches!(reply.code, 500 | 502) {
+            self.features = Some(features.clone());
+        }
+        Ok(features)
     }
 
     /// The current remote directory (PWD, RFC 959 §4.1.3).

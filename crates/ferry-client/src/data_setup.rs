@@ -7,6 +7,8 @@ use ferry_proto::hostport::{
 };
 use tokio::net::TcpListener;
 
+use ferry_proto::reply::Reply;
+
 use crate::client::{negative, Client};
 use crate::config::DataMode;
 use crate::data::{connect_passive, passive_target, PendingData};
@@ -49,7 +51,7 @@ impl Client {
     async fn try_epsv(&mut self) -> Result<PendingData, FtpError> {
         let reply = self.control.command_final("EPSV").await?;
         if reply.code != 229 {
-            self.epsv_refused = reply.class() == 5;
+            self.epsv_refused = is_unimplemented(&reply);
             return Err(negative(reply, "EPSV", None));
         }
         let port = parse_epsv_reply(&reply.text()).map_err(|error| {
@@ -63,7 +65,7 @@ impl Client {
     async fn try_pasv(&mut self) -> Result<PendingData, FtpError> {
         let reply = self.control.command_final("PASV").await?;
         if reply.code != 227 {
-            self.pasv_refused = reply.class() == 5;
+            self.pasv_refused = is_unimplemented(&reply);
             return Err(negative(reply, "PASV", None));
         }
         let announced = parse_pasv_reply(&reply.text()).map_err(|error| {
@@ -103,4 +105,10 @@ impl Client {
             transcript.note(text);
         }
     }
+}
+
+/// Whether a reply says the command is not known or not implemented (500, 501, 502, 504), so
+/// asking again is pointless; 530 (not logged in) and other refusals may pass later.
+fn is_unimplemented(reply: &Reply) -> bool {
+    matches!(reply.code, 500 | 501 | 502 | 504)
 }

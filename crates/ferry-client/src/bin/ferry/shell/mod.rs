@@ -37,6 +37,8 @@ pub enum Flow {
 /// The state of an interactive session.
 pub struct Shell {
     client: Option<Client>,
+    /// Whether the user on `client` is logged in (completion listings wait for it).
+    logged_in: bool,
     host: String,
     printer: Arc<Printer>,
     input: Input,
@@ -75,6 +77,7 @@ impl Shell {
         let remote_names = Arc::new(Mutex::new(Vec::new()));
         Shell {
             client: None,
+            logged_in: false,
             host: String::new(),
             printer,
             input: Input::new(remote_names.clone()),
@@ -254,6 +257,7 @@ impl Shell {
         }
         self.host = host.to_string();
         self.client = Some(client);
+        self.logged_in = false;
         self.remote_names_stale = true;
         Ok(())
     }
@@ -336,6 +340,7 @@ impl Shell {
         if verbose {
             println!("Using binary mode to transfer files.");
         }
+        self.logged_in = true;
         self.remote_names_stale = true;
         Ok(())
     }
@@ -381,7 +386,7 @@ impl Shell {
     /// Keeps the names for TAB completion fresh: the current remote directory's entries,
     /// listed quietly, on a terminal only.
     async fn refresh_remote_names(&mut self) {
-        if !self.input.is_terminal() || !self.remote_names_stale {
+        if !self.input.is_terminal() || !self.remote_names_stale || !self.logged_in {
             return;
         }
         let Some(client) = self.client.as_mut() else {
