@@ -18,7 +18,9 @@ pub fn readme_bytes() -> Vec<u8> {
     let mut text = Vec::new();
     let mut line = 0;
     while text.len() < 1715 {
-        text.extend_from_slice(format!("Line {line}: Ferry serves readme.txt over FTP.\n").as_bytes());
+        text.extend_from_slice(
+            format!("Line {line}: Ferry serves readme.txt over FTP.\n").as_bytes(),
+        );
         line += 1;
     }
     text.truncate(1714);
@@ -116,7 +118,11 @@ impl TestServer {
     pub fn login(&self, user: &str) -> Control {
         let mut control = self.connect();
         control.expect(&format!("USER {user}"), 331);
-        let password = if user == "ftp" || user == "anonymous" { "test@example.com" } else { PASSWORD };
+        let password = if user == "ftp" || user == "anonymous" {
+            "test@example.com"
+        } else {
+            PASSWORD
+        };
         control.expect(&format!("PASS {password}"), 230);
         control
     }
@@ -147,7 +153,9 @@ fn fill_anonymous_root(root: &Path) {
     std::fs::create_dir_all(root.join("pub/sub")).unwrap();
     std::fs::write(root.join("pub/readme.txt"), readme_bytes()).unwrap();
     std::fs::write(root.join("my file ü.txt"), "spaces and UTF-8\n").unwrap();
-    let big: Vec<u8> = (0..4 * 1024 * 1024u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8).collect();
+    let big: Vec<u8> = (0..4 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
     std::fs::write(root.join("big.bin"), big).unwrap();
 }
 
@@ -203,7 +211,9 @@ pub struct Control {
 impl Control {
     pub fn connect(addr: SocketAddr) -> Control {
         let stream = TcpStream::connect(addr).expect("connect to ferryd");
-        stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
         Control {
             reader: BufReader::new(stream.try_clone().unwrap()),
             stream,
@@ -221,7 +231,9 @@ impl Control {
     /// Reads one complete reply; every line must end in CRLF.
     pub fn reply(&mut self) -> WireReply {
         let first = self.line();
-        let code: u16 = first[..3].parse().unwrap_or_else(|_| panic!("bad reply line {first:?}"));
+        let code: u16 = first[..3]
+            .parse()
+            .unwrap_or_else(|_| panic!("bad reply line {first:?}"));
         let mut lines = vec![first.clone()];
         if first.as_bytes()[3] == b'-' {
             let end = format!("{code} ");
@@ -241,8 +253,14 @@ impl Control {
 
     fn line(&mut self) -> String {
         let mut line = Vec::new();
-        self.reader.read_until(b'\n', &mut line).expect("read reply line");
-        assert!(line.ends_with(b"\r\n"), "reply line without CRLF: {:?}", String::from_utf8_lossy(&line));
+        self.reader
+            .read_until(b'\n', &mut line)
+            .expect("read reply line");
+        assert!(
+            line.ends_with(b"\r\n"),
+            "reply line without CRLF: {:?}",
+            String::from_utf8_lossy(&line)
+        );
         line.truncate(line.len() - 2);
         String::from_utf8(line).expect("UTF-8 reply")
     }
@@ -278,29 +296,86 @@ impl Control {
 
 /// Reads a data connection to its end.
 pub fn read_all(mut stream: TcpStream) -> Vec<u8> {
-    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
     let mut data = Vec::new();
     stream.read_to_end(&mut data).expect("read data connection");
     data
 }
 
 /// Runs a command with a time limit; returns (success, stdout, stderr).
-pub fn run_tool(program: &str, args: &[&str], stdin: Option<&str>, cwd: Option<&Path>) -> (bool, String, String) {
+pub fn run_tool(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    cwd: Option<&Path>,
+) -> (bool, String, String) {
     use std::process::{Command, Stdio};
     let mut command = Command::new("timeout");
     command.arg("60").arg(program).args(args);
-    command.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(cwd) = cwd {
         command.current_dir(cwd);
     }
-    let mut child = command.spawn().unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
     if let Some(input) = stdin {
-        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
     }
     let output = child.wait_with_output().unwrap();
     (
         output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Like [`run_tool`], but returns the exit code (`None` when killed by a signal) instead of
+/// success, for tests that check a client's documented exit code.
+pub fn run_tool_with_code(
+    program: &str,
+    args: &[&str],
+    stdin: Option<&str>,
+    cwd: Option<&Path>,
+) -> (Option<i32>, String, String) {
+    use std::process::{Command, Stdio};
+    let mut command = Command::new("timeout");
+    command.arg("60").arg(program).args(args);
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(cwd) = cwd {
+        command.current_dir(cwd);
+    }
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    if let Some(input) = stdin {
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+    }
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
