@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod data;
+pub mod hardening;
 pub mod limits;
 pub mod permissions;
 pub mod server;

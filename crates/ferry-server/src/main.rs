@@ -227,25 +227,49 @@ fn start(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&context.config.log_level);
+    let listener = bind(context.config.listen)?;
+    println!("ferryd listening on {}", listener.local_addr()?);
+    println!("{}", describe_access(&context));
+    harden(&context)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(serve(context))
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        run(listener, Arc::new(context), shutdown_signal()).await;
+        Ok(())
+    })
 }
 
-async fn serve(context: Context) -> anyhow::Result<()> {
-    let address = context.config.listen;
-    let listener = match tokio::net::TcpListener::bind(address).await {
+/// Binds the control listener (before any privilege is dropped, so port 21 works).
+fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
+    let listener = match std::net::TcpListener::bind(address) {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             bail!("cannot listen on {address}: {e} (ports below 1024 need root; try --listen 127.0.0.1:2121)")
         }
         Err(e) => bail!("cannot listen on {address}: {e}"),
     };
-    let local = listener.local_addr()?;
-    println!("ferryd listening on {local}");
-    println!("{}", describe_access(&context));
-    run(listener, Arc::new(context), shutdown_signal()).await;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
+}
+
+/// Drops root and confines the process, as configured; called while it has one thread.
+fn harden(context: &Context) -> anyhow::Result<()> {
+    let hardening = &context.config.hardening;
+    if let Some(user) = &hardening.run_as_user {
+        let (uid, gid) = ferry_server::hardening::drop_privileges(user)?;
+        tracing::info!(user = %user, uid, gid, "running as");
+    }
+    if hardening.landlock {
+        let mut folders = vec![context.config.root.clone(), context.config.anonymous_root()];
+        folders.extend(context.authenticator.roots());
+        let confinement = ferry_server::hardening::confine_to(&folders)?;
+        tracing::info!(?confinement, "landlock");
+        if confinement == ferry_server::hardening::Confinement::Unsupported {
+            tracing::warn!("this kernel has no Landlock; file-system access is not confined");
+        }
+    }
     Ok(())
 }
 

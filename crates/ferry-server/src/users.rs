@@ -44,6 +44,10 @@ pub trait Authenticator: Send + Sync + fmt::Debug {
     fn authenticate(&self, user: &str, password: &str, peer: IpAddr) -> Option<AccountSpec>;
     /// How many accounts it knows, for the startup line (`None` if it cannot tell).
     fn account_count(&self) -> Option<usize>;
+    /// The root folders of its accounts, for Landlock (empty if it cannot tell in advance).
+    fn roots(&self) -> Vec<PathBuf> {
+        Vec::new()
+    }
 }
 
 /// A folder of a user's with its own permissions.
@@ -228,6 +232,10 @@ impl Authenticator for Users {
 
     fn account_count(&self) -> Option<usize> {
         Some(self.len())
+    }
+
+    fn roots(&self) -> Vec<PathBuf> {
+        self.by_name.values().map(|e| e.user.root.clone()).collect()
     }
 }
 

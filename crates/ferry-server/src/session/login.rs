@@ -226,3 +226,16 @@ fn open_storage(root: &std::path::Path) -> Option<Arc<dyn Storage>> {
 pub(crate) fn escape(text: &str) -> String {
     text.escape_debug().to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn log_fields_cannot_forge_lines() {
+        let forged = super::escape("bob\nINFO login peer=10.0.0.1 user=admin\u{1b}[2J");
+        assert!(
+            !forged.contains('\n') && !forged.contains('\u{1b}'),
+            "{forged}"
+        );
+        assert!(forged.contains("\\n"));
+    }
+}
