@@ -29,6 +29,13 @@ impl Outcome {
         self
     }
 
+    /// Panics unless stdout contains one of `texts`.
+    pub fn expect_any(&self, texts: &[&str]) -> &Self {
+        let found = texts.iter().any(|text| self.stdout.contains(text));
+        assert!(found, "stdout lacks all of {texts:?}:\n{self}");
+        self
+    }
+
     pub fn expect_code(&self, code: i32) -> &Self {
         assert_eq!(self.code, Some(code), "exit code:\n{self}");
         self
