@@ -12,6 +12,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! To test a server (`ferryd`, say) bound to `127.0.0.1:0`, connect to the listener's address
+//! with [`Client::connect_addr`] and a [`ClientConfig`] with short timeouts
+//! ([`ClientConfig::with_timeouts`]); set [`ClientConfig::data_mode`] to exercise passive and
+//! active mode separately. Errors carry the server's [`Reply`] and an [`ErrorCategory`].
+//!
 //! - [`client`]: connecting, logging in, the commands without data connections.
 //! - [`transfer`]: RETR, STOR, APPE, LIST, NLST, MLSD.
 //! - [`data`], `data_setup`: passive and active data connections.

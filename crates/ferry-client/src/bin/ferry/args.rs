@@ -71,7 +71,7 @@ pub struct Args {
     /// Print the version
     #[arg(long)]
     pub version: bool,
-    /// host [port], or: get URL | put FILE URL | ls URL
+    /// HOST PORT, or: get URL | put FILE URL | ls URL
     #[arg(value_name = "ARGS")]
     pub words: Vec<String>,
 }

@@ -35,7 +35,8 @@ impl Shell {
         if verbose {
             println!("local: {local} remote: {remote}");
         }
-        let display = self.display(local != "-", None);
+        let expected = self.expected_size(remote, local != "-").await;
+        let display = self.display(local != "-", expected);
         let moved = download(self.client()?, remote, local, resume, display).await?;
         if verbose {
             println!("{}", summary(moved.bytes, "received", moved.elapsed));
@@ -192,10 +193,27 @@ impl Shell {
         }
     }
 
+    /// The remote file's size for a progress bar, asked quietly, only when a bar will show.
+    async fn expected_size(&mut self, remote: &str, bar_allowed: bool) -> Option<u64> {
+        if !self.wants_bar(bar_allowed) {
+            return None;
+        }
+        self.printer.set_quiet(true);
+        let size = match self.client.as_mut() {
+            Some(client) => client.size(remote).await.ok(),
+            None => None,
+        };
+        self.printer.set_quiet(false);
+        size
+    }
+
+    fn wants_bar(&self, bar_allowed: bool) -> bool {
+        bar_allowed && !self.hash && std::io::stderr().is_terminal() && self.input.is_terminal()
+    }
+
     /// Hash marks if `hash` is on, else a bar when stderr is a terminal and the output is not
     /// standard output.
     fn display(&self, bar_allowed: bool, expected: Option<u64>) -> Display {
-        let bar = bar_allowed && std::io::stderr().is_terminal() && self.input.is_terminal();
-        Display::new(self.hash, bar, expected)
+        Display::new(self.hash, self.wants_bar(bar_allowed), expected)
     }
 }
