@@ -1117,7 +1117,6 @@ for name, ftp in [("bob", connect("bob", PASSWORD)), ("anonymous", connect())]:
 }
 
 #[test]
-#[ignore = "server bug: ftplib's abort() sends ABOR<CRLF> with MSG_OOB; without SO_OOBINLINE on the control socket the urgent LF is taken out of band, so the ABOR line never ends and is never answered"]
 fn ftplib_abort_during_download_keeps_the_session() {
     let server = TestServer::start();
     let work = work_dir();

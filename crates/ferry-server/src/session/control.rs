@@ -45,11 +45,27 @@ impl Control {
             match self.reader.read(&mut buffer).await {
                 Ok(0) | Err(_) => return None,
                 Ok(read) => {
+                    let read = read + self.read_past_urgent_mark(&mut buffer[read..]);
                     self.framer.push(&buffer[..read], &mut self.scratch);
                     self.frames.extend(self.scratch.drain(..));
                 }
             }
         }
+    }
+
+    /// A read stops at the TCP urgent mark (clients send ABOR, or Telnet's IAC DM, as urgent
+    /// data), and after such a short read tokio assumes the socket is drained and waits for new
+    /// data that may never come. Reads on directly, without waiting, until the socket is empty.
+    fn read_past_urgent_mark(&self, buffer: &mut [u8]) -> usize {
+        let socket = socket2::SockRef::from(self.reader.as_ref());
+        let mut total = 0;
+        while total < buffer.len() {
+            match std::io::Read::read(&mut &*socket, &mut buffer[total..]) {
+                Ok(0) | Err(_) => break,
+                Ok(read) => total += read,
+            }
+        }
+        total
     }
 
     /// Sends one reply and flushes it.

@@ -109,6 +109,9 @@ impl Session {
         let peer = canonical(stream.peer_addr()?);
         let local = canonical(stream.local_addr()?);
         let _ = stream.set_nodelay(true);
+        // Clients send ABOR (or Telnet IAC DM) as TCP urgent data (RFC 959 §4.1.3); keeping it
+        // inline keeps its bytes in the command stream instead of losing the urgent one.
+        let _ = socket2::SockRef::from(&stream).set_out_of_band_inline(true);
         let data_context = DataContext {
             control_local: local,
             peer_ip: peer.ip(),
