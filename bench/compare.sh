@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# Compares ferryd with vsftpd, Pure-FTPd and pyftpdlib on loopback using ferry-bench.
+#
+#   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~5 minutes)
+#   bench/compare.sh --quick   # smoke: 64 MiB file, 2 s per concurrent workload
+#
+# Needs root (it installs packages and runs the peers). Every server listens on 127.0.0.1 only
+# and is stopped on exit. For a moment while Pure-FTPd runs, the `ftp` user's home folder points
+# at the generated data (Pure-FTPd serves anonymous users from it); it is restored on exit.
+set -euo pipefail
+
+QUICK=0
+[[ "${1:-}" == "--quick" ]] && QUICK=1
+if ((QUICK)); then
+    BIG_MIB=64 SECONDS_EACH=2 CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
+else
+    BIG_MIB=1024 SECONDS_EACH=10 CLIENTS=8 FOLDER_ENTRIES=10000 RUNS=3 LIST_RUNS=5 IDLE_CLIENTS=500
+fi
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/ferry-compare.XXXXXX)
+DATA="$WORK/data"
+RESULTS="$WORK/results.tsv"
+RUNNING_PID=""
+FTP_HOME=""
+
+cleanup() {
+    stop_server
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "== $*" >&2; }
+
+stop_server() {
+    if [[ -n "$RUNNING_PID" ]]; then
+        kill "$RUNNING_PID" 2>/dev/null || true
+        wait "$RUNNING_PID" 2>/dev/null || true
+        RUNNING_PID=""
+    fi
+    if [[ -n "$FTP_HOME" ]]; then
+        usermod -d "$FTP_HOME" ftp || true
+        FTP_HOME=""
+    fi
+}
+
+install_peers() {
+    say "installing peers"
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+    fi
+    command -v vsftpd >/dev/null || {
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq vsftpd >/dev/null
+    }
+    python3 -c 'import pyftpdlib' 2>/dev/null || python3 -m pip install -q pyftpdlib
+    mkdir -p "$WORK/pure-ftpd" /var/run/vsftpd/empty
+    (cd "$WORK/pure-ftpd" && apt-get download -qq pure-ftpd 2>/dev/null && dpkg -x pure-ftpd_*.deb root)
+}
+
+build() {
+    say "building ferryd and ferry-bench (release)"
+    (cd "$REPO" && cargo build --release -q -p ferry-server -p ferry-bench)
+    FERRYD="$REPO/target/release/ferryd"
+    BENCH="$REPO/target/release/ferry-bench"
+}
+
+make_data() {
+    say "generating data: ${BIG_MIB} MiB file, 1715-byte file, ${FOLDER_ENTRIES}-entry folder"
+    mkdir -p "$DATA/many" "$DATA/upload"
+    head -c "$((BIG_MIB * 1024 * 1024))" /dev/urandom > "$DATA/big.bin"
+    head -c 1715 /dev/urandom > "$DATA/small.bin"
+    (cd "$DATA/many" && seq -f 'file-%05.0f.txt' 1 "$FOLDER_ENTRIES" | xargs touch)
+    chmod 755 "$WORK" "$DATA" "$DATA/many"
+    chown ftp "$DATA/upload"
+}
+
+wait_for_port() {
+    local port=$1
+    for _ in $(seq 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    say "nothing listening on port $port"
+    return 1
+}
+
+start_ferryd() {
+    "$FERRYD" --listen 127.0.0.1:2121 --root "$DATA" --anonymous-writable --log-level warn \
+        --passive-ports 20000-20999 --max-sessions 4000 >"$WORK/ferryd.log" 2>&1 &
+    SERVER_PID=$!
+    PORT=2121
+}
+
+start_vsftpd() {
+    cat > "$WORK/vsftpd.conf" <<CONF
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=2122
+background=NO
+seccomp_sandbox=NO
+isolate=NO
+isolate_network=NO
+anonymous_enable=YES
+no_anon_password=YES
+anon_root=$DATA
+local_enable=NO
+write_enable=YES
+anon_upload_enable=YES
+anon_other_write_enable=YES
+anon_umask=022
+pasv_enable=YES
+pasv_min_port=21000
+pasv_max_port=21999
+max_clients=0
+max_per_ip=0
+xferlog_enable=NO
+secure_chroot_dir=/var/run/vsftpd/empty
+CONF
+    vsftpd "$WORK/vsftpd.conf" >"$WORK/vsftpd.log" 2>&1 &
+    SERVER_PID=$!
+    PORT=2122
+}
+
+start_pure_ftpd() {
+    FTP_HOME=$(getent passwd ftp | cut -d: -f6)
+    usermod -d "$DATA" ftp
+    "$WORK/pure-ftpd/root/usr/sbin/pure-ftpd" -S 127.0.0.1,2123 -p 22000:22999 -c 4000 -C 4000 \
+        -H -A -L 20000:8 >"$WORK/pure-ftpd.log" 2>&1 &
+    SERVER_PID=$!
+    PORT=2123
+}
+
+start_pyftpdlib() {
+    python3 "$REPO/bench/pyftpd_server.py" 2124 "$DATA" 23000 23999 >"$WORK/pyftpdlib.log" 2>&1 &
+    SERVER_PID=$!
+    PORT=2124
+}
+
+# Runs one workload; appends `SERVER<TAB>JSON` (or an error record) to the results.
+workload() {
+    local server=$1 name=$2
+    shift 2
+    local output
+    if output=$("$BENCH" --port "$PORT" "$name" "$@" 2>"$WORK/bench-error"); then
+        printf '%s\t%s\n' "$server" "$output" >> "$RESULTS"
+        echo "$server $output" >&2
+    else
+        local message
+        message=$(tr '\n"' ' ' < "$WORK/bench-error")
+        printf '%s\t{"workload":"%s","error":"%s"}\n' "$server" "$name" "$message" >> "$RESULTS"
+        say "$server $name failed: $message"
+    fi
+}
+
+bench_server() {
+    local server=$1
+    say "benchmarking $server"
+    "start_${server//-/_}"
+    RUNNING_PID=$SERVER_PID
+    if ! wait_for_port "$PORT"; then
+        printf '%s\t{"workload":"start","error":"did not start"}\n' "$server" >> "$RESULTS"
+        stop_server
+        return
+    fi
+    # Idle first, on a fresh server: after big transfers an allocator keeps freed buffers, and
+    # new sessions would fit in them without raising the RSS at all.
+    workload "$server" idle --clients "$IDLE_CLIENTS" --pid "$SERVER_PID"
+    workload "$server" retr-big --path big.bin --runs "$RUNS"
+    workload "$server" stor-big --size "$((BIG_MIB * 1024 * 1024))" --path upload/stor.bin --runs "$RUNS"
+    rm -f "$DATA"/upload/*
+    workload "$server" logins --clients "$CLIENTS" --seconds "$SECONDS_EACH"
+    workload "$server" retr-small --path small.bin --clients "$CLIENTS" --seconds "$SECONDS_EACH"
+    workload "$server" list-big --path many --runs "$LIST_RUNS"
+    stop_server
+    sleep 1
+}
+
+main() {
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    install_peers
+    build
+    make_data
+    : > "$RESULTS"
+    say "loopback ceiling"
+    printf 'loopback\t%s\n' "$("$BENCH" ceiling --file "$DATA/big.bin" --runs "$RUNS")" >> "$RESULTS"
+    for server in ferryd vsftpd pure-ftpd pyftpdlib; do
+        bench_server "$server"
+    done
+    echo
+    echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
+    echo "Mode: $( ((QUICK)) && echo quick || echo full ): ${BIG_MIB} MiB file, ${CLIENTS} clients x ${SECONDS_EACH} s," \
+        "${FOLDER_ENTRIES}-entry folder, ${IDLE_CLIENTS} idle sessions, ${RUNS} run(s) per big transfer (median)"
+    echo
+    python3 "$REPO/bench/table.py" "$RESULTS"
+}
+
+main

@@ -1,0 +1,77 @@
+"""Turns compare.sh's results (lines of `SERVER<TAB>JSON`) into one Markdown table.
+
+Usage: python3 table.py RESULTS_FILE
+"""
+import json
+import sys
+
+PEERS = ["vsftpd", "pure-ftpd", "pyftpdlib"]
+SERVERS = ["ferryd"] + PEERS
+# (label, workload, field, higher_is_better)
+ROWS = [
+    ("retr-big MiB/s", "retr-big", "mib_per_s", True),
+    ("stor-big MiB/s", "stor-big", "mib_per_s", True),
+    ("logins sessions/s", "logins", "per_second", True),
+    ("logins p50 ms", "logins", "p50_ms", False),
+    ("logins p99 ms", "logins", "p99_ms", False),
+    ("retr-small transfers/s", "retr-small", "per_second", True),
+    ("retr-small p50 ms", "retr-small", "p50_ms", False),
+    ("retr-small p99 ms", "retr-small", "p99_ms", False),
+    ("LIST ms", "list-big", "list_ms", False),
+    ("MLSD ms", "list-big", "mlsd_ms", False),
+    ("NLST ms", "list-big", "nlst_ms", False),
+    ("idle RSS KiB/session", "idle", "kib_per_session", False),
+    ("idle PSS KiB/session", "idle", "pss_kib_per_session", False),
+]
+
+
+def load(path):
+    results, errors, ceiling = {}, [], None
+    with open(path) as lines:
+        for line in lines:
+            server, _, text = line.rstrip("\n").partition("\t")
+            record = json.loads(text)
+            if "error" in record:
+                errors.append(f"{server} {record.get('workload', '?')}: {record['error']}")
+            elif server == "loopback":
+                ceiling = record
+            else:
+                results[(server, record["workload"])] = record
+    return results, errors, ceiling
+
+
+def figure(value):
+    if value is None:
+        return "—"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.2f}"
+
+
+def ratio_cell(ferryd, peers, higher_is_better):
+    peers = [value for value in peers if value is not None]
+    if ferryd is None or not peers:
+        return "—", "—"
+    best = max(peers) if higher_is_better else min(peers)
+    if best == 0:
+        return figure(best), "—"
+    return figure(best), f"{ferryd / best:.2f}×"
+
+
+def main():
+    results, errors, ceiling = load(sys.argv[1])
+    header = ["workload"] + SERVERS + ["best peer", "ferryd ÷ best", "better"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for label, workload, field, higher in ROWS:
+        values = [results.get((server, workload), {}).get(field) for server in SERVERS]
+        best, ratio = ratio_cell(values[0], values[1:], higher)
+        cells = [label] + [figure(value) for value in values] + [best, ratio, "higher" if higher else "lower"]
+        print("| " + " | ".join(cells) + " |")
+    if ceiling:
+        print(f"\nLoopback ceiling (plain read/write of the big file over one TCP connection): "
+              f"{ceiling['mib_per_s']:.0f} MiB/s (median of {ceiling['runs']}).")
+    for error in errors:
+        print(f"\nFailed: {error}")
+
+
+if __name__ == "__main__":
+    main()

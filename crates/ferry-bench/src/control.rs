@@ -1,0 +1,245 @@
+//! The bench's own FTP client: a control connection with bounded lines and passive data
+//! connections. It is deliberately small: it only does what the workloads need, and it only
+//! ever connects to the server it was given (a PASV reply's address is ignored; its port is
+//! used with the control connection's peer address).
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ferry_proto::hostport::{parse_epsv_reply, parse_pasv_reply};
+use ferry_proto::reply::ReplyParser;
+use ferry_proto::{Frame, LineFramer, Reply};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::error::BenchError;
+use crate::limits::Limits;
+
+/// Longest control line accepted from a server, in bytes.
+pub const MAX_LINE: usize = 8 * 1024;
+/// Most lines in one multi-line reply (FEAT, STAT, a long banner).
+const MAX_REPLY_LINES: usize = 1000;
+
+/// The server under test and the account to log in with.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub addr: SocketAddr,
+    pub user: String,
+    pub password: String,
+}
+
+/// A logged-in (or just greeted) control connection.
+#[derive(Debug)]
+pub struct Control {
+    stream: TcpStream,
+    addr: SocketAddr,
+    io_timeout: Duration,
+    framer: LineFramer,
+    frames: VecDeque<Frame>,
+    parser: ReplyParser,
+    read_buffer: Vec<u8>,
+}
+
+/// Runs `operation` with a time limit, naming it in the error.
+pub(crate) async fn timed<T>(
+    what: &'static str,
+    addr: SocketAddr,
+    limit: Duration,
+    operation: impl Future<Output = std::io::Result<T>>,
+) -> Result<T, BenchError> {
+    match tokio::time::timeout(limit, operation).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(BenchError::Io { what, addr, source }),
+        Err(_) => Err(BenchError::Timeout { what, addr }),
+    }
+}
+
+/// Connects a TCP stream to `addr` with a time limit.
+pub(crate) async fn connect_tcp(
+    addr: SocketAddr,
+    limit: Duration,
+) -> Result<TcpStream, BenchError> {
+    match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
+        Ok(Ok(stream)) => {
+            let _ = stream.set_nodelay(true);
+            Ok(stream)
+        }
+        Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
+        Err(_) => Err(BenchError::Timeout {
+            what: "connect",
+            addr,
+        }),
+    }
+}
+
+impl Control {
+    /// Connects and reads the greeting, which must be a 2xx reply.
+    pub async fn connect(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
+        let stream = connect_tcp(target.addr, limits.io_timeout).await?;
+        let mut control = Control {
+            stream,
+            addr: target.addr,
+            io_timeout: limits.io_timeout,
+            framer: LineFramer::new(MAX_LINE),
+            frames: VecDeque::new(),
+            parser: ReplyParser::new(MAX_REPLY_LINES),
+            read_buffer: vec![0; 4096],
+        };
+        let greeting = control.reply().await?;
+        control.check(&greeting, "(greeting)", 2)?;
+        Ok(control)
+    }
+
+    /// Connects and logs in with USER and, when asked for, PASS.
+    pub async fn login(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
+        let mut control = Control::connect(target, limits).await?;
+        let user = control.command(&format!("USER {}", target.user)).await?;
+        let logged_in = match user.code {
+            230 => user,
+            331 | 332 => {
+                control
+                    .command(&format!("PASS {}", target.password))
+                    .await?
+            }
+            _ => return Err(control.unexpected("USER", user)),
+        };
+        control.check(&logged_in, "PASS", 2)?;
+        Ok(control)
+    }
+
+    /// The server's control address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Sends one command line (CRLF is added).
+    pub async fn send(&mut self, line: &str) -> Result<(), BenchError> {
+        let wire = format!("{line}\r\n");
+        let stream = &mut self.stream;
+        timed(
+            "sending a command",
+            self.addr,
+            self.io_timeout,
+            stream.write_all(wire.as_bytes()),
+        )
+        .await
+    }
+
+    /// Reads one complete reply.
+    pub async fn reply(&mut self) -> Result<Reply, BenchError> {
+        loop {
+            let line = self.line().await?;
+            let pushed = self.parser.push_line(&line);
+            match pushed.map_err(|source| BenchError::Reply {
+                addr: self.addr,
+                source,
+            })? {
+                Some(reply) => return Ok(reply),
+                None => continue,
+            }
+        }
+    }
+
+    /// Sends `line` and reads its reply.
+    pub async fn command(&mut self, line: &str) -> Result<Reply, BenchError> {
+        self.send(line).await?;
+        self.reply().await
+    }
+
+    /// Sends `line` and requires a reply of class `class` (1 to 5).
+    pub async fn expect(&mut self, line: &str, class: u16) -> Result<Reply, BenchError> {
+        let reply = self.command(line).await?;
+        self.check(&reply, line, class)?;
+        Ok(reply)
+    }
+
+    /// Fails with [`BenchError::Unexpected`] unless `reply` is of class `class`.
+    pub fn check(&self, reply: &Reply, command: &str, class: u16) -> Result<(), BenchError> {
+        if reply.class() == class {
+            Ok(())
+        } else {
+            Err(self.unexpected(command, reply.clone()))
+        }
+    }
+
+    fn unexpected(&self, command: &str, reply: Reply) -> BenchError {
+        let command = command.split(' ').next().unwrap_or(command).to_string();
+        BenchError::Unexpected {
+            addr: self.addr,
+            command,
+            reply,
+        }
+    }
+
+    /// Asks for a passive data port (PASV, or EPSV over IPv6) and connects to it.
+    pub async fn open_passive(&mut self) -> Result<TcpStream, BenchError> {
+        let port = if self.addr.is_ipv4() {
+            let reply = self.expect("PASV", 2).await?;
+            parse_pasv_reply(&reply.text())
+                .map(|addr| addr.port())
+                .map_err(|_| BenchError::PassiveReply {
+                    addr: self.addr,
+                    reply,
+                })?
+        } else {
+            let reply = self.expect("EPSV", 2).await?;
+            parse_epsv_reply(&reply.text()).map_err(|_| BenchError::PassiveReply {
+                addr: self.addr,
+                reply,
+            })?
+        };
+        connect_tcp(SocketAddr::new(self.addr.ip(), port), self.io_timeout).await
+    }
+
+    /// Sends a transfer command (RETR, STOR, LIST, ...) and requires a 1xx reply.
+    pub async fn start_transfer(&mut self, line: &str) -> Result<(), BenchError> {
+        self.expect(line, 1).await.map(drop)
+    }
+
+    /// Reads the reply that ends a transfer and requires a 2xx.
+    pub async fn finish_transfer(&mut self, command: &str) -> Result<(), BenchError> {
+        let reply = self.reply().await?;
+        self.check(&reply, command, 2)
+    }
+
+    /// Sends QUIT, reads the 221 and waits briefly for the server to close, so the server side
+    /// holds the TIME_WAIT state rather than the bench.
+    pub async fn quit(mut self) -> Result<(), BenchError> {
+        self.expect("QUIT", 2).await?;
+        let mut byte = [0u8; 1];
+        let wait = Duration::from_secs(2).min(self.io_timeout);
+        let _ = tokio::time::timeout(wait, self.stream.read(&mut byte)).await;
+        Ok(())
+    }
+
+    /// The next line from the server, without its line end.
+    async fn line(&mut self) -> Result<String, BenchError> {
+        loop {
+            match self.frames.pop_front() {
+                Some(Frame::Line(bytes)) => return Ok(String::from_utf8_lossy(&bytes).into_owned()),
+                Some(Frame::Overlong) => {
+                    return Err(BenchError::LineTooLong {
+                        addr: self.addr,
+                        limit: MAX_LINE,
+                    })
+                }
+                None => self.fill().await?,
+            }
+        }
+    }
+
+    /// Reads more bytes from the control connection into the framer.
+    async fn fill(&mut self) -> Result<(), BenchError> {
+        let read = self.stream.read(&mut self.read_buffer);
+        let count = timed("reading a reply", self.addr, self.io_timeout, read).await?;
+        if count == 0 {
+            return Err(BenchError::Closed { addr: self.addr });
+        }
+        let mut frames = Vec::new();
+        self.framer.push(&self.read_buffer[..count], &mut frames);
+        self.frames.extend(frames);
+        Ok(())
+    }
+}

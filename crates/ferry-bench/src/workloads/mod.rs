@@ -1,0 +1,91 @@
+//! The workloads and the results they report. Each workload logs in by itself, runs a loop
+//! bounded by count and time, and returns one [`Report`], printed as one JSON line.
+
+mod concurrent;
+mod idle;
+mod listing;
+mod transfer;
+
+use serde::Serialize;
+
+pub use concurrent::{logins, retr_small, Concurrency};
+pub use idle::{idle, raise_file_limit};
+pub use listing::list_big;
+pub use transfer::{ceiling, retr_big, stor_big};
+
+/// The result of one workload.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "workload", rename_all = "kebab-case")]
+pub enum Report {
+    RetrBig(Throughput),
+    StorBig(Throughput),
+    Ceiling(Throughput),
+    Logins(Rate),
+    RetrSmall(Rate),
+    ListBig(Listing),
+    Idle(Memory),
+}
+
+impl Report {
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
+    }
+}
+
+/// One big transfer, repeated `runs` times.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    /// Bytes moved by each run.
+    pub bytes: u64,
+    pub runs: u32,
+    /// Median seconds per run.
+    pub seconds: f64,
+    /// Median throughput over the runs.
+    pub mib_per_s: f64,
+    pub best_mib_per_s: f64,
+}
+
+/// Many clients repeating a short operation.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rate {
+    pub clients: usize,
+    /// Wall-clock seconds the loop ran.
+    pub seconds: f64,
+    pub completed: u64,
+    pub errors: u64,
+    /// Completed operations per second.
+    pub per_second: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    /// Data bytes moved in total (0 for logins).
+    pub bytes: u64,
+    pub first_error: Option<String>,
+}
+
+/// Listing a big folder three ways.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listing {
+    pub runs: u32,
+    pub list_ms: f64,
+    pub list_lines: u64,
+    /// `None` when the server's FEAT does not mention MLST.
+    pub mlsd_ms: Option<f64>,
+    pub mlsd_lines: Option<u64>,
+    pub nlst_ms: f64,
+    pub nlst_lines: u64,
+}
+
+/// Resident memory of idle logged-in sessions.
+#[derive(Debug, Clone, Serialize)]
+pub struct Memory {
+    pub clients: usize,
+    pub rss_before_kib: u64,
+    pub rss_after_kib: u64,
+    pub processes_before: usize,
+    pub processes_after: usize,
+    /// RSS gained per session, in KiB.
+    pub kib_per_session: f64,
+    /// PSS gained per session, in KiB (shared pages split between processes).
+    pub pss_kib_per_session: f64,
+}

@@ -1,0 +1,251 @@
+//! Smoke test: every workload runs for about a second, with tiny sizes, against an in-process
+//! `ferryd` on 127.0.0.1 port 0, and reports sane figures.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferry_bench::workloads::{self, Concurrency};
+use ferry_bench::{Limits, Report, Target};
+use ferry_server::{Config, Context};
+
+const BIG_BYTES: usize = 8 * 1024 * 1024;
+const SMALL_BYTES: usize = 1715;
+const FOLDER_ENTRIES: usize = 300;
+
+/// A `ferryd` serving a temporary folder to anonymous users (writable); stops when dropped.
+struct Server {
+    addr: SocketAddr,
+    root: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let root = tempfile::tempdir().expect("temporary folder");
+        fill(root.path());
+        let mut config = Config {
+            root: root.path().to_path_buf(),
+            server_name: Some("bench.test".into()),
+            log_level: "warn".into(),
+            ..Config::default()
+        };
+        config.anonymous.writable = true;
+        let context = Arc::new(Context::new(config).expect("valid configuration"));
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let addr = listener.local_addr().expect("local address");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || serve(listener, context, stopped));
+        Server {
+            addr,
+            root,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn target(&self) -> Target {
+        Target {
+            addr: self.addr,
+            user: "anonymous".into(),
+            password: "smoke@test".into(),
+        }
+    }
+}
+
+fn serve(
+    listener: std::net::TcpListener,
+    context: Arc<Context>,
+    stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+        ferry_server::run(listener, context, async {
+            let _ = stopped.await;
+        })
+        .await;
+    });
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn fill(root: &Path) {
+    std::fs::write(
+        root.join("big.bin"),
+        ferry_bench::data::generated_bytes(BIG_BYTES),
+    )
+    .unwrap();
+    std::fs::write(root.join("small.txt"), vec![b'x'; SMALL_BYTES]).unwrap();
+    std::fs::create_dir(root.join("many")).unwrap();
+    for index in 0..FOLDER_ENTRIES {
+        std::fs::write(root.join(format!("many/file-{index:05}")), b"").unwrap();
+    }
+}
+
+fn run(
+    future: impl std::future::Future<Output = Result<Report, ferry_bench::BenchError>>,
+) -> Report {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("bench runtime");
+    let report = runtime.block_on(future).expect("workload runs");
+    let json = report.to_json();
+    assert!(
+        json.starts_with("{\"workload\":") && !json.contains('\n'),
+        "{json}"
+    );
+    report
+}
+
+fn about_a_second(clients: usize) -> Concurrency {
+    Concurrency {
+        clients,
+        duration: Duration::from_secs(1),
+    }
+}
+
+#[test]
+fn retr_big_moves_the_whole_file() {
+    let server = Server::start();
+    let report = run(workloads::retr_big(
+        &server.target(),
+        &Limits::default(),
+        "big.bin",
+        2,
+    ));
+    let Report::RetrBig(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(result.bytes, BIG_BYTES as u64);
+    assert_eq!(result.runs, 2);
+    assert!(result.mib_per_s > 0.0 && result.best_mib_per_s >= result.mib_per_s);
+}
+
+#[test]
+fn stor_big_uploads_and_deletes() {
+    let server = Server::start();
+    let target = server.target();
+    let report = run(workloads::stor_big(
+        &target,
+        &Limits::default(),
+        "up.bin",
+        3_000_000,
+        1,
+    ));
+    let Report::StorBig(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(result.bytes, 3_000_000);
+    assert!(result.mib_per_s > 0.0);
+    assert!(
+        !server.root.path().join("up.bin.0").exists(),
+        "upload deleted after the run"
+    );
+}
+
+#[test]
+fn logins_complete_without_errors() {
+    let server = Server::start();
+    let report = run(workloads::logins(
+        &server.target(),
+        &Limits::default(),
+        about_a_second(4),
+    ));
+    let Report::Logins(result) = report else {
+        panic!("{report:?}")
+    };
+    assert!(result.completed > 0 && result.errors == 0, "{result:?}");
+    assert!(result.per_second > 0.0 && result.p99_ms >= result.p50_ms);
+}
+
+#[test]
+fn retr_small_moves_whole_files() {
+    let server = Server::start();
+    let load = about_a_second(4);
+    let report = run(workloads::retr_small(
+        &server.target(),
+        &Limits::default(),
+        load,
+        "small.txt",
+    ));
+    let Report::RetrSmall(result) = report else {
+        panic!("{report:?}")
+    };
+    assert!(result.completed > 0 && result.errors == 0, "{result:?}");
+    assert_eq!(result.bytes, result.completed * SMALL_BYTES as u64);
+}
+
+#[test]
+fn list_big_counts_every_entry() {
+    let server = Server::start();
+    let report = run(workloads::list_big(
+        &server.target(),
+        &Limits::default(),
+        "many",
+        2,
+    ));
+    let Report::ListBig(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(result.nlst_lines, FOLDER_ENTRIES as u64);
+    assert!(result.list_lines >= FOLDER_ENTRIES as u64);
+    assert!(
+        result
+            .mlsd_lines
+            .is_some_and(|lines| lines >= FOLDER_ENTRIES as u64),
+        "{result:?}"
+    );
+    assert!(result.list_ms > 0.0 && result.nlst_ms > 0.0);
+}
+
+#[test]
+fn idle_sessions_are_measured() {
+    let server = Server::start();
+    let pid = [std::process::id()];
+    let report = run(workloads::idle(
+        &server.target(),
+        &Limits::default(),
+        20,
+        &pid,
+    ));
+    let Report::Idle(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(result.clients, 20);
+    assert!(result.rss_before_kib > 0 && result.rss_after_kib > 0);
+    assert!(result.kib_per_session.is_finite() && result.pss_kib_per_session.is_finite());
+}
+
+#[test]
+fn ceiling_copies_the_file() {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("big.bin");
+    std::fs::write(&path, ferry_bench::data::generated_bytes(BIG_BYTES)).unwrap();
+    let report = workloads::ceiling(&path, 1, &Limits::default()).expect("ceiling runs");
+    let Report::Ceiling(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(result.bytes, BIG_BYTES as u64);
+    assert!(result.mib_per_s > 0.0);
+}
