@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake;
+pub mod ferryd;
 pub mod servers;
 
 use std::io::{Read, Write};
