@@ -139,6 +139,14 @@ pub enum Command {
     Feat,
     /// RFC 2389 §4: the option name (upper-cased) and the rest of the line.
     Opts(String, Option<String>),
+    /// RFC 4217 §4: the security mechanism, upper-cased (`TLS`, `SSL`, `TLS-C`, `TLS-P`).
+    Auth(String),
+    /// RFC 4217 §8 (RFC 2228 PBSZ): protection buffer size; only 0 is meaningful for TLS.
+    Pbsz(u64),
+    /// RFC 4217 §9 (RFC 2228 PROT): data channel protection level, `C`, `S`, `E` or `P`.
+    Prot(char),
+    /// RFC 4217 §6 (RFC 2228 CCC): clear the control channel.
+    Ccc,
     /// A verb of the FTP command set that Ferry knows but does not implement (502).
     Unimplemented(String),
 }
@@ -162,8 +170,8 @@ pub enum ParseError {
 
 /// Verbs Ferry recognises but does not implement: RFC 959's, RFC 1639's and RFC 2228's.
 const UNIMPLEMENTED: &[&str] = &[
-    "SMNT", "LPRT", "LPSV", "ADAT", "MIC", "CONF", "ENC", "AUTH", "PBSZ", "PROT", "CCC", "LANG",
-    "MFMT", "MFCT", "MFF", "HOST", "XCRC", "XMD5", "XSHA1",
+    "SMNT", "LPRT", "LPSV", "ADAT", "MIC", "CONF", "ENC", "LANG", "MFMT", "MFCT", "MFF", "HOST",
+    "XCRC", "XMD5", "XSHA1",
 ];
 
 /// Parses one control line (without CRLF) into a command.
@@ -226,6 +234,10 @@ fn parse_verb(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
         "NOOP" => C::Noop,
         "FEAT" => C::Feat,
         "OPTS" => opts(required("OPTS", arg)?),
+        "AUTH" => C::Auth(required("AUTH", arg)?.trim().to_ascii_uppercase()),
+        "PBSZ" => C::Pbsz(buffer_size(arg)?),
+        "PROT" => C::Prot(single_letter("PROT", arg)?),
+        "CCC" => C::Ccc,
         _ if UNIMPLEMENTED.contains(&verb) => C::Unimplemented(verb.to_string()),
         _ => return Err(ParseError::Unknown(verb.to_string())),
     })
@@ -306,6 +318,17 @@ fn restart_marker(arg: Option<&str>) -> Result<u64, ParseError> {
     })
 }
 
+/// RFC 2228 §3: `PBSZ <decimal-integer>`, a 32-bit unsigned number.
+fn buffer_size(arg: Option<&str>) -> Result<u64, ParseError> {
+    let arg = required("PBSZ", arg)?.trim();
+    arg.parse::<u32>()
+        .map(u64::from)
+        .map_err(|_| ParseError::Syntax {
+            verb: "PBSZ",
+            reason: format!("buffer size must be a 32-bit number, got {arg:?}"),
+        })
+}
+
 /// RFC 2389 §4: `opts = opts-cmd SP command-name [ SP command-options ]`.
 fn opts(arg: &str) -> Command {
     let arg = arg.trim();
@@ -360,6 +383,10 @@ impl Command {
             C::Noop => "NOOP",
             C::Feat => "FEAT",
             C::Opts(..) => "OPTS",
+            C::Auth(_) => "AUTH",
+            C::Pbsz(_) => "PBSZ",
+            C::Prot(_) => "PROT",
+            C::Ccc => "CCC",
             C::Unimplemented(verb) => verb,
         }
     }
@@ -450,6 +477,20 @@ mod tests {
     fn secrets_do_not_leak_through_debug() {
         let text = format!("{:?}", parse("PASS hunter2").unwrap());
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn security_commands_of_rfc_4217() {
+        assert_eq!(parse("AUTH tls"), Ok(Command::Auth("TLS".into())));
+        assert_eq!(parse("PBSZ 0"), Ok(Command::Pbsz(0)));
+        assert!(matches!(parse("PBSZ -1"), Err(ParseError::Syntax { .. })));
+        assert!(matches!(
+            parse("PBSZ 99999999999"),
+            Err(ParseError::Syntax { .. })
+        ));
+        assert_eq!(parse("PROT p"), Ok(Command::Prot('P')));
+        assert_eq!(parse("CCC"), Ok(Command::Ccc));
+        assert!(matches!(parse("AUTH"), Err(ParseError::Syntax { .. })));
     }
 
     #[test]

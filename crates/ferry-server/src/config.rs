@@ -36,6 +36,7 @@ pub struct Config {
     /// temporary file.
     pub atomic_uploads: bool,
     pub hardening: HardeningConfig,
+    pub tls: TlsConfig,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
 }
@@ -57,6 +58,64 @@ pub struct LimitsConfig {
     pub download_rate: u64,
     /// Bytes per second for each session's uploads; 0 is unlimited.
     pub upload_rate: u64,
+}
+
+/// FTPS (RFC 4217): certificates, where TLS is required, and implicit FTPS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// PEM certificate chain.
+    pub certificate: Option<PathBuf>,
+    /// PEM private key.
+    pub key: Option<PathBuf>,
+    /// Without certificate and key: generate a self-signed certificate at start (clients must
+    /// pin it or skip verification; a warning says so).
+    pub self_signed: bool,
+    /// TLS on the control connection (AUTH TLS): off, optional or required.
+    pub control: TlsPolicy,
+    /// TLS on data connections (PROT P): off, optional or required.
+    pub data: TlsPolicy,
+    /// Anonymous sessions may go without TLS even where it is required.
+    pub anonymous_exempt: bool,
+    /// A data connection must resume the control connection's TLS session (as vsftpd's
+    /// require_ssl_reuse); a client that does not is refused with 425.
+    pub require_session_reuse: bool,
+    /// Listen for implicit FTPS (TLS from the first byte, port 990 by convention) here too.
+    pub implicit_listen: Option<SocketAddr>,
+    /// Allow CCC (going back to a clear control connection after login).
+    pub allow_ccc: bool,
+}
+
+/// Whether TLS is refused, offered or demanded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TlsPolicy {
+    Off,
+    Optional,
+    Required,
+}
+
+impl Default for TlsConfig {
+    fn default() -> Self {
+        TlsConfig {
+            certificate: None,
+            key: None,
+            self_signed: false,
+            control: TlsPolicy::Optional,
+            data: TlsPolicy::Optional,
+            anonymous_exempt: true,
+            require_session_reuse: true,
+            implicit_listen: None,
+            allow_ccc: false,
+        }
+    }
+}
+
+impl TlsConfig {
+    /// Whether a certificate is configured (or generated), so TLS can be offered at all.
+    pub fn has_certificate(&self) -> bool {
+        (self.certificate.is_some() && self.key.is_some()) || self.self_signed
+    }
 }
 
 /// Optional process hardening on Linux, applied after the listener is bound.
@@ -147,6 +206,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             atomic_uploads: false,
             hardening: HardeningConfig::default(),
+            tls: TlsConfig::default(),
             log_level: "info".into(),
         }
     }
@@ -271,6 +331,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_tls()?;
         if self.limits.max_login_failures == 0 {
             return invalid("limits.max_login_failures must be at least 1".into());
         }
@@ -279,6 +340,26 @@ impl Config {
                 "log_level {:?} is not one of error, warn, info, debug, trace",
                 self.log_level
             ));
+        }
+        Ok(())
+    }
+
+    fn validate_tls(&self) -> Result<(), ConfigError> {
+        let tls = &self.tls;
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
+        if tls.certificate.is_some() != tls.key.is_some() {
+            return invalid("tls.certificate and tls.key go together: set both or neither");
+        }
+        let wants_tls = tls.control == TlsPolicy::Required
+            || tls.data == TlsPolicy::Required
+            || tls.implicit_listen.is_some();
+        if wants_tls && !tls.has_certificate() {
+            return invalid("TLS is required or implicit FTPS is on, but there is no certificate: set tls.certificate and tls.key, or tls.self_signed = true");
+        }
+        if tls.data == TlsPolicy::Required && tls.control == TlsPolicy::Off {
+            return invalid(
+                "tls.data = \"required\" needs TLS on the control connection (tls.control is off)",
+            );
         }
         Ok(())
     }

@@ -13,6 +13,7 @@ use tokio::time::timeout;
 
 use crate::config::ActiveSource;
 use crate::limits::Throttle;
+use crate::stream::MaybeTls;
 
 /// Size of the buffers transfers read and write with.
 const CHUNK: usize = 256 * 1024;
@@ -48,6 +49,13 @@ pub enum TransferError {
     /// 426: the data connection broke or stalled.
     #[error("data connection broken: {0}")]
     Broken(io::Error),
+    /// 425: the client did not resume the control connection's TLS session on the data
+    /// connection, as the policy requires.
+    #[error("the data connection's TLS handshake did not resume the control connection's session")]
+    NotResumed,
+    /// 425: the TLS handshake on the data connection failed.
+    #[error("TLS handshake on the data connection failed: {0}")]
+    Handshake(io::Error),
     /// 451 (452 when the disk is full): reading or writing the file failed.
     #[error("local file error: {0}")]
     Local(io::Error),
@@ -68,6 +76,38 @@ pub async fn open(plan: DataPlan, context: &DataContext) -> Result<TcpStream, Tr
         .map_err(TransferError::Connect)?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
+}
+
+/// What a transfer needs to put TLS on its data connection.
+#[derive(Clone)]
+pub struct DataTls {
+    /// The session's acceptor (its TLS session cache is the control connection's).
+    pub acceptor: tokio_rustls::TlsAcceptor,
+    /// The data connection must resume the control connection's TLS session.
+    pub require_reuse: bool,
+}
+
+/// Puts TLS on a data connection when PROT P is in force, and checks that the handshake resumed
+/// the control connection's session when the policy requires it.
+pub async fn secure(
+    stream: TcpStream,
+    tls: Option<DataTls>,
+    limit: Duration,
+) -> Result<MaybeTls, TransferError> {
+    let Some(tls) = tls else {
+        return Ok(MaybeTls::Plain(stream));
+    };
+    let stream = timeout(limit, tls.acceptor.accept(stream))
+        .await
+        .map_err(|_| {
+            TransferError::Handshake(io::Error::new(io::ErrorKind::TimedOut, "timed out"))
+        })?
+        .map_err(TransferError::Handshake)?;
+    let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    if tls.require_reuse && !resumed {
+        return Err(TransferError::NotResumed);
+    }
+    Ok(MaybeTls::Tls(Box::new(stream)))
 }
 
 /// Active mode: connect to the client from port L-1 (RFC 959 §3.2), falling back to an
@@ -159,7 +199,7 @@ pub enum Source {
 /// Sends `source` on `stream` (converting LF to CRLF when `ascii`), then closes the sending side
 /// so the client sees the end of the data. Returns the bytes sent.
 pub async fn send(
-    stream: &mut TcpStream,
+    stream: &mut MaybeTls,
     source: Source,
     ascii: bool,
     progress: &AtomicU64,
@@ -205,7 +245,7 @@ pub async fn send(
     Ok(sent)
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8], stall: Duration) -> Result<(), TransferError> {
+async fn write(stream: &mut MaybeTls, bytes: &[u8], stall: Duration) -> Result<(), TransferError> {
     timeout(stall, stream.write_all(bytes))
         .await
         .map_err(|_| stalled())?
@@ -219,7 +259,7 @@ fn stalled() -> TransferError {
 /// Receives everything the client sends on `stream` into `file` (converting CRLF to LF when
 /// `ascii`) until the client closes the connection. Returns the bytes received.
 pub async fn receive(
-    stream: &mut TcpStream,
+    stream: &mut MaybeTls,
     file: &mut tokio::fs::File,
     ascii: bool,
     progress: &AtomicU64,
@@ -256,5 +296,7 @@ pub async fn receive(
         .await
         .map_err(TransferError::Local)?;
     file.flush().await.map_err(TransferError::Local)?;
+    // Answer the client's close (and close_notify, over TLS) with ours.
+    let _ = timeout(stall, stream.shutdown()).await;
     Ok(received)
 }

@@ -11,7 +11,9 @@ pub mod permissions;
 pub mod server;
 pub mod session;
 pub mod storage;
+pub mod stream;
+pub mod tls;
 pub mod users;
 
 pub use config::Config;
-pub use server::{run, Context};
+pub use server::{run, run_with_implicit_tls, Context};

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use ferry_server::config::{ActiveSource, Config};
-use ferry_server::{run, Context};
+use ferry_server::config::{ActiveSource, Config, TlsPolicy};
+use ferry_server::{run_with_implicit_tls, Context};
 
 /// Ferry FTP server. Serves a folder over FTP; anonymous read-only by default.
 #[derive(Debug, Parser)]
@@ -129,9 +129,45 @@ struct Args {
     /// Restrict file-system access to the served folders with Landlock (Linux).
     #[arg(long)]
     landlock: bool,
+    /// PEM certificate chain for FTPS.
+    #[arg(long, value_name = "FILE")]
+    tls_certificate: Option<PathBuf>,
+    /// PEM private key for FTPS.
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// Generate a self-signed certificate at start (for trying FTPS out).
+    #[arg(long)]
+    tls_self_signed: bool,
+    /// TLS on the control connection: off, optional or required [default: optional]
+    #[arg(long, value_name = "POLICY", value_parser = parse_tls_policy)]
+    tls_control: Option<TlsPolicy>,
+    /// TLS on data connections: off, optional or required [default: optional]
+    #[arg(long, value_name = "POLICY", value_parser = parse_tls_policy)]
+    tls_data: Option<TlsPolicy>,
+    /// Required TLS applies to anonymous users too.
+    #[arg(long)]
+    tls_anonymous_too: bool,
+    /// Do not require data connections to resume the control connection's TLS session.
+    #[arg(long)]
+    tls_no_session_reuse: bool,
+    /// Also listen for implicit FTPS (TLS from the first byte) here, e.g. 0.0.0.0:990.
+    #[arg(long, value_name = "ADDR:PORT")]
+    implicit_listen: Option<SocketAddr>,
+    /// Allow CCC (a clear control connection after login).
+    #[arg(long)]
+    allow_ccc: bool,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
+}
+
+fn parse_tls_policy(text: &str) -> Result<TlsPolicy, String> {
+    match text {
+        "off" => Ok(TlsPolicy::Off),
+        "optional" => Ok(TlsPolicy::Optional),
+        "required" => Ok(TlsPolicy::Required),
+        _ => Err("expected off, optional or required".into()),
+    }
 }
 
 fn parse_active_source(text: &str) -> Result<ActiveSource, String> {
@@ -188,6 +224,16 @@ impl Args {
         config.atomic_uploads |= self.atomic_uploads;
         set_some(&mut config.hardening.run_as_user, self.run_as_user);
         config.hardening.landlock |= self.landlock;
+        let tls = &mut config.tls;
+        set_some(&mut tls.certificate, self.tls_certificate);
+        set_some(&mut tls.key, self.tls_key);
+        tls.self_signed |= self.tls_self_signed;
+        set(&mut tls.control, self.tls_control);
+        set(&mut tls.data, self.tls_data);
+        tls.anonymous_exempt &= !self.tls_anonymous_too;
+        tls.require_session_reuse &= !self.tls_no_session_reuse;
+        set_some(&mut tls.implicit_listen, self.implicit_listen);
+        tls.allow_ccc |= self.allow_ccc;
         set(&mut config.log_level, self.log_level);
         Ok(config)
     }
@@ -228,15 +274,32 @@ fn start(args: Args) -> anyhow::Result<()> {
     }
     init_logging(&context.config.log_level);
     let listener = bind(context.config.listen)?;
+    let implicit = context.config.tls.implicit_listen.map(bind).transpose()?;
     println!("ferryd listening on {}", listener.local_addr()?);
+    if let Some(implicit) = &implicit {
+        println!(
+            "ferryd listening for implicit FTPS on {}",
+            implicit.local_addr()?
+        );
+    }
     println!("{}", describe_access(&context));
+    if context.tls.is_some() {
+        let tls = &context.config.tls;
+        println!(
+            "FTPS: TLS on control connections {:?}, on data connections {:?}",
+            tls.control, tls.data
+        );
+    }
     harden(&context)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
-        run(listener, Arc::new(context), shutdown_signal()).await;
+        let implicit = implicit
+            .map(tokio::net::TcpListener::from_std)
+            .transpose()?;
+        run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal()).await;
         Ok(())
     })
 }

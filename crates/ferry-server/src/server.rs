@@ -19,6 +19,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, ConfigError};
 use crate::limits::{BanList, BanRule, CountGuard, Counter, RateLimiter};
 use crate::session::Session;
+use crate::tls::{TlsError, TlsSettings};
 use crate::users::{Authenticator, Users, UsersError};
 
 /// What every session shares: the configuration, the accounts, and the limits' counters.
@@ -29,6 +30,8 @@ pub struct Context {
     pub server_name: String,
     pub greeting: String,
     pub passive_ports: Option<(u16, u16)>,
+    /// FTPS, when a certificate is configured.
+    pub tls: Option<TlsSettings>,
     pub sessions_per_ip: Counter<IpAddr>,
     pub sessions_per_user: Counter<String>,
     pub bans: BanList,
@@ -46,6 +49,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Users(#[from] UsersError),
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 impl Context {
@@ -70,8 +75,14 @@ impl Context {
             window: Duration::from_secs(limits.ban_window),
             ban: Duration::from_secs(limits.ban_seconds),
         };
+        let server_name = config.server_name();
+        let tls = TlsSettings::load(&config.tls, &server_name)?;
+        if tls.is_some() && config.tls.self_signed && config.tls.certificate.is_none() {
+            tracing::warn!("using a self-signed certificate made at start: clients must pin it or skip verification");
+        }
         Ok(Context {
-            server_name: config.server_name(),
+            tls,
+            server_name,
             greeting: config.greeting(),
             passive_ports: config.passive_port_range()?,
             authenticator,
@@ -101,25 +112,44 @@ impl Context {
 /// Serves FTP on `listener` until `shutdown` completes; then stops accepting, lets sessions
 /// finish their transfers for up to the configured grace period, and closes the rest.
 pub async fn run(listener: TcpListener, context: Arc<Context>, shutdown: impl Future) {
+    run_with_implicit_tls(listener, None, context, shutdown).await;
+}
+
+/// Like [`run`], with a second listener for implicit FTPS (TLS from the first byte).
+pub async fn run_with_implicit_tls(
+    listener: TcpListener,
+    implicit: Option<TcpListener>,
+    context: Arc<Context>,
+    shutdown: impl Future,
+) {
     let (stop_sessions, stop_signal) = watch::channel(false);
     let limit = Arc::new(Semaphore::new(context.config.max_sessions));
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => start_session(&mut sessions, stream, &context, &limit, &stop_signal),
-                Err(error) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
+        let (accepted, implicit_tls) = tokio::select! {
+            accepted = listener.accept() => (accepted, false),
+            accepted = accept_if_any(implicit.as_ref()) => (accepted, true),
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
             _ = &mut shutdown => break,
+        };
+        match accepted {
+            Ok((stream, _)) => start_session(
+                &mut sessions,
+                stream,
+                implicit_tls,
+                &context,
+                &limit,
+                &stop_signal,
+            ),
+            Err(error) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
-    drop(listener);
+    drop((listener, implicit));
     tracing::info!(sessions = sessions.len(), "shutting down");
     let _ = stop_sessions.send(true);
     let grace = context.config.shutdown_grace();
@@ -136,9 +166,20 @@ pub async fn run(listener: TcpListener, context: Arc<Context>, shutdown: impl Fu
     }
 }
 
+/// Accepts on the listener if there is one; otherwise waits forever.
+async fn accept_if_any(
+    listener: Option<&TcpListener>,
+) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    match listener {
+        Some(listener) => listener.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
 fn start_session(
     sessions: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
+    implicit_tls: bool,
     context: &Arc<Context>,
     limit: &Arc<Semaphore>,
     stop_signal: &watch::Receiver<bool>,
@@ -156,7 +197,7 @@ fn start_session(
     let context = Arc::clone(context);
     let stop_signal = stop_signal.clone();
     sessions.spawn(async move {
-        match Session::new(context, stream, stop_signal) {
+        match Session::new(context, stream, stop_signal, implicit_tls) {
             Ok(session) => session.run().await,
             Err(error) => tracing::debug!(%error, "connection closed before the session started"),
         }

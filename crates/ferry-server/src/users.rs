@@ -35,6 +35,8 @@ pub struct AccountSpec {
     /// Bytes per second across all of this account's sessions; `None` is unlimited.
     pub download_rate: Option<u64>,
     pub upload_rate: Option<u64>,
+    /// The account must use TLS on the control and data connections.
+    pub require_tls: bool,
 }
 
 /// Checks credentials. Implementations are blocking (password hashing is CPU-heavy); the
@@ -85,6 +87,9 @@ pub struct User {
     /// Bytes per second, summed over the account's sessions.
     pub download_rate: Option<u64>,
     pub upload_rate: Option<u64>,
+    /// The account must use TLS (AUTH TLS and PROT P), whatever the server's policy.
+    #[serde(default)]
+    pub require_tls: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,6 +232,7 @@ impl Authenticator for Users {
             max_sessions: user.max_sessions,
             download_rate: user.download_rate.filter(|r| *r > 0),
             upload_rate: user.upload_rate.filter(|r| *r > 0),
+            require_tls: user.require_tls,
         })
     }
 

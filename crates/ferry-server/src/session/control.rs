@@ -1,11 +1,14 @@
-//! The control connection: bounded frames in, replies out.
+//! The control connection: bounded frames in, replies out, and the switch to TLS (AUTH TLS).
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use ferry_proto::{Frame, LineFramer, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+
+use crate::stream::MaybeTls;
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 1024;
@@ -13,23 +16,28 @@ const READ_CHUNK: usize = 1024;
 /// One session's control connection.
 #[derive(Debug)]
 pub struct Control {
-    reader: OwnedReadHalf,
-    writer: BufWriter<OwnedWriteHalf>,
+    /// `None` only while the connection is being switched to TLS.
+    stream: Option<MaybeTls>,
     framer: LineFramer,
+    max_line: usize,
     frames: VecDeque<Frame>,
     scratch: Vec<Frame>,
 }
 
 impl Control {
     pub fn new(stream: TcpStream, max_line: usize) -> Self {
-        let (reader, writer) = stream.into_split();
         Control {
-            reader,
-            writer: BufWriter::with_capacity(1024, writer),
+            stream: Some(MaybeTls::Plain(stream)),
             framer: LineFramer::new(max_line),
+            max_line,
             frames: VecDeque::new(),
             scratch: Vec::new(),
         }
+    }
+
+    /// Whether the control connection is protected by TLS.
+    pub fn is_tls(&self) -> bool {
+        self.stream.as_ref().is_some_and(MaybeTls::is_tls)
     }
 
     /// The next frame, or `None` when the client has closed the connection (or it broke).
@@ -42,10 +50,11 @@ impl Control {
                 return Some(frame);
             }
             let mut buffer = [0u8; READ_CHUNK];
-            match self.reader.read(&mut buffer).await {
+            let stream = self.stream.as_mut()?;
+            match stream.read(&mut buffer).await {
                 Ok(0) | Err(_) => return None,
                 Ok(read) => {
-                    let read = read + self.read_past_urgent_mark(&mut buffer[read..]);
+                    let read = read + read_past_urgent_mark(stream, &mut buffer[read..]);
                     self.framer.push(&buffer[..read], &mut self.scratch);
                     self.frames.extend(self.scratch.drain(..));
                 }
@@ -53,29 +62,88 @@ impl Control {
         }
     }
 
-    /// A read stops at the TCP urgent mark (clients send ABOR, or Telnet's IAC DM, as urgent
-    /// data), and after such a short read tokio assumes the socket is drained and waits for new
-    /// data that may never come. Reads on directly, without waiting, until the socket is empty.
-    fn read_past_urgent_mark(&self, buffer: &mut [u8]) -> usize {
-        let socket = socket2::SockRef::from(self.reader.as_ref());
-        let mut total = 0;
-        while total < buffer.len() {
-            match std::io::Read::read(&mut &*socket, &mut buffer[total..]) {
-                Ok(0) | Err(_) => break,
-                Ok(read) => total += read,
-            }
-        }
-        total
-    }
-
     /// Sends one reply and flushes it.
     pub async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
-        self.writer.write_all(&reply.to_wire()).await?;
-        self.writer.flush().await
+        let stream = self.stream.as_mut().ok_or_else(closed)?;
+        stream.write_all(&reply.to_wire()).await?;
+        stream.flush().await
     }
 
-    /// Closes the sending side (FIN), after everything written has gone out.
-    pub async fn close(&mut self) {
-        let _ = self.writer.shutdown().await;
+    /// Runs the TLS handshake on the connection (after `234` to AUTH TLS, or at once for
+    /// implicit FTPS). Whatever the client sent in the clear before it is thrown away, so no
+    /// command can be slipped in unprotected (the STARTTLS injection attack).
+    pub async fn start_tls(
+        &mut self,
+        acceptor: &TlsAcceptor,
+        limit: Duration,
+    ) -> std::io::Result<()> {
+        self.frames.clear();
+        self.framer = LineFramer::new(self.max_line);
+        let Some(MaybeTls::Plain(tcp)) = self.stream.take() else {
+            return Err(std::io::Error::other(
+                "the control connection is already TLS",
+            ));
+        };
+        let tls = tokio::time::timeout(limit, acceptor.accept(tcp))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
+            })??;
+        self.stream = Some(MaybeTls::Tls(Box::new(tls)));
+        Ok(())
     }
+
+    /// CCC: closes TLS on the control connection (close_notify both ways) and goes on in the
+    /// clear.
+    pub async fn end_tls(&mut self, limit: Duration) -> std::io::Result<()> {
+        let Some(MaybeTls::Tls(mut tls)) = self.stream.take() else {
+            return Err(std::io::Error::other("the control connection is not TLS"));
+        };
+        tls.get_mut().1.send_close_notify();
+        tls.flush().await?;
+        // Wait for the client's close_notify, which ends the TLS stream.
+        let mut sink = [0u8; 256];
+        let drained = tokio::time::timeout(limit, async {
+            while tls.read(&mut sink).await? > 0 {}
+            Ok::<(), std::io::Error>(())
+        });
+        let _ = drained.await;
+        self.frames.clear();
+        self.framer = LineFramer::new(self.max_line);
+        self.stream = Some(MaybeTls::Plain(tls.into_inner().0));
+        Ok(())
+    }
+
+    /// Closes the sending side (FIN; for TLS, close_notify first).
+    pub async fn close(&mut self) {
+        if let Some(stream) = self.stream.as_mut() {
+            let _ = stream.shutdown().await;
+        }
+    }
+}
+
+fn closed() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        "control connection closed",
+    )
+}
+
+/// A read stops at the TCP urgent mark (clients send ABOR, or Telnet's IAC DM, as urgent data),
+/// and after such a short read tokio assumes the socket is drained and waits for new data that
+/// may never come. For a plain connection, reads on directly, without waiting, until the socket
+/// is empty. (Over TLS the bytes belong to rustls, and clients do not send urgent data.)
+fn read_past_urgent_mark(stream: &MaybeTls, buffer: &mut [u8]) -> usize {
+    let MaybeTls::Plain(tcp) = stream else {
+        return 0;
+    };
+    let socket = socket2::SockRef::from(tcp);
+    let mut total = 0;
+    while total < buffer.len() {
+        match std::io::Read::read(&mut &*socket, &mut buffer[total..]) {
+            Ok(0) | Err(_) => break,
+            Ok(read) => total += read,
+        }
+    }
+    total
 }

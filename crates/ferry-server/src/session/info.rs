@@ -8,7 +8,7 @@ use ferry_proto::Reply;
 use super::{Flow, Session};
 
 /// The commands HELP lists: every verb Ferry implements.
-const IMPLEMENTED: &str = "ABOR ACCT ALLO APPE CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PORT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD";
+const IMPLEMENTED: &str = "ABOR ACCT ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD";
 
 impl Session {
     /// TYPE: A (and A N) or I (and L 8); other types are refused by the parser with 504.
@@ -41,6 +41,7 @@ impl Session {
     /// FEAT (RFC 2389 §3): exactly the extensions that work.
     pub(super) async fn feat(&mut self) -> Flow {
         let mut lines = vec!["Features:".to_string()];
+        lines.extend(self.tls_features().iter().map(|f| format!(" {f}")));
         let features = [
             "EPRT",
             "EPSV",

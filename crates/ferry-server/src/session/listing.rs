@@ -63,8 +63,9 @@ impl Session {
         } else {
             parse_request(arg)
         };
-        let Some(plan) = self.take_data_plan() else {
-            return self.reply(425, "Use PORT or PASV first.").await;
+        let plan = match self.take_data_plan() {
+            Ok(plan) => plan,
+            Err((code, text)) => return self.reply(code, text).await,
         };
         let target = self.resolve(request.path.as_deref().unwrap_or("."));
         if !self.allowed(Permission::List, &listed_folder(&target, format)) {

@@ -24,6 +24,14 @@ impl Session {
             && ANONYMOUS_NAMES
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(&name));
+        if self.login_needs_tls(anonymous) && !self.control.is_tls() {
+            let text = if anonymous {
+                "Sessions must use encryption (AUTH TLS)."
+            } else {
+                "Non-anonymous sessions must use encryption (AUTH TLS)."
+            };
+            return self.reply(530, text).await;
+        }
         self.login = Login::AwaitingPassword {
             user: name,
             anonymous,
@@ -59,6 +67,11 @@ impl Session {
         let Some(spec) = spec else {
             return self.login_failed(&user).await;
         };
+        if spec.require_tls && !self.control.is_tls() {
+            return self
+                .reply(530, "This account must use encryption (AUTH TLS).")
+                .await;
+        }
         let Some(count) = self
             .context
             .sessions_per_user
@@ -100,6 +113,7 @@ impl Session {
             max_sessions: None,
             download_rate: None,
             upload_rate: None,
+            require_tls: false,
         }
     }
 
@@ -140,6 +154,7 @@ impl Session {
             storage,
             download: Throttle::new([session_rate(limits.download_rate), user_download]),
             upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
+            require_tls: spec.require_tls,
             _session_count: Some(count),
         }
     }

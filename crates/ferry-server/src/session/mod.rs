@@ -13,6 +13,7 @@ mod info;
 mod listing;
 mod login;
 mod navigate;
+mod security;
 mod transfer;
 
 use std::collections::VecDeque;
@@ -45,6 +46,8 @@ struct Account {
     storage: Arc<dyn Storage>,
     download: Throttle,
     upload: Throttle,
+    /// The account must use TLS for control and data connections.
+    require_tls: bool,
     /// Counts this session against the account's session limit while logged in.
     _session_count: Option<CountGuard<String>>,
 }
@@ -81,6 +84,8 @@ enum Flow {
 pub struct Session {
     context: Arc<Context>,
     control: Control,
+    /// FTPS state, when the server has a certificate.
+    tls: Option<security::SessionTls>,
     peer: SocketAddr,
     data_context: DataContext,
     login: Login,
@@ -105,6 +110,7 @@ impl Session {
         context: Arc<Context>,
         stream: TcpStream,
         shutdown: watch::Receiver<bool>,
+        implicit_tls: bool,
     ) -> std::io::Result<Session> {
         let peer = canonical(stream.peer_addr()?);
         let local = canonical(stream.local_addr()?);
@@ -119,8 +125,13 @@ impl Session {
             connect_timeout: context.config.data_connect_timeout(),
             stall_timeout: context.config.stall_timeout(),
         };
+        let tls = context
+            .tls
+            .as_ref()
+            .map(|settings| security::SessionTls::new(settings, implicit_tls));
         Ok(Session {
             control: Control::new(stream, context.config.max_line),
+            tls,
             context,
             peer,
             data_context,
@@ -145,7 +156,7 @@ impl Session {
     pub async fn run(mut self) {
         tracing::info!(peer = %self.peer, "connect");
         let greeting = Reply::new(220, self.context.greeting.clone());
-        if self.control.send(&greeting).await.is_ok() {
+        if self.start_implicit_tls().await && self.control.send(&greeting).await.is_ok() {
             self.serve().await;
         }
         if let Some(running) = self.transfer.take() {
@@ -311,6 +322,10 @@ impl Session {
             C::Noop => self.reply(200, "NOOP ok.").await,
             C::Feat => self.feat().await,
             C::Opts(name, value) => self.opts(&name, value.as_deref()).await,
+            C::Auth(mechanism) => self.auth(&mechanism).await,
+            C::Pbsz(size) => self.pbsz(size).await,
+            C::Prot(level) => self.prot(level).await,
+            C::Ccc => self.ccc().await,
             C::Unimplemented(verb) => self.reply(502, format!("{verb} not implemented.")).await,
         }
     }
@@ -426,6 +441,10 @@ fn needs_login(command: &Command) -> bool {
             | C::Syst
             | C::Help(_)
             | C::Noop
+            | C::Auth(_)
+            | C::Pbsz(_)
+            | C::Prot(_)
+            | C::Ccc
             | C::Opts(..)
             | C::Stat(None)
             | C::Unimplemented(_)

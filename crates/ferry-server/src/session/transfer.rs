@@ -15,6 +15,7 @@ use super::{Flow, Session};
 use crate::data::{self, DataPlan, Source, TransferError};
 use crate::permissions::Permission;
 use crate::storage::{FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode};
+use crate::stream::MaybeTls;
 
 /// How an upload treats an existing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,8 +156,9 @@ impl Session {
     pub(super) async fn retr(&mut self, arg: &str) -> Flow {
         let path = self.resolve(arg);
         let offset = std::mem::take(&mut self.restart_offset);
-        let Some(plan) = self.take_data_plan() else {
-            return self.reply(425, "Use PORT or PASV first.").await;
+        let plan = match self.take_data_plan() {
+            Ok(plan) => plan,
+            Err((code, text)) => return self.reply(code, text).await,
         };
         let open_path = path.clone();
         let opened = self.with_storage(move |s| {
@@ -289,8 +291,9 @@ impl Session {
     }
 
     async fn receive_into(&mut self, upload: UploadPlan, verb: &'static str, text: String) -> Flow {
-        let Some(plan) = self.take_data_plan() else {
-            return self.reply(425, "Use PORT or PASV first.").await;
+        let plan = match self.take_data_plan() {
+            Ok(plan) => plan,
+            Err((code, text)) => return self.reply(code, text).await,
         };
         let (target, mode) = (upload.target.clone(), upload.mode);
         let file = match self
@@ -374,8 +377,15 @@ impl Session {
     }
 
     /// The data plan for this transfer; a plan is used once.
-    pub(super) fn take_data_plan(&mut self) -> Option<DataPlan> {
-        self.data_plan.take()
+    /// The data plan for this transfer (a plan is used once), or the reply refusing it: no
+    /// PORT/PASV yet, or a clear data connection where TLS is required (RFC 4217 §9: 521).
+    pub(super) fn take_data_plan(&mut self) -> Result<DataPlan, (u16, &'static str)> {
+        if !self.data_protection_ok() {
+            return Err((521, "Data connections must be encrypted (PROT P)."));
+        }
+        self.data_plan
+            .take()
+            .ok_or((425, "Use PORT or PASV first."))
     }
 
     fn mode_name(&self) -> &'static str {
@@ -394,14 +404,16 @@ impl Session {
         direction: Direction,
         pump: F,
     ) where
-        F: FnOnce(tokio::net::TcpStream, data::DataContext, Arc<AtomicU64>) -> Fut + Send + 'static,
+        F: FnOnce(MaybeTls, data::DataContext, Arc<AtomicU64>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<u64, TransferError>> + Send,
     {
         let context = self.data_context;
+        let tls = self.data_tls();
         let progress = Arc::new(AtomicU64::new(0));
         let task_progress = Arc::clone(&progress);
         let handle = tokio::spawn(async move {
             let stream = data::open(plan, &context).await?;
+            let stream = data::secure(stream, tls, context.connect_timeout).await?;
             pump(stream, context, task_progress).await
         });
         self.transfer = Some(RunningTransfer {
@@ -432,6 +444,17 @@ impl Session {
         match result {
             Ok(_) => self.reply(226, "Transfer complete.").await,
             Err(TransferError::Connect(_)) => self.reply(425, "Can't open data connection.").await,
+            Err(TransferError::NotResumed) => {
+                self.reply(
+                    425,
+                    "Data connection must resume the control connection's TLS session.",
+                )
+                .await
+            }
+            Err(TransferError::Handshake(_)) => {
+                self.reply(425, "TLS handshake on the data connection failed.")
+                    .await
+            }
             Err(TransferError::Broken(_)) => {
                 self.reply(426, "Connection closed; transfer aborted.")
                     .await

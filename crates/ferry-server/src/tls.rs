@@ -1,0 +1,185 @@
+//! FTPS (RFC 4217): the server's TLS configuration and certificates, and the acceptor each
+//! session gets.
+//!
+//! Every session gets its own copy of the TLS configuration with its own session cache, so a
+//! data connection that resumes a TLS session can only be resuming one of this session's (the
+//! control connection's): data-connection reuse is enforced by checking that the data
+//! handshake was a resumption (see `session::transfer`).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::ServerSessionMemoryCache;
+use rustls::ServerConfig;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::TlsConfig;
+
+/// How many TLS sessions one FTP session keeps for its data connections to resume.
+const SESSIONS_PER_CONNECTION: usize = 32;
+
+/// Why TLS could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read certificate file {path}: {message}")]
+    Certificate { path: String, message: String },
+    #[error("cannot read key file {path}: {message}")]
+    Key { path: String, message: String },
+    #[error("certificate and key do not work together: {0}")]
+    Rustls(#[from] rustls::Error),
+    #[error("cannot generate a self-signed certificate: {0}")]
+    Generate(String),
+}
+
+/// The server's TLS settings, ready to make per-session acceptors.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    base: Arc<ServerConfig>,
+}
+
+impl TlsSettings {
+    /// Loads the certificate and key, or generates a self-signed pair when asked; `None` when
+    /// the configuration names neither.
+    pub fn load(config: &TlsConfig, server_name: &str) -> Result<Option<TlsSettings>, TlsError> {
+        let (certificates, key) = match (&config.certificate, &config.key) {
+            (Some(certificate), Some(key)) => (read_certificates(certificate)?, read_key(key)?),
+            _ if config.self_signed => self_signed(server_name)?,
+            _ => return Ok(None),
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let base = ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(certificates, key)?;
+        Ok(Some(TlsSettings {
+            base: Arc::new(base),
+        }))
+    }
+
+    /// The acceptors for one FTP session's control and data connections, sharing a session
+    /// cache of their own.
+    pub fn session_acceptors(&self) -> SessionAcceptors {
+        let mut control = (*self.base).clone();
+        control.session_storage = Arc::new(ReusableSessions(ServerSessionMemoryCache::new(
+            SESSIONS_PER_CONNECTION,
+        )));
+        let mut data = control.clone();
+        // A data connection gets no session tickets: a client that only uploads never reads
+        // them, and unread bytes make its close a reset that can cut the upload short.
+        data.send_tls13_tickets = 0;
+        SessionAcceptors {
+            control: TlsAcceptor::from(Arc::new(control)),
+            data: TlsAcceptor::from(Arc::new(data)),
+        }
+    }
+}
+
+/// One FTP session's TLS acceptors.
+#[derive(Clone)]
+pub struct SessionAcceptors {
+    pub control: TlsAcceptor,
+    pub data: TlsAcceptor,
+}
+
+/// A session cache whose TLS 1.3 tickets may be used more than once. rustls makes stateful
+/// tickets single-use (`take`), which protects 0-RTT data from replay; FTP has no 0-RTT, and
+/// clients (GnuTLS in lftp, for one) resume every data connection from the same control
+/// connection ticket, so a ticket is looked up here without being removed.
+#[derive(Debug)]
+struct ReusableSessions(Arc<ServerSessionMemoryCache>);
+
+impl rustls::server::StoresServerSessions for ReusableSessions {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.0.put(key, value)
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(key)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.0.get(key)
+    }
+
+    fn can_cache(&self) -> bool {
+        self.0.can_cache()
+    }
+}
+
+fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let error = |message: String| TlsError::Certificate {
+        path: path.display().to_string(),
+        message,
+    };
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|e| error(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| error(e.to_string()))?;
+    if certificates.is_empty() {
+        return Err(error("no PEM certificate in it".into()));
+    }
+    Ok(certificates)
+}
+
+fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| TlsError::Key {
+        path: path.display().to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// A certificate for the server's name, localhost and the loopback addresses, made now.
+fn self_signed(
+    server_name: &str,
+) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), TlsError> {
+    let names = vec![
+        server_name.to_string(),
+        "localhost".into(),
+        "127.0.0.1".into(),
+        "::1".into(),
+    ];
+    let generated =
+        rcgen::generate_simple_self_signed(names).map_err(|e| TlsError::Generate(e.to_string()))?;
+    let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der())
+        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    Ok((vec![generated.cert.der().clone()], key))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn self_signed_settings_make_acceptors() {
+        let config = TlsConfig {
+            self_signed: true,
+            ..TlsConfig::default()
+        };
+        let settings = TlsSettings::load(&config, "ftp.example.com")
+            .unwrap()
+            .unwrap();
+        let first = settings.session_acceptors();
+        let second = settings.session_acceptors();
+        assert!(
+            !Arc::ptr_eq(first.control.config(), second.control.config()),
+            "each session has its own cache"
+        );
+        assert_eq!(first.data.config().send_tls13_tickets, 0);
+    }
+
+    #[test]
+    fn missing_files_are_reported_by_name() {
+        let config = TlsConfig {
+            certificate: Some("/nonexistent/cert.pem".into()),
+            key: Some("/nonexistent/key.pem".into()),
+            ..TlsConfig::default()
+        };
+        let error = TlsSettings::load(&config, "x").unwrap_err().to_string();
+        assert!(error.contains("/nonexistent/cert.pem"), "{error}");
+        assert!(TlsSettings::load(&TlsConfig::default(), "x")
+            .unwrap()
+            .is_none());
+    }
+}
