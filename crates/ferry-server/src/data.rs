@@ -188,10 +188,14 @@ fn random_u32() -> u32 {
     (x ^ (x >> 33)) as u32
 }
 
+/// Bytes one sendfile(2) call may move.
+const SENDFILE_CHUNK: usize = 8 * 1024 * 1024;
+
 /// What a download sends.
 #[derive(Debug)]
 pub enum Source {
-    File(tokio::fs::File),
+    /// A file, from a byte offset (REST).
+    File { file: std::fs::File, offset: u64 },
     /// A listing, already formatted with CRLF line ends.
     Bytes(Vec<u8>),
 }
@@ -216,25 +220,13 @@ pub async fn send(
                 progress.store(sent, Ordering::Relaxed);
             }
         }
-        Source::File(mut file) => {
-            let mut buffer = vec![0; throttle.chunk_size(CHUNK)];
-            let mut converted = Vec::new();
-            loop {
-                let read = file.read(&mut buffer).await.map_err(TransferError::Local)?;
-                if read == 0 {
-                    break;
-                }
-                let chunk = if ascii {
-                    converted.clear();
-                    lf_to_crlf(&buffer[..read], &mut converted);
-                    &converted[..]
-                } else {
-                    &buffer[..read]
-                };
-                throttle.consume(chunk.len()).await;
-                write(stream, chunk, stall).await?;
-                sent += chunk.len() as u64;
-                progress.store(sent, Ordering::Relaxed);
+        Source::File { file, offset } => {
+            if let (MaybeTls::Plain(tcp), false, true) = (&*stream, ascii, throttle.is_unlimited())
+            {
+                sent = send_file_zero_copy(tcp, &file, offset, progress, stall).await?;
+            } else {
+                sent = send_file_buffered(stream, file, offset, ascii, progress, stall, throttle)
+                    .await?;
             }
         }
     }
@@ -243,6 +235,76 @@ pub async fn send(
         .map_err(|_| stalled())?
         .map_err(TransferError::Broken)?;
     Ok(sent)
+}
+
+/// Sends a file with sendfile(2): the kernel copies from the page cache to the socket, with no
+/// trip through user space. Used for TYPE I on a plain connection without a bandwidth limit.
+async fn send_file_zero_copy(
+    tcp: &TcpStream,
+    file: &std::fs::File,
+    mut offset: u64,
+    progress: &AtomicU64,
+    stall: Duration,
+) -> Result<u64, TransferError> {
+    let mut sent = 0u64;
+    loop {
+        timeout(stall, tcp.writable())
+            .await
+            .map_err(|_| stalled())?
+            .map_err(TransferError::Broken)?;
+        let result = tcp.try_io(tokio::io::Interest::WRITABLE, || {
+            rustix::fs::sendfile(tcp, file, Some(&mut offset), SENDFILE_CHUNK)
+                .map_err(io::Error::from)
+        });
+        match result {
+            Ok(0) => return Ok(sent),
+            Ok(moved) => {
+                sent += moved as u64;
+                progress.store(sent, Ordering::Relaxed);
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) => return Err(TransferError::Broken(error)),
+        }
+    }
+}
+
+/// Sends a file through a buffer: for TYPE A (LF to CRLF), TLS, or a bandwidth limit.
+async fn send_file_buffered(
+    stream: &mut MaybeTls,
+    file: std::fs::File,
+    offset: u64,
+    ascii: bool,
+    progress: &AtomicU64,
+    stall: Duration,
+    throttle: &Throttle,
+) -> Result<u64, TransferError> {
+    let mut file = tokio::fs::File::from_std(file);
+    if offset > 0 {
+        use tokio::io::AsyncSeekExt;
+        file.seek(io::SeekFrom::Start(offset))
+            .await
+            .map_err(TransferError::Local)?;
+    }
+    let mut buffer = vec![0; throttle.chunk_size(CHUNK)];
+    let mut converted = Vec::new();
+    let mut sent = 0;
+    loop {
+        let read = file.read(&mut buffer).await.map_err(TransferError::Local)?;
+        if read == 0 {
+            return Ok(sent);
+        }
+        let chunk = if ascii {
+            converted.clear();
+            lf_to_crlf(&buffer[..read], &mut converted);
+            &converted[..]
+        } else {
+            &buffer[..read]
+        };
+        throttle.consume(chunk.len()).await;
+        write(stream, chunk, stall).await?;
+        sent += chunk.len() as u64;
+        progress.store(sent, Ordering::Relaxed);
+    }
 }
 
 async fn write(stream: &mut MaybeTls, bytes: &[u8], stall: Duration) -> Result<(), TransferError> {

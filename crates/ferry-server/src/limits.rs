@@ -206,6 +206,11 @@ impl Throttle {
         }
     }
 
+    /// Whether no limit applies.
+    pub fn is_unlimited(&self) -> bool {
+        self.limiters.is_empty()
+    }
+
     /// The largest chunk that keeps the flow smooth: about an eighth of a second's worth.
     pub fn chunk_size(&self, default: usize) -> usize {
         self.limiters

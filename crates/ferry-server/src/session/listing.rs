@@ -157,8 +157,7 @@ fn select(
     let pattern = target.file_name();
     if format != Format::Facts && is_pattern(pattern) {
         let parent = target.parent();
-        let entries = storage
-            .list(&parent)?
+        let entries = entries_of(storage, &parent, format)?
             .into_iter()
             .filter(|f| visible(f) && wildcard_match(pattern, &f.name))
             .collect();
@@ -173,7 +172,10 @@ fn select(
     }
     let facts = storage.metadata(target)?;
     if facts.kind == FileKind::Directory {
-        let entries = storage.list(target)?.into_iter().filter(visible).collect();
+        let entries = entries_of(storage, target, format)?
+            .into_iter()
+            .filter(visible)
+            .collect();
         return Ok(Some(Selection {
             entries,
             name_prefix: String::new(),
@@ -190,6 +192,33 @@ fn select(
         name_prefix: String::new(),
         folder: target.parent(),
     }))
+}
+
+/// A folder's entries; for NLST only their names are read, with no look-up of each entry.
+fn entries_of(
+    storage: &dyn Storage,
+    folder: &VirtualPath,
+    format: Format,
+) -> Result<Vec<FileFacts>, StorageError> {
+    if format != Format::Names {
+        return storage.list(folder);
+    }
+    let name_only = |name| FileFacts {
+        name,
+        kind: FileKind::Other,
+        size: 0,
+        modified: 0,
+        mode: 0,
+        links: 0,
+        owner: String::new(),
+        group: String::new(),
+        link_target: None,
+    };
+    Ok(storage
+        .list_names(folder)?
+        .into_iter()
+        .map(name_only)
+        .collect())
 }
 
 /// The folder whose List permission a listing of `target` needs: the parent for a pattern.

@@ -173,14 +173,10 @@ impl Session {
             Ok(opened) => opened,
             Err(error) => return self.reply_storage_error(&error).await,
         };
-        let mut file = tokio::fs::File::from_std(file);
-        if offset > 0 {
-            use tokio::io::AsyncSeekExt;
-            if offset > size || file.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-                return self
-                    .reply(554, "Restart offset is past the end of the file.")
-                    .await;
-            }
+        if offset > size {
+            return self
+                .reply(554, "Restart offset is past the end of the file.")
+                .await;
         }
         let text = format!(
             "Opening {} mode data connection for {arg} ({size} bytes).",
@@ -202,7 +198,7 @@ impl Session {
             move |mut stream, context, progress| async move {
                 data::send(
                     &mut stream,
-                    Source::File(file),
+                    Source::File { file, offset },
                     ascii,
                     &progress,
                     context.stall_timeout,

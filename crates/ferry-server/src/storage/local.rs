@@ -78,6 +78,16 @@ impl Storage for LocalFs {
         Ok(listing)
     }
 
+    fn list_names(&self, path: &VirtualPath) -> Result<Vec<String>, StorageError> {
+        let entries = Self::io(path, self.root.read_dir(path.relative()))?;
+        let mut names: Vec<String> = entries
+            .filter_map(Result::ok)
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn open_read(&self, path: &VirtualPath) -> Result<std::fs::File, StorageError> {
         let file = Self::io(path, self.root.open(path.relative()))?;
         let meta = Self::io(path, file.metadata())?;

@@ -33,6 +33,14 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn metadata(&self, path: &VirtualPath) -> Result<FileFacts, StorageError>;
     /// The entries of a folder, symlinks shown as such; `.` and `..` are not included.
     fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError>;
+    /// The names in a folder, sorted, without looking at each entry (NLST).
+    fn list_names(&self, path: &VirtualPath) -> Result<Vec<String>, StorageError> {
+        Ok(self
+            .list(path)?
+            .into_iter()
+            .map(|facts| facts.name)
+            .collect())
+    }
     /// Opens a regular file for reading.
     fn open_read(&self, path: &VirtualPath) -> Result<std::fs::File, StorageError>;
     /// Opens a file for an upload.
