@@ -13,6 +13,8 @@ use crate::control::Control;
 use crate::error::FtpError;
 use crate::replies::{self, Features};
 use crate::resolve::resolve;
+use crate::stream::Stream;
+use crate::tls::{TlsContext, TlsInfo, TlsMode};
 use crate::transcript::Transcript;
 
 /// One FTP session over one control connection.
@@ -27,6 +29,13 @@ pub struct Client {
     /// The server answered EPSV or PASV with a permanent error: do not ask again.
     pub(crate) epsv_refused: bool,
     pub(crate) pasv_refused: bool,
+    /// The host name or address given to connect, for TLS server names and messages.
+    host: String,
+    /// Set once the control connection is TLS.
+    pub(crate) tls: Option<TlsContext>,
+    /// PBSZ 0 and PROT P were accepted: data connections are TLS.
+    pub(crate) data_protected: bool,
+    pub(crate) last_data_tls: Option<TlsInfo>,
 }
 
 impl Client {
@@ -36,7 +45,7 @@ impl Client {
         let addrs = resolve(host, port, config.family, &config.resolve_overrides).await?;
         let mut last_error = None;
         for addr in addrs {
-            match Self::connect_addr(addr, config.clone()).await {
+            match Self::connect_named(addr, host, config.clone()).await {
                 Ok(client) => return Ok(client),
                 Err(error) if error.is_fatal() || is_connect_error(&error) => {
                     last_error = Some(error)
@@ -50,12 +59,35 @@ impl Client {
     }
 
     /// Connects to one address and reads the greeting (RFC 959 §5.4: 120 then 220, or 421).
+    /// With [`crate::TlsOptions::mode`] set, TLS starts first (implicit) or after the greeting
+    /// (AUTH TLS); the certificate must then be valid for the address (or
+    /// [`crate::TlsOptions::server_name`]).
     pub async fn connect_addr(addr: SocketAddr, config: ClientConfig) -> Result<Self, FtpError> {
+        Self::connect_named(addr, &addr.ip().to_string(), config).await
+    }
+
+    async fn connect_named(
+        addr: SocketAddr,
+        host: &str,
+        config: ClientConfig,
+    ) -> Result<Self, FtpError> {
         if let Some(transcript) = &config.transcript {
             transcript.trying(addr);
         }
-        let stream = connect_stream(addr, &config).await?;
-        let local = stream.local_addr().map_err(FtpError::ControlIo)?;
+        let mode = config.tls.mode;
+        let context = match mode {
+            TlsMode::Off => None,
+            _ => Some(TlsContext::new(&config.tls, host, addr.port())?),
+        };
+        let tcp = connect_stream(addr, &config).await?;
+        let local = tcp.local_addr().map_err(FtpError::ControlIo)?;
+        let (stream, tls) = match (&context, mode) {
+            (Some(context), TlsMode::Implicit) => {
+                let tls = context.handshake(tcp, config.connect_timeout).await?;
+                (Stream::Tls(Box::new(tls)), context.clone().into())
+            }
+            _ => (Stream::Plain(tcp), None),
+        };
         let mut control = Control::new(stream, config.control_limits(), config.transcript.clone());
         let greeting = control.read_final_reply().await?;
         if greeting.code != 220 {
@@ -64,7 +96,7 @@ impl Client {
                 reply: greeting,
             });
         }
-        Ok(Client {
+        let mut client = Client {
             control,
             config,
             peer: addr,
@@ -74,7 +106,100 @@ impl Client {
             transfer_type: TransferType::Ascii,
             epsv_refused: false,
             pasv_refused: false,
-        })
+            host: host.to_string(),
+            tls,
+            data_protected: false,
+            last_data_tls: None,
+        };
+        client.explicit_tls(mode, context).await?;
+        Ok(client)
+    }
+
+    /// AUTH TLS after the greeting for the explicit modes; an opportunistic session goes on
+    /// in plain FTP when the server refuses, with a warning.
+    async fn explicit_tls(
+        &mut self,
+        mode: TlsMode,
+        context: Option<TlsContext>,
+    ) -> Result<(), FtpError> {
+        let Some(context) = context.filter(|_| self.tls.is_none()) else {
+            return Ok(());
+        };
+        match (mode, self.auth_tls_with(context).await) {
+            (TlsMode::Opportunistic, Err(FtpError::TlsRefused { reply })) => {
+                if let Some(transcript) = &self.config.transcript {
+                    let text = crate::error::summary(&reply);
+                    transcript.warning(&format!(
+                        "the server refuses TLS ({text}); going on WITHOUT encryption"
+                    ));
+                }
+                Ok(())
+            }
+            (_, result) => result.map(|_| ()),
+        }
+    }
+
+    /// Upgrades the control connection to TLS (AUTH TLS, RFC 4217 §4) with the settings of
+    /// [`ClientConfig::tls`]. Call it before logging in, so the password is protected.
+    pub async fn auth_tls(&mut self) -> Result<Reply, FtpError> {
+        let context = TlsContext::new(&self.config.tls, &self.host, self.peer.port())?;
+        self.auth_tls_with(context).await
+    }
+
+    async fn auth_tls_with(&mut self, context: TlsContext) -> Result<Reply, FtpError> {
+        let reply = self.control.command_final("AUTH TLS").await?;
+        if reply.code != 234 {
+            return Err(FtpError::TlsRefused { reply });
+        }
+        let timeout = self.config.connect_timeout;
+        self.control.start_tls(&context, timeout).await?;
+        self.tls = Some(context);
+        // What the server knew of the session before TLS no longer counts (RFC 4217 §4).
+        self.features = None;
+        Ok(reply)
+    }
+
+    /// Protects data connections (PBSZ 0 then PROT P, RFC 4217 §8-9); needs TLS on the control
+    /// connection. [`Client::login`] calls it, and so does the first transfer if nobody did.
+    pub async fn protect_data(&mut self) -> Result<(), FtpError> {
+        if self.tls.is_none() {
+            return Err(FtpError::TlsSetup(
+                "PROT P needs TLS on the control connection".into(),
+            ));
+        }
+        self.expect_ok("PBSZ 0", None).await?;
+        self.expect_ok("PROT P", None).await?;
+        self.data_protected = true;
+        Ok(())
+    }
+
+    /// Whether the control connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.control.stream().is_tls()
+    }
+
+    /// What the control connection's TLS negotiated, if it is TLS.
+    pub fn tls_info(&self) -> Option<TlsInfo> {
+        self.control.stream().tls_connection().map(TlsInfo::of)
+    }
+
+    /// What the last data connection's TLS negotiated (`resumed` tells whether it resumed the
+    /// control connection's session); `None` before any protected transfer.
+    pub fn last_data_tls(&self) -> Option<&TlsInfo> {
+        self.last_data_tls.as_ref()
+    }
+
+    /// The session's TLS context (for the certificate fingerprint seen), once TLS is on.
+    pub fn tls_context(&self) -> Option<&TlsContext> {
+        self.tls.as_ref()
+    }
+
+    /// After a successful login: PBSZ/PROT when TLS is on and data is to be protected.
+    async fn after_login(&mut self) -> Result<(), FtpError> {
+        if self.tls.is_some() && self.config.tls.protect_data && !self.data_protected {
+            self.protect_data().await?;
+        }
+        Ok(())
     }
 
     /// The server's 220 greeting.
@@ -122,23 +247,24 @@ impl Client {
                 .command_final(&format!("ACCT {account}"))
                 .await?;
         }
-        match reply.class() {
-            2 => Ok(reply),
-            _ => Err(FtpError::LoginRefused { reply }),
+        if reply.class() != 2 {
+            return Err(FtpError::LoginRefused { reply });
         }
+        self.after_login().await?;
+        Ok(reply)
     }
 
     /// Sends USER only (for a caller that prompts for the password after seeing the reply).
     pub async fn user(&mut self, user: &str) -> Result<Reply, FtpError> {
         let reply = self.control.command_final(&format!("USER {user}")).await?;
-        login_step(reply)
+        self.login_step(reply).await
     }
 
     /// Sends PASS only; see [`Client::user`].
     pub async fn pass(&mut self, password: &Secret) -> Result<Reply, FtpError> {
         let line = format!("PASS {}", password.expose());
         let reply = self.control.command_final(&line).await?;
-        login_step(reply)
+        self.login_step(reply).await
     }
 
     /// Sends ACCT (RFC 959 §4.1.1).
@@ -147,7 +273,20 @@ impl Client {
             .control
             .command_final(&format!("ACCT {account}"))
             .await?;
-        login_step(reply)
+        self.login_step(reply).await
+    }
+
+    /// A reply to USER, PASS or ACCT: 2yz logs in (then data protection follows), 3yz asks
+    /// for more, anything else refuses.
+    async fn login_step(&mut self, reply: Reply) -> Result<Reply, FtpError> {
+        match reply.class() {
+            2 => {
+                self.after_login().await?;
+                Ok(reply)
+            }
+            3 => Ok(reply),
+            _ => Err(FtpError::LoginRefused { reply }),
+        }
     }
 
     /// The server's extensions (FEAT, RFC 2389). The answer is remembered once the server
@@ -303,13 +442,6 @@ pub(crate) fn negative(reply: Reply, verb: &str, path: Option<&str>) -> FtpError
             command: verb.to_string(),
             reply,
         },
-    }
-}
-
-fn login_step(reply: Reply) -> Result<Reply, FtpError> {
-    match reply.class() {
-        2 | 3 => Ok(reply),
-        _ => Err(FtpError::LoginRefused { reply }),
     }
 }
 

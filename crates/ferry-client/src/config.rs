@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::control::ControlLimits;
 use crate::resolve::{AddressFamily, ResolveOverride};
+use crate::tls::TlsOptions;
 use crate::transcript::Transcript;
 
 /// How data connections are set up.
@@ -37,6 +38,8 @@ pub struct ClientConfig {
     pub family: AddressFamily,
     pub resolve_overrides: Vec<ResolveOverride>,
     pub transcript: Option<Arc<dyn Transcript>>,
+    /// FTPS: off by default.
+    pub tls: TlsOptions,
 }
 
 impl Default for ClientConfig {
@@ -53,6 +56,7 @@ impl Default for ClientConfig {
             family: AddressFamily::Any,
             resolve_overrides: Vec::new(),
             transcript: None,
+            tls: TlsOptions::default(),
         }
     }
 }
@@ -86,6 +90,7 @@ impl fmt::Debug for ClientConfig {
             .field("family", &self.family)
             .field("resolve_overrides", &self.resolve_overrides)
             .field("transcript", &self.transcript.is_some())
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }

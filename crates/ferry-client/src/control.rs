@@ -9,10 +9,10 @@ use std::time::Duration;
 
 use ferry_proto::reply::{Reply, ReplyParser};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 
 use crate::error::FtpError;
+use crate::stream::Stream;
+use crate::tls::TlsContext;
 use crate::transcript::{masked, Transcript};
 
 /// Size limits and the reply timeout of a control connection.
@@ -26,27 +26,53 @@ pub struct ControlLimits {
     pub reply_timeout: Duration,
 }
 
-/// One control connection.
+/// One control connection, plain or TLS.
 pub struct Control {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Stream>,
     limits: ControlLimits,
     transcript: Option<Arc<dyn Transcript>>,
 }
 
 impl Control {
     pub fn new(
-        stream: TcpStream,
+        stream: Stream,
         limits: ControlLimits,
         transcript: Option<Arc<dyn Transcript>>,
     ) -> Self {
-        let (read, write) = stream.into_split();
         Control {
-            reader: BufReader::new(read),
-            writer: write,
+            reader: BufReader::new(stream),
             limits,
             transcript,
         }
+    }
+
+    /// The connection, for its TLS state.
+    pub fn stream(&self) -> &Stream {
+        self.reader.get_ref()
+    }
+
+    /// Runs the TLS handshake on this (plain) connection, after the server's 234 to AUTH TLS
+    /// (RFC 4217 §4). Bytes the server sent after its 234 and before the handshake would be
+    /// read as if protected, so they are refused.
+    pub async fn start_tls(
+        &mut self,
+        context: &TlsContext,
+        timeout: std::time::Duration,
+    ) -> Result<(), FtpError> {
+        if !self.reader.buffer().is_empty() {
+            return Err(FtpError::TlsHandshake {
+                server: "the server".into(),
+                error: "it sent data between its 234 reply and the TLS handshake".into(),
+            });
+        }
+        let Some(tcp) = self.reader.get_mut().take_plain() else {
+            return Err(FtpError::TlsSetup(
+                "the control connection is already TLS".into(),
+            ));
+        };
+        let tls = context.handshake(tcp, timeout).await?;
+        *self.reader.get_mut() = Stream::Tls(Box::new(tls));
+        Ok(())
     }
 
     /// Replaces the observer of this connection.
@@ -63,10 +89,12 @@ impl Control {
             transcript.sent(&masked(line));
         }
         let wire = format!("{line}\r\n");
-        self.writer
+        let writer = self.reader.get_mut();
+        writer
             .write_all(wire.as_bytes())
             .await
-            .map_err(FtpError::ControlIo)
+            .map_err(FtpError::ControlIo)?;
+        writer.flush().await.map_err(FtpError::ControlIo)
     }
 
     /// Reads one complete reply, preliminary (1yz) ones included.

@@ -17,6 +17,9 @@ use crate::error::FtpError;
 impl Client {
     /// Opens a data connection the way the configured [`DataMode`] says.
     pub(crate) async fn open_data(&mut self) -> Result<PendingData, FtpError> {
+        if self.tls.is_some() && self.config.tls.protect_data && !self.data_protected {
+            self.protect_data().await?;
+        }
         match self.config.data_mode {
             DataMode::Active => self.open_active().await,
             DataMode::Passive => self.open_passive().await,

@@ -20,6 +20,10 @@ pub enum ErrorCategory {
     Local,
     /// The server sent something that is not FTP (garbage, huge lines, wrong codes).
     Protocol,
+    /// TLS could not be set up: AUTH TLS refused, a failed handshake, a bad CA file.
+    Tls,
+    /// The server's certificate is not trusted (unknown issuer, wrong pin, changed).
+    Certificate,
     /// Anything else: a refused command, a bad argument.
     Other,
 }
@@ -67,6 +71,17 @@ pub enum FtpError {
     Local(io::Error),
     #[error("argument contains a line break: {0:?}")]
     InvalidArgument(String),
+    #[error("TLS setup: {0}")]
+    TlsSetup(String),
+    #[error("the server refuses TLS (AUTH TLS): {}", summary(.reply))]
+    TlsRefused { reply: Reply },
+    #[error("TLS handshake with {server} failed: {error}")]
+    TlsHandshake { server: String, error: String },
+    #[error("{server}: {rejection}")]
+    CertificateRejected {
+        server: String,
+        rejection: crate::tls::Rejection,
+    },
 }
 
 /// `550 No such file`: the code and the reply's text on one line.
@@ -98,6 +113,8 @@ impl FtpError {
             | E::UnexpectedReply { .. }
             | E::ListingTooLarge { .. } => ErrorCategory::Protocol,
             E::Refused { .. } | E::InvalidArgument(_) => ErrorCategory::Other,
+            E::TlsSetup(_) | E::TlsRefused { .. } | E::TlsHandshake { .. } => ErrorCategory::Tls,
+            E::CertificateRejected { .. } => ErrorCategory::Certificate,
         }
     }
 
@@ -110,6 +127,8 @@ impl FtpError {
                 | FtpError::ConnectionClosed
                 | FtpError::LineTooLong { .. }
                 | FtpError::MalformedReply(_)
+                | FtpError::TlsHandshake { .. }
+                | FtpError::CertificateRejected { .. }
         )
     }
 }

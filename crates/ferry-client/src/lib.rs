@@ -21,6 +21,8 @@
 //! - [`transfer`]: RETR, STOR, APPE, LIST, NLST, MLSD.
 //! - [`data`], `data_setup`: passive and active data connections.
 //! - [`control`]: the bounded control-connection reader and writer.
+//! - [`tls`], [`stream`]: FTPS (RFC 4217): AUTH TLS or implicit TLS, PROT P data connections
+//!   that resume the control connection's TLS session, certificate pins and known hosts.
 //! - [`url`], [`netrc`], [`resolve`]: where to connect and as whom.
 
 pub mod client;
@@ -32,6 +34,8 @@ pub mod error;
 pub mod netrc;
 pub mod replies;
 pub mod resolve;
+pub mod stream;
+pub mod tls;
 pub mod transcript;
 pub mod transfer;
 pub mod url;
@@ -44,5 +48,6 @@ pub use ferry_proto::list_parse::{EntryKind, RemoteEntry};
 pub use ferry_proto::reply::Reply;
 pub use replies::Features;
 pub use resolve::{AddressFamily, ResolveOverride};
+pub use tls::{Fingerprint, TlsInfo, TlsMode, TlsOptions, TlsVersions};
 pub use transcript::Transcript;
 pub use url::FtpUrl;

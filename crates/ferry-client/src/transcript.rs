@@ -15,6 +15,8 @@ pub trait Transcript: Send + Sync {
     fn reply(&self, _reply: &Reply) {}
     /// The library changed course on its own, e.g. fell back from passive to active mode.
     fn note(&self, _text: &str) {}
+    /// Something the user should know even when not verbose: a fallback to plain FTP, say.
+    fn warning(&self, _text: &str) {}
 }
 
 /// The line a transcript shows for a command: the password of `PASS` is masked.

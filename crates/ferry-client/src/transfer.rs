@@ -4,6 +4,10 @@
 //! REST when resuming, sends the command, then moves the bytes with a timeout on every read and
 //! write, and succeeds only on the server's 2yz final reply. On any failure after the server
 //! said 1yz, ABOR resynchronises the control connection.
+//!
+//! After PROT P every data connection is TLS, resuming the control connection's session. A
+//! protected download must end with the server's close_notify: a bare end of the TCP stream
+//! could be an attacker cutting the file short, so it is an error (the `.part` file stays).
 
 use std::time::Duration;
 
@@ -16,6 +20,8 @@ use tokio::net::TcpStream;
 use crate::client::{negative, Client};
 use crate::data::PendingData;
 use crate::error::FtpError;
+use crate::stream::Stream;
+use crate::tls::{TlsContext, TlsInfo};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -176,7 +182,7 @@ impl Client {
         line: &str,
         path: &str,
         offset: u64,
-    ) -> Result<TcpStream, FtpError> {
+    ) -> Result<Stream, FtpError> {
         let pending = self.open_data().await?;
         if offset > 0 {
             let reply = self
@@ -198,25 +204,56 @@ impl Client {
         }
     }
 
-    /// Waits for the data connection; in active mode a reply on the control connection first
-    /// (425, say) means the server gave up, so that is watched too.
+    /// Waits for the data connection (and its TLS handshake after PROT P); a reply on the
+    /// control connection first (425, or vsftpd's 522 when TLS session reuse fails) means the
+    /// server gave up, so that is watched too.
     async fn await_data_connection(
         &mut self,
         pending: PendingData,
         path: &str,
-    ) -> Result<TcpStream, FtpError> {
+    ) -> Result<Stream, FtpError> {
         let peer = self.peer.ip();
         let timeout = self.config.data_timeout;
-        let establish = pending.establish(peer, timeout);
+        let tls = self.tls.clone().filter(|_| self.data_protected);
+        let establish = async move {
+            let tcp = pending.establish(peer, timeout).await?;
+            secure_data(tcp, tls.as_ref(), timeout).await
+        };
         tokio::pin!(establish);
-        tokio::select! {
+        let result = tokio::select! {
             biased;
             stream = &mut establish => stream,
             readable = self.control.readable() => {
                 readable?;
                 let reply = self.control.read_final_reply().await?;
-                Err(FtpError::TransferFailed { path: path.to_string(), reply })
+                return Err(FtpError::TransferFailed { path: path.to_string(), reply });
             }
+        };
+        match result {
+            Ok(stream) => {
+                self.last_data_tls = stream.tls_connection().map(TlsInfo::of);
+                Ok(stream)
+            }
+            Err(error) => Err(self.server_reason(error, path).await),
+        }
+    }
+
+    /// When a data connection failed, the server may have said why on the control connection
+    /// (522 for a TLS session that was not resumed, say): that reply, if it comes quickly.
+    async fn server_reason(&mut self, error: FtpError, path: &str) -> FtpError {
+        if !matches!(error, FtpError::DataConnection(_)) {
+            return error;
+        }
+        let wait = Duration::from_millis(500).min(self.config.reply_timeout);
+        match tokio::time::timeout(wait, self.control.readable()).await {
+            Ok(Ok(())) => match self.control.read_final_reply().await {
+                Ok(reply) if reply.class() >= 4 => FtpError::TransferFailed {
+                    path: path.to_string(),
+                    reply,
+                },
+                _ => error,
+            },
+            _ => error,
         }
     }
 
@@ -258,6 +295,21 @@ impl Client {
     }
 }
 
+/// Wraps a data connection in TLS when the session protects data (PROT P).
+async fn secure_data(
+    tcp: TcpStream,
+    tls: Option<&TlsContext>,
+    timeout: Duration,
+) -> Result<Stream, FtpError> {
+    let Some(context) = tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    match context.handshake(tcp, timeout).await {
+        Ok(stream) => Ok(Stream::Tls(Box::new(stream))),
+        Err(error) => Err(FtpError::DataConnection(format!("TLS: {error}"))),
+    }
+}
+
 fn listing_request<'a>(verb: &str, path: Option<&'a str>) -> Request<'a> {
     let line = match path {
         Some(path) => format!("{verb} {path}"),
@@ -280,7 +332,7 @@ fn without_dot_entries(entries: Vec<RemoteEntry>) -> Vec<RemoteEntry> {
 
 /// Copies the data connection into `writer`, decoding CRLF in ASCII mode.
 async fn receive<W: AsyncWrite + Unpin>(
-    mut stream: TcpStream,
+    mut stream: Stream,
     writer: &mut W,
     request: &Request<'_>,
     timeout: Duration,
@@ -308,6 +360,7 @@ async fn receive<W: AsyncWrite + Unpin>(
         writer.write_all(&decoded).await.map_err(FtpError::Local)?;
         if read == 0 {
             writer.flush().await.map_err(FtpError::Local)?;
+            close_politely(&mut stream).await;
             return Ok(total);
         }
     }
@@ -315,7 +368,7 @@ async fn receive<W: AsyncWrite + Unpin>(
 
 /// Copies `reader` into the data connection, encoding LF as CRLF in ASCII mode, then closes it.
 async fn send<R: AsyncRead + Unpin>(
-    mut stream: TcpStream,
+    mut stream: Stream,
     reader: &mut R,
     ascii: bool,
     timeout: Duration,
@@ -342,7 +395,27 @@ async fn send<R: AsyncRead + Unpin>(
     }
     let closed = timed(timeout, "closing the data connection", stream.shutdown()).await?;
     closed.map_err(|error| broken(path, error))?;
+    drain_until_closed(&mut stream, timeout).await;
     Ok(total)
+}
+
+/// After an upload's close_notify, reads what the server still sends (TLS 1.3 session tickets,
+/// its close_notify) until it closes, briefly: closing a socket with unread bytes resets the
+/// connection, and the server could then lose the end of the upload.
+async fn drain_until_closed(stream: &mut Stream, timeout: Duration) {
+    if !stream.is_tls() {
+        return;
+    }
+    let mut buffer = [0u8; 4096];
+    let wait = timeout.min(Duration::from_secs(10));
+    let drain = async {
+        for _ in 0..64 {
+            if matches!(stream.read(&mut buffer).await, Ok(0) | Err(_)) {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, drain).await;
 }
 
 async fn timed<T>(
@@ -358,7 +431,22 @@ async fn timed<T>(
         })
 }
 
+/// After a TLS download ended with the server's close_notify, answers with ours (briefly).
+async fn close_politely(stream: &mut Stream) {
+    if stream.is_tls() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.shutdown()).await;
+    }
+}
+
+/// A broken transfer; a TLS stream cut without close_notify is named as possibly truncated.
 fn broken(path: &str, error: std::io::Error) -> FtpError {
+    let error = match error.kind() {
+        std::io::ErrorKind::UnexpectedEof => std::io::Error::new(
+            error.kind(),
+            format!("the data connection ended without TLS close_notify, the data may be truncated ({error})"),
+        ),
+        _ => error,
+    };
     FtpError::TransferBroken {
         path: path.to_string(),
         error,

@@ -1,4 +1,5 @@
-//! `ftp://[user[:password]@]host[:port][/path][;type=a|i]` URLs (RFC 1738 §3.2).
+//! `ftp://[user[:password]@]host[:port][/path][;type=a|i]` URLs (RFC 1738 §3.2), and
+//! `ftps://` URLs for implicit FTPS (TLS from the first byte, port 990 unless given).
 //!
 //! User, password and path are percent-decoded. The path is the part after the `/` that ends
 //! the host, so `ftp://h/pub/f` names `pub/f` relative to the login directory and
@@ -20,12 +21,14 @@ pub struct FtpUrl {
     pub path: String,
     /// The `;type=` suffix, if any.
     pub transfer_type: Option<TransferType>,
+    /// An `ftps://` URL: implicit TLS.
+    pub implicit_tls: bool,
 }
 
 /// Why a URL is not a usable `ftp://` URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
-    #[error("not an ftp:// URL: {0}")]
+    #[error("not an ftp:// or ftps:// URL: {0}")]
     Scheme(String),
     #[error("the URL has no host")]
     NoHost,
@@ -39,14 +42,16 @@ impl FromStr for FtpUrl {
     type Err = UrlError;
 
     fn from_str(text: &str) -> Result<Self, UrlError> {
-        let rest = strip_scheme(text).ok_or_else(|| UrlError::Scheme(text.to_string()))?;
+        let (rest, implicit_tls) =
+            strip_scheme(text).ok_or_else(|| UrlError::Scheme(text.to_string()))?;
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
         let (userinfo, hostport) = match authority.rsplit_once('@') {
             Some((userinfo, hostport)) => (Some(userinfo), hostport),
             None => (None, authority),
         };
         let (user, password) = split_userinfo(userinfo)?;
-        let (host, port) = split_host_port(hostport)?;
+        let default_port = if implicit_tls { 990 } else { 21 };
+        let (host, port) = split_host_port(hostport, default_port)?;
         let (path, transfer_type) = split_type(path);
         Ok(FtpUrl {
             user,
@@ -55,6 +60,7 @@ impl FromStr for FtpUrl {
             port,
             path: percent_decode(path)?,
             transfer_type,
+            implicit_tls,
         })
     }
 }
@@ -66,9 +72,19 @@ impl FtpUrl {
     }
 }
 
-fn strip_scheme(text: &str) -> Option<&str> {
+/// The text after `ftp://` or `ftps://`, and whether it was `ftps`.
+fn strip_scheme(text: &str) -> Option<(&str, bool)> {
     let (scheme, rest) = text.split_once("://")?;
-    scheme.eq_ignore_ascii_case("ftp").then_some(rest)
+    match scheme.to_ascii_lowercase().as_str() {
+        "ftp" => Some((rest, false)),
+        "ftps" => Some((rest, true)),
+        _ => None,
+    }
+}
+
+/// Whether `text` starts like an `ftp://` or `ftps://` URL.
+pub fn looks_like_url(text: &str) -> bool {
+    strip_scheme(text).is_some()
 }
 
 type UserInfo = (Option<String>, Option<Secret>);
@@ -85,7 +101,7 @@ fn split_userinfo(userinfo: Option<&str>) -> Result<UserInfo, UrlError> {
     Ok((Some(percent_decode(user)?), password))
 }
 
-fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
+fn split_host_port(hostport: &str, default_port: u16) -> Result<(String, u16), UrlError> {
     let (host, port) = if let Some(bracketed) = hostport.strip_prefix('[') {
         let (host, after) = bracketed.split_once(']').ok_or(UrlError::NoHost)?;
         (host, after.strip_prefix(':'))
@@ -99,7 +115,7 @@ fn split_host_port(hostport: &str) -> Result<(String, u16), UrlError> {
         return Err(UrlError::NoHost);
     }
     let port = match port {
-        None | Some("") => 21,
+        None | Some("") => default_port,
         Some(port) => port.parse().map_err(|_| UrlError::Port(port.to_string()))?,
     };
     Ok((host.to_string(), port))
@@ -178,6 +194,16 @@ mod tests {
         assert_eq!(parsed.host, "host");
         assert_eq!(parsed.path, "/etc/motd");
         assert_eq!(parsed.transfer_type, Some(TransferType::Ascii));
+    }
+
+    #[test]
+    fn ftps_is_implicit_tls_on_990() {
+        let parsed = url("ftps://u:p@h/f");
+        assert!(parsed.implicit_tls);
+        assert_eq!((parsed.host.as_str(), parsed.port), ("h", 990));
+        assert_eq!(url("FTPS://h:2990/").port, 2990);
+        assert!(!url("ftp://h/").implicit_tls);
+        assert!(looks_like_url("ftps://h") && !looks_like_url("sftp://h"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod certs;
 pub mod fake;
 pub mod ferryd;
 pub mod servers;

@@ -32,8 +32,16 @@ root = sys.argv[1]
 authorizer = DummyAuthorizer()
 authorizer.add_user("tester", "secret", root, perm="elradfmwMT")
 authorizer.add_anonymous(root)
-class Handler(FTPHandler):
+Base = FTPHandler
+if os.environ.get("FERRY_TEST_TLS_CERT"):
+    from pyftpdlib.handlers import TLS_FTPHandler as Base
+class Handler(Base):
     pass
+if os.environ.get("FERRY_TEST_TLS_CERT"):
+    Handler.certfile = os.environ["FERRY_TEST_TLS_CERT"]
+    Handler.keyfile = os.environ["FERRY_TEST_TLS_KEY"]
+    Handler.tls_control_required = True
+    Handler.tls_data_required = True
 Handler.authorizer = authorizer
 Handler.banner = "ANY-DOMAIN.COM FTP Service"
 if os.environ.get("FERRY_TEST_MASQUERADE"):
@@ -57,13 +65,39 @@ pub fn pyftpd(root: &Path, masquerade: Option<&str>) -> Option<Server> {
     pyftpd_on(root, "127.0.0.1", masquerade)
 }
 
+/// Starts pyftpdlib's `TLS_FTPHandler` on `root` with a PEM certificate and key; TLS is
+/// required on control and data connections. Needs pyOpenSSL.
+pub fn pyftpd_tls(root: &Path, cert: &Path, key: &Path) -> Option<Server> {
+    let have_openssl = Command::new("python3")
+        .args(["-c", "import OpenSSL"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !have_openssl {
+        eprintln!("SKIP: pyOpenSSL is not installed (pip install pyopenssl)");
+        return None;
+    }
+    let tls = [("FERRY_TEST_TLS_CERT", cert), ("FERRY_TEST_TLS_KEY", key)];
+    pyftpd_with(root, "127.0.0.1", None, &tls)
+}
+
 /// Starts pyftpdlib on `root`, listening on `host` (`127.0.0.1` or `::1`).
 pub fn pyftpd_on(root: &Path, host: &str, masquerade: Option<&str>) -> Option<Server> {
+    pyftpd_with(root, host, masquerade, &[])
+}
+
+fn pyftpd_with(
+    root: &Path,
+    host: &str,
+    masquerade: Option<&str>,
+    environment: &[(&str, &Path)],
+) -> Option<Server> {
     if !have_pyftpdlib() {
         eprintln!("SKIP: pyftpdlib is not installed (pip install pyftpdlib)");
         return None;
     }
     let mut command = Command::new("python3");
+    command.envs(environment.iter().copied());
     command.args(["-c", PYFTPD_SCRIPT]).arg(root);
     command.env("FERRY_TEST_HOST", host);
     if let Some(address) = masquerade {
@@ -94,6 +128,11 @@ const VSFTPD: &str = "/usr/sbin/vsftpd";
 /// Starts vsftpd for anonymous, read-only access to `root` (made mode 555, as vsftpd refuses
 /// a writable chroot). `scratch` holds the config, log and the empty secure_chroot_dir.
 pub fn vsftpd(root: &Path, scratch: &Path) -> Option<Server> {
+    vsftpd_with(root, scratch, "")
+}
+
+/// Starts vsftpd like [`vsftpd`], with `extra` configuration lines (TLS settings, say).
+pub fn vsftpd_with(root: &Path, scratch: &Path, extra: &str) -> Option<Server> {
     if !Path::new(VSFTPD).exists() {
         eprintln!("SKIP: {VSFTPD} is not installed (apt-get install vsftpd)");
         return None;
@@ -104,7 +143,8 @@ pub fn vsftpd(root: &Path, scratch: &Path) -> Option<Server> {
     for _attempt in 0..5 {
         let port = super::dead_port();
         let config = scratch.join("vsftpd.conf");
-        std::fs::write(&config, vsftpd_config(root, &empty, scratch, port)).expect("config");
+        let text = vsftpd_config(root, &empty, scratch, port) + extra;
+        std::fs::write(&config, text).expect("config");
         let child = Command::new(VSFTPD)
             .arg(&config)
             .stdin(Stdio::null())

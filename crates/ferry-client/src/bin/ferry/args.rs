@@ -3,8 +3,12 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::Parser;
-use ferry_client::{AddressFamily, ClientConfig, DataMode, ResolveOverride};
+use clap::{Parser, ValueEnum};
+use ferry_client::tls::{Roots, TrustPolicy};
+use ferry_client::{
+    AddressFamily, ClientConfig, DataMode, Fingerprint, ResolveOverride, TlsMode, TlsOptions,
+    TlsVersions,
+};
 
 /// The `--help` text after the options.
 const AFTER_HELP: &str = "\
@@ -13,7 +17,14 @@ Usage forms:
   ferry get ftp://[user[:pass]@]host[:port]/path [-o FILE] [-c]
   ferry put FILE ftp://[user[:pass]@]host[:port]/[path]
   ferry ls ftp://[user[:pass]@]host[:port]/[path]
-Without a user in the URL, .netrc is consulted, then anonymous login (anonymous / ferry@).";
+Without a user in the URL, .netrc is consulted, then anonymous login (anonymous / ferry@).
+ftps:// URLs use implicit FTPS (TLS from the first byte, port 990 by default).
+
+FTPS: --tls asks for TLS with AUTH TLS and fails (exit 9) if the server refuses; --tls=try goes
+on without encryption then, with a warning. The server's certificate is checked against the
+system's roots (or --cacert). For a self-signed server, pass --pin with its fingerprint, or
+accept it once in an interactive session: it is then remembered in the known-hosts file
+(~/.config/ferry/known_hosts, or --known-hosts) as a `host:port SHA256:<hex>` line.";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -68,6 +79,29 @@ pub struct Args {
     /// One-shot get: continue a partial download (FILE.part) with REST
     #[arg(short = 'c', long = "continue")]
     pub resume: bool,
+    /// FTPS: AUTH TLS before logging in, then PBSZ 0 and PROT P (data encrypted too).
+    /// `--tls=try` goes on unencrypted, with a warning, when the server refuses
+    #[arg(long, value_name = "WHEN", num_args = 0..=1, require_equals = true,
+          default_missing_value = "require", value_enum)]
+    pub tls: Option<TlsWhen>,
+    /// Implicit FTPS: TLS from the first byte, port 990 by default (as ftps:// URLs)
+    #[arg(long)]
+    pub implicit: bool,
+    /// Trust the CA certificates in this PEM file instead of the system's
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Require the server's certificate to have this SHA-256 fingerprint
+    #[arg(long, value_name = "SHA256:HEX")]
+    pub pin: Option<Fingerprint>,
+    /// The file of trusted certificate fingerprints (default ~/.config/ferry/known_hosts)
+    #[arg(long = "known-hosts", value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Do not check the server's certificate at all (a warning is printed; prefer --pin)
+    #[arg(long)]
+    pub insecure: bool,
+    /// Testing: offer only this TLS version (1.2 or 1.3)
+    #[arg(long = "tls-version", value_name = "VERSION", hide = true)]
+    pub tls_version: Option<TlsVersions>,
     /// Print the version
     #[arg(long)]
     pub version: bool,
@@ -76,7 +110,53 @@ pub struct Args {
     pub words: Vec<String>,
 }
 
+/// When `--tls` asks for TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TlsWhen {
+    /// Fail when the server refuses AUTH TLS.
+    Require,
+    /// Go on without TLS, with a warning, when the server refuses AUTH TLS.
+    Try,
+}
+
 impl Args {
+    /// The TLS mode these options ask for; `implicit` is also set by an `ftps://` URL.
+    pub fn tls_mode(&self, implicit: bool) -> TlsMode {
+        match (self.implicit || implicit, self.tls) {
+            (true, _) => TlsMode::Implicit,
+            (false, Some(TlsWhen::Require)) => TlsMode::Explicit,
+            (false, Some(TlsWhen::Try)) => TlsMode::Opportunistic,
+            (false, None) => TlsMode::Off,
+        }
+    }
+
+    /// The port used when none is given: 990 for implicit FTPS, else 21.
+    pub fn default_port(&self) -> u16 {
+        if self.implicit {
+            990
+        } else {
+            21
+        }
+    }
+
+    /// The TLS settings of these options (known hosts are added per server when connecting).
+    pub fn tls_options(&self, implicit: bool) -> TlsOptions {
+        TlsOptions {
+            mode: self.tls_mode(implicit),
+            roots: match &self.cacert {
+                Some(path) => Roots::PemFile(path.clone()),
+                None => Roots::System,
+            },
+            trust: TrustPolicy {
+                pin: self.pin,
+                known: Vec::new(),
+                insecure: self.insecure,
+            },
+            versions: self.tls_version.unwrap_or_default(),
+            ..TlsOptions::default()
+        }
+    }
+
     /// The library settings these options ask for.
     pub fn client_config(&self) -> ClientConfig {
         let mut config = ClientConfig::default().with_timeouts(Duration::from_secs(self.timeout));
@@ -92,6 +172,7 @@ impl Args {
             (false, false) => AddressFamily::Any,
         };
         config.resolve_overrides = self.resolve.clone();
+        config.tls = self.tls_options(false);
         config
     }
 
@@ -137,5 +218,29 @@ mod tests {
         assert!(args.resume);
         assert_eq!(args.resolve.len(), 1);
         assert!(Args::try_parse_from(["ferry", "--resolve", "bad", "h"]).is_err());
+    }
+
+    #[test]
+    fn tls_flags() {
+        let plain = Args::try_parse_from(["ferry", "h"]).unwrap();
+        assert_eq!(plain.tls_mode(false), TlsMode::Off);
+        assert_eq!(plain.tls_mode(true), TlsMode::Implicit);
+        let explicit = Args::try_parse_from(["ferry", "--tls", "h"]).unwrap();
+        assert_eq!(explicit.tls_mode(false), TlsMode::Explicit);
+        assert_eq!(explicit.words, vec!["h"]);
+        let opportunistic = Args::try_parse_from(["ferry", "--tls=try", "h"]).unwrap();
+        assert_eq!(opportunistic.tls_mode(false), TlsMode::Opportunistic);
+        let implicit = Args::try_parse_from(["ferry", "--implicit", "--tls-version", "1.2", "h"]);
+        let implicit = implicit.unwrap();
+        assert_eq!(
+            (implicit.tls_mode(false), implicit.default_port()),
+            (TlsMode::Implicit, 990)
+        );
+        assert_eq!(implicit.tls_options(false).versions, TlsVersions::Tls12Only);
+        let pin = format!("SHA256:{}", "ab".repeat(32));
+        let pinned = Args::try_parse_from(["ferry", "--pin", &pin, "h"]).unwrap();
+        assert_eq!(pinned.pin.map(|p| p.to_string()), Some(pin));
+        assert!(Args::try_parse_from(["ferry", "--pin", "SHA256:00", "h"]).is_err());
+        assert!(Args::try_parse_from(["ferry", "--tls=maybe", "h"]).is_err());
     }
 }

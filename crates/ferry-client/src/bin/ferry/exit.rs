@@ -11,6 +11,8 @@
 //! | 6 | transfer broken: data connection failed, timed out or was aborted |
 //! | 7 | local I/O error (reading or writing a local file) |
 //! | 8 | protocol error: the server sent garbage, over-long lines or unexpected replies |
+//! | 9 | TLS failure: the server refused AUTH TLS, the TLS handshake failed, a bad `--cacert` file |
+//! | 10 | the server's certificate is not trusted (unknown issuer, wrong name, `--pin` mismatch, changed since it was trusted) |
 //!
 //! In a session fed from standard input, the exit code is that of the first command that failed.
 
@@ -24,6 +26,8 @@ pub const NOT_FOUND: u8 = 5;
 pub const TRANSFER: u8 = 6;
 pub const LOCAL_IO: u8 = 7;
 pub const PROTOCOL: u8 = 8;
+pub const TLS: u8 = 9;
+pub const CERTIFICATE: u8 = 10;
 
 /// The text `--help` shows about exit codes.
 pub const HELP: &str = "\
@@ -37,6 +41,8 @@ Exit codes:
   6  transfer broken (data connection failed, timed out or aborted)
   7  local I/O error
   8  protocol error (garbage, over-long lines or unexpected replies from the server)
+  9  TLS failure (AUTH TLS refused, handshake failed, unreadable --cacert file)
+  10 server certificate not trusted (unknown issuer, wrong name, --pin mismatch, changed)
 When commands come from standard input, the exit code is that of the first failed command.";
 
 /// The exit code for an error of a command.
@@ -58,6 +64,8 @@ fn code_for_category(category: ErrorCategory) -> u8 {
         ErrorCategory::Transfer => TRANSFER,
         ErrorCategory::Local => LOCAL_IO,
         ErrorCategory::Protocol => PROTOCOL,
+        ErrorCategory::Tls => TLS,
+        ErrorCategory::Certificate => CERTIFICATE,
         ErrorCategory::Other => OTHER,
     }
 }
@@ -74,7 +82,17 @@ mod tests {
         assert_eq!(code_for(&local), LOCAL_IO);
         assert_eq!(code_for(&anyhow::anyhow!("usage")), OTHER);
         let codes = [
-            OK, OTHER, 2, CONNECTION, LOGIN, NOT_FOUND, TRANSFER, LOCAL_IO, PROTOCOL,
+            OK,
+            OTHER,
+            2,
+            CONNECTION,
+            LOGIN,
+            NOT_FOUND,
+            TRANSFER,
+            LOCAL_IO,
+            PROTOCOL,
+            TLS,
+            CERTIFICATE,
         ];
         let unique: std::collections::BTreeSet<_> = codes.iter().collect();
         assert_eq!(unique.len(), codes.len());

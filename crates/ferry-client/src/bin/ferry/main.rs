@@ -3,7 +3,7 @@
 //!
 //! Exit codes are listed in [`exit`] and in `--help`: 0 success, 1 other failure, 2 usage,
 //! 3 connection/DNS failure, 4 login refused, 5 remote file not found, 6 transfer broken,
-//! 7 local I/O error, 8 protocol error.
+//! 7 local I/O error, 8 protocol error, 9 TLS failure, 10 server certificate not trusted.
 
 mod args;
 mod commands;
@@ -16,6 +16,7 @@ mod oneshot;
 mod printer;
 mod progress;
 mod shell;
+mod tls;
 
 use std::process::ExitCode;
 

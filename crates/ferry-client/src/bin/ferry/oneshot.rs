@@ -10,6 +10,7 @@ use crate::exit;
 use crate::files::{download, local_size, upload};
 use crate::printer::Printer;
 use crate::progress::{summary, Display, StdoutWriter};
+use crate::tls::{ask_on_terminal, connect, Ask, TrustStore};
 
 /// A one-shot job.
 #[derive(Debug)]
@@ -23,10 +24,7 @@ impl Job {
     /// Recognises `get URL`, `put FILE URL` and `ls URL`; `None` for anything else (a host).
     pub fn detect(words: &[String]) -> Option<Result<Job, String>> {
         let first = words.first()?;
-        if !words
-            .iter()
-            .any(|w| w.to_ascii_lowercase().starts_with("ftp://"))
-        {
+        if !words.iter().any(|w| ferry_client::url::looks_like_url(w)) {
             return None;
         }
         let parse = |text: &str| text.parse::<FtpUrl>().map_err(|e| e.to_string());
@@ -61,7 +59,14 @@ async fn run_job(job: &Job, args: &Args) -> anyhow::Result<()> {
     let printer = Arc::new(Printer::new(args.verbose, args.debug, args.verbose));
     let mut config = args.client_config();
     config.transcript = Some(printer);
-    let mut client = Client::connect(&url.host, url.port, config).await?;
+    config.tls.mode = args.tls_mode(url.implicit_tls);
+    let store = TrustStore::new(args.known_hosts.clone(), args.insecure);
+    let mut ask = ask_on_terminal;
+    let ask: Ask = match std::io::stdin().is_terminal() {
+        true => Some(&mut ask),
+        false => None,
+    };
+    let mut client = connect(&url.host, url.port, config, &store, ask).await?;
     let (user, password, account) = credentials(url, args);
     client.login(&user, &password, account.as_deref()).await?;
     client
@@ -153,5 +158,7 @@ mod tests {
         assert!(Job::detect(&words(&["ls", "ftp://h:bad/"]))
             .unwrap()
             .is_err());
+        let job = Job::detect(&words(&["ls", "ftps://h/"])).unwrap().unwrap();
+        assert!(matches!(job, Job::Ls(url) if url.implicit_tls && url.port == 990));
     }
 }

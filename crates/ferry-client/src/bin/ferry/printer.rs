@@ -95,4 +95,8 @@ impl Transcript for Printer {
             println!("{text}");
         }
     }
+
+    fn warning(&self, text: &str) {
+        eprintln!("ferry: warning: {text}");
+    }
 }

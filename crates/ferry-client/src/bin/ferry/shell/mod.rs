@@ -16,6 +16,7 @@ use crate::commands::{lookup, split_words, Lookup, Verb};
 use crate::exit;
 use crate::input::Input;
 use crate::printer::Printer;
+use crate::tls::TrustStore;
 
 /// A message for the user that is not an FTP error ("Not connected.", usage lines).
 #[derive(Debug, thiserror::Error)]
@@ -50,6 +51,8 @@ pub struct Shell {
     remote_names: Arc<Mutex<Vec<String>>>,
     remote_names_stale: bool,
     first_failure: Option<u8>,
+    trust: TrustStore,
+    default_port: u16,
 }
 
 /// Runs a session: connects to the host given on the command line (if any), then reads
@@ -89,6 +92,8 @@ impl Shell {
             remote_names,
             remote_names_stale: true,
             first_failure: None,
+            trust: TrustStore::new(args.known_hosts.clone(), args.insecure),
+            default_port: args.default_port(),
         }
     }
 
@@ -234,7 +239,7 @@ impl Shell {
 
     /// Connects and, with auto-login, logs in; failures are reported, not returned.
     async fn open(&mut self, host: &str, port: Option<u16>) {
-        if let Err(error) = self.connect(host, port.unwrap_or(21)).await {
+        if let Err(error) = self.connect(host, port.unwrap_or(self.default_port)).await {
             self.fail(error);
             return;
         }
@@ -247,13 +252,24 @@ impl Shell {
     }
 
     async fn connect(&mut self, host: &str, port: u16) -> anyhow::Result<()> {
+        let input_is_terminal = self.input.is_terminal();
         self.printer.set_mute_replies(true);
-        let connected = Client::connect(host, port, self.config.clone()).await;
+        let config = self.config.clone();
+        let input = &mut self.input;
+        let mut ask = |prompt: &str| input.answer(prompt);
+        let ask: crate::tls::Ask = match input_is_terminal {
+            true => Some(&mut ask),
+            false => None,
+        };
+        let connected = crate::tls::connect(host, port, config, &self.trust, ask).await;
         self.printer.set_mute_replies(false);
         let client = connected?;
         println!("Connected to {host}.");
         if self.printer.verbose() {
             self.printer.show_reply(client.greeting());
+            if let Some(tls) = client.tls_info() {
+                println!("TLS: {} {}", tls.version, tls.cipher_suite);
+            }
         }
         self.host = host.to_string();
         self.client = Some(client);
