@@ -39,6 +39,26 @@ pub enum Confinement {
     Unsupported,
 }
 
+/// Raises the open-file limit to its hard maximum (each session needs a descriptor or two, and
+/// the usual soft limit of 1024 would cap the server far below what it can hold). Returns the
+/// new limit.
+pub fn raise_open_file_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let maximum = limit.maximum;
+    if limit.current != maximum {
+        setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: maximum,
+                maximum,
+            },
+        )
+        .ok()?;
+    }
+    getrlimit(Resource::Nofile).current
+}
+
 /// Switches the calling thread (call it before starting any other) to `user`'s uid and gid,
 /// dropping supplementary groups. Does nothing when not running as root.
 pub fn drop_privileges(user: &str) -> Result<(u32, u32), HardeningError> {

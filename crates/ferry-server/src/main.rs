@@ -291,6 +291,9 @@ fn start(args: Args) -> anyhow::Result<()> {
         );
     }
     harden(&context)?;
+    if let Some(limit) = ferry_server::hardening::raise_open_file_limit() {
+        tracing::debug!(limit, "open-file limit");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

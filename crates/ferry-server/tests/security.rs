@@ -367,3 +367,146 @@ fn a_full_disk_gets_452_and_leaves_no_partial_file() {
     drop(server);
     let _ = std::process::Command::new("umount").arg(&root).status();
 }
+
+/// One command for each permission: (permission, command, reply code when it is allowed).
+/// Each user's root holds `f.txt` and an empty folder `empty`.
+const PERMISSION_COMMANDS: [(&str, &str, u16); 10] = [
+    ("list", "LIST", 150),
+    ("download", "RETR f.txt", 150),
+    ("upload", "STOR new.txt", 150),
+    ("overwrite", "STOR f.txt", 150),
+    ("append", "APPE f.txt", 150),
+    ("delete", "DELE f.txt", 250),
+    ("rename", "RNFR f.txt", 350),
+    ("mkdir", "MKD made", 257),
+    ("rmdir", "RMD empty", 250),
+    ("chmod", "SITE CHMOD 600 f.txt", 200),
+];
+
+#[test]
+fn every_permission_is_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+    let mut users = String::new();
+    for (index, (missing, _, _)) in PERMISSION_COMMANDS.iter().enumerate() {
+        let root = dir.path().join(format!("user{index}"));
+        std::fs::create_dir_all(root.join("empty")).unwrap();
+        std::fs::write(root.join("f.txt"), "file\n").unwrap();
+        let granted: Vec<String> = PERMISSION_COMMANDS
+            .iter()
+            .filter(|(p, _, _)| p != missing)
+            .map(|(p, _, _)| format!("\"{p}\""))
+            .collect();
+        users.push_str(&format!(
+            "[[user]]\nname = \"user{index}\"\npassword = \"{hash}\"\nroot = \"{}\"\npermissions = [{}]\n\n",
+            root.display(),
+            granted.join(", ")
+        ));
+    }
+    let users_file = dir.path().join("users.toml");
+    std::fs::write(&users_file, users).unwrap();
+    let server = TestServer::start_with(|c| c.users_file = Some(users_file));
+    for (index, (missing, command, _)) in PERMISSION_COMMANDS.iter().enumerate() {
+        let mut control = server.login(&format!("user{index}"));
+        let _data = control.epsv();
+        control.send(command);
+        assert_eq!(control.reply().code, 550, "{command} without {missing}");
+        // The same user may do what the next permission allows.
+        let (next, next_command, allowed_code) =
+            PERMISSION_COMMANDS[(index + 1) % PERMISSION_COMMANDS.len()];
+        let data = control.epsv();
+        control.send(next_command);
+        assert_eq!(
+            control.reply().code,
+            allowed_code,
+            "{next_command} with {next}"
+        );
+        if allowed_code == 150 {
+            drop(data);
+            let reply = control.reply();
+            assert!(
+                reply.code == 226 || reply.code == 426,
+                "{next_command}: {reply:?}"
+            );
+        }
+    }
+}
+
+/// `ferryd --run-as-user nobody --landlock` still serves (root only: the test is skipped
+/// otherwise), and says how it is confined.
+#[test]
+fn ferryd_drops_root_and_confines_itself() {
+    if !rustix_is_root() {
+        eprintln!("not root; skipping");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("readme.txt"), support::readme_bytes()).unwrap();
+    let mut permissions = std::fs::metadata(dir.path()).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, 0o755);
+    std::fs::set_permissions(dir.path(), permissions).unwrap();
+    let listen = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferryd"))
+        .args([
+            "--listen",
+            &listen.to_string(),
+            "--root",
+            dir.path().to_str().unwrap(),
+        ])
+        .args([
+            "--run-as-user",
+            "nobody",
+            "--landlock",
+            "--log-level",
+            "info",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+    assert!(
+        lines.any(|l| l.is_ok_and(|l| l.contains("listening on"))),
+        "ferryd did not start"
+    );
+    let mut control = support::Control::connect(listen);
+    assert_eq!(control.reply().code, 220);
+    control.expect("USER ftp", 331);
+    control.expect("PASS x@y", 230);
+    control.expect("TYPE I", 200);
+    control.expect("SIZE readme.txt", 213);
+    control.expect("QUIT", 221);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let _ = child.kill();
+    let output = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    let uid_line = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .unwrap()
+        .to_string();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|uid| uid == "65534"),
+        "{uid_line}"
+    );
+    assert!(
+        log.contains("running as") && log.contains("landlock"),
+        "{log}"
+    );
+}
+
+fn rustix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}

@@ -453,14 +453,13 @@ fn needs_login(command: &Command) -> bool {
 
 /// The permission a command needs, and the argument naming the path it needs it on. Listings
 /// and SITE CHMOD, whose paths come out of their arguments' own grammar, check in their handlers;
-/// so do STOR and RNTO for overwriting, which depends on whether the target exists.
+/// so do STOR and APPE (upload, overwrite or append) and RNTO (overwrite), which depend on whether the target
+/// exists.
 fn required_permission(command: &Command) -> Option<(Permission, &str)> {
     use Command as C;
     use Permission as P;
     Some(match command {
         C::Retr(path) => (P::Download, path),
-        C::Stor(path) => (P::Upload, path),
-        C::Appe(path) => (P::Append, path),
         C::Stou => (P::Upload, "."),
         C::Dele(path) => (P::Delete, path),
         C::Rmd(path) => (P::Rmdir, path),

@@ -216,10 +216,12 @@ impl Session {
         let path = self.resolve(arg);
         let offset = std::mem::take(&mut self.restart_offset);
         let existing = self.file_size(&path).await;
-        if existing.is_some()
-            && upload == Upload::Store
-            && !self.allowed(Permission::Overwrite, &path)
-        {
+        let needed = match (upload, existing) {
+            (_, None) => Permission::Upload,
+            (Upload::Store, Some(_)) => Permission::Overwrite,
+            (Upload::Append, Some(_)) => Permission::Append,
+        };
+        if !self.allowed(needed, &path) {
             return self.reply(550, "Permission denied.").await;
         }
         let mode = match (upload, offset) {
