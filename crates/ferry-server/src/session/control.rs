@@ -42,23 +42,18 @@ impl Control {
 
     /// The next frame, or `None` when the client has closed the connection (or it broke).
     ///
-    /// Cancel-safe: the only await point is the socket read, and bytes are framed as soon as
-    /// they arrive, so dropping this future loses nothing.
+    /// Cancel-safe: bytes are framed as soon as they are read, and the awaits hold none.
     pub async fn read_frame(&mut self) -> Option<Frame> {
         loop {
             if let Some(frame) = self.frames.pop_front() {
                 return Some(frame);
             }
-            let mut buffer = [0u8; READ_CHUNK];
-            let stream = self.stream.as_mut()?;
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => return None,
-                Ok(read) => {
-                    let read = read + read_past_urgent_mark(stream, &mut buffer[read..]);
-                    self.framer.push(&buffer[..read], &mut self.scratch);
-                    self.frames.extend(self.scratch.drain(..));
-                }
-            }
+            let read = match self.stream.as_mut()? {
+                MaybeTls::Plain(tcp) => read_plain(tcp).await?,
+                MaybeTls::Tls(tls) => read_tls(tls).await?,
+            };
+            self.framer.push(&read, &mut self.scratch);
+            self.frames.extend(self.scratch.drain(..));
         }
     }
 
@@ -129,21 +124,33 @@ fn closed() -> std::io::Error {
     )
 }
 
-/// A read stops at the TCP urgent mark (clients send ABOR, or Telnet's IAC DM, as urgent data),
-/// and after such a short read tokio assumes the socket is drained and waits for new data that
-/// may never come. For a plain connection, reads on directly, without waiting, until the socket
-/// is empty. (Over TLS the bytes belong to rustls, and clients do not send urgent data.)
-fn read_past_urgent_mark(stream: &MaybeTls, buffer: &mut [u8]) -> usize {
-    let MaybeTls::Plain(tcp) = stream else {
-        return 0;
-    };
-    let socket = socket2::SockRef::from(tcp);
-    let mut total = 0;
-    while total < buffer.len() {
-        match std::io::Read::read(&mut &*socket, &mut buffer[total..]) {
-            Ok(0) | Err(_) => break,
-            Ok(read) => total += read,
+/// Waits for the socket to be readable, then reads what is there. The buffer lives only between
+/// the wakeup and the read, so an idle session (the common state) holds none.
+///
+/// `try_read` keeps the socket marked readable after a short read, so bytes that a read left
+/// behind come with the next one: a read stops at the TCP urgent mark, where clients put ABOR
+/// (or Telnet's IAC DM) when they send it as urgent data.
+async fn read_plain(tcp: &TcpStream) -> Option<Vec<u8>> {
+    loop {
+        tcp.readable().await.ok()?;
+        let mut buffer = [0u8; READ_CHUNK];
+        match tcp.try_read(&mut buffer) {
+            Ok(0) => return None,
+            Ok(read) => return Some(buffer[..read].to_vec()),
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => return None,
         }
     }
-    total
+}
+
+/// Reads what rustls has decrypted (clients do not send urgent data over TLS).
+async fn read_tls(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> Option<Vec<u8>> {
+    let mut buffer = vec![0u8; READ_CHUNK];
+    match tls.read(&mut buffer).await {
+        Ok(0) | Err(_) => None,
+        Ok(read) => {
+            buffer.truncate(read);
+            Some(buffer)
+        }
+    }
 }

@@ -156,7 +156,8 @@ impl Session {
     pub async fn run(mut self) {
         tracing::info!(peer = %self.peer, "connect");
         let greeting = Reply::new(220, self.context.greeting.clone());
-        if self.start_implicit_tls().await && self.control.send(&greeting).await.is_ok() {
+        // Boxed, like dispatch: the handshake's state is not kept for the session's lifetime.
+        if Box::pin(self.start_implicit_tls()).await && self.control.send(&greeting).await.is_ok() {
             self.serve().await;
         }
         if let Some(running) = self.transfer.take() {
@@ -276,7 +277,9 @@ impl Session {
                 return self.reply(550, "Permission denied.").await;
             }
         }
-        self.dispatch(command).await
+        // Boxed: the largest handler's state is allocated only while a command runs, not held
+        // by every idle session.
+        Box::pin(self.dispatch(command)).await
     }
 
     async fn dispatch(&mut self, command: Command) -> Flow {
@@ -474,4 +477,26 @@ fn required_permission(command: &Command) -> Option<(Permission, &str)> {
 /// IPv4-mapped IPv6 addresses (from a dual-stack listener) as plain IPv4.
 fn canonical(addr: SocketAddr) -> SocketAddr {
     SocketAddr::new(addr.ip().to_canonical(), addr.port())
+}
+
+#[cfg(test)]
+mod tests {
+    /// An idle session is its task's future: keep it small (ferryd holds tens of thousands).
+    #[tokio::test]
+    async fn an_idle_session_stays_small() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (stream, _) = listener.accept().await.unwrap();
+        let config = crate::Config {
+            root: std::env::temp_dir(),
+            ..Default::default()
+        };
+        let context = std::sync::Arc::new(crate::Context::new(config).unwrap());
+        let (_stop, stop_signal) = tokio::sync::watch::channel(false);
+        let session = super::Session::new(context, stream, stop_signal, false).unwrap();
+        let size = std::mem::size_of_val(&session.run());
+        assert!(size <= 2304, "a session's future is {size} bytes");
+    }
 }
