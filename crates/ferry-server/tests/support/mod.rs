@@ -311,35 +311,8 @@ pub fn run_tool(
     stdin: Option<&str>,
     cwd: Option<&Path>,
 ) -> (bool, String, String) {
-    use std::process::{Command, Stdio};
-    let mut command = Command::new("timeout");
-    command.arg("60").arg(program).args(args);
-    command.stdin(if stdin.is_some() {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
-    command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    if let Some(cwd) = cwd {
-        command.current_dir(cwd);
-    }
-    let mut child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    if let Some(input) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-    }
-    let output = child.wait_with_output().unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
+    let (code, stdout, stderr) = run_tool_with_code(program, args, stdin, cwd);
+    (code == Some(0), stdout, stderr)
 }
 
 /// Like [`run_tool`], but returns the exit code (`None` when killed by a signal) instead of
