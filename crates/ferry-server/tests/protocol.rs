@@ -99,6 +99,15 @@ fn rest_resumes_downloads_and_uploads() {
     control.expect("REST 999999", 350);
     let _data = control.epsv();
     control.expect("RETR r.bin", 554);
+    control.expect("REST 5000", 350);
+    control.expect("STOR up.bin", 554);
+    control.expect("REST 10", 350);
+    control.expect("STOR missing.bin", 554);
+    assert_eq!(
+        std::fs::read(server.alice_root.join("up.bin")).unwrap(),
+        readme_bytes(),
+        "no gap filled with zeros"
+    );
 }
 
 #[test]

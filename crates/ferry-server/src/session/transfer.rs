@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 
 use super::{Flow, Session};
 use crate::data::{self, DataPlan, Source, TransferError};
+use crate::limits::Throttle;
 use crate::permissions::Permission;
 use crate::storage::{FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode};
 use crate::stream::MaybeTls;
@@ -186,10 +187,7 @@ impl Session {
             return Flow::Quit;
         }
         let ascii = self.transfer_type == TransferType::Ascii;
-        let throttle = self
-            .account()
-            .map(|a| a.download.clone())
-            .unwrap_or_default();
+        let throttle = self.throttle(Direction::Download);
         self.start(
             plan,
             "RETR",
@@ -230,12 +228,26 @@ impl Session {
             (Upload::Store, offset) => WriteMode::Resume(offset),
         };
         let atomic = self.context.config.atomic_uploads && upload == Upload::Store;
-        let plan = UploadPlan {
-            target: if atomic {
-                hidden_upload_name(&path)
+        let target = if atomic {
+            hidden_upload_name(&path)
+        } else {
+            path.clone()
+        };
+        if let WriteMode::Resume(offset) = mode {
+            // Resuming past the end would fill the gap with zeros.
+            let have = if atomic {
+                self.file_size(&target).await
             } else {
-                path.clone()
-            },
+                existing
+            };
+            if have.is_none_or(|size| size < offset) {
+                return self
+                    .reply(554, "Restart offset is past the end of the file.")
+                    .await;
+            }
+        }
+        let plan = UploadPlan {
+            target,
             rename_to: atomic.then_some(path),
             mode,
             rollback_len: match mode {
@@ -308,7 +320,7 @@ impl Session {
             return Flow::Quit;
         }
         let ascii = self.transfer_type == TransferType::Ascii;
-        let throttle = self.account().map(|a| a.upload.clone()).unwrap_or_default();
+        let throttle = self.throttle(Direction::Upload);
         let path = upload
             .rename_to
             .clone()
@@ -350,10 +362,7 @@ impl Session {
             return Flow::Quit;
         }
         let path = self.cwd.clone();
-        let throttle = self
-            .account()
-            .map(|a| a.download.clone())
-            .unwrap_or_default();
+        let throttle = self.throttle(Direction::Download);
         self.start(
             plan,
             verb,
@@ -384,6 +393,16 @@ impl Session {
         self.data_plan
             .take()
             .ok_or((425, "Use PORT or PASV first."))
+    }
+
+    /// The bandwidth limits that apply to this account's transfers in one direction.
+    fn throttle(&self, direction: Direction) -> Throttle {
+        let account = self.account();
+        match direction {
+            Direction::Download => account.map(|a| a.download.clone()),
+            Direction::Upload => account.map(|a| a.upload.clone()),
+        }
+        .unwrap_or_default()
     }
 
     fn mode_name(&self) -> &'static str {
