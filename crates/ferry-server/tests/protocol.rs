@@ -488,9 +488,21 @@ fn idle_and_login_timeouts_close_the_session() {
         c.timeouts.idle = 1;
         c.timeouts.login = 1;
     });
+    let connected = std::time::Instant::now();
     let mut waiting = server.connect();
     let mut idle = server.login("ftp");
+    // Commands do not extend the time a client has to log in: after NOOPs until 0.9 s, the
+    // session still ends at 1 s (it would be 1.9 s if each command restarted the clock).
+    for _ in 0..4 {
+        waiting.expect("NOOP", 200);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     assert_eq!(waiting.reply().code, 421);
+    let waited = connected.elapsed();
+    assert!(
+        waited < std::time::Duration::from_millis(1600),
+        "{waited:?}"
+    );
     assert!(waiting.is_closed());
     assert_eq!(idle.reply().code, 421);
     assert!(idle.is_closed());

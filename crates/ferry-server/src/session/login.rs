@@ -205,6 +205,7 @@ impl Session {
     /// REIN (RFC 959 §4.1.1): back to the state right after the greeting.
     pub(super) async fn rein(&mut self) -> Flow {
         self.login = Login::Anonymous;
+        self.login_deadline = tokio::time::Instant::now() + self.context.config.login_timeout();
         self.cwd = VirtualPath::root();
         self.reset_transfer_parameters();
         self.reply(220, "Service ready for new user.").await

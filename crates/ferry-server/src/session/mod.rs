@@ -101,6 +101,8 @@ pub struct Session {
     shutdown: watch::Receiver<bool>,
     closing: bool,
     failed_logins: u32,
+    /// When a client that has not logged in is disconnected.
+    login_deadline: tokio::time::Instant,
     started: Instant,
 }
 
@@ -125,6 +127,7 @@ impl Session {
             connect_timeout: context.config.data_connect_timeout(),
             stall_timeout: context.config.stall_timeout(),
         };
+        let login_deadline = tokio::time::Instant::now() + context.config.login_timeout();
         let tls = context
             .tls
             .as_ref()
@@ -148,6 +151,7 @@ impl Session {
             shutdown,
             closing: false,
             failed_logins: 0,
+            login_deadline,
             started: Instant::now(),
         })
     }
@@ -205,16 +209,19 @@ impl Session {
                 return Event::Frame(frame);
             }
         }
-        let limit = match self.login {
-            Login::LoggedIn(_) => self.context.config.idle_timeout(),
-            _ => self.context.config.login_timeout(),
+        // A logged-in session may idle for the idle timeout after each command; a client that
+        // has not logged in has the login timeout from its connection (or REIN), however many
+        // commands it sends meanwhile.
+        let deadline = match self.login {
+            Login::LoggedIn(_) => tokio::time::Instant::now() + self.context.config.idle_timeout(),
+            _ => self.login_deadline,
         };
         let idle = self.transfer.is_none();
         let watching_shutdown = !self.closing;
         tokio::select! {
             outcome = transfer::wait(&mut self.transfer) => Event::TransferDone(outcome),
             frame = self.control.read_frame() => frame.map_or(Event::Closed, Event::Frame),
-            _ = tokio::time::sleep(limit), if idle => Event::Timeout,
+            _ = tokio::time::sleep_until(deadline), if idle => Event::Timeout,
             _ = self.shutdown.changed(), if watching_shutdown => Event::Shutdown,
         }
     }
