@@ -116,14 +116,15 @@ impl ReplyParser {
     /// Feeds one line (without CRLF). Returns the reply when this line completes one.
     pub fn push_line(&mut self, line: &str) -> Result<Option<Reply>, ReplyError> {
         if let Some(pending) = &mut self.pending {
+            // Checked before the last line too: a reply of max_lines + 1 lines is refused.
+            if pending.lines.len() >= self.max_lines {
+                self.pending = None;
+                return Err(ReplyError::TooLong(self.max_lines));
+            }
             let code = pending.code.to_string();
             if line.len() >= 4 && line.starts_with(&code) && line.as_bytes()[3] == b' ' {
                 pending.lines.push(line[4..].to_string());
                 return Ok(self.pending.take());
-            }
-            if pending.lines.len() >= self.max_lines {
-                self.pending = None;
-                return Err(ReplyError::TooLong(self.max_lines));
             }
             pending
                 .lines
@@ -235,5 +236,19 @@ mod tests {
         parser.push_line("b").unwrap();
         parser.push_line("c").unwrap();
         assert_eq!(parser.push_line("d"), Err(ReplyError::TooLong(3)));
+    }
+
+    #[test]
+    fn line_limit_counts_the_last_line() {
+        // Found by the `reply` fuzz target: the limit was checked only before middle lines, so a
+        // reply one line over it was accepted when its extra line was the last.
+        let mut parser = ReplyParser::new(2);
+        assert_eq!(parser.push_line("211-a"), Ok(None));
+        assert_eq!(parser.push_line("b"), Ok(None));
+        assert_eq!(parser.push_line("211 c"), Err(ReplyError::TooLong(2)));
+        // The parser starts afresh after refusing a reply; a reply of exactly the limit passes.
+        assert_eq!(parser.push_line("211-a"), Ok(None));
+        let reply = parser.push_line("211 b").unwrap().unwrap();
+        assert_eq!(reply.lines, ["a", "b"]);
     }
 }
