@@ -12,9 +12,9 @@ set -euo pipefail
 QUICK=0
 [[ "${1:-}" == "--quick" ]] && QUICK=1
 if ((QUICK)); then
-    BIG_MIB=64 SECONDS_EACH=2 CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
+    BIG_MIB=64 SECONDS_EACH=2 LOGIN_CLIENTS=4 SMALL_CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
 else
-    BIG_MIB=1024 SECONDS_EACH=10 CLIENTS=8 FOLDER_ENTRIES=10000 RUNS=3 LIST_RUNS=5 IDLE_CLIENTS=500
+    BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS=20 SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=3 LIST_RUNS=5 IDLE_CLIENTS=500
 fi
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -89,7 +89,7 @@ wait_for_port() {
 
 start_ferryd() {
     "$FERRYD" --listen 127.0.0.1:2121 --root "$DATA" --anonymous-writable --log-level warn \
-        --passive-ports 20000-20999 --max-sessions 4000 >"$WORK/ferryd.log" 2>&1 &
+        --passive-ports 20000-20999 --max-sessions 12000 --max-sessions-per-ip 0 >"$WORK/ferryd.log" 2>&1 &
     SERVER_PID=$!
     PORT=2121
 }
@@ -145,13 +145,13 @@ workload() {
     local server=$1 name=$2
     shift 2
     local output
-    if output=$("$BENCH" --port "$PORT" "$name" "$@" 2>"$WORK/bench-error"); then
+    if output=$(RUST_BACKTRACE=0 "$BENCH" --port "$PORT" "$name" "$@" 2>"$WORK/bench-error"); then
         printf '%s\t%s\n' "$server" "$output" >> "$RESULTS"
         echo "$server $output" >&2
     else
         local message
-        message=$(tr '\n"' ' ' < "$WORK/bench-error")
-        printf '%s\t{"workload":"%s","error":"%s"}\n' "$server" "$name" "$message" >> "$RESULTS"
+        message=$(python3 -c 'import json, sys; print(json.dumps(" ".join(sys.stdin.read().split())[:400]))' < "$WORK/bench-error")
+        printf '%s\t{"workload":"%s","error":%s}\n' "$server" "$name" "$message" >> "$RESULTS"
         say "$server $name failed: $message"
     fi
 }
@@ -172,8 +172,8 @@ bench_server() {
     workload "$server" retr-big --path big.bin --runs "$RUNS"
     workload "$server" stor-big --size "$((BIG_MIB * 1024 * 1024))" --path upload/stor.bin --runs "$RUNS"
     rm -f "$DATA"/upload/*
-    workload "$server" logins --clients "$CLIENTS" --seconds "$SECONDS_EACH"
-    workload "$server" retr-small --path small.bin --clients "$CLIENTS" --seconds "$SECONDS_EACH"
+    workload "$server" logins --clients "$LOGIN_CLIENTS" --seconds "$SECONDS_EACH"
+    workload "$server" retr-small --path small.bin --clients "$SMALL_CLIENTS" --seconds "$SECONDS_EACH"
     workload "$server" list-big --path many --runs "$LIST_RUNS"
     stop_server
     sleep 1
@@ -192,7 +192,7 @@ main() {
     done
     echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-    echo "Mode: $( ((QUICK)) && echo quick || echo full ): ${BIG_MIB} MiB file, ${CLIENTS} clients x ${SECONDS_EACH} s," \
+    echo "Mode: $( ((QUICK)) && echo quick || echo full ): ${BIG_MIB} MiB file, logins ${LOGIN_CLIENTS} and retr-small ${SMALL_CLIENTS} clients x ${SECONDS_EACH} s," \
         "${FOLDER_ENTRIES}-entry folder, ${IDLE_CLIENTS} idle sessions, ${RUNS} run(s) per big transfer (median)"
     echo
     python3 "$REPO/bench/table.py" "$RESULTS"

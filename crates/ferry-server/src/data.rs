@@ -318,47 +318,83 @@ fn stalled() -> TransferError {
     TransferError::Broken(io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"))
 }
 
+/// Chunks an upload may have in flight between the network and the disk.
+const CHUNKS_IN_FLIGHT: usize = 4;
+
 /// Receives everything the client sends on `stream` into `file` (converting CRLF to LF when
 /// `ascii`) until the client closes the connection. Returns the bytes received.
+///
+/// A blocking writer thread takes the chunks, so the disk writes overlap the network reads
+/// instead of alternating with them.
 pub async fn receive(
     stream: &mut MaybeTls,
-    file: &mut tokio::fs::File,
+    file: std::fs::File,
     ascii: bool,
     progress: &AtomicU64,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let mut buffer = vec![0; throttle.chunk_size(CHUNK)];
+    let (chunks, mut pending) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let writer = tokio::task::spawn_blocking(move || {
+        let mut file = file;
+        while let Some(chunk) = pending.blocking_recv() {
+            std::io::Write::write_all(&mut file, &chunk)?;
+        }
+        Ok::<(), io::Error>(())
+    });
+    let received = pump_into(stream, &chunks, ascii, progress, stall, throttle).await;
+    drop(chunks);
+    let written = writer
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
+        .map_err(TransferError::Local);
+    // A failed write ends the pump too; its error is the one to report.
+    let received = match (received, written) {
+        (_, Err(error)) => return Err(error),
+        (received, Ok(())) => received?,
+    };
+    // Answer the client's close (and close_notify, over TLS) with ours.
+    let _ = timeout(stall, stream.shutdown()).await;
+    Ok(received)
+}
+
+/// Reads the upload and hands it on in chunks until the client closes (or the writer stops).
+async fn pump_into(
+    stream: &mut MaybeTls,
+    chunks: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    ascii: bool,
+    progress: &AtomicU64,
+    stall: Duration,
+    throttle: &Throttle,
+) -> Result<u64, TransferError> {
+    let chunk_size = throttle.chunk_size(CHUNK);
     let mut decoder = CrlfDecoder::new();
-    let mut converted = Vec::new();
     let mut received = 0;
     loop {
+        let mut buffer = vec![0; chunk_size];
         let read = timeout(stall, stream.read(&mut buffer))
             .await
             .map_err(|_| stalled())?
             .map_err(TransferError::Broken)?;
+        let chunk = if ascii {
+            let mut converted = Vec::with_capacity(read + 1);
+            decoder.decode(&buffer[..read], &mut converted);
+            if read == 0 {
+                decoder.finish(&mut converted);
+            }
+            converted
+        } else {
+            buffer.truncate(read);
+            buffer
+        };
+        if !chunk.is_empty() && chunks.send(chunk).await.is_err() {
+            return Ok(received);
+        }
         if read == 0 {
-            break;
+            return Ok(received);
         }
         throttle.consume(read).await;
         received += read as u64;
         progress.store(received, Ordering::Relaxed);
-        let chunk = if ascii {
-            converted.clear();
-            decoder.decode(&buffer[..read], &mut converted);
-            &converted[..]
-        } else {
-            &buffer[..read]
-        };
-        file.write_all(chunk).await.map_err(TransferError::Local)?;
     }
-    converted.clear();
-    decoder.finish(&mut converted);
-    file.write_all(&converted)
-        .await
-        .map_err(TransferError::Local)?;
-    file.flush().await.map_err(TransferError::Local)?;
-    // Answer the client's close (and close_notify, over TLS) with ours.
-    let _ = timeout(stall, stream.shutdown()).await;
-    Ok(received)
 }

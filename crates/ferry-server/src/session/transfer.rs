@@ -49,7 +49,7 @@ impl UploadPlan {
     async fn finish(
         self,
         received: Result<u64, TransferError>,
-        file: tokio::fs::File,
+        file: std::fs::File,
         storage: Arc<dyn Storage>,
     ) -> Result<u64, TransferError> {
         match received {
@@ -64,7 +64,12 @@ impl UploadPlan {
             Err(TransferError::Local(error)) if is_disk_full(&error) => {
                 match self.rollback_len {
                     Some(len) => {
-                        let _ = file.set_len(len).await;
+                        let target = self.target;
+                        let cut = move || {
+                            file.set_len(len)
+                                .map_err(|e| StorageError::from_io(&target, e))
+                        };
+                        let _ = blocking(cut).await;
                     }
                     None => {
                         drop(file);
@@ -306,11 +311,16 @@ impl Session {
             Err((code, text)) => return self.reply(code, text).await,
         };
         let (target, mode) = (upload.target.clone(), upload.mode);
-        let file = match self
-            .with_storage(move |s| s.open_write(&target, mode))
-            .await
-        {
-            Ok(file) => tokio::fs::File::from_std(file),
+        let opened = self.with_storage(move |s| {
+            let file = s.open_write(&target, mode)?;
+            // The writer thread gets its own handle; this one stays for the clean-up.
+            let writer = file
+                .try_clone()
+                .map_err(|e| StorageError::from_io(&target, e))?;
+            Ok((file, writer))
+        });
+        let (file, writer) = match opened.await {
+            Ok(files) => files,
             Err(error) => return self.reply_storage_error(&error).await,
         };
         let Some(storage) = self.storage() else {
@@ -331,10 +341,9 @@ impl Session {
             path,
             Direction::Upload,
             move |mut stream, context, progress| async move {
-                let mut file = file;
                 let received = data::receive(
                     &mut stream,
-                    &mut file,
+                    writer,
                     ascii,
                     &progress,
                     context.stall_timeout,
