@@ -7,7 +7,8 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ferry_proto::Reply;
@@ -19,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, ConfigError};
 use crate::limits::{BanList, BanRule, CountGuard, Counter, RateLimiter};
 use crate::session::Session;
+use crate::storage::{LocalFs, Storage};
 use crate::tls::{TlsError, TlsSettings};
 use crate::users::{Authenticator, Users, UsersError};
 
@@ -37,6 +39,8 @@ pub struct Context {
     pub bans: BanList,
     /// Each named account's aggregate (download, upload) limiters, made at its first login.
     user_rates: Mutex<HashMap<String, UserRates>>,
+    /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
+    roots: Mutex<HashMap<PathBuf, Weak<LocalFs>>>,
 }
 
 /// One account's bandwidth limiters, shared by its sessions.
@@ -90,8 +94,21 @@ impl Context {
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             user_rates: Mutex::default(),
+            roots: Mutex::default(),
             config,
         })
+    }
+
+    /// The storage for a root folder: the one already open for other sessions, or a new one.
+    pub fn storage_for(&self, root: &Path) -> std::io::Result<Arc<dyn Storage>> {
+        let mut roots = self.roots.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(open) = roots.get(root).and_then(Weak::upgrade) {
+            return Ok(open);
+        }
+        roots.retain(|_, open| open.strong_count() > 0);
+        let storage = Arc::new(LocalFs::open(root)?);
+        roots.insert(root.to_path_buf(), Arc::downgrade(&storage));
+        Ok(storage)
     }
 
     /// The shared limiters of an account with these rates (the first login's rates stay).

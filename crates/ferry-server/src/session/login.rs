@@ -8,7 +8,7 @@ use super::{Account, Flow, Login, Session};
 use crate::data::DataPlan;
 use crate::limits::{CountGuard, RateLimiter, Throttle};
 use crate::permissions::{AccessPolicy, Permission, PermissionSet};
-use crate::storage::{LocalFs, Storage, VirtualPath};
+use crate::storage::{Storage, VirtualPath};
 use crate::users::AccountSpec;
 
 /// User names that mean anonymous FTP (RFC 1635).
@@ -82,7 +82,7 @@ impl Session {
                 .await;
             return Flow::Quit;
         };
-        let Some(storage) = open_storage(&spec.root) else {
+        let Some(storage) = self.open_storage(&spec.root) else {
             return self.reply(530, "Cannot open your home folder.").await;
         };
         let account = self.account_for(spec, anonymous, storage, count);
@@ -218,6 +218,17 @@ impl Session {
         Flow::Quit
     }
 
+    /// The user's root, shared with the other sessions on the same root.
+    fn open_storage(&self, root: &std::path::Path) -> Option<Arc<dyn Storage>> {
+        match self.context.storage_for(root) {
+            Ok(storage) => Some(storage),
+            Err(error) => {
+                tracing::error!(root = %root.display(), %error, "cannot open a user's root folder");
+                None
+            }
+        }
+    }
+
     fn reset_transfer_parameters(&mut self) {
         self.transfer_type = ferry_proto::command::TransferType::Ascii;
         self.restart_offset = 0;
@@ -225,16 +236,6 @@ impl Session {
         self.data_plan = None::<DataPlan>;
         self.epsv_all = false;
         self.mlst_facts = ferry_proto::listing::MLST_FACTS.to_vec();
-    }
-}
-
-fn open_storage(root: &std::path::Path) -> Option<Arc<dyn Storage>> {
-    match LocalFs::open(root) {
-        Ok(fs) => Some(Arc::new(fs)),
-        Err(error) => {
-            tracing::error!(root = %root.display(), %error, "cannot open a user's root folder");
-            None
-        }
     }
 }
 
