@@ -576,3 +576,37 @@ fn ipv6_listener_with_eprt_and_epsv() {
     assert_eq!(read_all(stream), readme_bytes());
     assert_eq!(control.reply().code, 226);
 }
+
+#[test]
+fn pasv_advertises_the_configured_address() {
+    let server =
+        TestServer::start_with(|c| c.data.passive_address = Some("127.0.0.3".parse().unwrap()));
+    let mut control = server.login("ftp");
+    let reply = control.expect("PASV", 227);
+    assert!(
+        reply
+            .text()
+            .starts_with("Entering Passive Mode (127,0,0,3,"),
+        "{reply:?}"
+    );
+}
+
+#[test]
+fn the_idle_timeout_never_ends_a_running_transfer() {
+    let server = TestServer::start_with(|c| {
+        c.timeouts.idle = 1;
+        // 4 MiB at 1 MiB/s (with 1 MiB of burst): about three seconds, three idle timeouts.
+        c.limits.download_rate = 1024 * 1024;
+    });
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let data = control.epsv();
+    control.expect("RETR big.bin", 150);
+    assert_eq!(read_all(data).len(), 4 * 1024 * 1024);
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(
+        control.reply().code,
+        421,
+        "idle again after the transfer: the timeout applies"
+    );
+}
