@@ -4,6 +4,9 @@
 #   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~5 minutes)
 #   bench/compare.sh --quick   # smoke: 64 MiB file, 2 s per concurrent workload
 #
+# ferryd and vsftpd are also measured over explicit FTPS (retr-big-tls, stor-big-tls) with
+# throwaway self-signed certificates; pyftpdlib (needs pyopenssl) and Pure-FTPd are not.
+#
 # Needs root (it installs packages and runs the peers). Every server listens on 127.0.0.1 only
 # and is stopped on exit. For a moment while Pure-FTPd runs, the `ftp` user's home folder points
 # at the generated data (Pure-FTPd serves anonymous users from it); it is restored on exit.
@@ -75,6 +78,9 @@ make_data() {
     (cd "$DATA/many" && seq -f 'file-%05.0f.txt' 1 "$FOLDER_ENTRIES" | xargs touch)
     chmod 755 "$WORK" "$DATA" "$DATA/many"
     chown ftp "$DATA/upload"
+    # vsftpd's certificate (ferryd makes its own with --tls-self-signed); outside $DATA.
+    openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 \
+        -keyout "$WORK/vsftpd-key.pem" -out "$WORK/vsftpd-cert.pem" 2>/dev/null
 }
 
 wait_for_port() {
@@ -89,7 +95,8 @@ wait_for_port() {
 
 start_ferryd() {
     "$FERRYD" --listen 127.0.0.1:2121 --root "$DATA" --anonymous-writable --log-level warn \
-        --passive-ports 20000-20999 --max-sessions 12000 --max-sessions-per-ip 0 >"$WORK/ferryd.log" 2>&1 &
+        --passive-ports 20000-20999 --max-sessions 12000 --max-sessions-per-ip 0 \
+        --tls-self-signed >"$WORK/ferryd.log" 2>&1 &
     SERVER_PID=$!
     PORT=2121
 }
@@ -119,6 +126,14 @@ max_clients=0
 max_per_ip=0
 xferlog_enable=NO
 secure_chroot_dir=/var/run/vsftpd/empty
+ssl_enable=YES
+allow_anon_ssl=YES
+force_anon_logins_ssl=NO
+force_anon_data_ssl=NO
+require_ssl_reuse=YES
+ssl_ciphers=HIGH
+rsa_cert_file=$WORK/vsftpd-cert.pem
+rsa_private_key_file=$WORK/vsftpd-key.pem
 CONF
     vsftpd "$WORK/vsftpd.conf" >"$WORK/vsftpd.log" 2>&1 &
     SERVER_PID=$!
@@ -140,10 +155,13 @@ start_pyftpdlib() {
     PORT=2124
 }
 
-# Runs one workload; appends `SERVER<TAB>JSON` (or an error record) to the results.
+# Runs one workload; appends `SERVER<TAB>JSON` (or an error record) to the results. An error
+# record names the workload with `-tls` appended when `--tls` is among the arguments.
 workload() {
     local server=$1 name=$2
     shift 2
+    local label=$name
+    [[ " $* " == *" --tls "* ]] && label="$name-tls"
     local output
     if output=$(RUST_BACKTRACE=0 "$BENCH" --port "$PORT" "$name" "$@" 2>"$WORK/bench-error"); then
         printf '%s\t%s\n' "$server" "$output" >> "$RESULTS"
@@ -151,8 +169,8 @@ workload() {
     else
         local message
         message=$(python3 -c 'import json, sys; print(json.dumps(" ".join(sys.stdin.read().split())[:400]))' < "$WORK/bench-error")
-        printf '%s\t{"workload":"%s","error":%s}\n' "$server" "$name" "$message" >> "$RESULTS"
-        say "$server $name failed: $message"
+        printf '%s\t{"workload":"%s","error":%s}\n' "$server" "$label" "$message" >> "$RESULTS"
+        say "$server $label failed: $message"
     fi
 }
 
@@ -171,6 +189,11 @@ bench_server() {
     workload "$server" idle --clients "$IDLE_CLIENTS" --pid "$SERVER_PID"
     workload "$server" retr-big --path big.bin --runs "$RUNS"
     workload "$server" stor-big --size "$((BIG_MIB * 1024 * 1024))" --path upload/stor.bin --runs "$RUNS"
+    if [[ "$server" == ferryd || "$server" == vsftpd ]]; then
+        workload "$server" retr-big --path big.bin --runs "$RUNS" --tls
+        workload "$server" stor-big --size "$((BIG_MIB * 1024 * 1024))" --path upload/stor-tls.bin \
+            --runs "$RUNS" --tls
+    fi
     rm -f "$DATA"/upload/*
     workload "$server" logins --clients "$LOGIN_CLIENTS" --seconds "$SECONDS_EACH"
     workload "$server" retr-small --path small.bin --clients "$SMALL_CLIENTS" --seconds "$SECONDS_EACH"

@@ -1,4 +1,5 @@
-"""Turns compare.sh's results (lines of `SERVER<TAB>JSON`) into one Markdown table.
+"""Turns compare.sh's results (lines of `SERVER<TAB>JSON`) into one Markdown table. A record
+with `"tls": true` (explicit FTPS) is the row of its workload with `-tls` appended.
 
 Usage: python3 table.py RESULTS_FILE
 """
@@ -11,6 +12,8 @@ SERVERS = ["ferryd"] + PEERS
 ROWS = [
     ("retr-big MiB/s", "retr-big", "mib_per_s", True),
     ("stor-big MiB/s", "stor-big", "mib_per_s", True),
+    ("retr-big-tls MiB/s", "retr-big-tls", "mib_per_s", True),
+    ("stor-big-tls MiB/s", "stor-big-tls", "mib_per_s", True),
     ("logins sessions/s", "logins", "per_second", True),
     ("logins p50 ms", "logins", "p50_ms", False),
     ("logins p99 ms", "logins", "p99_ms", False),
@@ -36,7 +39,8 @@ def load(path):
             elif server == "loopback":
                 ceiling = record
             else:
-                results[(server, record["workload"])] = record
+                workload = record["workload"] + ("-tls" if record.get("tls") else "")
+                results[(server, workload)] = record
     return results, errors, ceiling
 
 

@@ -1,7 +1,8 @@
 //! The bench's own FTP client: a control connection with bounded lines and passive data
-//! connections. It is deliberately small: it only does what the workloads need, and it only
-//! ever connects to the server it was given (a PASV reply's address is ignored; its port is
-//! used with the control connection's peer address).
+//! connections, optionally explicit FTPS (RFC 4217: AUTH TLS, PBSZ 0, PROT P). It is
+//! deliberately small: it only does what the workloads need, and it only ever connects to the
+//! server it was given (a PASV reply's address is ignored; its port is used with the control
+//! connection's peer address).
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -16,6 +17,8 @@ use tokio::net::TcpStream;
 
 use crate::error::BenchError;
 use crate::limits::Limits;
+use crate::stream::Stream;
+use crate::tls::TlsClient;
 
 /// Longest control line accepted from a server, in bytes.
 pub const MAX_LINE: usize = 8 * 1024;
@@ -28,12 +31,17 @@ pub struct Target {
     pub addr: SocketAddr,
     pub user: String,
     pub password: String,
+    /// Explicit FTPS: `AUTH TLS` before logging in, `PROT P` data connections.
+    pub tls: Option<TlsClient>,
 }
 
 /// A logged-in (or just greeted) control connection.
 #[derive(Debug)]
 pub struct Control {
-    stream: TcpStream,
+    stream: Stream,
+    /// This session's TLS configuration, once `AUTH TLS` succeeded: data connections resume
+    /// the control connection's TLS session from its store.
+    tls: Option<TlsClient>,
     addr: SocketAddr,
     io_timeout: Duration,
     framer: LineFramer,
@@ -79,7 +87,8 @@ impl Control {
     pub async fn connect(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
         let stream = connect_tcp(target.addr, limits.io_timeout).await?;
         let mut control = Control {
-            stream,
+            stream: Stream::Plain(stream),
+            tls: None,
             addr: target.addr,
             io_timeout: limits.io_timeout,
             framer: LineFramer::new(MAX_LINE),
@@ -92,21 +101,53 @@ impl Control {
         Ok(control)
     }
 
-    /// Connects and logs in with USER and, when asked for, PASS.
+    /// Connects and logs in with USER and, when asked for, PASS. With `target.tls`, secures
+    /// the control connection first (AUTH TLS) and asks for protected data connections after
+    /// (PBSZ 0, PROT P; RFC 4217 §§ 8-9). Reading those replies over TLS also takes in the
+    /// server's TLS 1.3 session tickets, which the first data connection needs to resume.
     pub async fn login(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
         let mut control = Control::connect(target, limits).await?;
-        let user = control.command(&format!("USER {}", target.user)).await?;
+        if let Some(tls) = &target.tls {
+            control = control.secure(tls.session()).await?;
+        }
+        control.authenticate(target).await?;
+        if control.tls.is_some() {
+            control.expect("PBSZ 0", 2).await?;
+            control.expect("PROT P", 2).await?;
+        }
+        Ok(control)
+    }
+
+    /// USER and, when asked for, PASS.
+    async fn authenticate(&mut self, target: &Target) -> Result<(), BenchError> {
+        let user = self.command(&format!("USER {}", target.user)).await?;
         let logged_in = match user.code {
             230 => user,
-            331 | 332 => {
-                control
-                    .command(&format!("PASS {}", target.password))
-                    .await?
-            }
-            _ => return Err(control.unexpected("USER", user)),
+            331 | 332 => self.command(&format!("PASS {}", target.password)).await?,
+            _ => return Err(self.unexpected("USER", user)),
         };
-        control.check(&logged_in, "PASS", 2)?;
-        Ok(control)
+        self.check(&logged_in, "PASS", 2)
+    }
+
+    /// AUTH TLS (RFC 4217 § 4) and the TLS handshake on the control connection.
+    async fn secure(mut self, tls: TlsClient) -> Result<Control, BenchError> {
+        self.expect("AUTH TLS", 2).await?;
+        let tcp = match self.stream {
+            Stream::Plain(tcp) => tcp,
+            secured @ Stream::Tls(_) => {
+                return Ok(Control {
+                    stream: secured,
+                    ..self
+                })
+            }
+        };
+        let handshake = tls.handshake(tcp);
+        let secured = timed("TLS handshake", self.addr, self.io_timeout, handshake).await?;
+        Ok(Control {
+            stream: Stream::Tls(Box::new(secured)),
+            tls: Some(tls),
+            ..self
+        })
     }
 
     /// The server's control address.
@@ -193,9 +234,27 @@ impl Control {
         connect_tcp(SocketAddr::new(self.addr.ip(), port), self.io_timeout).await
     }
 
-    /// Sends a transfer command (RETR, STOR, LIST, ...) and requires a 1xx reply.
-    pub async fn start_transfer(&mut self, line: &str) -> Result<(), BenchError> {
-        self.expect(line, 1).await.map(drop)
+    /// Sends a transfer command (RETR, STOR, LIST, ...) for the data connection `data` (from
+    /// [`Control::open_passive`]) and requires a 1xx reply. After PROT P, the TLS handshake on
+    /// `data` runs alongside reading that reply (servers differ on which comes first) and
+    /// resumes the control connection's TLS session.
+    pub async fn start_transfer(
+        &mut self,
+        line: &str,
+        data: TcpStream,
+    ) -> Result<Stream, BenchError> {
+        self.send(line).await?;
+        let Some(tls) = self.tls.clone() else {
+            let reply = self.reply().await?;
+            self.check(&reply, line, 1)?;
+            return Ok(Stream::Plain(data));
+        };
+        let what = "data connection TLS handshake";
+        let handshake = timed(what, self.addr, self.io_timeout, tls.handshake(data));
+        let (reply, secured) = tokio::join!(self.reply(), handshake);
+        let reply = reply?;
+        self.check(&reply, line, 1)?;
+        Ok(Stream::Tls(Box::new(secured?)))
     }
 
     /// Reads the reply that ends a transfer and requires a 2xx.

@@ -58,6 +58,10 @@ pub enum BenchError {
     Memory(String),
     #[error("the ceiling's sender thread panicked")]
     SenderPanicked,
+    #[error("{0:?} is not a valid TLS server name (a DNS name or an IP address)")]
+    ServerName(String),
+    #[error("cannot set up TLS: {0}")]
+    TlsConfig(rustls::Error),
     #[error("cannot raise the open-file limit: {0}")]
     FileLimit(std::io::Error),
 }

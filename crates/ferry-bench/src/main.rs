@@ -4,6 +4,7 @@
 //! ferry-bench --host 127.0.0.1 --port 2121 retr-big --path big.bin
 //! ferry-bench --port 2121 logins --clients 8 --seconds 10
 //! ferry-bench ceiling --file /tmp/data/big.bin
+//! ferry-bench --port 2121 --tls stor-big --size 1073741824
 //! ```
 
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -13,7 +14,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
 use ferry_bench::workloads::{self, Concurrency};
-use ferry_bench::{Limits, Report, Target};
+use ferry_bench::{Limits, Report, Target, TlsClient};
 
 /// Load generator for FTP servers. Every loop is bounded by count and time.
 #[derive(Debug, Parser)]
@@ -34,6 +35,11 @@ struct Args {
     /// Seconds to wait for any one connect, read or write.
     #[arg(long, default_value_t = 30)]
     io_timeout: u64,
+    /// Explicit FTPS (AUTH TLS, PROT P) for retr-big, stor-big, logins and idle. FOR
+    /// BENCHMARKING ONLY: any server certificate is accepted (handshake signatures are still
+    /// checked), as the servers under test use throwaway self-signed certificates.
+    #[arg(long, global = true)]
+    tls: bool,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -106,16 +112,21 @@ fn main() -> anyhow::Result<()> {
         Workload::Ceiling { file, runs } => workloads::ceiling(file, *runs, &limits)?,
         _ => run_network(&args, &limits)?,
     };
-    println!("{}", report.to_json());
+    println!("{}", report.to_json(args.tls));
     Ok(())
 }
 
 /// Runs a workload that talks to the server.
 fn run_network(args: &Args, limits: &Limits) -> anyhow::Result<Report> {
+    let tls = match args.tls {
+        true => Some(tls_client(args)?),
+        false => None,
+    };
     let target = Target {
         addr: resolve(&args.host, args.port)?,
         user: args.user.clone(),
         password: args.password.clone(),
+        tls,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -147,6 +158,19 @@ async fn run_workload(
         Workload::Idle { clients, pid } => workloads::idle(target, limits, *clients, pid).await,
         Workload::Ceiling { file, runs } => workloads::ceiling(file, *runs, limits),
     }
+}
+
+/// The TLS client for `--tls`, refused for workloads that make many data connections on one
+/// session: a rustls client uses each TLS 1.3 ticket once, and servers hand out only a few
+/// (ferryd two per session), so later data connections could not resume and would be refused.
+fn tls_client(args: &Args) -> anyhow::Result<TlsClient> {
+    if matches!(
+        args.workload,
+        Workload::RetrSmall { .. } | Workload::ListBig { .. }
+    ) {
+        bail!("--tls is supported by retr-big, stor-big, logins and idle only");
+    }
+    Ok(TlsClient::accept_any_certificate(&args.host)?)
 }
 
 fn concurrency(clients: usize, seconds: f64) -> Concurrency {

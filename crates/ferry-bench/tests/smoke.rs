@@ -1,5 +1,6 @@
 //! Smoke test: every workload runs for about a second, with tiny sizes, against an in-process
-//! `ferryd` on 127.0.0.1 port 0, and reports sane figures.
+//! `ferryd` on 127.0.0.1 port 0, and reports sane figures; the big transfers also over explicit
+//! FTPS, against a `ferryd` that requires TLS data connections.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -7,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_bench::workloads::{self, Concurrency};
-use ferry_bench::{Limits, Report, Target};
+use ferry_bench::{Limits, Report, Target, TlsClient};
+use ferry_server::config::TlsPolicy;
 use ferry_server::{Config, Context};
 
 const BIG_BYTES: usize = 8 * 1024 * 1024;
@@ -24,6 +26,21 @@ struct Server {
 
 impl Server {
     fn start() -> Server {
+        Server::start_with(|_| {})
+    }
+
+    /// A server with a self-signed certificate that requires TLS data connections; it also
+    /// requires them to resume the control connection's TLS session (ferryd's default).
+    fn start_tls() -> Server {
+        Server::start_with(|config| {
+            config.tls.self_signed = true;
+            config.tls.data = TlsPolicy::Required;
+            config.tls.anonymous_exempt = false;
+            assert!(config.tls.require_session_reuse);
+        })
+    }
+
+    fn start_with(configure: impl FnOnce(&mut Config)) -> Server {
         let root = tempfile::tempdir().expect("temporary folder");
         fill(root.path());
         let mut config = Config {
@@ -33,6 +50,7 @@ impl Server {
             ..Config::default()
         };
         config.anonymous.writable = true;
+        configure(&mut config);
         let context = Arc::new(Context::new(config).expect("valid configuration"));
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         listener
@@ -54,6 +72,14 @@ impl Server {
             addr: self.addr,
             user: "anonymous".into(),
             password: "smoke@test".into(),
+            tls: None,
+        }
+    }
+
+    fn tls_target(&self) -> Target {
+        Target {
+            tls: Some(TlsClient::accept_any_certificate("127.0.0.1").expect("TLS client")),
+            ..self.target()
         }
     }
 }
@@ -110,11 +136,13 @@ fn run(
         .build()
         .expect("bench runtime");
     let report = runtime.block_on(future).expect("workload runs");
-    let json = report.to_json();
+    let json = report.to_json(false);
     assert!(
-        json.starts_with("{\"workload\":") && !json.contains('\n'),
+        json.starts_with("{\"workload\":") && !json.contains('\n') && !json.contains("tls"),
         "{json}"
     );
+    let tls_json = report.to_json(true);
+    assert!(tls_json.ends_with(",\"tls\":true}"), "{tls_json}");
     report
 }
 
@@ -160,6 +188,43 @@ fn stor_big_uploads_and_deletes() {
     assert!(result.mib_per_s > 0.0);
     assert!(
         !server.root.path().join("up.bin.0").exists(),
+        "upload deleted after the run"
+    );
+}
+
+#[test]
+fn retr_big_over_tls_resumes_the_control_session() {
+    let server = Server::start_tls();
+    let report = run(workloads::retr_big(
+        &server.tls_target(),
+        &Limits::default(),
+        "big.bin",
+        3,
+    ));
+    let Report::RetrBig(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(result.bytes, BIG_BYTES as u64);
+    assert_eq!(result.runs, 3);
+}
+
+#[test]
+fn stor_big_over_tls_uploads_every_byte() {
+    let server = Server::start_tls();
+    let report = run(workloads::stor_big(
+        &server.tls_target(),
+        &Limits::default(),
+        "up.bin",
+        3_000_000,
+        3,
+    ));
+    let Report::StorBig(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!(result.bytes, 3_000_000);
+    assert_eq!(result.runs, 3);
+    assert!(
+        !server.root.path().join("up.bin.2").exists(),
         "upload deleted after the run"
     );
 }

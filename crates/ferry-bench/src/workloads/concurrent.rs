@@ -7,7 +7,7 @@ use tokio::task::JoinSet;
 
 use super::{Rate, Report};
 use crate::control::{Control, Target};
-use crate::data::drain;
+use crate::data::{close, drain};
 use crate::error::BenchError;
 use crate::limits::{Budget, Limits};
 use crate::stats::percentile_ms;
@@ -165,10 +165,12 @@ async fn binary_login(target: &Target, limits: &Limits) -> Result<Control, Bench
 }
 
 async fn retr_once(control: &mut Control, limits: &Limits, path: &str) -> Result<u64, BenchError> {
-    let mut data = control.open_passive().await?;
-    control.start_transfer(&format!("RETR {path}")).await?;
+    let passive = control.open_passive().await?;
+    let mut data = control
+        .start_transfer(&format!("RETR {path}"), passive)
+        .await?;
     let bytes = drain(&mut data, control.addr(), limits).await?;
-    drop(data);
+    close(data, limits).await;
     control.finish_transfer("RETR").await?;
     Ok(bytes)
 }

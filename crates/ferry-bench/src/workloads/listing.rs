@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::{Listing, Report};
 use crate::control::{Control, Target};
-use crate::data::count_lines;
+use crate::data::{close, count_lines};
 use crate::error::BenchError;
 use crate::limits::Limits;
 use crate::stats::median;
@@ -58,10 +58,12 @@ async fn time_verb(
     let mut lines = 0;
     for _ in 0..runs.max(1) {
         let started = Instant::now();
-        let mut data = control.open_passive().await?;
-        control.start_transfer(&format!("{verb} {path}")).await?;
+        let passive = control.open_passive().await?;
+        let mut data = control
+            .start_transfer(&format!("{verb} {path}"), passive)
+            .await?;
         lines = count_lines(&mut data, control.addr(), limits).await?;
-        drop(data);
+        close(data, limits).await;
         control.finish_transfer(verb).await?;
         timings.push(started.elapsed().as_secs_f64() * 1000.0);
     }

@@ -27,10 +27,20 @@ pub enum Report {
 }
 
 impl Report {
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
+    /// The report as one line of JSON; with `tls`, marked `"tls":true` (explicit FTPS).
+    pub fn to_json(&self, tls: bool) -> String {
+        let line = Line { report: self, tls };
+        serde_json::to_string(&line).unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
     }
+}
+
+/// One output line: the report's fields, then `tls` when it was used.
+#[derive(Serialize)]
+struct Line<'a> {
+    #[serde(flatten)]
+    report: &'a Report,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    tls: bool,
 }
 
 /// One big transfer, repeated `runs` times.
