@@ -610,3 +610,34 @@ fn the_idle_timeout_never_ends_a_running_transfer() {
         "idle again after the transfer: the timeout applies"
     );
 }
+
+#[test]
+fn a_client_that_never_reads_its_replies_is_disconnected() {
+    let server = TestServer::start_with(|c| c.timeouts.stalled_transfer = 1);
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut stream = ConnectExt::connect(socket, server.addr).unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let started = std::time::Instant::now();
+    let batch = "NOOP\r\n".repeat(10_000);
+    let mut ended = None;
+    for _ in 0..400 {
+        if let Err(error) = stream.write_all(batch.as_bytes()) {
+            ended = Some(error.kind());
+            break;
+        }
+    }
+    // The server closed the connection (reset or broken pipe); our own write timeout (a
+    // server that just stopped reading) would be WouldBlock or TimedOut.
+    let kind = ended.expect("the server kept reading a client that never reads");
+    assert!(
+        !matches!(
+            kind,
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{kind:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(25));
+}

@@ -20,16 +20,19 @@ pub struct Control {
     stream: Option<MaybeTls>,
     framer: LineFramer,
     max_line: usize,
+    /// How long a reply may wait for a client that does not read.
+    send_limit: Duration,
     frames: VecDeque<Frame>,
     scratch: Vec<Frame>,
 }
 
 impl Control {
-    pub fn new(stream: TcpStream, max_line: usize) -> Self {
+    pub fn new(stream: TcpStream, max_line: usize, send_limit: Duration) -> Self {
         Control {
             stream: Some(MaybeTls::Plain(stream)),
             framer: LineFramer::new(max_line),
             max_line,
+            send_limit,
             frames: VecDeque::new(),
             scratch: Vec::new(),
         }
@@ -57,11 +60,22 @@ impl Control {
         }
     }
 
-    /// Sends one reply and flushes it.
+    /// Sends one reply and flushes it; a client that does not read its replies within the
+    /// send limit loses the connection (the error ends the session).
     pub async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
         let stream = self.stream.as_mut().ok_or_else(closed)?;
-        stream.write_all(&reply.to_wire()).await?;
-        stream.flush().await
+        let send = async {
+            stream.write_all(&reply.to_wire()).await?;
+            stream.flush().await
+        };
+        tokio::time::timeout(self.send_limit, send)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the client does not read its replies",
+                )
+            })?
     }
 
     /// Runs the TLS handshake on the connection (after `234` to AUTH TLS, or at once for

@@ -133,7 +133,11 @@ impl Session {
             .as_ref()
             .map(|settings| security::SessionTls::new(settings, implicit_tls));
         Ok(Session {
-            control: Control::new(stream, context.config.max_line),
+            control: Control::new(
+                stream,
+                context.config.max_line,
+                context.config.stall_timeout(),
+            ),
             tls,
             context,
             peer,
