@@ -1119,6 +1119,9 @@ for name, ftp in [("bob", connect("bob", PASSWORD)), ("anonymous", connect())]:
 #[test]
 fn ftplib_abort_during_download_keeps_the_session() {
     let server = TestServer::start();
+    // Big enough not to fit in the sockets' buffers, so the transfer is still running at ABOR.
+    let huge = std::fs::File::create(server.root.join("huge.bin")).unwrap();
+    huge.set_len(64 * 1024 * 1024).unwrap();
     let work = work_dir();
     let run = python(
         &server,
@@ -1126,11 +1129,11 @@ fn ftplib_abort_during_download_keeps_the_session() {
         r#"
 ftp = connect()
 ftp.voidcmd("TYPE I")
-conn = ftp.transfercmd("RETR big.bin")
+conn = ftp.transfercmd("RETR huge.bin")
 received = 0
 for _ in range(4):
     received += len(conn.recv(8192))
-print("received some:", 0 < received < 4 * 1024 * 1024)
+print("received some:", 0 < received < 64 * 1024 * 1024)
 reply = ftp.abort()
 print("abort reply:", reply)
 if reply.startswith("426"):
@@ -1156,6 +1159,9 @@ ftp.quit()
 #[test]
 fn ftplib_inband_abor_during_download_keeps_the_session() {
     let server = TestServer::start();
+    // Big enough not to fit in the sockets' buffers, so the transfer is still running at ABOR.
+    let huge = std::fs::File::create(server.root.join("huge.bin")).unwrap();
+    huge.set_len(64 * 1024 * 1024).unwrap();
     let work = work_dir();
     let run = python(
         &server,
@@ -1163,11 +1169,11 @@ fn ftplib_inband_abor_during_download_keeps_the_session() {
         r#"
 ftp = connect()
 ftp.voidcmd("TYPE I")
-conn = ftp.transfercmd("RETR big.bin")
+conn = ftp.transfercmd("RETR huge.bin")
 received = 0
 for _ in range(4):
     received += len(conn.recv(8192))
-print("received some:", 0 < received < 4 * 1024 * 1024)
+print("received some:", 0 < received < 64 * 1024 * 1024)
 ftp.putcmd("ABOR")
 print("first:", ftp.getmultiline())
 print("second:", ftp.getmultiline())
