@@ -371,3 +371,49 @@ async fn library_errors_are_typed() {
     assert_eq!(client.pwd().await.unwrap(), "/");
     client.quit().await.unwrap();
 }
+
+/// FTPS with ferryd, which requires every data connection to resume the control connection's
+/// TLS session: twelve downloads, uploads and listings in one session, over TLS 1.3 and 1.2.
+/// (A rustls client uses each TLS 1.3 ticket once, so this needs the server to keep handing
+/// them out.)
+#[test]
+fn many_transfers_over_ftps_resume_every_data_connection() {
+    for version in ["1.3", "1.2"] {
+        let server = Ferryd::start_with(|config| {
+            config.tls.self_signed = true;
+            config.tls.data = ferry_server::config::TlsPolicy::Required;
+        });
+        fs::write(server.user_root.join("notes.txt"), "alice's notes\n").unwrap();
+        let local = tempfile::tempdir().unwrap();
+        fs::write(local.path().join("up.txt"), "uploaded over FTPS\n").unwrap();
+        let mut script = alice();
+        for round in 0..4 {
+            script.push_str(&format!(
+                "get notes.txt copy{round}.txt\nput up.txt up{round}.txt\nls\n"
+            ));
+        }
+        script.push_str("bye\n");
+        let port = server.port().to_string();
+        let args = [
+            "--tls",
+            "--insecure",
+            "--tls-version",
+            version,
+            "-n",
+            "127.0.0.1",
+            &port,
+        ];
+        let outcome = ferry(&args, &script, local.path());
+        outcome.expect_code(0);
+        for round in 0..4 {
+            let copy = fs::read(local.path().join(format!("copy{round}.txt"))).unwrap();
+            assert_eq!(
+                copy,
+                fs::read(server.user_root.join("notes.txt")).unwrap(),
+                "{version}"
+            );
+            let sent = fs::read(server.user_root.join(format!("up{round}.txt"))).unwrap();
+            assert_eq!(sent, b"uploaded over FTPS\n", "{version}");
+        }
+    }
+}

@@ -65,22 +65,34 @@ impl TlsSettings {
         control.session_storage = Arc::new(ReusableSessions(ServerSessionMemoryCache::new(
             SESSIONS_PER_CONNECTION,
         )));
-        let mut data = control.clone();
-        // A data connection gets no session tickets: a client that only uploads never reads
-        // them, and unread bytes make its close a reset that can cut the upload short.
-        data.send_tls13_tickets = 0;
+        // Clients built on rustls use each TLS 1.3 ticket once (OpenSSL and GnuTLS reuse one):
+        // the control connection hands out a stock of them, and every download one more.
+        control.send_tls13_tickets = CONTROL_TICKETS;
+        let mut download = control.clone();
+        download.send_tls13_tickets = 1;
+        // No tickets on uploads: a client that only sends never reads them, and unread bytes
+        // make its close a reset that can cut the upload short.
+        let mut upload = control.clone();
+        upload.send_tls13_tickets = 0;
         SessionAcceptors {
             control: TlsAcceptor::from(Arc::new(control)),
-            data: TlsAcceptor::from(Arc::new(data)),
+            download: TlsAcceptor::from(Arc::new(download)),
+            upload: TlsAcceptor::from(Arc::new(upload)),
         }
     }
 }
+
+/// TLS 1.3 tickets sent on a control connection (rustls clients keep up to 8 per server).
+const CONTROL_TICKETS: usize = 8;
 
 /// One FTP session's TLS acceptors.
 #[derive(Clone)]
 pub struct SessionAcceptors {
     pub control: TlsAcceptor,
-    pub data: TlsAcceptor,
+    /// For data connections that send to the client (RETR, listings).
+    pub download: TlsAcceptor,
+    /// For data connections that receive from the client (STOR, APPE, STOU).
+    pub upload: TlsAcceptor,
 }
 
 /// A session cache whose TLS 1.3 tickets may be used more than once. rustls makes stateful
@@ -166,7 +178,8 @@ mod tests {
             !Arc::ptr_eq(first.control.config(), second.control.config()),
             "each session has its own cache"
         );
-        assert_eq!(first.data.config().send_tls13_tickets, 0);
+        assert_eq!(first.upload.config().send_tls13_tickets, 0);
+        assert_eq!(first.download.config().send_tls13_tickets, 1);
     }
 
     #[test]

@@ -179,10 +179,15 @@ impl Session {
     }
 
     /// TLS for the next data connection, if PROT P is in force.
-    pub(super) fn data_tls(&self) -> Option<DataTls> {
+    pub(super) fn data_tls(&self, upload: bool) -> Option<DataTls> {
         let tls = self.tls.as_ref().filter(|t| t.protect_data)?;
+        let acceptors = &tls.acceptors;
         Some(DataTls {
-            acceptor: tls.acceptors.data.clone(),
+            acceptor: if upload {
+                acceptors.upload.clone()
+            } else {
+                acceptors.download.clone()
+            },
             require_reuse: self.context.config.tls.require_session_reuse,
         })
     }

@@ -434,7 +434,7 @@ impl Session {
         Fut: std::future::Future<Output = Result<u64, TransferError>> + Send,
     {
         let context = self.data_context;
-        let tls = self.data_tls();
+        let tls = self.data_tls(direction == Direction::Upload);
         let progress = Arc::new(AtomicU64::new(0));
         let task_progress = Arc::clone(&progress);
         let handle = tokio::spawn(async move {
