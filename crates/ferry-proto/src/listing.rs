@@ -38,21 +38,30 @@ pub const MLST_FACTS: [&str; 5] = ["type", "size", "modify", "perm", "unix.mode"
 /// Formats one `ls -l` line in the shape vsftpd prints (no CRLF):
 /// `-rw-r--r--    1 1000     1000         1715 Nov 24 23:31 readme.txt`.
 pub fn format_ls_line(facts: &FileFacts, now: i64) -> String {
-    let mut line = format!(
-        "{} {:>4} {:<8} {:<8} {:>8} {} {}",
+    let mut line = String::with_capacity(64 + facts.name.len());
+    write_ls_line(&mut line, facts, now);
+    line
+}
+
+/// Appends the `ls -l` line of [`format_ls_line`] to `out`, without allocating for it.
+pub fn write_ls_line(out: &mut String, facts: &FileFacts, now: i64) {
+    use std::fmt::Write;
+    let _ = write!(
+        out,
+        "{} {:>4} {:<8} {:<8} {:>8} ",
         mode_string(facts.kind, facts.mode),
         facts.links,
         facts.owner,
         facts.group,
         facts.size,
-        ls_date(facts.modified, now),
-        facts.name
     );
+    write_ls_date(out, facts.modified, now);
+    out.push(' ');
+    out.push_str(&facts.name);
     if let (FileKind::Symlink, Some(target)) = (facts.kind, &facts.link_target) {
-        line.push_str(" -> ");
-        line.push_str(target);
+        out.push_str(" -> ");
+        out.push_str(target);
     }
-    line
 }
 
 /// `drwxr-xr-x`, with setuid/setgid/sticky shown as `s`/`S`/`t`/`T`.
@@ -82,14 +91,21 @@ pub fn mode_string(kind: FileKind, mode: u32) -> String {
 
 /// `Nov 24 23:31` for recent files, `Jan  5  2024` for others.
 pub fn ls_date(modified: i64, now: i64) -> String {
+    let mut date = String::with_capacity(12);
+    write_ls_date(&mut date, modified, now);
+    date
+}
+
+fn write_ls_date(out: &mut String, modified: i64, now: i64) {
+    use std::fmt::Write;
     let t = DateTime::from_unix(modified);
     let month = MONTHS[(t.month - 1) as usize];
     let recent = modified > now - RECENT_SECS && modified <= now + 3600;
-    if recent {
-        format!("{month} {:>2} {:02}:{:02}", t.day, t.hour, t.minute)
+    let _ = if recent {
+        write!(out, "{month} {:>2} {:02}:{:02}", t.day, t.hour, t.minute)
     } else {
-        format!("{month} {:>2} {:>5}", t.day, t.year)
-    }
+        write!(out, "{month} {:>2} {:>5}", t.day, t.year)
+    };
 }
 
 /// Formats one MLSx entry (RFC 3659 §7.2): `type=file;size=1715;modify=...; name`.
@@ -97,22 +113,27 @@ pub fn ls_date(modified: i64, now: i64) -> String {
 /// the value of the `perm` fact (RFC 3659 §7.5.5), which depends on who asks: the caller's.
 pub fn format_mlsx_line(facts: &FileFacts, enabled: &[&str], perm: &str) -> String {
     let mut line = String::with_capacity(96 + facts.name.len());
-    for fact in MLST_FACTS.iter().filter(|f| enabled.contains(f)) {
-        let value = match *fact {
-            "type" => mlsx_type(facts.kind).to_string(),
-            "size" => facts.size.to_string(),
-            "modify" => crate::time::format_time_val(facts.modified),
-            "perm" => perm.to_string(),
-            _ => format!("{:04o}", facts.mode & 0o7777),
-        };
-        line.push_str(fact);
-        line.push('=');
-        line.push_str(&value);
-        line.push(';');
-    }
-    line.push(' ');
-    line.push_str(&facts.name);
+    write_mlsx_line(&mut line, facts, enabled, perm);
     line
+}
+
+/// Appends the line of [`format_mlsx_line`] to `out`, without allocating for it.
+pub fn write_mlsx_line(out: &mut String, facts: &FileFacts, enabled: &[&str], perm: &str) {
+    use std::fmt::Write;
+    for fact in MLST_FACTS.iter().filter(|f| enabled.contains(f)) {
+        out.push_str(fact);
+        out.push('=');
+        let _ = match *fact {
+            "type" => write!(out, "{}", mlsx_type(facts.kind)),
+            "size" => write!(out, "{}", facts.size),
+            "modify" => write!(out, "{}", crate::time::format_time_val(facts.modified)),
+            "perm" => write!(out, "{perm}"),
+            _ => write!(out, "{:04o}", facts.mode & 0o7777),
+        };
+        out.push(';');
+    }
+    out.push(' ');
+    out.push_str(&facts.name);
 }
 
 fn mlsx_type(kind: FileKind) -> &'static str {

@@ -136,6 +136,16 @@ impl AccessPolicy {
             .map_or(self.base, |(_, permissions)| *permissions)
     }
 
+    /// The permissions for the entry `name` of `folder` (a listing's entries), without building
+    /// its path when no folder has permissions of its own.
+    pub fn at_entry(&self, folder: &VirtualPath, name: &str) -> PermissionSet {
+        if self.folders.is_empty() {
+            self.base
+        } else {
+            self.at(&folder.join(name))
+        }
+    }
+
     pub fn allows(&self, permission: Permission, path: &VirtualPath) -> bool {
         self.at(path).contains(permission)
     }

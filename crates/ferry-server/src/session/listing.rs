@@ -3,7 +3,7 @@
 //! Arguments may start with `ls` options (`LIST -la dir`, as clients send them: `-a` shows dot
 //! files, others are ignored) and the last part may be a `*`/`?` pattern.
 
-use ferry_proto::listing::{format_ls_line, format_mlsx_line};
+use ferry_proto::listing::{format_mlsx_line, write_ls_line, write_mlsx_line};
 use ferry_proto::Reply;
 
 use super::{Flow, Session};
@@ -241,22 +241,24 @@ fn render(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut body = Vec::with_capacity(selection.entries.len() * 72);
+    let mut body = String::with_capacity(selection.entries.len() * 72);
     for entry in &selection.entries {
-        let line = match format {
-            Format::Long => format_ls_line(entry, now),
-            Format::Names => format!("{}{}", selection.name_prefix, entry.name),
+        match format {
+            Format::Long => write_ls_line(&mut body, entry, now),
+            Format::Names => {
+                body.push_str(&selection.name_prefix);
+                body.push_str(&entry.name);
+            }
             Format::Facts => {
                 let perm = policy
-                    .at(&selection.folder.join(&entry.name))
+                    .at_entry(&selection.folder, &entry.name)
                     .mlsx_perm(entry.kind);
-                format_mlsx_line(entry, facts, &perm)
+                write_mlsx_line(&mut body, entry, facts, &perm);
             }
-        };
-        body.extend_from_slice(line.as_bytes());
-        body.extend_from_slice(b"\r\n");
+        }
+        body.push_str("\r\n");
     }
-    Some(body)
+    Some(body.into_bytes())
 }
 
 fn is_pattern(name: &str) -> bool {

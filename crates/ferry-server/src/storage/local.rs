@@ -26,7 +26,9 @@ impl LocalFs {
         })
     }
 
-    fn facts(&self, name: String, meta: &Metadata, link: Option<&VirtualPath>) -> FileFacts {
+    /// Facts from metadata; `folder`, for an entry of a listing, is where to read a symlink's
+    /// target from.
+    fn facts(&self, name: String, meta: &Metadata, folder: Option<&VirtualPath>) -> FileFacts {
         let kind = if meta.is_dir() {
             FileKind::Directory
         } else if meta.is_file() {
@@ -36,9 +38,13 @@ impl LocalFs {
         } else {
             FileKind::Other
         };
-        let link_target = link
+        let link_target = folder
             .filter(|_| kind == FileKind::Symlink)
-            .and_then(|path| self.root.read_link_contents(path.relative()).ok())
+            .and_then(|folder| {
+                self.root
+                    .read_link_contents(folder.join(&name).relative())
+                    .ok()
+            })
             .map(|target| target.to_string_lossy().into_owned());
         FileFacts {
             name,
@@ -71,8 +77,7 @@ impl Storage for LocalFs {
             let Ok(entry) = entry else { continue };
             let name = entry.file_name().to_string_lossy().into_owned();
             let Ok(meta) = entry.metadata() else { continue };
-            let child = path.join(&name);
-            listing.push(self.facts(name, &meta, Some(&child)));
+            listing.push(self.facts(name, &meta, Some(path)));
         }
         listing.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(listing)
