@@ -131,7 +131,8 @@ impl Session {
         let tls = context
             .tls
             .as_ref()
-            .map(|settings| security::SessionTls::new(settings, implicit_tls));
+            .filter(|_| implicit_tls)
+            .map(|settings| security::SessionTls::new(settings, true));
         Ok(Session {
             control: Control::new(
                 stream,

@@ -6,7 +6,8 @@ use crate::config::TlsPolicy;
 use crate::data::DataTls;
 use crate::tls::{SessionAcceptors, TlsSettings};
 
-/// One session's FTPS state.
+/// One session's FTPS state, made when TLS starts (AUTH, or implicit FTPS): a plain session
+/// carries none of it.
 pub(super) struct SessionTls {
     /// This session's acceptors: their own TLS session cache, shared by its control and data
     /// connections.
@@ -48,14 +49,19 @@ impl Session {
 
     /// AUTH TLS, AUTH SSL (RFC 4217 §4): 234, then the TLS handshake on the control connection.
     pub(super) async fn auth(&mut self, mechanism: &str) -> Flow {
-        let Some(acceptor) = self
-            .tls_offered()
-            .then(|| self.tls.as_ref().map(|t| t.acceptors.control.clone()))
-            .flatten()
-        else {
+        let Some(settings) = self.context.tls.as_ref().filter(|_| self.tls_offered()) else {
             return self
                 .reply(502, "AUTH not available: TLS is not configured.")
                 .await;
+        };
+        let acceptor = match &self.tls {
+            Some(tls) => tls.acceptors.control.clone(),
+            None => {
+                let tls = SessionTls::new(settings, false);
+                let acceptor = tls.acceptors.control.clone();
+                self.tls = Some(tls);
+                acceptor
+            }
         };
         if !matches!(mechanism, "TLS" | "TLS-C" | "SSL" | "TLS-P") {
             return self
@@ -155,7 +161,7 @@ impl Session {
 
     /// Whether AUTH TLS is offered: a certificate, and control TLS not switched off.
     pub(super) fn tls_offered(&self) -> bool {
-        self.tls.is_some() && self.context.config.tls.control != TlsPolicy::Off
+        self.context.tls.is_some() && self.context.config.tls.control != TlsPolicy::Off
     }
 
     /// Whether this user must log in over TLS: control TLS required, unless anonymous users
