@@ -3,7 +3,8 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use ferry_proto::ascii::{lf_to_crlf, CrlfDecoder};
@@ -335,14 +336,23 @@ pub async fn receive(
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
     let (chunks, mut pending) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    // Set when this future, not an abort, ends the upload. After ABOR the task is dropped
+    // mid-await; the writer must then stop at once rather than write what is queued, or it could
+    // write into a file that a following REST+STOR is already resuming.
+    let ended_here = Arc::new(AtomicBool::new(false));
+    let ended = Arc::clone(&ended_here);
     let writer = tokio::task::spawn_blocking(move || {
         let mut file = file;
         while let Some(chunk) = pending.blocking_recv() {
+            if pending.is_closed() && !ended.load(Ordering::SeqCst) {
+                break;
+            }
             std::io::Write::write_all(&mut file, &chunk)?;
         }
         Ok::<(), io::Error>(())
     });
     let received = pump_into(stream, &chunks, ascii, progress, stall, throttle).await;
+    ended_here.store(true, Ordering::SeqCst);
     drop(chunks);
     let written = writer
         .await
