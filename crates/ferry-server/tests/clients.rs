@@ -73,6 +73,18 @@ fn assert_file(path: &Path, expected: &[u8], run: &Run) {
 }
 
 /// Bytes with every value, CR and LF included, that only a binary transfer keeps intact.
+/// A client's debug transcript shows active mode only: PORT or EPRT to 127.0.0.1, no PASV/EPSV.
+fn assert_active_mode(transcript: &str, run: &Run) {
+    let active = transcript.contains("---> PORT 127,0,0,1,")
+        || transcript.contains("---> EPRT |1|127.0.0.1|");
+    let passive = transcript.contains("---> PASV") || transcript.contains("---> EPSV");
+    assert!(
+        active && !passive,
+        "active mode expected:\n{}",
+        run.report()
+    );
+}
+
 fn binary_payload(size: usize) -> Vec<u8> {
     (0..size).map(|i| (i * 7 + i / 251) as u8).collect()
 }
@@ -545,17 +557,7 @@ fn lftp_active_mode() {
         work.path(),
     )
     .assert_ok("lftp active");
-    assert!(
-        run.stderr.contains("---> PORT 127,0,0,1,")
-            || run.stderr.contains("---> EPRT |1|127.0.0.1|"),
-        "active mode expected:\n{}",
-        run.report()
-    );
-    assert!(
-        !run.stderr.contains("---> PASV") && !run.stderr.contains("---> EPSV"),
-        "{}",
-        run.report()
-    );
+    assert_active_mode(&run.stderr, &run);
     assert!(
         run.stdout.lines().any(|l| l.ends_with(" readme.txt")),
         "{}",
@@ -635,17 +637,7 @@ fn tnftp_active_session() {
         work.path(),
     )
     .assert_ok("tnftp -A");
-    assert!(
-        run.stdout.contains("---> EPRT |1|127.0.0.1|")
-            || run.stdout.contains("---> PORT 127,0,0,1,"),
-        "active mode expected:\n{}",
-        run.report()
-    );
-    assert!(
-        !run.stdout.contains("---> EPSV") && !run.stdout.contains("---> PASV"),
-        "{}",
-        run.report()
-    );
+    assert_active_mode(&run.stdout, &run);
     assert!(
         run.stdout.lines().any(|l| l.ends_with(" readme.txt")),
         "{}",
