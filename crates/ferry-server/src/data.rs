@@ -24,8 +24,9 @@ const CHUNK: usize = 256 * 1024;
 pub enum DataPlan {
     /// Connect to the client (PORT, EPRT).
     Active(SocketAddr),
-    /// Accept from the client on this listener (PASV, EPSV).
-    Passive(TcpListener),
+    /// Accept from the client on this listener (PASV, EPSV); the session may keep it for its
+    /// next PASV.
+    Passive(Arc<TcpListener>),
 }
 
 /// What the data connection needs to know about the session.
@@ -175,6 +176,24 @@ pub async fn passive_listener(ip: IpAddr, range: Option<(u16, u16)>) -> io::Resu
         io::ErrorKind::AddrInUse,
         "no free port in the passive range",
     ))
+}
+
+/// Accepts and closes the connections already waiting on a kept passive listener, without
+/// waiting: they were made for an earlier PASV that was not used, and must not become the next
+/// transfer's data connection.
+pub fn drain_stale(listener: &TcpListener) {
+    // Straight to accept(2): tokio's idea of the listener's readiness may not have caught up with
+    // a connection that just arrived. The socket is non-blocking, so an empty queue returns at
+    // once. Bounded: a client holds few connections to its own port.
+    let socket = socket2::SockRef::from(listener);
+    for _ in 0..64 {
+        match socket.accept() {
+            Ok((_stale, peer)) => {
+                tracing::debug!(peer = ?peer.as_socket(), "closed a stale passive data connection");
+            }
+            Err(_) => return,
+        }
+    }
 }
 
 /// A cheap non-cryptographic random number (the clock's nanoseconds, mixed).

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,6 +27,43 @@ impl<K: Eq + Hash + Clone> Default for Counter<K> {
         Counter {
             counts: Arc::default(),
         }
+    }
+}
+
+/// A number of things all sessions together may hold (kept passive ports), counted without a
+/// lock.
+#[derive(Debug)]
+pub struct Budget {
+    held: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+/// One unit of a [`Budget`]; dropping it gives it back.
+#[derive(Debug)]
+pub struct BudgetGuard(Arc<AtomicUsize>);
+
+impl Budget {
+    pub fn new(limit: usize) -> Budget {
+        Budget {
+            held: Arc::default(),
+            limit,
+        }
+    }
+
+    /// Takes one unit if fewer than the limit are held.
+    pub fn take(&self) -> Option<BudgetGuard> {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < self.limit).then_some(held + 1)
+            })
+            .ok()
+            .map(|_| BudgetGuard(Arc::clone(&self.held)))
+    }
+}
+
+impl Drop for BudgetGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

@@ -18,7 +18,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::config::{Config, ConfigError};
-use crate::limits::{BanList, BanRule, CountGuard, Counter, RateLimiter};
+use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
 use crate::session::Session;
 use crate::storage::{LocalFs, Storage};
 use crate::tls::{TlsError, TlsSettings};
@@ -32,6 +32,9 @@ pub struct Context {
     pub server_name: String,
     pub greeting: String,
     pub passive_ports: Option<(u16, u16)>,
+    /// Passive listeners sessions keep open for their next PASV: at most half the passive range,
+    /// so sessions that have finished a transfer never hold every port.
+    pub kept_passive: Budget,
     /// FTPS, when a certificate is configured.
     pub tls: Option<TlsSettings>,
     pub sessions_per_ip: Counter<IpAddr>,
@@ -42,6 +45,10 @@ pub struct Context {
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
     roots: Mutex<HashMap<PathBuf, Weak<LocalFs>>>,
 }
+
+/// Passive listeners kept at once when PASV may use any port (the kernel's ephemeral range is
+/// shared with every outgoing connection on the machine).
+const KEPT_PASSIVE_WITHOUT_RANGE: usize = 4096;
 
 /// One account's bandwidth limiters, shared by its sessions.
 pub type UserRates = (Option<Arc<RateLimiter>>, Option<Arc<RateLimiter>>);
@@ -84,11 +91,16 @@ impl Context {
         if tls.is_some() && config.tls.self_signed && config.tls.certificate.is_none() {
             tracing::warn!("using a self-signed certificate made at start: clients must pin it or skip verification");
         }
+        let passive_ports = config.passive_port_range()?;
         Ok(Context {
             tls,
             server_name,
             greeting: config.greeting(),
-            passive_ports: config.passive_port_range()?,
+            passive_ports,
+            kept_passive: Budget::new(match passive_ports {
+                Some((start, end)) => usize::from(end - start).div_ceil(2),
+                None => KEPT_PASSIVE_WITHOUT_RANGE,
+            }),
             authenticator,
             sessions_per_ip: Counter::default(),
             sessions_per_user: Counter::default(),

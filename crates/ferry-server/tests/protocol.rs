@@ -276,6 +276,33 @@ fn pasv_reply_and_port_range() {
 }
 
 #[test]
+fn a_session_gets_its_passive_port_again_and_stale_connections_are_dropped() {
+    let server = TestServer::start_with(|c| c.data.passive_ports = Some("41020-41030".into()));
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let first = control.expect("EPSV", 229);
+    let port = ferry_proto::hostport::parse_epsv_reply(first.text()).unwrap();
+    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control.expect("RETR readme.txt", 150);
+    assert_eq!(read_all(data), readme_bytes());
+    assert_eq!(control.reply().code, 226);
+
+    // The next EPSV offers the same port; a connection made for it but not used (the RETR
+    // fails) must not become the data connection of the transfer after.
+    let again = control.expect("EPSV", 229);
+    assert_eq!(ferry_proto::hostport::parse_epsv_reply(again.text()).ok(), Some(port));
+    let stale = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control.expect("RETR no-such-file", 550);
+    let third = control.expect("EPSV", 229);
+    assert_eq!(ferry_proto::hostport::parse_epsv_reply(third.text()).ok(), Some(port));
+    let fresh = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    control.expect("RETR readme.txt", 150);
+    assert_eq!(read_all(fresh), readme_bytes());
+    assert_eq!(control.reply().code, 226);
+    assert!(read_all(stale).is_empty(), "the stale connection is closed, not served");
+}
+
+#[test]
 fn data_connection_that_never_comes_gets_425() {
     let server = TestServer::start_with(|c| c.timeouts.data_connect = 1);
     let mut control = server.login("ftp");

@@ -1,12 +1,26 @@
 //! Setting up the next data connection: PORT, PASV (RFC 959 §4.1.2), EPRT, EPSV (RFC 2428).
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 
 use ferry_proto::command::EpsvArg;
 use ferry_proto::hostport::{format_epsv_reply, format_pasv_reply};
+use tokio::net::TcpListener;
 
 use super::{Flow, Session};
-use crate::data::{passive_listener, DataPlan};
+use crate::data::{drain_stale, passive_listener, DataPlan};
+use crate::limits::BudgetGuard;
+
+/// A passive listener the session keeps after a transfer and offers again at its next PASV:
+/// binding a new port in a range full of TIME_WAIT connections is the most expensive step of a
+/// small transfer (the kernel walks them all), and a session that fetches many files does it
+/// once instead of once per file.
+#[derive(Debug)]
+pub(super) struct KeptPassive {
+    listener: Arc<TcpListener>,
+    port: u16,
+    _budget: BudgetGuard,
+}
 
 impl Session {
     /// PORT and EPRT: the server will connect to `target`. Only the control connection's peer
@@ -83,17 +97,33 @@ impl Session {
         }
     }
 
-    /// Opens a passive listener on the control connection's local address; replaces any earlier
-    /// one, so a client holds at most one unused passive port.
+    /// Opens a passive listener on the control connection's local address, or offers again the
+    /// one this session kept; replaces any earlier unused one, so a client holds at most one
+    /// passive port.
     async fn listen_passive(&mut self) -> Option<u16> {
         if !self.context.config.data.passive_enabled {
             return None;
         }
         self.data_plan = None;
+        if let Some(kept) = &self.kept_passive {
+            // Once no transfer is still waiting on it, it is this session's alone.
+            if Arc::strong_count(&kept.listener) == 1 {
+                drain_stale(&kept.listener);
+                self.data_plan = Some(DataPlan::Passive(Arc::clone(&kept.listener)));
+                return Some(kept.port);
+            }
+            self.kept_passive = None;
+        }
         let ip = self.data_context.control_local.ip();
         match passive_listener(ip, self.context.passive_ports).await {
             Ok(listener) => {
                 let port = listener.local_addr().ok()?.port();
+                let listener = Arc::new(listener);
+                self.kept_passive = self.context.kept_passive.take().map(|budget| KeptPassive {
+                    listener: Arc::clone(&listener),
+                    port,
+                    _budget: budget,
+                });
                 self.data_plan = Some(DataPlan::Passive(listener));
                 Some(port)
             }

@@ -36,7 +36,10 @@ impl Session {
     pub(super) async fn mkd(&mut self, arg: &str) -> Flow {
         let path = self.resolve(arg);
         let created = path.clone();
-        match self.with_storage(move |s| s.create_dir(&created)).await {
+        match self
+            .with_storage_quick(move |s| s.create_dir(&created))
+            .await
+        {
             Ok(()) => {
                 self.reply(257, format!("{} created", quote_path(path.as_str())))
                     .await
@@ -49,7 +52,7 @@ impl Session {
     pub(super) async fn rnfr(&mut self, arg: &str) -> Flow {
         let path = self.resolve(arg);
         let probe = path.clone();
-        match self.with_storage(move |s| s.metadata(&probe)).await {
+        match self.with_storage_quick(move |s| s.metadata(&probe)).await {
             Ok(_) => {
                 self.rename_from = Some(path);
                 self.reply(350, "Ready for RNTO.").await
@@ -67,7 +70,7 @@ impl Session {
         if self.exists(&to).await && !self.allowed(Permission::Overwrite, &to) {
             return self.reply(550, "Permission denied.").await;
         }
-        match self.with_storage(move |s| s.rename(&from, &to)).await {
+        match self.with_storage_quick(move |s| s.rename(&from, &to)).await {
             Ok(()) => self.reply(250, "Rename successful.").await,
             Err(error) => self.reply_storage_error(&error).await,
         }
@@ -89,7 +92,7 @@ impl Session {
                 if facts.size > ASCII_SIZE_LIMIT {
                     return Ok(None);
                 }
-                ascii_size(s.open_read(&path)?)
+                ascii_size(s.open_read(&path)?.0)
                     .map(Some)
                     .map_err(|e| crate::storage::StorageError::from_io(&path, e))
             })
@@ -108,7 +111,7 @@ impl Session {
     /// MDTM (RFC 3659 §3): modification time, `YYYYMMDDHHMMSS` UTC.
     pub(super) async fn mdtm(&mut self, arg: &str) -> Flow {
         let path = self.resolve(arg);
-        match self.with_storage(move |s| s.metadata(&path)).await {
+        match self.with_storage_quick(move |s| s.metadata(&path)).await {
             Ok(facts) if facts.kind == FileKind::File => {
                 self.reply(213, format_time_val(facts.modified)).await
             }
@@ -120,7 +123,9 @@ impl Session {
     /// Whether something exists at `path` (symlinks followed).
     pub(super) async fn exists(&self, path: &VirtualPath) -> bool {
         let path = path.clone();
-        self.with_storage(move |s| s.metadata(&path)).await.is_ok()
+        self.with_storage_quick(move |s| s.metadata(&path))
+            .await
+            .is_ok()
     }
 
     /// SITE (RFC 959 §4.1.3): HELP and CHMOD.
@@ -159,7 +164,10 @@ impl Session {
         if !self.allowed(Permission::Chmod, &path) {
             return self.reply(550, "Permission denied.").await;
         }
-        match self.with_storage(move |s| s.set_mode(&path, mode)).await {
+        match self
+            .with_storage_quick(move |s| s.set_mode(&path, mode))
+            .await
+        {
             Ok(()) => self.reply(200, "SITE CHMOD command ok.").await,
             Err(error) => self.reply_storage_error(&error).await,
         }

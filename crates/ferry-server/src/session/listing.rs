@@ -98,7 +98,7 @@ impl Session {
     pub(super) async fn mlst(&mut self, arg: Option<&str>) -> Flow {
         let path = self.resolve(arg.unwrap_or("."));
         let probe = path.clone();
-        match self.with_storage(move |s| s.metadata(&probe)).await {
+        match self.with_storage_quick(move |s| s.metadata(&probe)).await {
             Ok(mut facts) => {
                 facts.name = path.to_string();
                 let perm = self.policy().at(&path).mlsx_perm(facts.kind);

@@ -234,6 +234,7 @@ impl Session {
         self.restart_offset = 0;
         self.rename_from = None;
         self.data_plan = None::<DataPlan>;
+        self.kept_passive = None;
         self.epsv_all = false;
         self.mlst_facts = ferry_proto::listing::MLST_FACTS.to_vec();
     }

@@ -94,6 +94,8 @@ pub struct Session {
     restart_offset: u64,
     rename_from: Option<VirtualPath>,
     data_plan: Option<DataPlan>,
+    /// The passive listener PASV offers again, when the session has one.
+    kept_passive: Option<data_setup::KeptPassive>,
     epsv_all: bool,
     mlst_facts: Vec<&'static str>,
     transfer: Option<RunningTransfer>,
@@ -149,6 +151,7 @@ impl Session {
             restart_offset: 0,
             rename_from: None,
             data_plan: None,
+            kept_passive: None,
             epsv_all: false,
             mlst_facts: ferry_proto::listing::MLST_FACTS.to_vec(),
             transfer: None,
@@ -391,7 +394,22 @@ impl Session {
         self.account().map(|a| Arc::clone(&a.storage))
     }
 
-    /// Runs a blocking storage call on the blocking pool.
+    /// Runs a storage lookup (a stat, an open, a rename, a mkdir): on this worker when the
+    /// back-end says such calls are quick (a local disk answers in microseconds, less than handing
+    /// the call to another thread costs), else on the blocking pool like [`Self::with_storage`].
+    async fn with_storage_quick<T, F>(&self, call: F) -> Result<T, StorageError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn Storage) -> Result<T, StorageError> + Send + 'static,
+    {
+        match self.account() {
+            Some(account) if account.storage.quick_lookups() => call(account.storage.as_ref()),
+            _ => self.with_storage(call).await,
+        }
+    }
+
+    /// Runs a storage call that may take long (a listing, a delete, reading a file) on the
+    /// blocking pool.
     async fn with_storage<T, F>(&self, call: F) -> Result<T, StorageError>
     where
         T: Send + 'static,

@@ -8,7 +8,7 @@ impl Session {
     pub(super) async fn cwd(&mut self, arg: &str) -> Flow {
         let target = self.resolve(arg);
         let path = target.clone();
-        match self.with_storage(move |s| s.metadata(&path)).await {
+        match self.with_storage_quick(move |s| s.metadata(&path)).await {
             Ok(facts) if facts.kind == FileKind::Directory => {
                 self.cwd = target;
                 self.reply(250, "CWD command successful.").await

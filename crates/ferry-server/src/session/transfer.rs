@@ -167,14 +167,7 @@ impl Session {
             Err((code, text)) => return self.reply(code, text).await,
         };
         let open_path = path.clone();
-        let opened = self.with_storage(move |s| {
-            let file = s.open_read(&open_path)?;
-            let size = file
-                .metadata()
-                .map_err(|e| crate::storage::StorageError::from_io(&open_path, e))?
-                .len();
-            Ok((file, size))
-        });
+        let opened = self.with_storage_quick(move |s| s.open_read(&open_path));
         let (file, size) = match opened.await {
             Ok(opened) => opened,
             Err(error) => return self.reply_storage_error(&error).await,
@@ -301,7 +294,7 @@ impl Session {
     /// The size of the regular file at `path`, if there is one.
     async fn file_size(&self, path: &VirtualPath) -> Option<u64> {
         let path = path.clone();
-        let facts = self.with_storage(move |s| s.metadata(&path)).await.ok()?;
+        let facts = self.with_storage_quick(move |s| s.metadata(&path)).await.ok()?;
         (facts.kind == FileKind::File).then_some(facts.size)
     }
 

@@ -93,7 +93,7 @@ impl Storage for LocalFs {
         Ok(names)
     }
 
-    fn open_read(&self, path: &VirtualPath) -> Result<std::fs::File, StorageError> {
+    fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError> {
         let file = Self::io(path, self.root.open(path.relative()))?;
         let meta = Self::io(path, file.metadata())?;
         if !meta.is_file() {
@@ -103,7 +103,13 @@ impl Storage for LocalFs {
                 "not a plain file",
             ));
         }
-        Ok(file.into_std())
+        Ok((file.into_std(), meta.len()))
+    }
+
+    /// A local disk answers a stat or an open in microseconds (a network file system mounted
+    /// under the root may not; it is the administrator's choice to serve one).
+    fn quick_lookups(&self) -> bool {
+        true
     }
 
     fn open_write(

@@ -1,6 +1,7 @@
 //! Storage: the [`Storage`] trait the session works through, and its errors.
 //!
-//! Back-ends are blocking (the session calls them on tokio's blocking pool) and know nothing of
+//! Back-ends are blocking (the session calls them on tokio's blocking pool, or inline for the
+//! quick lookups of a back-end that says it has them) and know nothing of
 //! FTP: they take [`VirtualPath`]s and return facts, files and [`StorageError`]s. The session maps
 //! errors to replies in one place (`session::reply_for_storage_error`).
 
@@ -41,8 +42,8 @@ pub trait Storage: Send + Sync + fmt::Debug {
             .map(|facts| facts.name)
             .collect())
     }
-    /// Opens a regular file for reading.
-    fn open_read(&self, path: &VirtualPath) -> Result<std::fs::File, StorageError>;
+    /// Opens a regular file for reading; returns it with its size.
+    fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError>;
     /// Opens a file for an upload.
     fn open_write(
         &self,
@@ -55,6 +56,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
     /// SITE CHMOD: sets permission bits.
     fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError>;
+    /// Whether lookups (`metadata`, `open_read`, `rename`, `create_dir`, `set_mode`) return in
+    /// microseconds, so the session may make them on its async worker instead of the blocking
+    /// pool. Listings, deletes and uploads' opens always go to the blocking pool.
+    fn quick_lookups(&self) -> bool {
+        false
+    }
 }
 
 /// What went wrong, in the terms the reply codes need.
