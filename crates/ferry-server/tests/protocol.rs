@@ -290,16 +290,25 @@ fn a_session_gets_its_passive_port_again_and_stale_connections_are_dropped() {
     // The next EPSV offers the same port; a connection made for it but not used (the RETR
     // fails) must not become the data connection of the transfer after.
     let again = control.expect("EPSV", 229);
-    assert_eq!(ferry_proto::hostport::parse_epsv_reply(again.text()).ok(), Some(port));
+    assert_eq!(
+        ferry_proto::hostport::parse_epsv_reply(again.text()).ok(),
+        Some(port)
+    );
     let stale = TcpStream::connect(("127.0.0.1", port)).unwrap();
     control.expect("RETR no-such-file", 550);
     let third = control.expect("EPSV", 229);
-    assert_eq!(ferry_proto::hostport::parse_epsv_reply(third.text()).ok(), Some(port));
+    assert_eq!(
+        ferry_proto::hostport::parse_epsv_reply(third.text()).ok(),
+        Some(port)
+    );
     let fresh = TcpStream::connect(("127.0.0.1", port)).unwrap();
     control.expect("RETR readme.txt", 150);
     assert_eq!(read_all(fresh), readme_bytes());
     assert_eq!(control.reply().code, 226);
-    assert!(read_all(stale).is_empty(), "the stale connection is closed, not served");
+    assert!(
+        read_all(stale).is_empty(),
+        "the stale connection is closed, not served"
+    );
 }
 
 #[test]

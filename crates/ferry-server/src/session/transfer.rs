@@ -294,7 +294,10 @@ impl Session {
     /// The size of the regular file at `path`, if there is one.
     async fn file_size(&self, path: &VirtualPath) -> Option<u64> {
         let path = path.clone();
-        let facts = self.with_storage_quick(move |s| s.metadata(&path)).await.ok()?;
+        let facts = self
+            .with_storage_quick(move |s| s.metadata(&path))
+            .await
+            .ok()?;
         (facts.kind == FileKind::File).then_some(facts.size)
     }
 
