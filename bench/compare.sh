@@ -1,8 +1,13 @@
 #!/usr/bin/env bash
 # Compares ferryd with vsftpd, Pure-FTPd and pyftpdlib on loopback using ferry-bench.
 #
-#   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~5 minutes)
+#   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~8 minutes)
 #   bench/compare.sh --quick   # smoke: 64 MiB file, 2 s per concurrent workload
+#
+# Every server is also measured downloading the big file in TYPE A (retr-big-ascii; vsftpd is
+# configured to convert, which it does not by default) and under slow readers (many clients each
+# reading the big file at 64 KiB/s through a small receive buffer, with the server's RSS sampled
+# every second).
 #
 # ferryd and vsftpd are also measured over explicit FTPS (retr-big-tls, stor-big-tls) with
 # throwaway self-signed certificates; pyftpdlib (needs pyopenssl) and Pure-FTPd are not.
@@ -16,9 +21,12 @@ QUICK=0
 [[ "${1:-}" == "--quick" ]] && QUICK=1
 if ((QUICK)); then
     BIG_MIB=64 SECONDS_EACH=2 LOGIN_CLIENTS=4 SMALL_CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
+    SLOW_CLIENTS=20 SLOW_SECONDS=3
 else
     BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS=20 SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=3 LIST_RUNS=5 IDLE_CLIENTS=500
+    SLOW_CLIENTS=200 SLOW_SECONDS=20
 fi
+SLOW_RATE=65536
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/ferry-compare.XXXXXX)
@@ -122,6 +130,7 @@ anon_umask=022
 pasv_enable=YES
 pasv_min_port=21000
 pasv_max_port=21999
+ascii_download_enable=YES
 max_clients=0
 max_per_ip=0
 xferlog_enable=NO
@@ -156,12 +165,14 @@ start_pyftpdlib() {
 }
 
 # Runs one workload; appends `SERVER<TAB>JSON` (or an error record) to the results. An error
-# record names the workload with `-tls` appended when `--tls` is among the arguments.
+# record names the workload with `-ascii` or `-tls` appended when `--ascii` or `--tls` is among
+# the arguments.
 workload() {
     local server=$1 name=$2
     shift 2
     local label=$name
-    [[ " $* " == *" --tls "* ]] && label="$name-tls"
+    [[ " $* " == *" --ascii "* ]] && label="$label-ascii"
+    [[ " $* " == *" --tls "* ]] && label="$label-tls"
     local output
     if output=$(RUST_BACKTRACE=0 "$BENCH" --port "$PORT" "$name" "$@" 2>"$WORK/bench-error"); then
         printf '%s\t%s\n' "$server" "$output" >> "$RESULTS"
@@ -187,7 +198,12 @@ bench_server() {
     # Idle first, on a fresh server: after big transfers an allocator keeps freed buffers, and
     # new sessions would fit in them without raising the RSS at all.
     workload "$server" idle --clients "$IDLE_CLIENTS" --pid "$SERVER_PID"
+    # Slow readers next, for the same reason: their RSS gain is measured from a server that has
+    # not yet made (and kept) big transfer buffers.
+    workload "$server" slow-readers --clients "$SLOW_CLIENTS" --rate "$SLOW_RATE" \
+        --seconds "$SLOW_SECONDS" --path big.bin --pid "$SERVER_PID"
     workload "$server" retr-big --path big.bin --runs "$RUNS"
+    workload "$server" retr-big --path big.bin --runs "$RUNS" --ascii
     workload "$server" stor-big --size "$((BIG_MIB * 1024 * 1024))" --path upload/stor.bin --runs "$RUNS"
     if [[ "$server" == ferryd || "$server" == vsftpd ]]; then
         workload "$server" retr-big --path big.bin --runs "$RUNS" --tls
@@ -216,7 +232,8 @@ main() {
     echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
     echo "Mode: $( ((QUICK)) && echo quick || echo full ): ${BIG_MIB} MiB file, logins ${LOGIN_CLIENTS} and retr-small ${SMALL_CLIENTS} clients x ${SECONDS_EACH} s," \
-        "${FOLDER_ENTRIES}-entry folder, ${IDLE_CLIENTS} idle sessions, ${RUNS} run(s) per big transfer (median)"
+        "${FOLDER_ENTRIES}-entry folder, ${IDLE_CLIENTS} idle sessions, ${SLOW_CLIENTS} slow readers at ${SLOW_RATE} B/s x ${SLOW_SECONDS} s," \
+        "${RUNS} run(s) per big transfer (median)"
     echo
     python3 "$REPO/bench/table.py" "$RESULTS"
 }

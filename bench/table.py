@@ -1,5 +1,7 @@
 """Turns compare.sh's results (lines of `SERVER<TAB>JSON`) into one Markdown table. A record
-with `"tls": true` (explicit FTPS) is the row of its workload with `-tls` appended.
+with `"tls": true` (explicit FTPS) is the row of its workload with `-tls` appended. Below the
+table: whether each server converted line ends in TYPE A (compared with its TYPE I download of
+the same file), and any slow-readers errors.
 
 Usage: python3 table.py RESULTS_FILE
 """
@@ -11,6 +13,7 @@ SERVERS = ["ferryd"] + PEERS
 # (label, workload, field, higher_is_better)
 ROWS = [
     ("retr-big MiB/s", "retr-big", "mib_per_s", True),
+    ("retr-big-ascii MiB/s", "retr-big-ascii", "mib_per_s", True),
     ("stor-big MiB/s", "stor-big", "mib_per_s", True),
     ("retr-big-tls MiB/s", "retr-big-tls", "mib_per_s", True),
     ("stor-big-tls MiB/s", "stor-big-tls", "mib_per_s", True),
@@ -25,6 +28,9 @@ ROWS = [
     ("NLST ms", "list-big", "nlst_ms", False),
     ("idle RSS KiB/session", "idle", "kib_per_session", False),
     ("idle PSS KiB/session", "idle", "pss_kib_per_session", False),
+    ("slow-readers RSS gain KiB/client", "slow-readers", "kib_per_client", False),
+    ("slow-readers PSS gain KiB/client", "slow-readers", "pss_kib_per_client", False),
+    ("slow-readers MiB/s total", "slow-readers", "mib_per_s", True),
 ]
 
 
@@ -60,6 +66,18 @@ def ratio_cell(ferryd, peers, higher_is_better):
     return figure(best), f"{ferryd / best:.2f}×"
 
 
+def ascii_note(results, server):
+    """What `server` did with TYPE A: bytes received beside its TYPE I download's."""
+    binary = results.get((server, "retr-big"))
+    ascii = results.get((server, "retr-big-ascii"))
+    if binary is None or ascii is None:
+        return None
+    speed = f"{ascii['mib_per_s'] / binary['mib_per_s']:.2f}× its TYPE I MiB/s"
+    if ascii["bytes"] == binary["bytes"]:
+        return f"{server} sent the file unconverted ({speed})"
+    return f"{server} converted LF to CRLF ({ascii['bytes'] - binary['bytes']:+,} bytes, {speed})"
+
+
 def main():
     results, errors, ceiling = load(sys.argv[1])
     header = ["workload"] + SERVERS + ["best peer", "ferryd ÷ best", "better"]
@@ -73,6 +91,15 @@ def main():
     if ceiling:
         print(f"\nLoopback ceiling (plain read/write of the big file over one TCP connection): "
               f"{ceiling['mib_per_s']:.0f} MiB/s (median of {ceiling['runs']}).")
+    notes = [ascii_note(results, server) for server in SERVERS]
+    notes = [note for note in notes if note]
+    if notes:
+        print("\nTYPE A downloads: " + "; ".join(notes) + ".")
+    for server in SERVERS:
+        slow = results.get((server, "slow-readers"))
+        if slow and slow.get("errors"):
+            print(f"\n{server} slow-readers: {slow['errors']} of {slow['clients']} clients failed "
+                  f"({slow.get('first_error')}).")
     for error in errors:
         print(f"\nFailed: {error}")
 

@@ -9,11 +9,12 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ferry_proto::command::TransferType;
 use ferry_proto::hostport::{parse_epsv_reply, parse_pasv_reply};
 use ferry_proto::reply::ReplyParser;
 use ferry_proto::{Frame, LineFramer, Reply};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpSocket, TcpStream};
 
 use crate::error::BenchError;
 use crate::limits::Limits;
@@ -74,6 +75,34 @@ pub(crate) async fn connect_tcp(
             let _ = stream.set_nodelay(true);
             Ok(stream)
         }
+        Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
+        Err(_) => Err(BenchError::Timeout {
+            what: "connect",
+            addr,
+        }),
+    }
+}
+
+/// Connects a TCP stream to `addr` with a time limit and a receive buffer of about
+/// `receive_buffer` bytes (SO_RCVBUF, set before connecting so the window is small from the
+/// start; Linux doubles the figure and stops autotuning it).
+pub(crate) async fn connect_tcp_with_receive_buffer(
+    addr: SocketAddr,
+    receive_buffer: u32,
+    limit: Duration,
+) -> Result<TcpStream, BenchError> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    };
+    let socket = socket
+        .and_then(|socket| {
+            socket.set_recv_buffer_size(receive_buffer)?;
+            Ok(socket)
+        })
+        .map_err(|source| BenchError::Connect { addr, source })?;
+    match tokio::time::timeout(limit, socket.connect(addr)).await {
+        Ok(Ok(stream)) => Ok(stream),
         Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
         Err(_) => Err(BenchError::Timeout {
             what: "connect",
@@ -196,6 +225,15 @@ impl Control {
         Ok(reply)
     }
 
+    /// TYPE I or TYPE A (RFC 959 § 4.1.2), which must be accepted.
+    pub async fn set_type(&mut self, transfer_type: TransferType) -> Result<(), BenchError> {
+        let command = match transfer_type {
+            TransferType::Image => "TYPE I",
+            TransferType::Ascii => "TYPE A",
+        };
+        self.expect(command, 2).await.map(drop)
+    }
+
     /// Fails with [`BenchError::Unexpected`] unless `reply` is of class `class`.
     pub fn check(&self, reply: &Reply, command: &str, class: u16) -> Result<(), BenchError> {
         if reply.class() == class {
@@ -216,6 +254,13 @@ impl Control {
 
     /// Asks for a passive data port (PASV, or EPSV over IPv6) and connects to it.
     pub async fn open_passive(&mut self) -> Result<TcpStream, BenchError> {
+        let addr = self.passive_addr().await?;
+        connect_tcp(addr, self.io_timeout).await
+    }
+
+    /// Asks for a passive data port (PASV, or EPSV over IPv6): the server's address with that
+    /// port.
+    pub async fn passive_addr(&mut self) -> Result<SocketAddr, BenchError> {
         let port = if self.addr.is_ipv4() {
             let reply = self.expect("PASV", 2).await?;
             parse_pasv_reply(&reply.text())
@@ -231,7 +276,7 @@ impl Control {
                 reply,
             })?
         };
-        connect_tcp(SocketAddr::new(self.addr.ip(), port), self.io_timeout).await
+        Ok(SocketAddr::new(self.addr.ip(), port))
     }
 
     /// Sends a transfer command (RETR, STOR, LIST, ...) for the data connection `data` (from
@@ -261,6 +306,33 @@ impl Control {
     pub async fn finish_transfer(&mut self, command: &str) -> Result<(), BenchError> {
         let reply = self.reply().await?;
         self.check(&reply, command, 2)
+    }
+
+    /// ABOR (RFC 959 § 4.1.3) after the data connection was dropped: reads replies until a
+    /// 2xx (servers answer 426 then 226, or 225/226 alone), within `wait`.
+    pub async fn abort(&mut self, wait: Duration) -> Result<(), BenchError> {
+        self.send("ABOR").await?;
+        let io_timeout = self.io_timeout;
+        self.io_timeout = wait.min(io_timeout);
+        let mut result = Err(BenchError::Timeout {
+            what: "waiting for ABOR's reply",
+            addr: self.addr,
+        });
+        for _ in 0..3 {
+            match self.reply().await {
+                Ok(reply) if reply.class() == 4 => continue,
+                Ok(reply) => {
+                    result = self.check(&reply, "ABOR", 2);
+                    break;
+                }
+                Err(error) => {
+                    result = Err(error);
+                    break;
+                }
+            }
+        }
+        self.io_timeout = io_timeout;
+        result
     }
 
     /// Sends QUIT, reads the 221 and waits briefly for the server to close, so the server side

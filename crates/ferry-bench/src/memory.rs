@@ -1,6 +1,7 @@
 //! Resident (RSS) and proportional (PSS) memory of a server's process tree, read from `/proc` (Linux only): the given
 //! processes and all their descendants, so forking servers (one process per session) are
-//! counted whole.
+//! counted whole. Also the kernel's TCP buffer memory, which is no process's RSS: what a server
+//! has written but a slow client has not read yet sits there.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -31,6 +32,24 @@ pub fn tree_memory(roots: &[u32]) -> Result<TreeMemory, BenchError> {
             .sum(),
         processes: processes.len(),
     })
+}
+
+/// Memory the kernel holds in TCP socket buffers, system-wide (every process's sockets, this
+/// one's included), in KiB: the `mem` pages of the `TCP:` line of `/proc/net/sockstat`.
+pub fn tcp_buffer_kib() -> Result<u64, BenchError> {
+    let sockstat = fs::read_to_string("/proc/net/sockstat")
+        .map_err(|error| BenchError::Memory(format!("/proc/net/sockstat: {error}")))?;
+    let pages = parse_sockstat_tcp_pages(&sockstat)
+        .ok_or_else(|| BenchError::Memory("no TCP mem in /proc/net/sockstat".into()))?;
+    Ok(pages * rustix::param::page_size() as u64 / 1024)
+}
+
+/// The `mem` figure (pages) of `TCP: inuse 4 orphan 0 tw 2 alloc 4 mem 276`.
+fn parse_sockstat_tcp_pages(sockstat: &str) -> Option<u64> {
+    let line = sockstat.lines().find(|line| line.starts_with("TCP:"))?;
+    let mut fields = line.split_whitespace();
+    fields.find(|&field| field == "mem")?;
+    fields.next()?.parse().ok()
 }
 
 /// `roots` and all processes below them in `parents` (child → parent).
@@ -112,6 +131,14 @@ mod tests {
         let status = "Name:\tferryd\nVmPeak:\t 9 kB\nVmRSS:\t    5120 kB\nThreads:\t3\n";
         assert_eq!(parse_kib_line(status, "VmRSS:"), Some(5120));
         assert_eq!(parse_kib_line(status, "Pss:"), None);
+    }
+
+    #[test]
+    fn tcp_pages_from_sockstat() {
+        let sockstat = "sockets: used 90\nTCP: inuse 804 orphan 0 tw 400 alloc 804 mem 180205\nUDP: inuse 0 mem 2\n";
+        assert_eq!(parse_sockstat_tcp_pages(sockstat), Some(180_205));
+        assert_eq!(parse_sockstat_tcp_pages("UDP: inuse 0 mem 2\n"), None);
+        assert!(tcp_buffer_kib().is_ok());
     }
 
     #[test]

@@ -1,20 +1,24 @@
 //! Smoke test: every workload runs for about a second, with tiny sizes, against an in-process
 //! `ferryd` on 127.0.0.1 port 0, and reports sane figures; the big transfers also over explicit
-//! FTPS, against a `ferryd` that requires TLS data connections.
+//! FTPS, against a `ferryd` that requires TLS data connections, and in TYPE A.
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ferry_bench::workloads::{self, Concurrency};
+use ferry_bench::workloads::{self, Concurrency, SlowLoad};
 use ferry_bench::{Limits, Report, Target, TlsClient};
+use ferry_proto::command::TransferType;
 use ferry_server::config::TlsPolicy;
 use ferry_server::{Config, Context};
 
 const BIG_BYTES: usize = 8 * 1024 * 1024;
 const SMALL_BYTES: usize = 1715;
 const FOLDER_ENTRIES: usize = 300;
+/// A text file's lines: LF line ends (turned into CRLF in TYPE A), and a CR of its own.
+const TEXT_LINE: &[u8] = b"a line of text with a stray \r in it, and a bare LF at the end\n";
+const TEXT_LINES: usize = 20_000;
 
 /// A `ferryd` serving a temporary folder to anonymous users (writable); stops when dropped.
 struct Server {
@@ -121,6 +125,7 @@ fn fill(root: &Path) {
     )
     .unwrap();
     std::fs::write(root.join("small.txt"), vec![b'x'; SMALL_BYTES]).unwrap();
+    std::fs::write(root.join("text.txt"), TEXT_LINE.repeat(TEXT_LINES)).unwrap();
     std::fs::create_dir(root.join("many")).unwrap();
     for index in 0..FOLDER_ENTRIES {
         std::fs::write(root.join(format!("many/file-{index:05}")), b"").unwrap();
@@ -161,6 +166,7 @@ fn retr_big_moves_the_whole_file() {
         &Limits::default(),
         "big.bin",
         2,
+        TransferType::Image,
     ));
     let Report::RetrBig(result) = report else {
         panic!("{report:?}")
@@ -168,6 +174,61 @@ fn retr_big_moves_the_whole_file() {
     assert_eq!(result.bytes, BIG_BYTES as u64);
     assert_eq!(result.runs, 2);
     assert!(result.mib_per_s > 0.0 && result.best_mib_per_s >= result.mib_per_s);
+}
+
+#[test]
+fn retr_big_ascii_receives_crlf_line_ends() {
+    let server = Server::start();
+    let report = run(workloads::retr_big(
+        &server.target(),
+        &Limits::default(),
+        "text.txt",
+        2,
+        TransferType::Ascii,
+    ));
+    let json = report.to_json(false);
+    assert!(
+        json.starts_with("{\"workload\":\"retr-big-ascii\","),
+        "{json}"
+    );
+    let Report::RetrBigAscii(result) = report else {
+        panic!("{report:?}")
+    };
+    // One CR more per line; the CR already in each line is sent as it is.
+    assert_eq!(result.bytes, ((TEXT_LINE.len() + 1) * TEXT_LINES) as u64);
+    assert_eq!(result.runs, 2);
+}
+
+#[test]
+fn slow_readers_read_at_the_rate_asked_for() {
+    let server = Server::start();
+    let rate = 65_536;
+    let report = run(workloads::slow_readers(
+        &server.target(),
+        &Limits::default(),
+        SlowLoad {
+            clients: 3,
+            rate,
+            duration: Duration::from_secs(2),
+            transfer_type: TransferType::Image,
+        },
+        "big.bin",
+        &[std::process::id()],
+    ));
+    let Report::SlowReaders(result) = report else {
+        panic!("{report:?}")
+    };
+    assert_eq!((result.readers, result.errors), (3, 0), "{result:?}");
+    // Each client reads one 16 KiB chunk at once, then 64 KiB a second: 144 KiB in 2 s.
+    let per_client = result.bytes as f64 / 3.0;
+    assert!(
+        (100_000.0..=200_000.0).contains(&per_client),
+        "{per_client} bytes per client: {result:?}"
+    );
+    let client_rate = result.client_rate / rate as f64;
+    assert!((0.8..=1.3).contains(&client_rate), "{result:?}");
+    assert!(result.samples >= 2 && result.rss_peak_kib >= result.rss_before_kib);
+    assert!(result.kib_per_client.is_finite() && result.rss_after_kib > 0);
 }
 
 #[test]
@@ -200,6 +261,7 @@ fn retr_big_over_tls_resumes_the_control_session() {
         &Limits::default(),
         "big.bin",
         3,
+        TransferType::Image,
     ));
     let Report::RetrBig(result) = report else {
         panic!("{report:?}")

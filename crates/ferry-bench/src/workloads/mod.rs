@@ -4,6 +4,7 @@
 mod concurrent;
 mod idle;
 mod listing;
+mod slow;
 mod transfer;
 
 use serde::Serialize;
@@ -11,6 +12,7 @@ use serde::Serialize;
 pub use concurrent::{logins, retr_small, Concurrency};
 pub use idle::{idle, raise_file_limit};
 pub use listing::list_big;
+pub use slow::{slow_readers, SlowLoad};
 pub use transfer::{ceiling, retr_big, stor_big};
 
 /// The result of one workload.
@@ -18,12 +20,15 @@ pub use transfer::{ceiling, retr_big, stor_big};
 #[serde(tag = "workload", rename_all = "kebab-case")]
 pub enum Report {
     RetrBig(Throughput),
+    /// `retr-big` in TYPE A.
+    RetrBigAscii(Throughput),
     StorBig(Throughput),
     Ceiling(Throughput),
     Logins(Rate),
     RetrSmall(Rate),
     ListBig(Listing),
     Idle(Memory),
+    SlowReaders(SlowReading),
 }
 
 impl Report {
@@ -98,4 +103,44 @@ pub struct Memory {
     pub kib_per_session: f64,
     /// PSS gained per session, in KiB (shared pages split between processes).
     pub pss_kib_per_session: f64,
+}
+
+/// Many clients reading a download slowly, and the server's memory meanwhile.
+#[derive(Debug, Clone, Serialize)]
+pub struct SlowReading {
+    pub clients: usize,
+    /// TYPE A downloads (`--ascii`) rather than TYPE I.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub ascii: bool,
+    /// Bytes per second each client reads at most.
+    pub rate: u64,
+    /// Seconds each client reads for.
+    pub seconds: f64,
+    /// Clients whose download started (the others are counted in `errors`).
+    pub readers: usize,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Bytes read by all clients together.
+    pub bytes: u64,
+    /// All clients together: `bytes` over the reading time.
+    pub mib_per_s: f64,
+    /// Mean bytes per second of one reader.
+    pub client_rate: f64,
+    pub rss_before_kib: u64,
+    /// Highest RSS read (once a second) while the clients were connected.
+    pub rss_peak_kib: u64,
+    /// RSS a second after every client left.
+    pub rss_after_kib: u64,
+    pub processes_peak: usize,
+    /// Memory readings taken while the clients were connected.
+    pub samples: u32,
+    /// Peak RSS gain per client, in KiB.
+    pub kib_per_client: f64,
+    /// Peak PSS gain per client, in KiB (shared pages split between processes).
+    pub pss_kib_per_client: f64,
+    /// Kernel TCP buffer memory of the whole machine (this bench's sockets included) before,
+    /// and its highest reading: what the server has sent but the clients have not read yet is
+    /// there, not in its RSS.
+    pub tcp_buffers_before_kib: u64,
+    pub tcp_buffers_peak_kib: u64,
 }
