@@ -289,6 +289,10 @@ async fn send_file_zero_copy(
 }
 
 /// Sends a file through a buffer: for TYPE A (LF to CRLF), TLS, or a bandwidth limit.
+///
+/// The next chunk is read (and converted) on the blocking pool while the current one is being
+/// written, so the disk, the conversion and the network overlap. A transfer holds two chunk
+/// buffers, reused to the end (and in TYPE A the read buffer the conversion works from).
 async fn send_file_buffered(
     stream: &mut MaybeTls,
     file: std::fs::File,
@@ -298,32 +302,80 @@ async fn send_file_buffered(
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let mut file = tokio::fs::File::from_std(file);
-    if offset > 0 {
-        use tokio::io::AsyncSeekExt;
-        file.seek(io::SeekFrom::Start(offset))
-            .await
-            .map_err(TransferError::Local)?;
-    }
-    let mut buffer = vec![0; throttle.chunk_size(CHUNK)];
-    let mut converted = Vec::new();
+    let reader = FileChunks::new(file, offset, ascii, throttle.chunk_size(CHUNK));
+    let mut pending = reader.read_next(Vec::new());
+    let mut spare = Vec::new();
     let mut sent = 0;
     loop {
-        let read = file.read(&mut buffer).await.map_err(TransferError::Local)?;
-        if read == 0 {
+        let (reader, chunk) = pending
+            .await
+            .map_err(|join| TransferError::Local(io::Error::other(join.to_string())))?;
+        let chunk = chunk.map_err(TransferError::Local)?;
+        if chunk.is_empty() {
             return Ok(sent);
         }
-        let chunk = if ascii {
-            converted.clear();
-            lf_to_crlf(&buffer[..read], &mut converted);
-            &converted[..]
-        } else {
-            &buffer[..read]
-        };
+        pending = reader.read_next(std::mem::take(&mut spare));
         throttle.consume(chunk.len()).await;
-        write(stream, chunk, stall).await?;
+        write(stream, &chunk, stall).await?;
         sent += chunk.len() as u64;
         progress.store(sent, Ordering::Relaxed);
+        spare = chunk;
+    }
+}
+
+/// A file read chunk by chunk from an offset with positioned reads, each chunk converted to
+/// TYPE A's CRLF line ends when `ascii`.
+#[derive(Debug)]
+struct FileChunks {
+    file: std::fs::File,
+    offset: u64,
+    chunk_size: usize,
+    /// TYPE A: the raw bytes, converted from here into the chunk (empty for TYPE I, which
+    /// reads straight into the chunk).
+    raw: Vec<u8>,
+    ascii: bool,
+}
+
+impl FileChunks {
+    fn new(file: std::fs::File, offset: u64, ascii: bool, chunk_size: usize) -> FileChunks {
+        FileChunks {
+            file,
+            offset,
+            chunk_size,
+            raw: Vec::new(),
+            ascii,
+        }
+    }
+
+    /// Reads the next chunk into `buffer` on the blocking pool; an empty chunk is the end of
+    /// the file. The reader comes back with it, for the chunk after.
+    fn read_next(
+        mut self,
+        mut buffer: Vec<u8>,
+    ) -> tokio::task::JoinHandle<(FileChunks, io::Result<Vec<u8>>)> {
+        tokio::task::spawn_blocking(move || {
+            let result = self.fill(&mut buffer).map(|()| buffer);
+            (self, result)
+        })
+    }
+
+    /// Replaces `chunk`'s contents with the next chunk (nothing at the end of the file).
+    fn fill(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        if !self.ascii {
+            // Only a short (last) chunk makes the next resize write anything.
+            chunk.resize(self.chunk_size, 0);
+            let read = self.file.read_at(chunk, self.offset)?;
+            chunk.truncate(read);
+            self.offset += read as u64;
+            return Ok(());
+        }
+        self.raw.resize(self.chunk_size, 0);
+        let read = self.file.read_at(&mut self.raw, self.offset)?;
+        self.offset += read as u64;
+        chunk.clear();
+        lf_to_crlf(&self.raw[..read], chunk);
+        Ok(())
     }
 }
 
