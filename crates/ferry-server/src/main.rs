@@ -302,7 +302,11 @@ fn start(args: Args) -> anyhow::Result<()> {
         let implicit = implicit
             .map(tokio::net::TcpListener::from_std)
             .transpose()?;
-        run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal()).await;
+        // On a worker, not this thread: sessions the accept loop spawns then start in the
+        // worker's own queue instead of waking a worker through the shared one.
+        let server =
+            run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal());
+        tokio::spawn(server).await?;
         Ok(())
     })
 }

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -163,9 +163,10 @@ pub async fn run_with_implicit_tls(
             _ = &mut shutdown => break,
         };
         match accepted {
-            Ok((stream, _)) => start_session(
+            Ok((stream, peer)) => start_session(
                 &mut sessions,
                 stream,
+                peer,
                 implicit_tls,
                 &context,
                 &limit,
@@ -208,12 +209,12 @@ async fn accept_if_any(
 fn start_session(
     sessions: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
+    peer: SocketAddr,
     implicit_tls: bool,
     context: &Arc<Context>,
     limit: &Arc<Semaphore>,
     stop_signal: &watch::Receiver<bool>,
 ) {
-    let Ok(peer) = stream.peer_addr() else { return };
     let ip = peer.ip().to_canonical();
     let (ip_guard, permit) = match admit(context, limit, ip) {
         Ok(admitted) => admitted,
@@ -225,13 +226,21 @@ fn start_session(
     };
     let context = Arc::clone(context);
     let stop_signal = stop_signal.clone();
-    sessions.spawn(async move {
-        match Session::new(context, stream, stop_signal, implicit_tls) {
-            Ok(session) => session.run().await,
-            Err(error) => tracing::debug!(%error, "connection closed before the session started"),
+    // The session's future is the whole task: every byte of it is held for the session's life,
+    // ten thousand times over, so nothing else goes in.
+    match Session::new(
+        context,
+        stream,
+        peer,
+        stop_signal,
+        implicit_tls,
+        (permit, ip_guard),
+    ) {
+        Ok(session) => {
+            sessions.spawn(session.run());
         }
-        drop((permit, ip_guard));
-    });
+        Err(error) => tracing::debug!(%error, "connection closed before the session started"),
+    }
 }
 
 /// Checks a new connection against the ban list, the per-address limit and the session limit.

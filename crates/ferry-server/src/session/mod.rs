@@ -106,17 +106,27 @@ pub struct Session {
     /// When a client that has not logged in is disconnected.
     login_deadline: tokio::time::Instant,
     started: Instant,
+    /// The session's place under the server's session limits, given back when it ends.
+    _admission: Admission,
 }
+
+/// A session's place under the limits: the server-wide session count and its address's count.
+pub type Admission = (
+    tokio::sync::OwnedSemaphorePermit,
+    crate::limits::CountGuard<std::net::IpAddr>,
+);
 
 impl Session {
     /// A session for a freshly accepted control connection.
     pub fn new(
         context: Arc<Context>,
         stream: TcpStream,
+        peer: SocketAddr,
         shutdown: watch::Receiver<bool>,
         implicit_tls: bool,
+        admission: Admission,
     ) -> std::io::Result<Session> {
-        let peer = canonical(stream.peer_addr()?);
+        let peer = canonical(peer);
         let local = canonical(stream.local_addr()?);
         let _ = stream.set_nodelay(true);
         // Clients send ABOR (or Telnet IAC DM) as TCP urgent data (RFC 959 §4.1.3); keeping it
@@ -161,15 +171,28 @@ impl Session {
             failed_logins: 0,
             login_deadline,
             started: Instant::now(),
+            _admission: admission,
         })
     }
 
     /// Runs the session to its end: greeting, commands, and the closing of the connection.
-    pub async fn run(mut self) {
+    ///
+    /// Not an `async fn run(mut self)`: that future would hold the session twice (the argument,
+    /// and the local it is moved into). The `async move` block holds it once and works on it in
+    /// place.
+    pub fn run(self) -> impl std::future::Future<Output = ()> + Send {
+        let mut session = self;
+        async move { session.run_in_place().await }
+    }
+
+    async fn run_in_place(&mut self) {
         tracing::info!(peer = %self.peer, "connect");
-        let greeting = Reply::new(220, self.context.greeting.clone());
-        // Boxed, like dispatch: the handshake's state is not kept for the session's lifetime.
-        if Box::pin(self.start_implicit_tls()).await && self.control.send(&greeting).await.is_ok() {
+        let greeted = {
+            let greeting = Reply::new(220, self.context.greeting.clone());
+            // Boxed, like a command: the handshake's state is not kept for the session's life.
+            Box::pin(self.start_implicit_tls()).await && self.control.send(&greeting).await.is_ok()
+        };
+        if greeted {
             self.serve().await;
         }
         if let Some(running) = self.transfer.take() {
@@ -187,9 +210,11 @@ impl Session {
     async fn serve(&mut self) {
         loop {
             let flow = match self.next_event().await {
-                Event::Frame(Frame::Line(bytes)) => self.on_line(&bytes).await,
+                // Boxed: a command's state (the largest handler's) is allocated while it runs,
+                // not held by every idle session, whose future is only what it waits with.
+                Event::Frame(Frame::Line(bytes)) => Box::pin(self.on_line(&bytes)).await,
                 Event::Frame(Frame::Overlong) => self.reply(500, "Command line too long.").await,
-                Event::TransferDone(outcome) => self.finish_transfer(outcome).await,
+                Event::TransferDone(outcome) => Box::pin(self.finish_transfer(outcome)).await,
                 Event::Closed => Flow::Quit,
                 Event::Timeout => {
                     self.reply(421, "Timeout: closing control connection.")
@@ -292,9 +317,7 @@ impl Session {
                 return self.reply(550, "Permission denied.").await;
             }
         }
-        // Boxed: the largest handler's state is allocated only while a command runs, not held
-        // by every idle session.
-        Box::pin(self.dispatch(command)).await
+        self.dispatch(command).await
     }
 
     async fn dispatch(&mut self, command: Command) -> Flow {
@@ -518,15 +541,22 @@ mod tests {
         let _client = tokio::net::TcpStream::connect(listener.local_addr().unwrap())
             .await
             .unwrap();
-        let (stream, _) = listener.accept().await.unwrap();
+        let (stream, peer) = listener.accept().await.unwrap();
         let config = crate::Config {
             root: std::env::temp_dir(),
             ..Default::default()
         };
         let context = std::sync::Arc::new(crate::Context::new(config).unwrap());
         let (_stop, stop_signal) = tokio::sync::watch::channel(false);
-        let session = super::Session::new(context, stream, stop_signal, false).unwrap();
+        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
+        let admission = (
+            limit.try_acquire_owned().unwrap(),
+            context.sessions_per_ip.acquire(&peer.ip(), None).unwrap(),
+        );
+        let session =
+            super::Session::new(context, stream, peer, stop_signal, false, admission).unwrap();
         let size = std::mem::size_of_val(&session.run());
-        assert!(size <= 2304, "a session's future is {size} bytes");
+        eprintln!("a session's task future is {size} bytes");
+        assert!(size <= 1600, "a session's future is {size} bytes");
     }
 }
