@@ -248,16 +248,21 @@ fn admit(
     context: &Context,
     limit: &Arc<Semaphore>,
     ip: IpAddr,
-) -> Result<(CountGuard<IpAddr>, OwnedSemaphorePermit), &'static str> {
+) -> Result<(Option<CountGuard<IpAddr>>, OwnedSemaphorePermit), &'static str> {
     if let Some(left) = context.bans.banned_for(ip) {
         tracing::debug!(peer = %ip, seconds_left = left.as_secs(), "banned address");
         return Err("Too many failed logins from your address; try again later.");
     }
-    let per_ip_limit = Some(context.config.limits.max_sessions_per_ip).filter(|n| *n > 0);
-    let guard = context
-        .sessions_per_ip
-        .acquire(&ip, per_ip_limit)
-        .ok_or("Too many connections from your address.")?;
+    // Counted only when there is a limit (0: none).
+    let guard = match context.config.limits.max_sessions_per_ip {
+        0 => None,
+        limit => Some(
+            context
+                .sessions_per_ip
+                .acquire(&ip, Some(limit))
+                .ok_or("Too many connections from your address.")?,
+        ),
+    };
     let permit = Arc::clone(limit)
         .try_acquire_owned()
         .map_err(|_| "Too many users, try again later.")?;

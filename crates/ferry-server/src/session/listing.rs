@@ -8,7 +8,7 @@ use ferry_proto::Reply;
 
 use super::{Flow, Session};
 use crate::permissions::{AccessPolicy, Permission};
-use crate::storage::{FileFacts, FileKind, Storage, StorageError, VirtualPath};
+use crate::storage::{FileFacts, FileKind, Names, Storage, StorageError, VirtualPath};
 
 /// What a listing command sends for each entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,9 +44,33 @@ fn parse_request(arg: Option<&str>) -> Request {
     }
 }
 
+/// What is known of each listed entry.
+enum Entries {
+    /// LIST and MLSD: each entry looked up.
+    Facts(Vec<FileFacts>),
+    /// NLST: names only, with no look-up of each entry.
+    Names(Names),
+}
+
+impl Entries {
+    /// Keeps the entries whose names pass `keep`.
+    fn filtered(self, keep: impl Fn(&str) -> bool) -> Entries {
+        match self {
+            Entries::Facts(mut facts) => {
+                facts.retain(|f| keep(&f.name));
+                Entries::Facts(facts)
+            }
+            Entries::Names(mut names) => {
+                names.retain(keep);
+                Entries::Names(names)
+            }
+        }
+    }
+}
+
 /// The entries a listing shows, with the prefix NLST puts before names found by a pattern.
 struct Selection {
-    entries: Vec<FileFacts>,
+    entries: Entries,
     name_prefix: String,
     /// The folder the entries are in.
     folder: VirtualPath,
@@ -153,14 +177,12 @@ fn select(
     format: Format,
     show_hidden: bool,
 ) -> Result<Option<Selection>, StorageError> {
-    let visible = |f: &FileFacts| show_hidden || !f.name.starts_with('.');
+    let visible = |name: &str| show_hidden || !name.starts_with('.');
     let pattern = target.file_name();
     if format != Format::Facts && is_pattern(pattern) {
         let parent = target.parent();
         let entries = entries_of(storage, &parent, format)?
-            .into_iter()
-            .filter(|f| visible(f) && wildcard_match(pattern, &f.name))
-            .collect();
+            .filtered(|name| visible(name) && wildcard_match(pattern, name));
         let name_prefix = given
             .and_then(|g| g.rfind('/').map(|i| g[..=i].to_string()))
             .unwrap_or_default();
@@ -172,10 +194,7 @@ fn select(
     }
     let facts = storage.metadata(target)?;
     if facts.kind == FileKind::Directory {
-        let entries = entries_of(storage, target, format)?
-            .into_iter()
-            .filter(visible)
-            .collect();
+        let entries = entries_of(storage, target, format)?.filtered(visible);
         return Ok(Some(Selection {
             entries,
             name_prefix: String::new(),
@@ -187,8 +206,12 @@ fn select(
     }
     let mut single = facts;
     single.name = given.unwrap_or(target.file_name()).to_string();
+    let entries = match format {
+        Format::Names => Entries::Names([single.name].into_iter().collect()),
+        _ => Entries::Facts(vec![single]),
+    };
     Ok(Some(Selection {
-        entries: vec![single],
+        entries,
         name_prefix: String::new(),
         folder: target.parent(),
     }))
@@ -199,26 +222,11 @@ fn entries_of(
     storage: &dyn Storage,
     folder: &VirtualPath,
     format: Format,
-) -> Result<Vec<FileFacts>, StorageError> {
-    if format != Format::Names {
-        return storage.list(folder);
-    }
-    let name_only = |name| FileFacts {
-        name,
-        kind: FileKind::Other,
-        size: 0,
-        modified: 0,
-        mode: 0,
-        links: 0,
-        owner: String::new(),
-        group: String::new(),
-        link_target: None,
-    };
-    Ok(storage
-        .list_names(folder)?
-        .into_iter()
-        .map(name_only)
-        .collect())
+) -> Result<Entries, StorageError> {
+    Ok(match format {
+        Format::Names => Entries::Names(storage.list_names(folder)?),
+        Format::Long | Format::Facts => Entries::Facts(storage.list(folder)?),
+    })
 }
 
 /// The folder whose List permission a listing of `target` needs: the parent for a pattern.
@@ -241,20 +249,30 @@ fn render(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let mut body = String::with_capacity(selection.entries.len() * 72);
-    for entry in &selection.entries {
-        match format {
-            Format::Long => write_ls_line(&mut body, entry, now),
-            Format::Names => {
-                body.push_str(&selection.name_prefix);
-                body.push_str(&entry.name);
+    let entries = match &selection.entries {
+        Entries::Names(names) => {
+            let prefix = &selection.name_prefix;
+            let length: usize = names.iter().map(|n| prefix.len() + n.len() + 2).sum();
+            let mut body = Vec::with_capacity(length);
+            for name in names.iter() {
+                body.extend_from_slice(prefix.as_bytes());
+                body.extend_from_slice(name.as_bytes());
+                body.extend_from_slice(b"\r\n");
             }
+            return Some(body);
+        }
+        Entries::Facts(entries) => entries,
+    };
+    let mut body = String::with_capacity(entries.len() * 72);
+    for entry in entries {
+        match format {
             Format::Facts => {
                 let perm = policy
                     .at_entry(&selection.folder, &entry.name)
                     .mlsx_perm(entry.kind);
                 write_mlsx_line(&mut body, entry, facts, &perm);
             }
+            Format::Long | Format::Names => write_ls_line(&mut body, entry, now),
         }
         body.push_str("\r\n");
     }

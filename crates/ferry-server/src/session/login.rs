@@ -72,11 +72,13 @@ impl Session {
                 .reply(530, "This account must use encryption (AUTH TLS).")
                 .await;
         }
-        let Some(count) = self
-            .context
-            .sessions_per_user
-            .acquire(&spec.name, spec.max_sessions)
-        else {
+        // Counted only for accounts with a limit: anonymous logins skip the shared lock.
+        let count = spec.max_sessions.map(|limit| {
+            self.context
+                .sessions_per_user
+                .acquire(&spec.name, Some(limit))
+        });
+        let Some(count) = count.map_or(Some(None), |held| held.map(Some)) else {
             tracing::warn!(peer = %self.peer.ip(), user = %escape(&spec.name), "too many sessions for this user");
             self.reply(421, "Too many sessions for this user; try again later.")
                 .await;
@@ -136,7 +138,7 @@ impl Session {
         spec: AccountSpec,
         anonymous: bool,
         storage: Arc<dyn Storage>,
-        count: CountGuard<String>,
+        count: Option<CountGuard<String>>,
     ) -> Account {
         let limits = &self.context.config.limits;
         let session_rate = |rate: u64| (rate > 0).then(|| Arc::new(RateLimiter::new(rate)));
@@ -155,7 +157,7 @@ impl Session {
             download: Throttle::new([session_rate(limits.download_rate), user_download]),
             upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
             require_tls: spec.require_tls,
-            _session_count: Some(count),
+            _session_count: count,
         }
     }
 

@@ -6,6 +6,7 @@
 //! errors to replies in one place (`session::reply_for_storage_error`).
 
 mod local;
+mod names;
 mod vpath;
 
 use std::fmt;
@@ -13,6 +14,7 @@ use std::io;
 
 pub use ferry_proto::listing::{FileFacts, FileKind};
 pub use local::LocalFs;
+pub use names::Names;
 pub use vpath::VirtualPath;
 
 /// How an upload opens its file.
@@ -35,12 +37,10 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// The entries of a folder, symlinks shown as such; `.` and `..` are not included.
     fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError>;
     /// The names in a folder, sorted, without looking at each entry (NLST).
-    fn list_names(&self, path: &VirtualPath) -> Result<Vec<String>, StorageError> {
-        Ok(self
-            .list(path)?
-            .into_iter()
-            .map(|facts| facts.name)
-            .collect())
+    fn list_names(&self, path: &VirtualPath) -> Result<Names, StorageError> {
+        let mut names: Names = self.list(path)?.iter().map(|facts| &facts.name).collect();
+        names.sort();
+        Ok(names)
     }
     /// Opens a regular file for reading; returns it with its size.
     fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError>;
