@@ -20,10 +20,10 @@ set -euo pipefail
 QUICK=0
 [[ "${1:-}" == "--quick" ]] && QUICK=1
 if ((QUICK)); then
-    BIG_MIB=64 SECONDS_EACH=2 LOGIN_CLIENTS=4 SMALL_CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
+    BIG_MIB=64 SECONDS_EACH=2 LOGIN_CLIENTS="4 20" SMALL_CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
     SLOW_CLIENTS=20 SLOW_SECONDS=3
 else
-    BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS=20 SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=3 LIST_RUNS=5 IDLE_CLIENTS=500
+    BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS="20 200" SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=3 LIST_RUNS=5 IDLE_CLIENTS=500
     SLOW_CLIENTS=200 SLOW_SECONDS=20
 fi
 SLOW_RATE=65536
@@ -211,7 +211,9 @@ bench_server() {
             --runs "$RUNS" --tls
     fi
     rm -f "$DATA"/upload/*
-    workload "$server" logins --clients "$LOGIN_CLIENTS" --seconds "$SECONDS_EACH"
+    for clients in $LOGIN_CLIENTS; do
+        workload "$server" logins --clients "$clients" --seconds "$SECONDS_EACH"
+    done
     workload "$server" retr-small --path small.bin --clients "$SMALL_CLIENTS" --seconds "$SECONDS_EACH"
     workload "$server" list-big --path many --runs "$LIST_RUNS"
     stop_server

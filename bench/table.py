@@ -17,9 +17,10 @@ ROWS = [
     ("stor-big MiB/s", "stor-big", "mib_per_s", True),
     ("retr-big-tls MiB/s", "retr-big-tls", "mib_per_s", True),
     ("stor-big-tls MiB/s", "stor-big-tls", "mib_per_s", True),
-    ("logins sessions/s", "logins", "per_second", True),
-    ("logins p50 ms", "logins", "p50_ms", False),
-    ("logins p99 ms", "logins", "p99_ms", False),
+    # One set of login rows for each number of clients measured ("logins@N").
+    ("logins N={n} sessions/s", "logins@", "per_second", True),
+    ("logins N={n} p50 ms", "logins@", "p50_ms", False),
+    ("logins N={n} p99 ms", "logins@", "p99_ms", False),
     ("retr-small transfers/s", "retr-small", "per_second", True),
     ("retr-small p50 ms", "retr-small", "p50_ms", False),
     ("retr-small p99 ms", "retr-small", "p99_ms", False),
@@ -46,6 +47,8 @@ def load(path):
                 ceiling = record
             else:
                 workload = record["workload"] + ("-tls" if record.get("tls") else "")
+                if workload == "logins":
+                    workload = f"logins@{record['clients']}"
                 results[(server, workload)] = record
     return results, errors, ceiling
 
@@ -83,7 +86,16 @@ def main():
     header = ["workload"] + SERVERS + ["best peer", "ferryd ÷ best", "better"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+    login_counts = sorted({int(w.split("@")[1]) for (_, w) in results if w.startswith("logins@")})
+    login_rows = [row for row in ROWS if row[1] == "logins@"]
+    rows = []
     for label, workload, field, higher in ROWS:
+        if workload != "logins@":
+            rows.append((label, workload, field, higher))
+        elif (label, workload, field, higher) == login_rows[0]:
+            rows += [(l.format(n=n), f"logins@{n}", f, h) for n in login_counts
+                     for (l, _, f, h) in login_rows]
+    for label, workload, field, higher in rows:
         values = [results.get((server, workload), {}).get(field) for server in SERVERS]
         best, ratio = ratio_cell(values[0], values[1:], higher)
         cells = [label] + [figure(value) for value in values] + [best, ratio, "higher" if higher else "lower"]

@@ -76,7 +76,6 @@ pub async fn open(plan: DataPlan, context: &DataContext) -> Result<TcpStream, Tr
     let stream = result
         .map_err(|_| TransferError::Connect(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
         .map_err(TransferError::Connect)?;
-    let _ = stream.set_nodelay(true);
     Ok(stream)
 }
 
@@ -214,8 +213,13 @@ const SENDFILE_CHUNK: usize = 8 * 1024 * 1024;
 /// What a download sends.
 #[derive(Debug)]
 pub enum Source {
-    /// A file, from a byte offset (REST).
-    File { file: std::fs::File, offset: u64 },
+    /// A file, from a byte offset (REST) to `end`, its size when it was opened: like vsftpd,
+    /// a download sends the length its 150 reply announced, even if the file grows meanwhile.
+    File {
+        file: std::fs::File,
+        offset: u64,
+        end: u64,
+    },
     /// A listing, already formatted with CRLF line ends.
     Bytes(Vec<u8>),
 }
@@ -240,13 +244,13 @@ pub async fn send(
                 progress.store(sent, Ordering::Relaxed);
             }
         }
-        Source::File { file, offset } => {
+        Source::File { file, offset, end } => {
             if let (MaybeTls::Plain(tcp), false, true) = (&*stream, ascii, throttle.is_unlimited())
             {
-                sent = send_file_zero_copy(tcp, &file, offset, progress, stall).await?;
+                sent = send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?;
             } else {
-                sent = send_file_buffered(stream, file, offset, ascii, progress, stall, throttle)
-                    .await?;
+                let chunks = FileChunks::new(file, offset..end, ascii, throttle.chunk_size(CHUNK));
+                sent = send_file_buffered(stream, chunks, progress, stall, throttle).await?;
             }
         }
     }
@@ -259,24 +263,31 @@ pub async fn send(
 
 /// Sends a file with sendfile(2): the kernel copies from the page cache to the socket, with no
 /// trip through user space. Used for TYPE I on a plain connection without a bandwidth limit.
+///
+/// The socket is corked: full segments only, and the last one carries the FIN the shutdown
+/// after adds, so a small file is one segment, not a data segment and a FIN.
 async fn send_file_zero_copy(
     tcp: &TcpStream,
     file: &std::fs::File,
-    mut offset: u64,
+    range: std::ops::Range<u64>,
     progress: &AtomicU64,
     stall: Duration,
 ) -> Result<u64, TransferError> {
+    let _ = socket2::SockRef::from(tcp).set_cork(true);
+    let (mut offset, end) = (range.start, range.end);
     let mut sent = 0u64;
-    loop {
+    while offset < end {
         timeout(stall, tcp.writable())
             .await
             .map_err(|_| stalled())?
             .map_err(TransferError::Broken)?;
+        let count =
+            usize::try_from(end - offset).map_or(SENDFILE_CHUNK, |left| left.min(SENDFILE_CHUNK));
         let result = tcp.try_io(tokio::io::Interest::WRITABLE, || {
-            rustix::fs::sendfile(tcp, file, Some(&mut offset), SENDFILE_CHUNK)
-                .map_err(io::Error::from)
+            rustix::fs::sendfile(tcp, file, Some(&mut offset), count).map_err(io::Error::from)
         });
         match result {
+            // The file is shorter than it was.
             Ok(0) => return Ok(sent),
             Ok(moved) => {
                 sent += moved as u64;
@@ -286,6 +297,7 @@ async fn send_file_zero_copy(
             Err(error) => return Err(TransferError::Broken(error)),
         }
     }
+    Ok(sent)
 }
 
 /// Sends a file through a buffer: for TYPE A (LF to CRLF), TLS, or a bandwidth limit.
@@ -295,14 +307,11 @@ async fn send_file_zero_copy(
 /// buffers, reused to the end (and in TYPE A the read buffer the conversion works from).
 async fn send_file_buffered(
     stream: &mut MaybeTls,
-    file: std::fs::File,
-    offset: u64,
-    ascii: bool,
+    reader: FileChunks,
     progress: &AtomicU64,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let reader = FileChunks::new(file, offset, ascii, throttle.chunk_size(CHUNK));
     let mut pending = reader.read_next(Vec::new());
     let mut spare = Vec::new();
     let mut sent = 0;
@@ -323,12 +332,14 @@ async fn send_file_buffered(
     }
 }
 
-/// A file read chunk by chunk from an offset with positioned reads, each chunk converted to
-/// TYPE A's CRLF line ends when `ascii`.
+/// A range of a file read chunk by chunk with positioned reads, each chunk converted to TYPE A's
+/// CRLF line ends when `ascii`.
 #[derive(Debug)]
 struct FileChunks {
     file: std::fs::File,
     offset: u64,
+    /// Where reading stops (or the end of the file, if that comes first).
+    end: u64,
     chunk_size: usize,
     /// TYPE A: the raw bytes, converted from here into the chunk (empty for TYPE I, which
     /// reads straight into the chunk).
@@ -337,10 +348,16 @@ struct FileChunks {
 }
 
 impl FileChunks {
-    fn new(file: std::fs::File, offset: u64, ascii: bool, chunk_size: usize) -> FileChunks {
+    fn new(
+        file: std::fs::File,
+        range: std::ops::Range<u64>,
+        ascii: bool,
+        chunk_size: usize,
+    ) -> FileChunks {
         FileChunks {
             file,
-            offset,
+            offset: range.start,
+            end: range.end,
             chunk_size,
             raw: Vec::new(),
             ascii,
@@ -362,15 +379,17 @@ impl FileChunks {
     /// Replaces `chunk`'s contents with the next chunk (nothing at the end of the file).
     fn fill(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
+        let size = usize::try_from(self.end.saturating_sub(self.offset))
+            .map_or(self.chunk_size, |left| left.min(self.chunk_size));
         if !self.ascii {
             // Only a short (last) chunk makes the next resize write anything.
-            chunk.resize(self.chunk_size, 0);
+            chunk.resize(size, 0);
             let read = self.file.read_at(chunk, self.offset)?;
             chunk.truncate(read);
             self.offset += read as u64;
             return Ok(());
         }
-        self.raw.resize(self.chunk_size, 0);
+        self.raw.resize(size, 0);
         let read = self.file.read_at(&mut self.raw, self.offset)?;
         self.offset += read as u64;
         chunk.clear();

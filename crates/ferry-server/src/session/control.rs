@@ -123,6 +123,14 @@ impl Control {
         Ok(())
     }
 
+    /// Holds back what is sent from now on until [`Self::close`], so the last reply and the
+    /// FIN leave in one segment (TCP_CORK; the shutdown sends what it holds).
+    pub fn hold_until_close(&self) {
+        if let Some(stream) = &self.stream {
+            let _ = socket2::SockRef::from(stream.tcp()).set_cork(true);
+        }
+    }
+
     /// Closes the sending side (FIN; for TLS, close_notify first).
     pub async fn close(&mut self) {
         if let Some(stream) = self.stream.as_mut() {

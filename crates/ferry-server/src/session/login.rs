@@ -216,6 +216,7 @@ impl Session {
     /// QUIT (RFC 959 §4.1.1).
     pub(super) async fn quit(&mut self) -> Flow {
         let text = format!("Thank you for visiting {}.", self.context.server_name);
+        self.control.hold_until_close();
         self.reply(221, text).await;
         Flow::Quit
     }

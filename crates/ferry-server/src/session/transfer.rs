@@ -194,7 +194,11 @@ impl Session {
             move |mut stream, context, progress| async move {
                 data::send(
                     &mut stream,
-                    Source::File { file, offset },
+                    Source::File {
+                        file,
+                        offset,
+                        end: size,
+                    },
                     ascii,
                     &progress,
                     context.stall_timeout,
