@@ -3,13 +3,22 @@
 //! Every operation goes through a `cap_std::fs::Dir` opened on the user's root: paths are resolved
 //! beneath it by the kernel-backed capability API, so neither `..`, an absolute path nor a symlink
 //! (however it is built) can reach outside. A symlink inside the root that points inside works.
+//!
+//! Listings open the folder that way, then read its names (getdents) and look each one up
+//! (fstatat, without following symlinks) relative to that open folder: a name read from a
+//! folder is a single component, so these look-ups cannot leave it either. Big folders' names
+//! are kept while the folder is unchanged (`names_cache`).
 
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, Permissions, PermissionsExt};
 
+use super::names_cache::{NamesCache, Stamp};
 use super::{
     FileFacts, FileKind, Names, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode,
 };
@@ -24,6 +33,8 @@ const MAX_STAT_THREADS: usize = 4;
 #[derive(Debug)]
 pub struct LocalFs {
     root: Dir,
+    /// Names of its big folders, while they are unchanged.
+    names: NamesCache,
 }
 
 impl LocalFs {
@@ -31,6 +42,7 @@ impl LocalFs {
     pub fn open(root: &Path) -> std::io::Result<LocalFs> {
         Ok(LocalFs {
             root: Dir::open_ambient_dir(root, ambient_authority())?,
+            names: NamesCache::default(),
         })
     }
 
@@ -70,6 +82,85 @@ impl LocalFs {
     fn io<T>(path: &VirtualPath, result: std::io::Result<T>) -> Result<T, StorageError> {
         result.map_err(|e| StorageError::from_io(path, e))
     }
+
+    /// The sorted names in an open folder: kept from an earlier listing while the folder is
+    /// unchanged, else read from getdents(2). `None` when a name is not UTF-8 (the caller then
+    /// lists through cap-std, which can look such a name up).
+    fn names_of(
+        &self,
+        path: &VirtualPath,
+        folder: &Dir,
+    ) -> Result<Option<Arc<Names>>, StorageError> {
+        let stamp = Self::io(path, Stamp::of(folder))?;
+        if let Some(names) = self.names.get(&stamp) {
+            return Ok(Some(names));
+        }
+        // cap-std's handle may be O_PATH: the folder's `.` is opened again for reading.
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let readable =
+            rustix::fs::openat(folder, ".", flags, Mode::empty()).and_then(rustix::fs::Dir::new);
+        let mut entries = Self::io(path, readable.map_err(Into::into))?;
+        let mut names = Names::new();
+        while let Some(entry) = entries.read() {
+            let entry = Self::io(path, entry.map_err(Into::into))?;
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let Ok(name) = std::str::from_utf8(name) else {
+                return Ok(None);
+            };
+            names.push(name);
+        }
+        names.sort();
+        let names = Arc::new(names);
+        // Kept only if nothing changed in the folder while it was read.
+        if Stamp::of(folder).is_ok_and(|after| after == stamp) {
+            self.names.put(&stamp, Arc::clone(&names));
+        }
+        Ok(Some(names))
+    }
+
+    /// Lists a folder through cap-std's directory entries, one look-up each, sorted; names
+    /// that are not UTF-8 are shown with replacement characters.
+    fn list_by_entries(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError> {
+        let entries = Self::io(path, self.root.read_dir(path.relative()))?;
+        let mut listing: Vec<FileFacts> = entries
+            .filter_map(Result::ok)
+            .filter_map(|entry| {
+                let meta = entry.metadata().ok()?;
+                let name = entry.file_name().to_string_lossy().into_owned();
+                Some(self.facts(name, &meta, Some(path)))
+            })
+            .collect();
+        listing.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        Ok(listing)
+    }
+}
+
+/// The facts of an entry of an open folder, from its lstat; a symlink's target is read there.
+fn facts_of_entry(folder: &Dir, name: &str, stat: &rustix::fs::Stat) -> FileFacts {
+    let kind = match FileType::from_raw_mode(stat.st_mode) {
+        FileType::Directory => FileKind::Directory,
+        FileType::RegularFile => FileKind::File,
+        FileType::Symlink => FileKind::Symlink,
+        _ => FileKind::Other,
+    };
+    let link_target = (kind == FileKind::Symlink)
+        .then(|| rustix::fs::readlinkat(folder, name, Vec::new()).ok())
+        .flatten()
+        .map(|target| target.to_string_lossy().into_owned());
+    FileFacts {
+        name: name.to_string(),
+        kind,
+        size: u64::try_from(stat.st_size).unwrap_or(0),
+        modified: stat.st_mtime,
+        mode: stat.st_mode & 0o7777,
+        links: stat.st_nlink,
+        owner: stat.st_uid.to_string(),
+        group: stat.st_gid.to_string(),
+        link_target,
+    }
 }
 
 impl Storage for LocalFs {
@@ -79,67 +170,53 @@ impl Storage for LocalFs {
     }
 
     fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError> {
-        let entries: Vec<_> = Self::io(path, self.root.read_dir(path.relative()))?
-            .filter_map(Result::ok)
-            .collect();
-        // A stat per entry is most of a big listing's time; with spare cores, several threads
-        // share them (each entry is looked up in the folder the listing holds open).
-        let threads = match entries.len() {
+        let folder = Self::io(path, self.root.open_dir(path.relative()))?;
+        let Some(names) = self.names_of(path, &folder)? else {
+            return self.list_by_entries(path);
+        };
+        let names: Vec<&str> = names.iter().collect();
+        // A look-up per entry is most of a big listing's time; with spare cores, several
+        // threads share them. Each name is looked up in the open folder, without following a
+        // symlink: a name from getdents is one component, so nothing outside is reached.
+        let threads = match names.len() {
             0..PARALLEL_STAT_FROM => 1,
             _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_STAT_THREADS)),
         };
-        let per_thread = entries.len().div_ceil(threads.max(1)).max(1);
-        let stat_all = |chunk: &[cap_std::fs::DirEntry]| -> Vec<FileFacts> {
+        let per_thread = names.len().div_ceil(threads).max(1);
+        let look_up = |chunk: &[&str]| -> Vec<FileFacts> {
             chunk
                 .iter()
-                .filter_map(|entry| {
-                    let meta = entry.metadata().ok()?;
-                    let name = entry.file_name().to_string_lossy().into_owned();
-                    Some(self.facts(name, &meta, Some(path)))
+                .filter_map(|name| {
+                    let stat =
+                        rustix::fs::statat(&folder, *name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+                    Some(facts_of_entry(&folder, name, &stat))
                 })
                 .collect()
         };
-        let mut listing = if threads > 1 {
-            std::thread::scope(|scope| {
-                let workers: Vec<_> = entries
-                    .chunks(per_thread)
-                    .skip(1)
-                    .map(|chunk| scope.spawn(move || stat_all(chunk)))
-                    .collect();
-                let mut listing = stat_all(entries.chunks(per_thread).next().unwrap_or(&[]));
-                for worker in workers {
-                    listing.extend(worker.join().unwrap_or_default());
-                }
-                listing
-            })
-        } else {
-            stat_all(&entries)
-        };
-        listing.sort_unstable_by(|a, b| a.name.cmp(&b.name));
-        Ok(listing)
+        let mut chunks = names.chunks(per_thread);
+        let first = chunks.next().unwrap_or(&[]);
+        Ok(std::thread::scope(|scope| {
+            let others: Vec<_> = chunks
+                .map(|chunk| scope.spawn(move || look_up(chunk)))
+                .collect();
+            let mut listing = look_up(first);
+            for other in others {
+                listing.extend(other.join().unwrap_or_default());
+            }
+            listing
+        }))
     }
 
     fn list_names(&self, path: &VirtualPath) -> Result<Names, StorageError> {
-        // The folder is opened beneath the root by cap-std; its names are then read straight
-        // from getdents(2), one allocation each.
-        // cap-std's handle may be O_PATH: its `.` is opened again for reading.
-        use rustix::fs::{Mode, OFlags};
         let folder = Self::io(path, self.root.open_dir(path.relative()))?;
-        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
-        let readable =
-            rustix::fs::openat(&folder, ".", flags, Mode::empty()).and_then(rustix::fs::Dir::new);
-        let mut entries = Self::io(path, readable.map_err(Into::into))?;
-        let mut names = Names::new();
-        while let Some(entry) = entries.read() {
-            let entry = Self::io(path, entry.map_err(Into::into))?;
-            let name = entry.file_name().to_bytes();
-            if name == b"." || name == b".." {
-                continue;
-            }
-            names.push(&String::from_utf8_lossy(name));
+        match self.names_of(path, &folder)? {
+            Some(names) => Ok(Names::clone(&names)),
+            None => Ok(self
+                .list_by_entries(path)?
+                .iter()
+                .map(|facts| &facts.name)
+                .collect()),
         }
-        names.sort();
-        Ok(names)
     }
 
     fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError> {
@@ -396,5 +473,46 @@ mod tests {
         assert_eq!(listing[count].kind, FileKind::Directory);
         let only_names = jail.fs.list_names(&at("big")).unwrap();
         assert_eq!(only_names.iter().collect::<Vec<_>>(), names);
+    }
+
+    /// A big folder's names are kept between listings, and every change to the folder shows
+    /// at the next one.
+    #[test]
+    fn kept_names_follow_every_change() {
+        let jail = jail();
+        let folder = jail.root.join("kept");
+        std::fs::create_dir(&folder).unwrap();
+        for i in 0..1500 {
+            std::fs::write(folder.join(format!("f{i:04}")), b"").unwrap();
+        }
+        // Settled: changed long enough ago for its names to be kept.
+        let settle = |folder: &std::path::Path| {
+            let long_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+            std::fs::File::open(folder)
+                .unwrap()
+                .set_times(std::fs::FileTimes::new().set_modified(long_ago))
+                .unwrap();
+        };
+        settle(&folder);
+        let names = |fs: &LocalFs| fs.list_names(&at("kept")).unwrap();
+        assert_eq!(names(&jail.fs).len(), 1500);
+        let stamp = Stamp::of(jail.fs.root.open_dir("kept").unwrap()).unwrap();
+        assert!(
+            jail.fs.names.get(&stamp).is_some(),
+            "a settled big folder is kept"
+        );
+
+        std::fs::write(folder.join("added"), b"").unwrap();
+        assert!(names(&jail.fs).iter().any(|n| n == "added"));
+        assert_eq!(jail.fs.list(&at("kept")).unwrap().len(), 1501);
+        settle(&folder);
+        assert_eq!(names(&jail.fs).len(), 1501);
+        std::fs::remove_file(folder.join("f0000")).unwrap();
+        assert!(!names(&jail.fs).iter().any(|n| n == "f0000"));
+        settle(&folder);
+        std::fs::rename(folder.join("f0001"), folder.join("renamed")).unwrap();
+        let after = names(&jail.fs);
+        assert!(after.iter().any(|n| n == "renamed") && !after.iter().any(|n| n == "f0001"));
+        assert_eq!(after.len(), 1500);
     }
 }

@@ -7,6 +7,7 @@
 
 mod local;
 mod names;
+mod names_cache;
 mod vpath;
 
 use std::fmt;

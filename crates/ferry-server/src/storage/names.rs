@@ -57,6 +57,11 @@ impl Names {
     pub fn is_empty(&self) -> bool {
         self.spans.is_empty()
     }
+
+    /// Memory held, roughly: the text and the span table.
+    pub fn bytes(&self) -> usize {
+        self.text.capacity() + self.spans.capacity() * std::mem::size_of::<(u128, u32, u32)>()
+    }
 }
 
 impl<S: AsRef<str>> FromIterator<S> for Names {
