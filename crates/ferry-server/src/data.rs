@@ -426,6 +426,8 @@ pub async fn receive(
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
     let (chunks, mut pending) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    // Written chunks come back to be read into again: no allocation (nor zeroing) per chunk.
+    let (spares, mut returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
     // Set when this future, not an abort, ends the upload. After ABOR the task is dropped
     // mid-await; the writer must then stop at once rather than write what is queued, or it could
     // write into a file that a following REST+STOR is already resuming.
@@ -438,10 +440,20 @@ pub async fn receive(
                 break;
             }
             std::io::Write::write_all(&mut file, &chunk)?;
+            let _ = spares.try_send(chunk);
         }
         Ok::<(), io::Error>(())
     });
-    let received = pump_into(stream, &chunks, ascii, progress, stall, throttle).await;
+    let received = pump_into(
+        stream,
+        &chunks,
+        &mut returned,
+        ascii,
+        progress,
+        stall,
+        throttle,
+    )
+    .await;
     ended_here.store(true, Ordering::SeqCst);
     drop(chunks);
     let written = writer
@@ -462,6 +474,7 @@ pub async fn receive(
 async fn pump_into(
     stream: &mut MaybeTls,
     chunks: &tokio::sync::mpsc::Sender<Vec<u8>>,
+    spares: &mut std::sync::mpsc::Receiver<Vec<u8>>,
     ascii: bool,
     progress: &AtomicU64,
     stall: Duration,
@@ -469,22 +482,28 @@ async fn pump_into(
 ) -> Result<u64, TransferError> {
     let chunk_size = throttle.chunk_size(CHUNK);
     let mut decoder = CrlfDecoder::new();
+    let mut raw = Vec::new();
     let mut received = 0;
     loop {
-        let mut buffer = vec![0; chunk_size];
-        let read = timeout(stall, stream.read(&mut buffer))
+        let mut buffer = spares
+            .try_recv()
+            .unwrap_or_else(|_| Vec::with_capacity(chunk_size));
+        buffer.clear();
+        // TYPE A reads into `raw` and decodes into the chunk; TYPE I reads into the chunk.
+        let target = if ascii { &mut raw } else { &mut buffer };
+        target.clear();
+        target.reserve(chunk_size);
+        let read = timeout(stall, stream.read_buf(target))
             .await
             .map_err(|_| stalled())?
             .map_err(TransferError::Broken)?;
         let chunk = if ascii {
-            let mut converted = Vec::with_capacity(read + 1);
-            decoder.decode(&buffer[..read], &mut converted);
+            decoder.decode(&raw, &mut buffer);
             if read == 0 {
-                decoder.finish(&mut converted);
+                decoder.finish(&mut buffer);
             }
-            converted
+            buffer
         } else {
-            buffer.truncate(read);
             buffer
         };
         if !chunk.is_empty() && chunks.send(chunk).await.is_err() {
