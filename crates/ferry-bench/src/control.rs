@@ -252,10 +252,18 @@ impl Control {
         }
     }
 
-    /// Asks for a passive data port (PASV, or EPSV over IPv6) and connects to it.
+    /// Asks for a passive data port (PASV, or EPSV over IPv6) and connects to it (with Nagle's
+    /// algorithm left on: a data connection carries big writes or none).
     pub async fn open_passive(&mut self) -> Result<TcpStream, BenchError> {
         let addr = self.passive_addr().await?;
-        connect_tcp(addr, self.io_timeout).await
+        match tokio::time::timeout(self.io_timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
+            Err(_) => Err(BenchError::Timeout {
+                what: "connect",
+                addr,
+            }),
+        }
     }
 
     /// Asks for a passive data port (PASV, or EPSV over IPv6): the server's address with that

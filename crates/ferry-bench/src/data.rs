@@ -14,13 +14,15 @@ use crate::stream::Stream;
 /// Size of the buffers data is read and written with.
 pub const CHUNK: usize = 256 * 1024;
 
-/// Reads `stream` to its end, discarding the bytes; returns how many there were.
+/// Reads `stream` to its end into `buffer` (reused from one transfer to the next, so a small
+/// download costs the load generator no allocation), discarding the bytes; returns how many
+/// there were.
 pub async fn drain(
     stream: &mut Stream,
+    buffer: &mut [u8],
     addr: SocketAddr,
     limits: &Limits,
 ) -> Result<u64, BenchError> {
-    let mut buffer = vec![0u8; CHUNK];
     let deadline = Instant::now() + limits.transfer_timeout;
     let mut total = 0u64;
     for _ in 0..limits.max_iterations {
@@ -28,7 +30,7 @@ pub async fn drain(
             "receiving data",
             addr,
             limits.io_timeout,
-            stream.read(&mut buffer),
+            stream.read(buffer),
         )
         .await?;
         if read == 0 {
@@ -113,10 +115,12 @@ pub async fn feed(
     Ok(())
 }
 
-/// Closes a drained download: a TLS close_notify, then the TCP close. Best effort: the server
-/// may have closed already.
+/// Closes a drained download: over TLS a close_notify first; then the TCP close (dropping the
+/// socket sends its FIN). Best effort: the server may have closed already.
 pub async fn close(mut stream: Stream, limits: &Limits) {
-    let _ = tokio::time::timeout(limits.io_timeout, stream.shutdown()).await;
+    if matches!(stream, Stream::Tls(_)) {
+        let _ = tokio::time::timeout(limits.io_timeout, stream.shutdown()).await;
+    }
 }
 
 /// Reads and discards until the server closes `stream` (or fails it, or `limits.io_timeout`

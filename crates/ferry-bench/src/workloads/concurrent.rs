@@ -47,6 +47,9 @@ impl Tally {
 /// Pause after a failed iteration, so a refusing server is not hammered in a tight loop.
 const ERROR_PAUSE: Duration = Duration::from_millis(20);
 
+/// Each retr-small client's read buffer, allocated once.
+const SMALL_BUFFER: usize = 64 * 1024;
+
 /// `clients` clients connect, log in and QUIT, over and over.
 pub async fn logins(
     target: &Target,
@@ -126,6 +129,7 @@ async fn login_once(target: &Target, limits: &Limits) -> Result<(), BenchError> 
 async fn retr_loop(target: Target, limits: Limits, mut budget: Budget, path: Arc<str>) -> Tally {
     let mut tally = Tally::default();
     let mut control = None;
+    let mut buffer = vec![0u8; SMALL_BUFFER];
     while budget.take() {
         if control.is_none() {
             match binary_login(&target, &limits).await {
@@ -141,7 +145,7 @@ async fn retr_loop(target: Target, limits: Limits, mut budget: Budget, path: Arc
             continue;
         };
         let started = Instant::now();
-        match retr_once(connected, &limits, &path).await {
+        match retr_once(connected, &mut buffer, &limits, &path).await {
             Ok(bytes) => {
                 tally.latencies.push(started.elapsed());
                 tally.bytes += bytes;
@@ -164,12 +168,17 @@ async fn binary_login(target: &Target, limits: &Limits) -> Result<Control, Bench
     Ok(control)
 }
 
-async fn retr_once(control: &mut Control, limits: &Limits, path: &str) -> Result<u64, BenchError> {
+async fn retr_once(
+    control: &mut Control,
+    buffer: &mut [u8],
+    limits: &Limits,
+    path: &str,
+) -> Result<u64, BenchError> {
     let passive = control.open_passive().await?;
     let mut data = control
         .start_transfer(&format!("RETR {path}"), passive)
         .await?;
-    let bytes = drain(&mut data, control.addr(), limits).await?;
+    let bytes = drain(&mut data, buffer, control.addr(), limits).await?;
     close(data, limits).await;
     control.finish_transfer("RETR").await?;
     Ok(bytes)

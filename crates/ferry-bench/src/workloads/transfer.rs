@@ -31,6 +31,7 @@ pub async fn retr_big(
     transfer_type: TransferType,
 ) -> Result<Report, BenchError> {
     let mut timings = Vec::new();
+    let mut buffer = vec![0u8; CHUNK];
     for _ in 0..runs.max(1) {
         let mut control = typed_login(target, limits, transfer_type).await?;
         let started = Instant::now();
@@ -38,7 +39,7 @@ pub async fn retr_big(
         let mut data = control
             .start_transfer(&format!("RETR {path}"), passive)
             .await?;
-        let bytes = drain(&mut data, control.addr(), limits).await?;
+        let bytes = drain(&mut data, &mut buffer, control.addr(), limits).await?;
         close(data, limits).await;
         control.finish_transfer("RETR").await?;
         timings.push((bytes, started.elapsed()));
