@@ -123,7 +123,9 @@ impl Session {
         let context = Arc::clone(&self.context);
         let name = user.to_string();
         let peer = self.peer.ip();
-        // argon2 is CPU-heavy: keep it off the async workers.
+        // argon2 is CPU-heavy: keep it off the async workers, and run only as many at once as
+        // leaves them cores, so a flood of password attempts cannot starve everyone else.
+        let _turn = self.context.password_checks.acquire().await.ok()?;
         tokio::task::spawn_blocking(move || {
             context
                 .authenticator
