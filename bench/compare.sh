@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares ferryd with vsftpd, Pure-FTPd and pyftpdlib on loopback using ferry-bench.
 #
-#   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~8 minutes)
+#   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~13 minutes)
 #   bench/compare.sh --quick   # smoke: 64 MiB file, 2 s per concurrent workload
 #
 # Every server is also measured downloading the big file in TYPE A (retr-big-ascii; vsftpd is
@@ -23,7 +23,7 @@ if ((QUICK)); then
     BIG_MIB=64 SECONDS_EACH=2 LOGIN_CLIENTS="4 20" SMALL_CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
     SLOW_CLIENTS=20 SLOW_SECONDS=3
 else
-    BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS="20 200" SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=3 LIST_RUNS=5 IDLE_CLIENTS=500
+    BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS="20 200" SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=5 LIST_RUNS=5 IDLE_CLIENTS=500
     SLOW_CLIENTS=200 SLOW_SECONDS=20
 fi
 SLOW_RATE=65536
