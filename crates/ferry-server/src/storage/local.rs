@@ -7,7 +7,7 @@
 //! Listings open the folder that way, then read its names (getdents) and look each one up
 //! (fstatat, without following symlinks) relative to that open folder: a name read from a
 //! folder is a single component, so these look-ups cannot leave it either. Big folders' names
-//! are kept while the folder is unchanged (`names_cache`).
+//! are kept while the folder is unchanged (`names_cache`, one for the whole process).
 
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
@@ -18,7 +18,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 use cap_std::ambient_authority;
 use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, Permissions, PermissionsExt};
 
-use super::names_cache::{NamesCache, Stamp};
+use super::names_cache::{self, Stamp};
 use super::{
     FileFacts, FileKind, Names, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode,
 };
@@ -33,8 +33,6 @@ const MAX_STAT_THREADS: usize = 4;
 #[derive(Debug)]
 pub struct LocalFs {
     root: Dir,
-    /// Names of its big folders, while they are unchanged.
-    names: NamesCache,
 }
 
 impl LocalFs {
@@ -42,7 +40,6 @@ impl LocalFs {
     pub fn open(root: &Path) -> std::io::Result<LocalFs> {
         Ok(LocalFs {
             root: Dir::open_ambient_dir(root, ambient_authority())?,
-            names: NamesCache::default(),
         })
     }
 
@@ -92,7 +89,7 @@ impl LocalFs {
         folder: &Dir,
     ) -> Result<Option<Arc<Names>>, StorageError> {
         let stamp = Self::io(path, Stamp::of(folder))?;
-        if let Some(names) = self.names.get(&stamp) {
+        if let Some(names) = names_cache::shared().get(&stamp) {
             return Ok(Some(names));
         }
         // cap-std's handle may be O_PATH: the folder's `.` is opened again for reading.
@@ -116,7 +113,7 @@ impl LocalFs {
         let names = Arc::new(names);
         // Kept only if nothing changed in the folder while it was read.
         if Stamp::of(folder).is_ok_and(|after| after == stamp) {
-            self.names.put(&stamp, Arc::clone(&names));
+            names_cache::shared().put(&stamp, Arc::clone(&names));
         }
         Ok(Some(names))
     }
@@ -498,7 +495,7 @@ mod tests {
         assert_eq!(names(&jail.fs).len(), 1500);
         let stamp = Stamp::of(jail.fs.root.open_dir("kept").unwrap()).unwrap();
         assert!(
-            jail.fs.names.get(&stamp).is_some(),
+            names_cache::shared().get(&stamp).is_some(),
             "a settled big folder is kept"
         );
 

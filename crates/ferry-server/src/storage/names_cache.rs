@@ -20,8 +20,15 @@ const MIN_NAMES: usize = 1024;
 /// How old a folder's times must be before its names are kept.
 const SETTLED: Duration = Duration::from_secs(2);
 
-/// Bytes of names kept for all folders of one root together; the least recently used go first.
+/// Bytes of names kept for all folders together; the least recently used go first.
 const MAX_BYTES: usize = 16 * 1024 * 1024;
+
+/// The process's cache. Folders are known by device and inode, so sessions on different roots
+/// that reach the same folder share its entry, and the memory bound holds for the whole server.
+pub fn shared() -> &'static NamesCache {
+    static SHARED: std::sync::OnceLock<NamesCache> = std::sync::OnceLock::new();
+    SHARED.get_or_init(NamesCache::default)
+}
 
 /// Which folder, and when it last changed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
