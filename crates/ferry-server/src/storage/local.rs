@@ -193,12 +193,21 @@ impl Storage for LocalFs {
         let mut chunks = names.chunks(per_thread);
         let first = chunks.next().unwrap_or(&[]);
         Ok(std::thread::scope(|scope| {
+            // A chunk whose thread cannot be started, or failed, is looked up here instead.
             let others: Vec<_> = chunks
-                .map(|chunk| scope.spawn(move || look_up(chunk)))
+                .map(|chunk| {
+                    let worker = std::thread::Builder::new()
+                        .spawn_scoped(scope, move || look_up(chunk))
+                        .ok();
+                    (chunk, worker)
+                })
                 .collect();
             let mut listing = look_up(first);
-            for other in others {
-                listing.extend(other.join().unwrap_or_default());
+            for (chunk, worker) in others {
+                match worker.map(|worker| worker.join()) {
+                    Some(Ok(facts)) => listing.extend(facts),
+                    _ => listing.extend(look_up(chunk)),
+                }
             }
             listing
         }))
