@@ -294,8 +294,12 @@ fn start(args: Args) -> anyhow::Result<()> {
     if let Some(limit) = ferry_server::hardening::raise_open_file_limit() {
         tracing::debug!(limit, "open-file limit");
     }
+    // Each running upload holds a blocking-pool thread for its disk writes, and listings and
+    // password checks share the pool: tokio's default of 512 threads would make the 513th
+    // upload, and every listing after it, wait. Threads are made only when needed.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
@@ -310,6 +314,9 @@ fn start(args: Args) -> anyhow::Result<()> {
         Ok(())
     })
 }
+
+/// Threads for blocking work (disk writes of uploads, listings, password checks).
+const MAX_BLOCKING_THREADS: usize = 4096;
 
 /// Binds the control listener (before any privilege is dropped, so port 21 works).
 fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
