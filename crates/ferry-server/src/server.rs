@@ -36,7 +36,7 @@ pub struct Context {
     /// so sessions that have finished a transfer never hold every port.
     pub kept_passive: Budget,
     /// Password checks (argon2) running at once: half the cores, at least one.
-    pub password_checks: Semaphore,
+    pub password_checks: Arc<Semaphore>,
     /// FTPS, when a certificate is configured.
     pub tls: Option<TlsSettings>,
     pub sessions_per_ip: Counter<IpAddr>,
@@ -99,9 +99,9 @@ impl Context {
             server_name,
             greeting: config.greeting(),
             passive_ports,
-            password_checks: Semaphore::new(
+            password_checks: Arc::new(Semaphore::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
-            ),
+            )),
             kept_passive: Budget::new(match passive_ports {
                 Some((start, end)) => usize::from(end - start).div_ceil(2),
                 None => KEPT_PASSIVE_WITHOUT_RANGE,

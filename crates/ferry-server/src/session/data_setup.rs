@@ -50,6 +50,8 @@ impl Session {
                 .await;
         }
         self.data_plan = Some(DataPlan::Active(target));
+        // A client that has gone active gives its kept passive port back.
+        self.kept_passive = None;
         self.reply(200, format!("{verb} command successful.")).await
     }
 

@@ -6,6 +6,8 @@
 use ferry_proto::listing::{format_mlsx_line, write_ls_line, write_mlsx_line};
 use ferry_proto::Reply;
 
+use std::sync::Arc;
+
 use super::{Flow, Session};
 use crate::permissions::{AccessPolicy, Permission};
 use crate::storage::{FileFacts, FileKind, Names, Storage, StorageError, VirtualPath};
@@ -48,8 +50,8 @@ fn parse_request(arg: Option<&str>) -> Request {
 enum Entries {
     /// LIST and MLSD: each entry looked up.
     Facts(Vec<FileFacts>),
-    /// NLST: names only, with no look-up of each entry.
-    Names(Names),
+    /// NLST: names only, with no look-up of each entry (shared with the storage's cache).
+    Names(Arc<Names>),
 }
 
 impl Entries {
@@ -61,7 +63,10 @@ impl Entries {
                 Entries::Facts(facts)
             }
             Entries::Names(mut names) => {
-                names.retain(keep);
+                // Copied only when something is left out (dot files, a pattern).
+                if names.iter().any(|name| !keep(name)) {
+                    Arc::make_mut(&mut names).retain(keep);
+                }
                 Entries::Names(names)
             }
         }
@@ -207,7 +212,7 @@ fn select(
     let mut single = facts;
     single.name = given.unwrap_or(target.file_name()).to_string();
     let entries = match format {
-        Format::Names => Entries::Names([single.name].into_iter().collect()),
+        Format::Names => Entries::Names(Arc::new([single.name].into_iter().collect())),
         _ => Entries::Facts(vec![single]),
     };
     Ok(Some(Selection {

@@ -125,11 +125,18 @@ impl Session {
         let peer = self.peer.ip();
         // argon2 is CPU-heavy: keep it off the async workers, and run only as many at once as
         // leaves them cores, so a flood of password attempts cannot starve everyone else.
-        let _turn = self.context.password_checks.acquire().await.ok()?;
+        // The turn goes with the hash: given back when it ends, even if this session does not
+        // wait for it.
+        let turn = Arc::clone(&self.context.password_checks)
+            .acquire_owned()
+            .await
+            .ok()?;
         tokio::task::spawn_blocking(move || {
-            context
+            let spec = context
                 .authenticator
-                .authenticate(&name, password.expose(), peer)
+                .authenticate(&name, password.expose(), peer);
+            drop(turn);
+            spec
         })
         .await
         .ok()?

@@ -16,7 +16,9 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use cap_std::ambient_authority;
-use cap_std::fs::{Dir, Metadata, MetadataExt, OpenOptions, Permissions, PermissionsExt};
+use cap_std::fs::{
+    Dir, Metadata, MetadataExt, OpenOptions, OpenOptionsExt, Permissions, PermissionsExt,
+};
 
 use super::names_cache::{self, Stamp};
 use super::{
@@ -81,16 +83,18 @@ impl LocalFs {
     }
 
     /// The sorted names in an open folder: kept from an earlier listing while the folder is
-    /// unchanged, else read from getdents(2). `None` when a name is not UTF-8 (the caller then
-    /// lists through cap-std, which can look such a name up).
+    /// unchanged, else read from getdents(2); and whether they are exactly the names on disk.
+    /// A name that is not UTF-8 is shown with replacement characters (and cannot be looked up by
+    /// that text: LIST then goes through cap-std); such folders are not kept.
     fn names_of(
         &self,
         path: &VirtualPath,
         folder: &Dir,
-    ) -> Result<Option<Arc<Names>>, StorageError> {
+    ) -> Result<(Arc<Names>, bool), StorageError> {
+        let started = std::time::SystemTime::now();
         let stamp = Self::io(path, Stamp::of(folder))?;
         if let Some(names) = names_cache::shared().get(&stamp) {
-            return Ok(Some(names));
+            return Ok((names, true));
         }
         // cap-std's handle may be O_PATH: the folder's `.` is opened again for reading.
         let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
@@ -98,24 +102,28 @@ impl LocalFs {
             rustix::fs::openat(folder, ".", flags, Mode::empty()).and_then(rustix::fs::Dir::new);
         let mut entries = Self::io(path, readable.map_err(Into::into))?;
         let mut names = Names::new();
+        let mut exact = true;
         while let Some(entry) = entries.read() {
             let entry = Self::io(path, entry.map_err(Into::into))?;
             let name = entry.file_name().to_bytes();
             if name == b"." || name == b".." {
                 continue;
             }
-            let Ok(name) = std::str::from_utf8(name) else {
-                return Ok(None);
-            };
-            names.push(name);
+            match std::str::from_utf8(name) {
+                Ok(name) => names.push(name),
+                Err(_) => {
+                    exact = false;
+                    names.push(&String::from_utf8_lossy(name));
+                }
+            }
         }
         names.sort();
         let names = Arc::new(names);
         // Kept only if nothing changed in the folder while it was read.
-        if Stamp::of(folder).is_ok_and(|after| after == stamp) {
-            names_cache::shared().put(&stamp, Arc::clone(&names));
+        if exact && Stamp::of(folder).is_ok_and(|after| after == stamp) {
+            names_cache::shared().put(&stamp, Arc::clone(&names), started);
         }
-        Ok(Some(names))
+        Ok((names, exact))
     }
 
     /// Lists a folder through cap-std's directory entries, one look-up each, sorted; names
@@ -168,9 +176,10 @@ impl Storage for LocalFs {
 
     fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError> {
         let folder = Self::io(path, self.root.open_dir(path.relative()))?;
-        let Some(names) = self.names_of(path, &folder)? else {
+        let (names, exact) = self.names_of(path, &folder)?;
+        if !exact {
             return self.list_by_entries(path);
-        };
+        }
         let names: Vec<&str> = names.iter().collect();
         // A look-up per entry is most of a big listing's time; with spare cores, several
         // threads share them. Each name is looked up in the open folder, without following a
@@ -213,20 +222,19 @@ impl Storage for LocalFs {
         }))
     }
 
-    fn list_names(&self, path: &VirtualPath) -> Result<Names, StorageError> {
+    fn list_names(&self, path: &VirtualPath) -> Result<Arc<Names>, StorageError> {
         let folder = Self::io(path, self.root.open_dir(path.relative()))?;
-        match self.names_of(path, &folder)? {
-            Some(names) => Ok(Names::clone(&names)),
-            None => Ok(self
-                .list_by_entries(path)?
-                .iter()
-                .map(|facts| &facts.name)
-                .collect()),
-        }
+        Ok(self.names_of(path, &folder)?.0)
     }
 
     fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError> {
-        let file = Self::io(path, self.root.open(path.relative()))?;
+        // O_NONBLOCK: opening a FIFO (or some devices) would otherwise wait for a writer, and
+        // this runs on an async worker; the flag changes nothing for a regular file.
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32);
+        let file = Self::io(path, self.root.open_with(path.relative(), &options))?;
         let meta = Self::io(path, file.metadata())?;
         if !meta.is_file() {
             return Err(StorageError::new(
@@ -520,5 +528,36 @@ mod tests {
         let after = names(&jail.fs);
         assert!(after.iter().any(|n| n == "renamed") && !after.iter().any(|n| n == "f0001"));
         assert_eq!(after.len(), 1500);
+    }
+
+    /// A FIFO is refused at once: opening it must not wait for a writer (RETR opens files on
+    /// an async worker).
+    #[test]
+    fn a_fifo_is_not_a_file_and_does_not_block() {
+        let jail = jail();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            jail.root.join("pipe"),
+            FileType::Fifo,
+            Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let err = jail.fs.open_read(&at("pipe")).unwrap_err();
+        assert_eq!(err.kind, StorageErrorKind::NotAFile);
+    }
+
+    /// A name that is not UTF-8 is listed by NLST (with a replacement character) and by LIST.
+    #[test]
+    fn names_that_are_not_utf8_are_listed() {
+        use std::os::unix::ffi::OsStrExt;
+        let jail = jail();
+        let name = std::ffi::OsStr::from_bytes(b"caf\xe9.txt");
+        std::fs::write(jail.root.join("pub").join(name), b"x").unwrap();
+        let names = jail.fs.list_names(&at("pub")).unwrap();
+        assert!(names.iter().any(|n| n == "caf\u{fffd}.txt"), "{names:?}");
+        let listing = jail.fs.list(&at("pub")).unwrap();
+        let entry = listing.iter().find(|f| f.name == "caf\u{fffd}.txt");
+        assert_eq!(entry.map(|f| (f.kind, f.size)), Some((FileKind::File, 1)));
     }
 }

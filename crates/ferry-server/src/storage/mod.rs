@@ -37,11 +37,12 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn metadata(&self, path: &VirtualPath) -> Result<FileFacts, StorageError>;
     /// The entries of a folder, symlinks shown as such; `.` and `..` are not included.
     fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError>;
-    /// The names in a folder, sorted, without looking at each entry (NLST).
-    fn list_names(&self, path: &VirtualPath) -> Result<Names, StorageError> {
+    /// The names in a folder, sorted, without looking at each entry (NLST). Shared: a back-end
+    /// may hand out the same names to many listings.
+    fn list_names(&self, path: &VirtualPath) -> Result<std::sync::Arc<Names>, StorageError> {
         let mut names: Names = self.list(path)?.iter().map(|facts| &facts.name).collect();
         names.sort();
-        Ok(names)
+        Ok(std::sync::Arc::new(names))
     }
     /// Opens a regular file for reading; returns it with its size.
     fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError>;

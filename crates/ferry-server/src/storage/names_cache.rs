@@ -53,14 +53,15 @@ impl Stamp {
         })
     }
 
-    /// Whether the modification time is at least [`SETTLED`] in the past: a later change of
-    /// names cannot then fall in its clock tick and leave it as it is. (The change time is only
+    /// Whether the modification time was more than [`SETTLED`] old when the reading `started`:
+    /// a change of names during or after the reading cannot then fall in its clock tick (even a
+    /// file system with 2-second times) and leave it as it is. (The change time is only
     /// compared: a chmod moves it without touching the names.)
-    fn settled(&self) -> bool {
-        let Ok(now) = SystemTime::now().duration_since(UNIX_EPOCH) else {
+    fn settled(&self, started: SystemTime) -> bool {
+        let Ok(started) = started.duration_since(UNIX_EPOCH) else {
             return false;
         };
-        self.times.0 <= (now.as_nanos() as i128) - (SETTLED.as_nanos() as i128)
+        self.times.0 < (started.as_nanos() as i128) - (SETTLED.as_nanos() as i128)
     }
 }
 
@@ -98,10 +99,10 @@ impl NamesCache {
         Some(Arc::clone(&entry.names))
     }
 
-    /// Keeps names read from a folder that had `stamp` before and after the reading, if the
-    /// folder is big and settled.
-    pub fn put(&self, stamp: &Stamp, names: Arc<Names>) {
-        if names.len() < MIN_NAMES || !stamp.settled() {
+    /// Keeps names read from a folder that had `stamp` before and after the reading (which
+    /// `started` at that time), if the folder is big and settled.
+    pub fn put(&self, stamp: &Stamp, names: Arc<Names>, started: SystemTime) {
+        if names.len() < MIN_NAMES || !stamp.settled(started) {
             return;
         }
         let size = names.bytes();
@@ -163,7 +164,7 @@ mod tests {
     fn kept_only_while_unchanged_and_only_when_settled_and_big() {
         let cache = NamesCache::default();
         let settled = stamp(1, 60);
-        cache.put(&settled, names(MIN_NAMES));
+        cache.put(&settled, names(MIN_NAMES), SystemTime::now());
         assert_eq!(cache.get(&settled).map(|n| n.len()), Some(MIN_NAMES));
         let changed = Stamp {
             times: (settled.times.0 + 1, settled.times.1),
@@ -172,14 +173,14 @@ mod tests {
         assert!(cache.get(&changed).is_none(), "a new mtime is a miss");
 
         let fresh = stamp(2, 0);
-        cache.put(&fresh, names(MIN_NAMES));
+        cache.put(&fresh, names(MIN_NAMES), SystemTime::now());
         assert!(
             cache.get(&fresh).is_none(),
             "a folder changed just now is not kept"
         );
 
         let small = stamp(3, 60);
-        cache.put(&small, names(MIN_NAMES - 1));
+        cache.put(&small, names(MIN_NAMES - 1), SystemTime::now());
         assert!(
             cache.get(&small).is_none(),
             "small folders are read every time"
@@ -194,10 +195,10 @@ mod tests {
         assert!(fit >= 2, "the test needs room for two folders");
         let stamps: Vec<Stamp> = (0..=fit as u64).map(|id| stamp(id, 60)).collect();
         for stamp in &stamps[..fit] {
-            cache.put(stamp, Arc::clone(&per_folder));
+            cache.put(stamp, Arc::clone(&per_folder), SystemTime::now());
         }
         assert!(cache.get(&stamps[0]).is_some());
-        cache.put(&stamps[fit], Arc::clone(&per_folder));
+        cache.put(&stamps[fit], Arc::clone(&per_folder), SystemTime::now());
         assert!(cache.get(&stamps[0]).is_some(), "just used, so kept");
         assert!(
             cache.get(&stamps[1]).is_none(),
