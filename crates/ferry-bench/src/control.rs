@@ -65,14 +65,18 @@ pub(crate) async fn timed<T>(
     }
 }
 
-/// Connects a TCP stream to `addr` with a time limit.
+/// Connects a TCP stream to `addr` with a time limit; `nodelay` for a control connection (its
+/// small commands go out at once), not for a data connection (big writes or none).
 pub(crate) async fn connect_tcp(
     addr: SocketAddr,
     limit: Duration,
+    nodelay: bool,
 ) -> Result<TcpStream, BenchError> {
     match tokio::time::timeout(limit, TcpStream::connect(addr)).await {
         Ok(Ok(stream)) => {
-            let _ = stream.set_nodelay(true);
+            if nodelay {
+                let _ = stream.set_nodelay(true);
+            }
             Ok(stream)
         }
         Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
@@ -114,7 +118,7 @@ pub(crate) async fn connect_tcp_with_receive_buffer(
 impl Control {
     /// Connects and reads the greeting, which must be a 2xx reply.
     pub async fn connect(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
-        let stream = connect_tcp(target.addr, limits.io_timeout).await?;
+        let stream = connect_tcp(target.addr, limits.io_timeout, true).await?;
         let mut control = Control {
             stream: Stream::Plain(stream),
             tls: None,
@@ -252,18 +256,10 @@ impl Control {
         }
     }
 
-    /// Asks for a passive data port (PASV, or EPSV over IPv6) and connects to it (with Nagle's
-    /// algorithm left on: a data connection carries big writes or none).
+    /// Asks for a passive data port (PASV, or EPSV over IPv6) and connects to it.
     pub async fn open_passive(&mut self) -> Result<TcpStream, BenchError> {
         let addr = self.passive_addr().await?;
-        match tokio::time::timeout(self.io_timeout, TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => Ok(stream),
-            Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
-            Err(_) => Err(BenchError::Timeout {
-                what: "connect",
-                addr,
-            }),
-        }
+        connect_tcp(addr, self.io_timeout, false).await
     }
 
     /// Asks for a passive data port (PASV, or EPSV over IPv6): the server's address with that

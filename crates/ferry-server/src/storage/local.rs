@@ -48,15 +48,7 @@ impl LocalFs {
     /// Facts from metadata; `folder`, for an entry of a listing, is where to read a symlink's
     /// target from.
     fn facts(&self, name: String, meta: &Metadata, folder: Option<&VirtualPath>) -> FileFacts {
-        let kind = if meta.is_dir() {
-            FileKind::Directory
-        } else if meta.is_file() {
-            FileKind::File
-        } else if meta.is_symlink() {
-            FileKind::Symlink
-        } else {
-            FileKind::Other
-        };
+        let kind = kind_of(meta.mode());
         let link_target = folder
             .filter(|_| kind == FileKind::Symlink)
             .and_then(|folder| {
@@ -143,14 +135,19 @@ impl LocalFs {
     }
 }
 
-/// The facts of an entry of an open folder, from its lstat; a symlink's target is read there.
-fn facts_of_entry(folder: &Dir, name: &str, stat: &rustix::fs::Stat) -> FileFacts {
-    let kind = match FileType::from_raw_mode(stat.st_mode) {
+/// The kind of file a `st_mode` describes.
+fn kind_of(mode: u32) -> FileKind {
+    match FileType::from_raw_mode(mode) {
         FileType::Directory => FileKind::Directory,
         FileType::RegularFile => FileKind::File,
         FileType::Symlink => FileKind::Symlink,
         _ => FileKind::Other,
-    };
+    }
+}
+
+/// The facts of an entry of an open folder, from its lstat; a symlink's target is read there.
+fn facts_of_entry(folder: &Dir, name: &str, stat: &rustix::fs::Stat) -> FileFacts {
+    let kind = kind_of(stat.st_mode);
     let link_target = (kind == FileKind::Symlink)
         .then(|| rustix::fs::readlinkat(folder, name, Vec::new()).ok())
         .flatten()
