@@ -165,6 +165,70 @@ fn abor_during_a_transfer_keeps_the_session() {
     control.expect("ABOR", 225);
 }
 
+/// Sends STAT until the running upload has received `bytes` (at most 10 s).
+fn wait_until_received(control: &mut support::Control, bytes: usize) {
+    let wanted = format!(", {bytes} bytes received.");
+    for _ in 0..1000 {
+        if control.expect("STAT", 213).text().ends_with(&wanted) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("the server never received {bytes} bytes");
+}
+
+#[test]
+fn abor_during_a_binary_upload_stops_writing_and_the_upload_resumes() {
+    let server = TestServer::start();
+    let path = server.alice_root.join("part.bin");
+    let body: Vec<u8> = (0..4u32 << 20).map(|i| (i % 251) as u8).collect();
+    let mut control = server.login("alice");
+    control.expect("TYPE I", 200);
+    let mut data = control.epsv();
+    control.expect("STOR part.bin", 150);
+    data.write_all(&body[..1 << 20]).unwrap();
+    wait_until_received(&mut control, 1 << 20);
+    control.send_raw(b"\xff\xf4\xff\xf2ABOR\r\n");
+    assert_eq!(control.reply().code, 426);
+    assert_eq!(control.reply().code, 226);
+    let kept = std::fs::metadata(&path).unwrap().len() as usize;
+    assert_eq!(kept, 1 << 20, "everything received before ABOR is written");
+    // What the client still sends on the aborted connection goes nowhere.
+    let _ = data.write_all(&body[kept..2 << 20]);
+    drop(data);
+    control.expect("NOOP", 200);
+    assert_eq!(std::fs::metadata(&path).unwrap().len() as usize, kept);
+
+    control.expect(&format!("REST {kept}"), 350);
+    let mut data = control.epsv();
+    control.expect("STOR part.bin", 150);
+    data.write_all(&body[kept..]).unwrap();
+    drop(data);
+    assert_eq!(control.reply().code, 226);
+    assert!(
+        std::fs::read(&path).unwrap() == body,
+        "resumed upload differs"
+    );
+}
+
+#[test]
+fn a_stalled_upload_gets_426_and_keeps_what_arrived() {
+    let server = TestServer::start_with(|c| c.timeouts.stalled_transfer = 1);
+    let mut control = server.login("alice");
+    control.expect("TYPE I", 200);
+    let mut data = control.epsv();
+    control.expect("STOR slow.bin", 150);
+    data.write_all(b"the first bytes").unwrap();
+    let started = std::time::Instant::now();
+    assert_eq!(control.reply().code, 426);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    assert_eq!(
+        std::fs::read(server.alice_root.join("slow.bin")).unwrap(),
+        b"the first bytes"
+    );
+    control.expect("NOOP", 200);
+}
+
 #[test]
 fn commands_sent_during_a_transfer_are_answered_after_it() {
     let server = TestServer::start();

@@ -4,7 +4,7 @@
 //! A transfer runs as its own task so the session keeps reading the control connection; the
 //! task owns the data connection and the file, and reports back once, through its join handle.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ use ferry_proto::command::TransferType;
 use tokio::task::JoinHandle;
 
 use super::{Flow, Session};
-use crate::data::{self, DataPlan, Source, TransferError};
+use crate::data::{self, DataPlan, Progress, Source, TransferError};
 use crate::limits::Throttle;
 use crate::permissions::Permission;
 use crate::storage::{FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode};
@@ -115,7 +115,7 @@ fn hidden_upload_name(path: &VirtualPath) -> VirtualPath {
 #[derive(Debug)]
 pub(super) struct RunningTransfer {
     handle: JoinHandle<Result<u64, TransferError>>,
-    progress: Arc<AtomicU64>,
+    progress: Arc<Progress>,
     verb: &'static str,
     path: String,
     direction: Direction,
@@ -147,6 +147,8 @@ impl RunningTransfer {
     pub(super) async fn abort(self) {
         self.handle.abort();
         let _ = self.handle.await;
+        // An upload's writing thread outlives its task by up to one write.
+        self.progress.writers_done().await;
     }
 }
 
@@ -200,7 +202,7 @@ impl Session {
                         end: size,
                     },
                     ascii,
-                    &progress,
+                    &progress.bytes,
                     context.stall_timeout,
                     &throttle,
                 )
@@ -340,16 +342,17 @@ impl Session {
             verb,
             path,
             Direction::Upload,
-            move |mut stream, context, progress| async move {
-                let received = data::receive(
-                    &mut stream,
-                    writer,
-                    ascii,
-                    &progress,
-                    context.stall_timeout,
-                    &throttle,
-                )
-                .await;
+            move |stream, context, progress| async move {
+                let stall = context.stall_timeout;
+                let received = match stream {
+                    // Nothing to convert, count or encrypt: straight from socket to file.
+                    MaybeTls::Plain(tcp) if !ascii && throttle.is_unlimited() => {
+                        data::direct::receive(tcp, writer, progress, stall).await
+                    }
+                    mut stream => {
+                        data::receive(&mut stream, writer, ascii, &progress, stall, &throttle).await
+                    }
+                };
                 upload.finish(received, file, storage).await
             },
         );
@@ -382,7 +385,7 @@ impl Session {
                     &mut stream,
                     Source::Bytes(body),
                     false,
-                    &progress,
+                    &progress.bytes,
                     context.stall_timeout,
                     &throttle,
                 )
@@ -430,12 +433,12 @@ impl Session {
         direction: Direction,
         pump: F,
     ) where
-        F: FnOnce(MaybeTls, data::DataContext, Arc<AtomicU64>) -> Fut + Send + 'static,
+        F: FnOnce(MaybeTls, data::DataContext, Arc<Progress>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<u64, TransferError>> + Send,
     {
         let context = self.data_context;
         let tls = self.data_tls(direction == Direction::Upload);
-        let progress = Arc::new(AtomicU64::new(0));
+        let progress = Arc::new(Progress::default());
         let task_progress = Arc::clone(&progress);
         let handle = tokio::spawn(async move {
             let stream = data::open(plan, &context).await?;
@@ -456,7 +459,7 @@ impl Session {
     pub(super) async fn finish_transfer(&mut self, outcome: Outcome) -> Flow {
         let Outcome { result, transfer } = outcome;
         let seconds = transfer.started.elapsed().as_secs_f64();
-        let bytes = transfer.progress.load(Ordering::Relaxed);
+        let bytes = transfer.progress.bytes.load(Ordering::Relaxed);
         let user = self.user_name().to_string();
         let path = super::login::escape(&transfer.path);
         match &result {
@@ -500,7 +503,7 @@ impl Session {
     /// ABOR during a transfer (RFC 959 §4.1.3): 426 for the transfer, then 226 for the ABOR.
     pub(super) async fn abort_transfer(&mut self) -> Flow {
         if let Some(running) = self.transfer.take() {
-            let bytes = running.progress.load(Ordering::Relaxed);
+            let bytes = running.progress.bytes.load(Ordering::Relaxed);
             tracing::info!(peer = %self.peer, verb = running.verb, path = %super::login::escape(&running.path), bytes, "transfer aborted");
             running.abort().await;
         }
@@ -520,7 +523,7 @@ impl Session {
         let Some(running) = &self.transfer else {
             return self.reply(211, "No transfer in progress.").await;
         };
-        let bytes = running.progress.load(Ordering::Relaxed);
+        let bytes = running.progress.bytes.load(Ordering::Relaxed);
         let way = match running.direction {
             Direction::Download => "sent",
             Direction::Upload => "received",

@@ -1,6 +1,8 @@
 //! Data connections: passive listeners, active connects, and the byte pumps that move a
 //! transfer's bytes between a data connection and a file or buffer.
 
+pub mod direct;
+
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -40,6 +42,38 @@ pub struct DataContext {
     pub active_source: ActiveSource,
     pub connect_timeout: Duration,
     pub stall_timeout: Duration,
+}
+
+/// What a running transfer shares with its session: the bytes moved so far, and a way to wait,
+/// after ABOR, until no thread of the transfer can still write to its file.
+#[derive(Debug)]
+pub struct Progress {
+    /// Bytes sent or received so far (for STAT and the log).
+    pub bytes: AtomicU64,
+    /// Held by an upload's writing thread until it returns.
+    writer: Arc<tokio::sync::Semaphore>,
+}
+
+impl Default for Progress {
+    fn default() -> Self {
+        Progress {
+            bytes: AtomicU64::new(0),
+            writer: Arc::new(tokio::sync::Semaphore::new(1)),
+        }
+    }
+}
+
+impl Progress {
+    /// Taken by the thread that writes an upload's file, and moved into it.
+    fn writer_token(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        Arc::clone(&self.writer).try_acquire_owned().ok()
+    }
+
+    /// Resolves once no writing thread holds a token: after an abort, the file is left alone
+    /// from then on.
+    pub async fn writers_done(&self) {
+        let _ = self.writer.acquire().await;
+    }
 }
 
 /// Why a transfer failed; each maps to one reply.
@@ -421,7 +455,7 @@ pub async fn receive(
     stream: &mut MaybeTls,
     file: std::fs::File,
     ascii: bool,
-    progress: &AtomicU64,
+    progress: &Progress,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
@@ -433,7 +467,9 @@ pub async fn receive(
     // write into a file that a following REST+STOR is already resuming.
     let ended_here = Arc::new(AtomicBool::new(false));
     let ended = Arc::clone(&ended_here);
+    let token = progress.writer_token();
     let writer = tokio::task::spawn_blocking(move || {
+        let _token = token;
         let mut file = file;
         while let Some(chunk) = pending.blocking_recv() {
             if pending.is_closed() && !ended.load(Ordering::SeqCst) {
@@ -449,7 +485,7 @@ pub async fn receive(
         &chunks,
         &mut returned,
         ascii,
-        progress,
+        &progress.bytes,
         stall,
         throttle,
     )
