@@ -29,6 +29,9 @@ pub enum DataPlan {
     /// Accept from the client on this listener (PASV, EPSV); the session may keep it for its
     /// next PASV.
     Passive(Arc<TcpListener>),
+    /// Already accepted: a download that began on the session's own task and could not finish
+    /// there (see [`accept_now`]). Never stored as a session's plan.
+    Accepted(TcpStream),
 }
 
 /// What the data connection needs to know about the session.
@@ -106,6 +109,7 @@ pub async fn open(plan: DataPlan, context: &DataContext) -> Result<TcpStream, Tr
         DataPlan::Passive(listener) => {
             timeout(context.connect_timeout, accept(&listener, context)).await
         }
+        DataPlan::Accepted(stream) => return Ok(stream),
     };
     let stream = result
         .map_err(|_| TransferError::Connect(io::Error::new(io::ErrorKind::TimedOut, "timed out")))?
@@ -189,6 +193,59 @@ async fn accept(listener: &TcpListener, context: &DataContext) -> io::Result<Tcp
         }
         tracing::warn!(%peer, expected = %context.peer_ip, "dropped a passive data connection from another address");
     }
+}
+
+/// Passive mode without waiting: the client's data connection if it is already there (a
+/// client connects before it sends RETR), not registered with the runtime. `None` when it has
+/// not arrived yet; the caller then waits for it as usual.
+///
+/// Connections from other addresses are dropped, as by [`accept`].
+pub fn accept_now(listener: &TcpListener, context: &DataContext) -> Option<std::net::TcpStream> {
+    use rustix::net::{acceptfrom_with, SocketFlags};
+    for _ in 0..64 {
+        match acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
+            Ok((socket, peer)) => {
+                let peer = peer.and_then(|a| SocketAddr::try_from(a).ok());
+                if peer.is_some_and(|p| p.ip().to_canonical() == context.peer_ip) {
+                    return Some(std::net::TcpStream::from(socket));
+                }
+                tracing::warn!(?peer, expected = %context.peer_ip, "dropped a passive data connection from another address");
+            }
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+/// Sends what the socket takes at once of `file` from `*offset` to `end` with sendfile(2),
+/// without the runtime, and moves `*offset` on. Returns true when everything is sent (or the
+/// file turned out shorter); false when the socket's buffer is full and the rest has to wait.
+///
+/// The socket is corked first, as in [`send_file_zero_copy`]: a small file then leaves as one
+/// segment that also carries the FIN of the close.
+pub fn send_file_now(
+    socket: &std::net::TcpStream,
+    file: &std::fs::File,
+    offset: &mut u64,
+    end: u64,
+    progress: &AtomicU64,
+) -> io::Result<bool> {
+    let _ = socket2::SockRef::from(socket).set_cork(true);
+    while *offset < end {
+        let count =
+            usize::try_from(end - *offset).map_or(SENDFILE_CHUNK, |left| left.min(SENDFILE_CHUNK));
+        match rustix::fs::sendfile(socket, file, Some(offset), count) {
+            Ok(0) => return Ok(true),
+            Ok(moved) => {
+                progress.fetch_add(moved as u64, Ordering::Relaxed);
+            }
+            Err(rustix::io::Errno::AGAIN) => return Ok(false),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(true)
 }
 
 /// Binds a passive listener on `ip`, on a port from `range` (tried in a pseudo-random order)
@@ -325,7 +382,8 @@ async fn send_file_zero_copy(
             Ok(0) => return Ok(sent),
             Ok(moved) => {
                 sent += moved as u64;
-                progress.store(sent, Ordering::Relaxed);
+                // Added, not stored: a download begun by `send_file_now` counted its start.
+                progress.fetch_add(moved as u64, Ordering::Relaxed);
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
             Err(error) => return Err(TransferError::Broken(error)),

@@ -24,6 +24,8 @@ pub struct Control {
     send_limit: Duration,
     frames: VecDeque<Frame>,
     scratch: Vec<Frame>,
+    /// Replies held back to leave with the next one (see [`Self::hold`]).
+    held: Vec<u8>,
 }
 
 impl Control {
@@ -35,6 +37,7 @@ impl Control {
             send_limit,
             frames: VecDeque::new(),
             scratch: Vec::new(),
+            held: Vec::new(),
         }
     }
 
@@ -60,12 +63,38 @@ impl Control {
         }
     }
 
-    /// Sends one reply and flushes it; a client that does not read its replies within the
-    /// send limit loses the connection (the error ends the session).
+    /// Keeps `reply` to be sent together with the next one (by [`Self::send`] or
+    /// [`Self::flush`]): one write and one segment where the two would leave a moment apart
+    /// anyway, as a preliminary reply and the final one of a download that is over at once.
+    pub fn hold(&mut self, reply: &Reply) {
+        self.held.extend_from_slice(&reply.to_wire());
+    }
+
+    /// Sends the held replies, if any.
+    pub async fn flush(&mut self) -> std::io::Result<()> {
+        if self.held.is_empty() {
+            return Ok(());
+        }
+        let wire = std::mem::take(&mut self.held);
+        self.write(&wire).await
+    }
+
+    /// Sends one reply (after any held ones) and flushes it; a client that does not read its
+    /// replies within the send limit loses the connection (the error ends the session).
     pub async fn send(&mut self, reply: &Reply) -> std::io::Result<()> {
+        let mut wire = reply.to_wire();
+        if !self.held.is_empty() {
+            let mut held = std::mem::take(&mut self.held);
+            held.append(&mut wire);
+            wire = held;
+        }
+        self.write(&wire).await
+    }
+
+    async fn write(&mut self, wire: &[u8]) -> std::io::Result<()> {
         let stream = self.stream.as_mut().ok_or_else(closed)?;
         let send = async {
-            stream.write_all(&reply.to_wire()).await?;
+            stream.write_all(wire).await?;
             stream.flush().await
         };
         tokio::time::timeout(self.send_limit, send)

@@ -101,7 +101,7 @@ impl Session {
             Some(crate::data::DataPlan::Active(addr)) => {
                 format!("Data connection: active to {addr}")
             }
-            Some(crate::data::DataPlan::Passive(_)) => {
+            Some(crate::data::DataPlan::Passive(_) | crate::data::DataPlan::Accepted(_)) => {
                 "Data connection: passive, waiting".to_string()
             }
             None => "No data connection".to_string(),

@@ -383,6 +383,14 @@ impl Session {
         }
     }
 
+    /// Sends the replies [`control::Control::hold`] kept back.
+    async fn flush_held(&mut self) -> Flow {
+        match self.control.flush().await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Quit,
+        }
+    }
+
     fn account(&self) -> Option<&Account> {
         match &self.login {
             Login::LoggedIn(account) => Some(account),

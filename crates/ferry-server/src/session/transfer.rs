@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use ferry_proto::command::TransferType;
+use ferry_proto::Reply;
 use tokio::task::JoinHandle;
 
 use super::{Flow, Session};
@@ -183,16 +184,57 @@ impl Session {
             "Opening {} mode data connection for {arg} ({size} bytes).",
             self.mode_name()
         );
-        if self.reply(150, text).await == Flow::Quit {
-            return Flow::Quit;
-        }
+        let mut announce = Some(Reply::new(150, text));
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Download);
+        let progress = Arc::new(Progress::default());
+        let (mut plan, mut offset) = (plan, offset);
+        if !ascii && throttle.is_unlimited() && self.data_tls(false).is_none() {
+            if let DataPlan::Passive(listener) = &plan {
+                // The client is usually connected already: send from here, and spawn a task
+                // only for what the socket cannot take at once.
+                if let Some(socket) = data::accept_now(listener, &self.data_context) {
+                    // Held: it leaves with the 226 when the file is sent at once.
+                    if let Some(reply) = announce.take() {
+                        self.control.hold(&reply);
+                    }
+                    let started = Instant::now();
+                    let sent =
+                        data::send_file_now(&socket, &file, &mut offset, size, &progress.bytes);
+                    let bytes = progress.bytes.load(Ordering::Relaxed);
+                    let result = match sent {
+                        Ok(false) => match tokio::net::TcpStream::from_std(socket) {
+                            Ok(stream) => {
+                                plan = DataPlan::Accepted(stream);
+                                None
+                            }
+                            Err(error) => Some(Err(TransferError::Broken(error))),
+                        },
+                        Ok(true) => Some(Ok(bytes)),
+                        Err(error) => Some(Err(TransferError::Broken(error))),
+                    };
+                    if let Some(result) = result {
+                        let path = path.to_string();
+                        return self
+                            .report_transfer(result, "RETR", &path, bytes, started)
+                            .await;
+                    }
+                }
+            }
+        }
+        let announced = match announce {
+            Some(reply) => self.send(reply).await,
+            None => self.flush_held().await,
+        };
+        if announced == Flow::Quit {
+            return Flow::Quit;
+        }
         self.start(
             plan,
             "RETR",
             path,
             Direction::Download,
+            progress,
             move |mut stream, context, progress| async move {
                 data::send(
                     &mut stream,
@@ -342,6 +384,7 @@ impl Session {
             verb,
             path,
             Direction::Upload,
+            Arc::default(),
             move |stream, context, progress| async move {
                 let stall = context.stall_timeout;
                 let received = match stream {
@@ -380,6 +423,7 @@ impl Session {
             verb,
             path,
             Direction::Download,
+            Arc::default(),
             move |mut stream, context, progress| async move {
                 data::send(
                     &mut stream,
@@ -431,6 +475,7 @@ impl Session {
         verb: &'static str,
         path: VirtualPath,
         direction: Direction,
+        progress: Arc<Progress>,
         pump: F,
     ) where
         F: FnOnce(MaybeTls, data::DataContext, Arc<Progress>) -> Fut + Send + 'static,
@@ -438,7 +483,6 @@ impl Session {
     {
         let context = self.data_context;
         let tls = self.data_tls(direction == Direction::Upload);
-        let progress = Arc::new(Progress::default());
         let task_progress = Arc::clone(&progress);
         let handle = tokio::spawn(async move {
             let stream = data::open(plan, &context).await?;
@@ -458,16 +502,35 @@ impl Session {
     /// Replies to a finished transfer and logs it.
     pub(super) async fn finish_transfer(&mut self, outcome: Outcome) -> Flow {
         let Outcome { result, transfer } = outcome;
-        let seconds = transfer.started.elapsed().as_secs_f64();
         let bytes = transfer.progress.bytes.load(Ordering::Relaxed);
+        self.report_transfer(
+            result,
+            transfer.verb,
+            &transfer.path,
+            bytes,
+            transfer.started,
+        )
+        .await
+    }
+
+    /// Logs a transfer that ended and sends its final reply.
+    async fn report_transfer(
+        &mut self,
+        result: Result<u64, TransferError>,
+        verb: &'static str,
+        path: &str,
+        bytes: u64,
+        started: Instant,
+    ) -> Flow {
+        let seconds = started.elapsed().as_secs_f64();
         let user = self.user_name().to_string();
-        let path = super::login::escape(&transfer.path);
+        let path = super::login::escape(path);
         match &result {
             Ok(_) => {
-                tracing::info!(peer = %self.peer, user, verb = transfer.verb, path, bytes, seconds, "transfer")
+                tracing::info!(peer = %self.peer, user, verb, path, bytes, seconds, "transfer")
             }
             Err(error) => {
-                tracing::warn!(peer = %self.peer, user, verb = transfer.verb, path, bytes, seconds, %error, "transfer failed")
+                tracing::warn!(peer = %self.peer, user, verb, path, bytes, seconds, %error, "transfer failed")
             }
         }
         match result {
