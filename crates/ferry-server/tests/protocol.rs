@@ -229,6 +229,38 @@ fn a_stalled_upload_gets_426_and_keeps_what_arrived() {
     control.expect("NOOP", 200);
 }
 
+/// A download is sent whether the client connects to the passive port before RETR (sent at
+/// once, 150 and 226 together) or only after the 150 (sent by a transfer task), and with a
+/// REST offset either way.
+#[test]
+fn passive_downloads_work_whenever_the_client_connects() {
+    let server = TestServer::start();
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let data = control.epsv();
+    control.expect_text(
+        "RETR readme.txt",
+        150,
+        "Opening BINARY mode data connection for readme.txt (1715 bytes).",
+    );
+    assert_eq!(read_all(data), readme_bytes());
+    assert_eq!(control.reply().code, 226);
+
+    let reply = control.expect("EPSV", 229);
+    let port = ferry_proto::hostport::parse_epsv_reply(reply.text()).unwrap();
+    control.expect("REST 1000", 350);
+    control.expect("RETR readme.txt", 150);
+    let data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    assert_eq!(read_all(data), readme_bytes()[1000..]);
+    assert_eq!(control.reply().code, 226);
+
+    control.expect("REST 1715", 350);
+    let data = control.epsv();
+    control.expect("RETR readme.txt", 150);
+    assert!(read_all(data).is_empty());
+    assert_eq!(control.reply().code, 226);
+}
+
 #[test]
 fn commands_sent_during_a_transfer_are_answered_after_it() {
     let server = TestServer::start();

@@ -190,35 +190,14 @@ impl Session {
         let progress = Arc::new(Progress::default());
         let (mut plan, mut offset) = (plan, offset);
         if !ascii && throttle.is_unlimited() && self.data_tls(false).is_none() {
-            if let DataPlan::Passive(listener) = &plan {
-                // The client is usually connected already: send from here, and spawn a task
-                // only for what the socket cannot take at once.
-                if let Some(socket) = data::accept_now(listener, &self.data_context) {
-                    // Held: it leaves with the 226 when the file is sent at once.
-                    if let Some(reply) = announce.take() {
-                        self.control.hold(&reply);
-                    }
-                    let started = Instant::now();
-                    let sent =
-                        data::send_file_now(&socket, &file, &mut offset, size, &progress.bytes);
+            match self.send_now(plan, &mut announce, &file, &mut offset, size, &progress) {
+                Ok(rest) => plan = rest,
+                Err((result, started)) => {
                     let bytes = progress.bytes.load(Ordering::Relaxed);
-                    let result = match sent {
-                        Ok(false) => match tokio::net::TcpStream::from_std(socket) {
-                            Ok(stream) => {
-                                plan = DataPlan::Accepted(stream);
-                                None
-                            }
-                            Err(error) => Some(Err(TransferError::Broken(error))),
-                        },
-                        Ok(true) => Some(Ok(bytes)),
-                        Err(error) => Some(Err(TransferError::Broken(error))),
-                    };
-                    if let Some(result) = result {
-                        let path = path.to_string();
-                        return self
-                            .report_transfer(result, "RETR", &path, bytes, started)
-                            .await;
-                    }
+                    let path = path.to_string();
+                    return self
+                        .report_transfer(result, "RETR", &path, bytes, started)
+                        .await;
                 }
             }
         }
@@ -252,6 +231,44 @@ impl Session {
             },
         );
         Flow::Continue
+    }
+
+    /// A passive TYPE I download on a plain connection, sent from the session's own task when
+    /// the client is already connected (clients connect before they send RETR): no task, no
+    /// registration with the runtime. The 150 in `announce` is then held, and leaves with the
+    /// final reply when the file is sent at once.
+    ///
+    /// `Err` carries how the transfer ended, and when it began. `Ok` is the plan for the rest:
+    /// the same one if the client has not connected yet, or the accepted connection when the
+    /// socket could not take the whole file at once (`offset` has moved on, and `progress`
+    /// counts what was sent).
+    fn send_now(
+        &mut self,
+        plan: DataPlan,
+        announce: &mut Option<Reply>,
+        file: &std::fs::File,
+        offset: &mut u64,
+        size: u64,
+        progress: &Progress,
+    ) -> Result<DataPlan, (Result<u64, TransferError>, Instant)> {
+        let DataPlan::Passive(listener) = &plan else {
+            return Ok(plan);
+        };
+        let Some(socket) = data::accept_now(listener, &self.data_context) else {
+            return Ok(plan);
+        };
+        if let Some(reply) = announce.take() {
+            self.control.hold(&reply);
+        }
+        let started = Instant::now();
+        match data::send_file_now(&socket, file, offset, size, &progress.bytes) {
+            Ok(true) => Err((Ok(progress.bytes.load(Ordering::Relaxed)), started)),
+            Ok(false) => match tokio::net::TcpStream::from_std(socket) {
+                Ok(stream) => Ok(DataPlan::Accepted(stream)),
+                Err(error) => Err((Err(TransferError::Broken(error)), started)),
+            },
+            Err(error) => Err((Err(TransferError::Broken(error)), started)),
+        }
     }
 
     /// STOR and APPE: receives a file. Overwriting needs its own permission; with atomic uploads

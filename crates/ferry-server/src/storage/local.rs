@@ -11,6 +11,7 @@
 
 use std::io::{Seek, SeekFrom};
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -30,6 +31,32 @@ const PARALLEL_STAT_FROM: usize = 2048;
 
 /// At most this many threads stat one folder's entries.
 const MAX_STAT_THREADS: usize = 4;
+
+/// Look-up threads that big listings run beside their own, across the whole process: at most
+/// one per core, however many listings run at once. A listing that finds none free looks its
+/// entries up alone.
+static EXTRA_STAT_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Extra look-up threads one listing holds, given back when it ends.
+struct ExtraThreads(usize);
+
+impl ExtraThreads {
+    /// Takes up to `wanted` threads of what is left under `cap`.
+    fn take(wanted: usize, cap: usize) -> ExtraThreads {
+        let mut got = 0;
+        let _ = EXTRA_STAT_THREADS.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |used| {
+            got = wanted.min(cap.saturating_sub(used));
+            Some(used + got)
+        });
+        ExtraThreads(got)
+    }
+}
+
+impl Drop for ExtraThreads {
+    fn drop(&mut self) {
+        EXTRA_STAT_THREADS.fetch_sub(self.0, Ordering::SeqCst);
+    }
+}
 
 /// A folder on the local disk, served as `/`.
 #[derive(Debug)]
@@ -181,10 +208,12 @@ impl Storage for LocalFs {
         // A look-up per entry is most of a big listing's time; with spare cores, several
         // threads share them. Each name is looked up in the open folder, without following a
         // symlink: a name from getdents is one component, so nothing outside is reached.
-        let threads = match names.len() {
-            0..PARALLEL_STAT_FROM => 1,
-            _ => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_STAT_THREADS)),
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let extra = match names.len() {
+            0..PARALLEL_STAT_FROM => ExtraThreads(0),
+            _ => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
         };
+        let threads = 1 + extra.0;
         let per_thread = names.len().div_ceil(threads).max(1);
         let look_up = |chunk: &[&str]| -> Vec<FileFacts> {
             chunk
