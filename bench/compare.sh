@@ -20,10 +20,10 @@ set -euo pipefail
 QUICK=0
 [[ "${1:-}" == "--quick" ]] && QUICK=1
 if ((QUICK)); then
-    BIG_MIB=64 SECONDS_EACH=2 LOGIN_CLIENTS="4 20" SMALL_CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
+    BIG_MIB=64 SECONDS_EACH=2 LOGIN_CLIENTS="4 20" PACED_CLIENTS=20 PACE=500 SMALL_CLIENTS=4 FOLDER_ENTRIES=1000 RUNS=1 LIST_RUNS=2 IDLE_CLIENTS=50
     SLOW_CLIENTS=20 SLOW_SECONDS=3
 else
-    BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS="20 200" SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=5 LIST_RUNS=5 IDLE_CLIENTS=500
+    BIG_MIB=1024 SECONDS_EACH=10 LOGIN_CLIENTS="20 200" PACED_CLIENTS=200 PACE=2000 SMALL_CLIENTS=50 FOLDER_ENTRIES=10000 RUNS=5 LIST_RUNS=5 IDLE_CLIENTS=500
     SLOW_CLIENTS=200 SLOW_SECONDS=20
 fi
 SLOW_RATE=65536
@@ -214,6 +214,8 @@ bench_server() {
     for clients in $LOGIN_CLIENTS; do
         workload "$server" logins --clients "$clients" --seconds "$SECONDS_EACH"
     done
+    # Latency at a fixed offered load (one the fastest peer sustains), not at saturation.
+    workload "$server" logins --clients "$PACED_CLIENTS" --seconds "$SECONDS_EACH" --pace "$PACE"
     workload "$server" retr-small --path small.bin --clients "$SMALL_CLIENTS" --seconds "$SECONDS_EACH"
     workload "$server" list-big --path many --runs "$LIST_RUNS"
     stop_server
@@ -233,7 +235,7 @@ main() {
     done
     echo
     echo "Machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')"
-    echo "Mode: $( ((QUICK)) && echo quick || echo full ): ${BIG_MIB} MiB file, logins ${LOGIN_CLIENTS} and retr-small ${SMALL_CLIENTS} clients x ${SECONDS_EACH} s," \
+    echo "Mode: $( ((QUICK)) && echo quick || echo full ): ${BIG_MIB} MiB file, logins ${LOGIN_CLIENTS} (and ${PACED_CLIENTS} paced at ${PACE}/s) and retr-small ${SMALL_CLIENTS} clients x ${SECONDS_EACH} s," \
         "${FOLDER_ENTRIES}-entry folder, ${IDLE_CLIENTS} idle sessions, ${SLOW_CLIENTS} slow readers at ${SLOW_RATE} B/s x ${SLOW_SECONDS} s," \
         "${RUNS} run(s) per big transfer (median)"
     echo

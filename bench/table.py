@@ -17,7 +17,8 @@ ROWS = [
     ("stor-big MiB/s", "stor-big", "mib_per_s", True),
     ("retr-big-tls MiB/s", "retr-big-tls", "mib_per_s", True),
     ("stor-big-tls MiB/s", "stor-big-tls", "mib_per_s", True),
-    # One set of login rows for each number of clients measured ("logins@N").
+    # One set of login rows for each number of clients measured ("logins@N"), and for each
+    # paced run ("logins@N@RATE").
     ("logins N={n} sessions/s", "logins@", "per_second", True),
     ("logins N={n} p50 ms", "logins@", "p50_ms", False),
     ("logins N={n} p99 ms", "logins@", "p99_ms", False),
@@ -49,6 +50,8 @@ def load(path):
                 workload = record["workload"] + ("-tls" if record.get("tls") else "")
                 if workload == "logins":
                     workload = f"logins@{record['clients']}"
+                    if record.get("offered_per_second"):
+                        workload += f"@{record['offered_per_second']:.0f}"
                 results[(server, workload)] = record
     return results, errors, ceiling
 
@@ -81,19 +84,27 @@ def ascii_note(results, server):
     return f"{server} converted LF to CRLF ({ascii['bytes'] - binary['bytes']:+,} bytes, {speed})"
 
 
+def run_label(run):
+    """'200' stays '200'; a paced run '200@2000' reads '200 paced 2000/s'."""
+    clients, _, pace = run.partition("@")
+    return f"{clients} paced {pace}/s" if pace else clients
+
+
 def main():
     results, errors, ceiling = load(sys.argv[1])
     header = ["workload"] + SERVERS + ["best peer", "ferryd ÷ best", "better"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
-    login_counts = sorted({int(w.split("@")[1]) for (_, w) in results if w.startswith("logins@")})
+    # "20", "200", then paced runs such as "200@2000".
+    login_runs = sorted({w.split("@", 1)[1] for (_, w) in results if w.startswith("logins@")},
+                        key=lambda run: [int(part) for part in run.split("@")])
     login_rows = [row for row in ROWS if row[1] == "logins@"]
     rows = []
     for label, workload, field, higher in ROWS:
         if workload != "logins@":
             rows.append((label, workload, field, higher))
         elif (label, workload, field, higher) == login_rows[0]:
-            rows += [(l.format(n=n), f"logins@{n}", f, h) for n in login_counts
+            rows += [(l.format(n=run_label(run)), f"logins@{run}", f, h) for run in login_runs
                      for (l, _, f, h) in login_rows]
     for label, workload, field, higher in rows:
         values = [results.get((server, workload), {}).get(field) for server in SERVERS]

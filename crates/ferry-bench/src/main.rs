@@ -5,6 +5,7 @@
 //! ferry-bench --port 2121 retr-big --path big.bin --ascii
 //! ferry-bench --port 2121 slow-readers --clients 200 --rate 65536 --seconds 20 --path big.bin --pid 1234
 //! ferry-bench --port 2121 logins --clients 8 --seconds 10
+//! ferry-bench --port 2121 logins --clients 200 --seconds 10 --pace 2000
 //! ferry-bench ceiling --file /tmp/data/big.bin
 //! ferry-bench --port 2121 --tls stor-big --size 1073741824
 //! ```
@@ -74,6 +75,11 @@ enum Workload {
         clients: usize,
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Logins per second offered in all, on a fixed schedule shared out among the clients;
+        /// latency then counts from each login's scheduled start. Without it, each client logs
+        /// in again as soon as it is done.
+        #[arg(long, value_parser = positive_rate)]
+        pace: Option<f64>,
     },
     /// N logged-in clients fetch a small file over and over: transfers/s and latency.
     RetrSmall {
@@ -174,9 +180,11 @@ async fn run_workload(
         Workload::StorBig { size, path, runs } => {
             workloads::stor_big(target, limits, path, *size, *runs).await
         }
-        Workload::Logins { clients, seconds } => {
-            workloads::logins(target, limits, concurrency(*clients, *seconds)).await
-        }
+        Workload::Logins {
+            clients,
+            seconds,
+            pace,
+        } => workloads::logins(target, limits, concurrency(*clients, *seconds), *pace).await,
         Workload::RetrSmall {
             path,
             clients,
@@ -222,6 +230,16 @@ fn transfer_type(ascii: bool) -> TransferType {
     match ascii {
         true => TransferType::Ascii,
         false => TransferType::Image,
+    }
+}
+
+/// A --pace value: a finite number of logins per second, above 0 and at most a million.
+fn positive_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 1e6 => Ok(rate),
+        _ => Err(format!(
+            "{text:?} is not a rate between 0 and 1000000 per second"
+        )),
     }
 }
 

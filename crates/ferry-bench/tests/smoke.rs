@@ -298,12 +298,37 @@ fn logins_complete_without_errors() {
         &server.target(),
         &Limits::default(),
         about_a_second(4),
+        None,
     ));
     let Report::Logins(result) = report else {
         panic!("{report:?}")
     };
     assert!(result.completed > 0 && result.errors == 0, "{result:?}");
     assert!(result.per_second > 0.0 && result.p99_ms >= result.p50_ms);
+    assert!(result.offered_per_second.is_none());
+}
+
+#[test]
+fn paced_logins_keep_to_their_schedule() {
+    let server = Server::start();
+    let report = run(workloads::logins(
+        &server.target(),
+        &Limits::default(),
+        about_a_second(4),
+        Some(100.0),
+    ));
+    let json = report.to_json(false);
+    let Report::Logins(result) = report else {
+        panic!("{report:?}")
+    };
+    // 4 clients, each due every 40 ms for about a second (after a 50 ms lead): about 24 logins
+    // each, where a closed loop would make thousands.
+    assert!(
+        (80..=104).contains(&result.completed) && result.errors == 0,
+        "{result:?}"
+    );
+    assert_eq!(result.offered_per_second, Some(100.0));
+    assert!(json.contains("\"offered_per_second\":100.0"), "{json}");
 }
 
 #[test]

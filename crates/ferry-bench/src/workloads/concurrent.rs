@@ -50,14 +50,55 @@ const ERROR_PAUSE: Duration = Duration::from_millis(20);
 /// Each retr-small client's read buffer, allocated once.
 const SMALL_BUFFER: usize = 64 * 1024;
 
-/// `clients` clients connect, log in and QUIT, over and over.
+/// `clients` clients connect, log in and QUIT, over and over: each as soon as its last login
+/// ended (closed loop), or, with `offered` logins per second in all, each on a fixed schedule
+/// (client i of N starts its k-th login at (k·N + i) / offered seconds). A login that starts
+/// behind schedule, because the client's last one took longer than its interval, counts its
+/// latency from when it was due: the time spent waiting for a slow server is part of it.
 pub async fn logins(
     target: &Target,
     limits: &Limits,
     load: Concurrency,
+    offered: Option<f64>,
 ) -> Result<Report, BenchError> {
-    let tally = run_clients(target, limits, load, login_loop).await;
-    Ok(Report::Logins(rate(load.clients, tally)))
+    let tally = match offered {
+        None => {
+            run_clients(target, limits, load, |target, limits, budget, _| {
+                login_loop(target, limits, budget)
+            })
+            .await
+        }
+        Some(offered) => {
+            let start = Instant::now() + PACING_LEAD;
+            let clients = load.clients as f64;
+            run_clients(
+                target,
+                limits,
+                load,
+                move |target, limits, budget, client| {
+                    let schedule = Schedule {
+                        first: start + Duration::from_secs_f64(client as f64 / offered),
+                        interval: Duration::from_secs_f64(clients / offered),
+                    };
+                    paced_login_loop(target, limits, budget, schedule)
+                },
+            )
+            .await
+        }
+    };
+    let mut rate = rate(load.clients, tally);
+    rate.offered_per_second = offered;
+    Ok(Report::Logins(rate))
+}
+
+/// Time given to spawning the clients before the first paced login is due.
+const PACING_LEAD: Duration = Duration::from_millis(50);
+
+/// When one paced client's logins are due.
+#[derive(Debug, Clone, Copy)]
+struct Schedule {
+    first: Instant,
+    interval: Duration,
 }
 
 /// `clients` logged-in clients fetch `path` over and over, each time over a new PASV connection.
@@ -68,14 +109,15 @@ pub async fn retr_small(
     path: &str,
 ) -> Result<Report, BenchError> {
     let path: Arc<str> = Arc::from(path);
-    let tally = run_clients(target, limits, load, move |target, limits, budget| {
+    let tally = run_clients(target, limits, load, move |target, limits, budget, _| {
         retr_loop(target, limits, budget, path.clone())
     })
     .await;
     Ok(Report::RetrSmall(rate(load.clients, tally)))
 }
 
-/// Spawns one task per client running `client_loop`, and merges what they measured.
+/// Spawns one task per client running `client_loop` (given the client's index), and merges
+/// what they measured.
 async fn run_clients<F, Fut>(
     target: &Target,
     limits: &Limits,
@@ -83,14 +125,14 @@ async fn run_clients<F, Fut>(
     client_loop: F,
 ) -> (Duration, Tally)
 where
-    F: Fn(Target, Limits, Budget) -> Fut,
+    F: Fn(Target, Limits, Budget, usize) -> Fut,
     Fut: std::future::Future<Output = Tally> + Send + 'static,
 {
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for _ in 0..load.clients {
+    for client in 0..load.clients {
         let budget = Budget::new(limits.max_iterations, load.duration);
-        tasks.spawn(client_loop(target.clone(), *limits, budget));
+        tasks.spawn(client_loop(target.clone(), *limits, budget, client));
     }
     let mut total = Tally::default();
     while let Some(joined) = tasks.join_next().await {
@@ -118,6 +160,33 @@ async fn login_loop(target: Target, limits: Limits, mut budget: Budget) -> Tally
                 tokio::time::sleep(ERROR_PAUSE).await;
             }
         }
+    }
+    tally
+}
+
+async fn paced_login_loop(
+    target: Target,
+    limits: Limits,
+    mut budget: Budget,
+    schedule: Schedule,
+) -> Tally {
+    let mut tally = Tally::default();
+    let mut due = schedule.first;
+    while budget.take() {
+        // On schedule, the login starts when the timer fires (tokio's timer is late by up to a
+        // millisecond, which is the client's doing). Behind schedule, because the last login
+        // took longer than the interval, the latency counts from when this one was due.
+        let started = if due > Instant::now() {
+            tokio::time::sleep_until(due.into()).await;
+            Instant::now()
+        } else {
+            due
+        };
+        match login_once(&target, &limits).await {
+            Ok(()) => tally.latencies.push(started.elapsed()),
+            Err(error) => tally.record_error(error),
+        }
+        due += schedule.interval;
     }
     tally
 }
@@ -197,5 +266,6 @@ fn rate(clients: usize, (elapsed, mut tally): (Duration, Tally)) -> Rate {
         p99_ms: percentile_ms(&mut tally.latencies, 99.0),
         bytes: tally.bytes,
         first_error: tally.first_error,
+        offered_per_second: None,
     }
 }

@@ -76,6 +76,9 @@ pub struct Rate {
     /// Data bytes moved in total (0 for logins).
     pub bytes: u64,
     pub first_error: Option<String>,
+    /// Paced logins only: the operations per second the clients' schedule offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offered_per_second: Option<f64>,
 }
 
 /// Listing a big folder three ways.
