@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Compares ferryd with vsftpd, Pure-FTPd and pyftpdlib on loopback using ferry-bench.
 #
-#   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~13 minutes)
+#   bench/compare.sh           # full: 1 GiB file, 10 s per concurrent workload (~9 minutes)
 #   bench/compare.sh --quick   # smoke: 64 MiB file, 2 s per concurrent workload
 #
 # Every server is also measured downloading the big file in TYPE A (retr-big-ascii; vsftpd is
