@@ -340,8 +340,10 @@ pub async fn send(
             {
                 sent = send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?;
             } else {
-                let chunks = FileChunks::new(file, offset..end, ascii, throttle.chunk_size(CHUNK));
-                sent = send_file_buffered(stream, chunks, progress, stall, throttle).await?;
+                let chunks = FileChunks::new(file, offset..end, ascii);
+                let max_chunk = throttle.chunk_size(CHUNK);
+                sent = send_file_buffered(stream, chunks, max_chunk, progress, stall, throttle)
+                    .await?;
             }
         }
     }
@@ -392,19 +394,37 @@ async fn send_file_zero_copy(
     Ok(sent)
 }
 
+/// The smallest chunk of the buffered path, and its size while a transfer starts.
+const SMALL_CHUNK: usize = 32 * 1024;
+
+/// Bytes a buffered transfer sends in small chunks before it may use bigger ones: more than a
+/// socket's send buffer grows to (4 MiB), so that a slow reader is found out (its writes start
+/// to wait) before any big buffer is made.
+const SMALL_CHUNKS_FOR: u64 = 8 * 1024 * 1024;
+
+/// A write that takes longer than this means the reader, not this server, sets the pace.
+const SLOW_WRITE: Duration = Duration::from_millis(20);
+
 /// Sends a file through a buffer: for TYPE A (LF to CRLF), TLS, or a bandwidth limit.
 ///
 /// The next chunk is read (and converted) on the blocking pool while the current one is being
 /// written, so the disk, the conversion and the network overlap. A transfer holds two chunk
 /// buffers, reused to the end (and in TYPE A the read buffer the conversion works from).
+///
+/// Chunks start small and double up to `max_chunk` once the first megabytes have gone out with
+/// no write waiting long for the reader; a slow write halves them again. A slow reader so holds
+/// about 100-200 KiB of buffers instead of a megabyte, and a fast one gets big chunks, which cost
+/// fewer trips to the blocking pool.
 async fn send_file_buffered(
     stream: &mut MaybeTls,
     reader: FileChunks,
+    max_chunk: usize,
     progress: &AtomicU64,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let mut pending = reader.read_next(Vec::new());
+    let mut size = SMALL_CHUNK.min(max_chunk);
+    let mut pending = reader.read_next(Vec::new(), size);
     let mut spare = Vec::new();
     let mut sent = 0;
     loop {
@@ -415,12 +435,32 @@ async fn send_file_buffered(
         if chunk.is_empty() {
             return Ok(sent);
         }
-        pending = reader.read_next(std::mem::take(&mut spare));
+        pending = reader.read_next(std::mem::take(&mut spare), size);
         throttle.consume(chunk.len()).await;
+        let started = std::time::Instant::now();
         write(stream, &chunk, stall).await?;
         sent += chunk.len() as u64;
         progress.store(sent, Ordering::Relaxed);
-        spare = chunk;
+        size = next_chunk_size(size, started.elapsed() > SLOW_WRITE, sent, max_chunk);
+        // A buffer left from bigger chunks is dropped rather than kept.
+        spare = if chunk.capacity() > 4 * size {
+            Vec::new()
+        } else {
+            chunk
+        };
+    }
+}
+
+/// The buffered path's next chunk size: halved after a slow write (not below the small size),
+/// doubled up to `max` once the first [`SMALL_CHUNKS_FOR`] bytes are sent, else the same.
+fn next_chunk_size(size: usize, slow_write: bool, sent: u64, max: usize) -> usize {
+    let smallest = SMALL_CHUNK.min(max);
+    if slow_write {
+        (size / 2).max(smallest)
+    } else if sent >= SMALL_CHUNKS_FOR {
+        (size * 2).min(max)
+    } else {
+        size
     }
 }
 
@@ -432,7 +472,6 @@ struct FileChunks {
     offset: u64,
     /// Where reading stops (or the end of the file, if that comes first).
     end: u64,
-    chunk_size: usize,
     /// TYPE A: the raw bytes, converted from here into the chunk (empty for TYPE I, which
     /// reads straight into the chunk).
     raw: Vec<u8>,
@@ -440,46 +479,46 @@ struct FileChunks {
 }
 
 impl FileChunks {
-    fn new(
-        file: std::fs::File,
-        range: std::ops::Range<u64>,
-        ascii: bool,
-        chunk_size: usize,
-    ) -> FileChunks {
+    fn new(file: std::fs::File, range: std::ops::Range<u64>, ascii: bool) -> FileChunks {
         FileChunks {
             file,
             offset: range.start,
             end: range.end,
-            chunk_size,
             raw: Vec::new(),
             ascii,
         }
     }
 
-    /// Reads the next chunk into `buffer` on the blocking pool; an empty chunk is the end of
-    /// the file. The reader comes back with it, for the chunk after.
+    /// Reads the next chunk of up to `size` bytes of the file into `buffer` on the blocking
+    /// pool; an empty chunk is the end of the file. The reader comes back with it, for the chunk
+    /// after.
     fn read_next(
         mut self,
         mut buffer: Vec<u8>,
+        size: usize,
     ) -> tokio::task::JoinHandle<(FileChunks, io::Result<Vec<u8>>)> {
         tokio::task::spawn_blocking(move || {
-            let result = self.fill(&mut buffer).map(|()| buffer);
+            let result = self.fill(&mut buffer, size).map(|()| buffer);
             (self, result)
         })
     }
 
     /// Replaces `chunk`'s contents with the next chunk (nothing at the end of the file).
-    fn fill(&mut self, chunk: &mut Vec<u8>) -> io::Result<()> {
+    fn fill(&mut self, chunk: &mut Vec<u8>, size: usize) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         let size = usize::try_from(self.end.saturating_sub(self.offset))
-            .map_or(self.chunk_size, |left| left.min(self.chunk_size));
+            .map_or(size, |left| left.min(size));
         if !self.ascii {
-            // Only a short (last) chunk makes the next resize write anything.
+            // Only a bigger chunk than the last makes the resize write anything.
             chunk.resize(size, 0);
             let read = self.file.read_at(chunk, self.offset)?;
             chunk.truncate(read);
             self.offset += read as u64;
             return Ok(());
+        }
+        if self.raw.capacity() > 4 * size {
+            // Left from bigger chunks: let it go.
+            self.raw = Vec::new();
         }
         self.raw.resize(size, 0);
         let read = self.file.read_at(&mut self.raw, self.offset)?;
@@ -609,5 +648,46 @@ async fn pump_into(
         throttle.consume(read).await;
         received += read as u64;
         progress.store(received, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    #[test]
+    fn chunks_stay_small_until_the_first_megabytes_are_out() {
+        let mut size = SMALL_CHUNK;
+        let mut sent = 0;
+        while sent < SMALL_CHUNKS_FOR {
+            size = next_chunk_size(size, false, sent, CHUNK);
+            sent += size as u64;
+        }
+        assert_eq!(sent, SMALL_CHUNKS_FOR, "all of it in small chunks");
+        let sizes: Vec<usize> = (0..4)
+            .scan(SMALL_CHUNK, |size, _| {
+                *size = next_chunk_size(*size, false, 9 * MIB, CHUNK);
+                Some(*size)
+            })
+            .collect();
+        assert_eq!(sizes, [64 * 1024, 128 * 1024, CHUNK, CHUNK]);
+    }
+
+    #[test]
+    fn slow_writes_shrink_chunks_to_the_small_size() {
+        let mut size = CHUNK;
+        for _ in 0..5 {
+            size = next_chunk_size(size, true, 100 * MIB, CHUNK);
+        }
+        assert_eq!(size, SMALL_CHUNK);
+    }
+
+    #[test]
+    fn a_throttled_transfer_never_exceeds_its_chunk_size() {
+        let max = 8 * 1024;
+        assert_eq!(next_chunk_size(max, false, 100 * MIB, max), max);
+        assert_eq!(next_chunk_size(max, true, 100 * MIB, max), max);
     }
 }
