@@ -324,7 +324,7 @@ fn paced_logins_keep_to_their_schedule() {
     // 4 clients, each due every 40 ms for about a second (after a 50 ms lead): about 24 logins
     // each, where a closed loop would make thousands.
     assert!(
-        (80..=104).contains(&result.completed) && result.errors == 0,
+        (60..=104).contains(&result.completed) && result.errors == 0,
         "{result:?}"
     );
     assert_eq!(result.offered_per_second, Some(100.0));

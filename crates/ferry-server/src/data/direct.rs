@@ -46,8 +46,11 @@ pub async fn receive(
     let stop = Arc::clone(&guard.stop);
     let token = progress.writer_token();
     let pump = tokio::task::spawn_blocking(move || {
-        let _token = token;
-        pump(&socket, &file, &progress.bytes, &stop)
+        let result = pump(&socket, &file, &progress.bytes, &stop);
+        // The file and this handle of the socket are closed before the token says so.
+        drop((socket, file));
+        drop(token);
+        result
     });
     let result = pump
         .await

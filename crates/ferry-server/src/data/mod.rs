@@ -220,7 +220,9 @@ pub fn accept_now(listener: &TcpListener, context: &DataContext) -> Option<std::
 
 /// Sends what the socket takes at once of `file` from `*offset` to `end` with sendfile(2),
 /// without the runtime, and moves `*offset` on. Returns true when everything is sent (or the
-/// file turned out shorter); false when the socket's buffer is full and the rest has to wait.
+/// file turned out shorter); false when the socket's buffer is full and the rest has to wait, or
+/// after [`SENDFILE_CHUNK`] bytes, so that a fast reader of a big file does not keep the session
+/// from its control connection (the transfer task sends the rest).
 ///
 /// The socket is corked first, as in [`send_file_zero_copy`]: a small file then leaves as one
 /// segment that also carries the FIN of the close.
@@ -232,9 +234,10 @@ pub fn send_file_now(
     progress: &AtomicU64,
 ) -> io::Result<bool> {
     let _ = socket2::SockRef::from(socket).set_cork(true);
-    while *offset < end {
-        let count =
-            usize::try_from(end - *offset).map_or(SENDFILE_CHUNK, |left| left.min(SENDFILE_CHUNK));
+    let stop = end.min(offset.saturating_add(SENDFILE_CHUNK as u64));
+    while *offset < stop {
+        // At most SENDFILE_CHUNK, so this fits.
+        let count = usize::try_from(stop - *offset).unwrap_or(SENDFILE_CHUNK);
         match rustix::fs::sendfile(socket, file, Some(offset), count) {
             Ok(0) => return Ok(true),
             Ok(moved) => {
@@ -245,7 +248,7 @@ pub fn send_file_now(
             Err(error) => return Err(error.into()),
         }
     }
-    Ok(true)
+    Ok(*offset >= end)
 }
 
 /// Binds a passive listener on `ip`, on a port from `range` (tried in a pseudo-random order)

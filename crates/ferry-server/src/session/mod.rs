@@ -196,7 +196,7 @@ impl Session {
             self.serve().await;
         }
         if let Some(running) = self.transfer.take() {
-            running.abort().await;
+            running.abort(self.data_context.stall_timeout).await;
         }
         self.control.close().await;
         tracing::info!(

@@ -145,11 +145,20 @@ pub(super) async fn wait(running: &mut Option<RunningTransfer>) -> Outcome {
 
 impl RunningTransfer {
     /// Stops the transfer and waits until its connection and file are closed.
-    pub(super) async fn abort(self) {
+    /// An upload's writing thread outlives its task by up to one write; that write is waited
+    /// for up to `limit` (a disk that hangs must not hang the session with it).
+    pub(super) async fn abort(self, limit: std::time::Duration) {
         self.handle.abort();
         let _ = self.handle.await;
-        // An upload's writing thread outlives its task by up to one write.
-        self.progress.writers_done().await;
+        if tokio::time::timeout(limit, self.progress.writers_done())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                verb = self.verb,
+                "an aborted upload's last write to disk is still running"
+            );
+        }
     }
 }
 
@@ -585,7 +594,7 @@ impl Session {
         if let Some(running) = self.transfer.take() {
             let bytes = running.progress.bytes.load(Ordering::Relaxed);
             tracing::info!(peer = %self.peer, verb = running.verb, path = %super::login::escape(&running.path), bytes, "transfer aborted");
-            running.abort().await;
+            running.abort(self.data_context.stall_timeout).await;
         }
         self.data_plan = None;
         if self
