@@ -188,11 +188,20 @@ fn bound_socket(local: SocketAddr) -> io::Result<TcpSocket> {
 async fn accept(listener: &TcpListener, context: &DataContext) -> io::Result<TcpStream> {
     loop {
         let (stream, peer) = listener.accept().await?;
-        if peer.ip().to_canonical() == context.peer_ip {
+        if from_client(Some(peer), context) {
             return Ok(stream);
         }
-        tracing::warn!(%peer, expected = %context.peer_ip, "dropped a passive data connection from another address");
     }
+}
+
+/// Whether a passive data connection comes from the control connection's peer; one that does
+/// not is logged, and its caller drops it.
+fn from_client(peer: Option<SocketAddr>, context: &DataContext) -> bool {
+    if peer.is_some_and(|p| p.ip().to_canonical() == context.peer_ip) {
+        return true;
+    }
+    tracing::warn!(?peer, expected = %context.peer_ip, "dropped a passive data connection from another address");
+    false
 }
 
 /// Passive mode without waiting: the client's data connection if it is already there (a
@@ -206,10 +215,9 @@ pub fn accept_now(listener: &TcpListener, context: &DataContext) -> Option<std::
         match acceptfrom_with(listener, SocketFlags::NONBLOCK | SocketFlags::CLOEXEC) {
             Ok((socket, peer)) => {
                 let peer = peer.and_then(|a| SocketAddr::try_from(a).ok());
-                if peer.is_some_and(|p| p.ip().to_canonical() == context.peer_ip) {
+                if from_client(peer, context) {
                     return Some(std::net::TcpStream::from(socket));
                 }
-                tracing::warn!(?peer, expected = %context.peer_ip, "dropped a passive data connection from another address");
             }
             Err(rustix::io::Errno::INTR | rustix::io::Errno::CONNABORTED) => {}
             Err(_) => return None,

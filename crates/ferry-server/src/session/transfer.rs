@@ -193,13 +193,15 @@ impl Session {
             "Opening {} mode data connection for {arg} ({size} bytes).",
             self.mode_name()
         );
-        let mut announce = Some(Reply::new(150, text));
+        // Held: when the file is sent at once below, the 150 leaves with the 226; otherwise it
+        // is flushed before the transfer task starts.
+        self.control.hold(&Reply::new(150, text));
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Download);
         let progress = Arc::new(Progress::default());
         let (mut plan, mut offset) = (plan, offset);
         if !ascii && throttle.is_unlimited() && self.data_tls(false).is_none() {
-            match self.send_now(plan, &mut announce, &file, &mut offset, size, &progress) {
+            match self.send_now(plan, &file, &mut offset, size, &progress) {
                 Ok(rest) => plan = rest,
                 Err((result, started)) => {
                     let bytes = progress.bytes.load(Ordering::Relaxed);
@@ -210,11 +212,7 @@ impl Session {
                 }
             }
         }
-        let announced = match announce {
-            Some(reply) => self.send(reply).await,
-            None => self.flush_held().await,
-        };
-        if announced == Flow::Quit {
+        if self.flush_held().await == Flow::Quit {
             return Flow::Quit;
         }
         self.start(
@@ -244,8 +242,8 @@ impl Session {
 
     /// A passive TYPE I download on a plain connection, sent from the session's own task when
     /// the client is already connected (clients connect before they send RETR): no task, no
-    /// registration with the runtime. The 150 in `announce` is then held, and leaves with the
-    /// final reply when the file is sent at once.
+    /// registration with the runtime. The held 150 then leaves with the final reply when the
+    /// file is sent at once.
     ///
     /// `Err` carries how the transfer ended, and when it began. `Ok` is the plan for the rest:
     /// the same one if the client has not connected yet, or the accepted connection when the
@@ -254,7 +252,6 @@ impl Session {
     fn send_now(
         &mut self,
         plan: DataPlan,
-        announce: &mut Option<Reply>,
         file: &std::fs::File,
         offset: &mut u64,
         size: u64,
@@ -266,9 +263,6 @@ impl Session {
         let Some(socket) = data::accept_now(listener, &self.data_context) else {
             return Ok(plan);
         };
-        if let Some(reply) = announce.take() {
-            self.control.hold(&reply);
-        }
         let started = Instant::now();
         match data::send_file_now(&socket, file, offset, size, &progress.bytes) {
             Ok(true) => Err((Ok(progress.bytes.load(Ordering::Relaxed)), started)),
