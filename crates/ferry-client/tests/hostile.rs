@@ -306,3 +306,188 @@ fn ascii_mode_sends_crlf_and_receives_lf() {
     );
     assert!(fake.commands().contains(&"TYPE A".to_string()));
 }
+
+/// The escape sequences a hostile server hides in its texts: a new window title, a cleared
+/// screen, an OSC 52 write to the clipboard, and CSI as the one-character C1 control U+009B.
+const TITLE: &str = "\x1b]0;pwned\x07";
+const CLEAR: &str = "\x1b[2J";
+const CLIPBOARD: &str = "\x1b]52;c;ZXZpbA==\x07";
+const CSI: &str = "\u{9b}31m";
+
+/// Panics unless neither stream holds a raw ESC, BEL or U+009B, and the escaped forms show.
+fn expect_only_escaped(outcome: &support::Outcome, shown: &[&str]) {
+    for (name, text) in [("stdout", &outcome.stdout), ("stderr", &outcome.stderr)] {
+        for raw in ['\x1b', '\x07', '\u{9b}'] {
+            assert!(!text.contains(raw), "raw {raw:?} on {name}:\n{outcome}");
+        }
+    }
+    let both = format!("{}{}", outcome.stdout, outcome.stderr);
+    for escaped in shown {
+        assert!(both.contains(escaped), "{escaped:?} not shown:\n{outcome}");
+    }
+}
+
+/// A server that puts escape sequences in every text it sends: greeting, replies, listings.
+fn hostile_texts(conn: &mut Conn) {
+    conn.reply(&format!("220-Welcome{TITLE}"));
+    conn.reply(&format!("220 ready {CLEAR}{CSI}"));
+    let mut data = None;
+    while let Some(line) = conn.command() {
+        match line.split(' ').next().unwrap_or_default() {
+            "USER" => conn.reply(&format!("331 Password for {CLIPBOARD} please.")),
+            "PASS" => conn.reply(&format!("230 Logged in{CLEAR}.")),
+            "SYST" => conn.reply(&format!("215 UNIX{TITLE} Type: L8")),
+            "PWD" => conn.reply(&format!("257 \"/home{TITLE}\" is the current directory")),
+            "EPSV" => data = Some(conn.answer_epsv()),
+            "LIST" | "NLST" => {
+                conn.reply(&format!("150 Here {CSI}comes the list."));
+                let Some(mut stream) = data.take().and_then(|l| accept_data(&l)) else {
+                    return;
+                };
+                let listing = format!(
+                    "-rw-r--r-- 1 ftp ftp 5 Jan 01  2024 evil{CLEAR}name\r\n\
+                     -rw-r--r-- 1 ftp ftp 5 Jan 01  2024 {CLIPBOARD}\r\n\
+                     -rw-r--r-- 1 ftp ftp 5 Jan 01  2024 Grüße{CSI}.txt\r\n"
+                );
+                let _ = stream.write_all(listing.as_bytes());
+                drop(stream);
+                conn.reply(&format!("226 Done{TITLE}."));
+            }
+            "RETR" => conn.reply(&format!("550 No such file{CLIPBOARD}.")),
+            "QUIT" => {
+                conn.reply("221 Bye.");
+                return;
+            }
+            _ => conn.reply(&format!("200 Fine{CLEAR}.")),
+        }
+    }
+}
+
+#[test]
+fn control_characters_from_a_hostile_server_are_shown_escaped() {
+    let local = tempfile::tempdir().unwrap();
+    let fake = fake_server(hostile_texts);
+    let port = fake.port.to_string();
+    // Verbose (the default) shows every reply; after `verbose`, pwd and system show theirs.
+    let script = "user u p\npwd\nls\nnlist\nsystem\nquote NOOP\nget missing.txt\n\
+                  verbose\npwd\nsystem\nbye\n";
+    let session = ferry(&["-n", "-d", "127.0.0.1", &port], script, local.path());
+    session.expect_code(5);
+    session
+        .expect_stdout("220-Welcome\\x1b]0;pwned\\x07")
+        .expect_stdout("220 ready \\x1b[2J\\x9b31m")
+        .expect_stdout("331 Password for \\x1b]52;c;ZXZpbA==\\x07 please.")
+        .expect_stdout("257 \"/home\\x1b]0;pwned\\x07\" is the current directory")
+        .expect_stdout("Remote directory: /home\\x1b]0;pwned\\x07")
+        .expect_stdout("evil\\x1b[2Jname\n")
+        .expect_stdout("Grüße\\x9b31m.txt\n")
+        .expect_stdout("215 UNIX\\x1b]0;pwned\\x07 Type: L8")
+        .expect_stdout("200 Fine\\x1b[2J.");
+    expect_only_escaped(&session, &["550 No such file\\x1b]52;c;ZXZpbA==\\x07."]);
+
+    let fake = fake_server(hostile_texts);
+    let url = format!("ftp://u:p@127.0.0.1:{}/", fake.port);
+    let listing = ferry(&["ls", &url, "-v"], "", local.path());
+    listing.expect_code(0).expect_stdout("evil\\x1b[2Jname\n");
+    expect_only_escaped(
+        &listing,
+        &["\\x1b]52;c;ZXZpbA==\\x07\n", "226 Done\\x1b]0;pwned\\x07."],
+    );
+
+    let fake = fake_server(hostile_texts);
+    let url = format!("ftp://u:p@127.0.0.1:{}/missing.txt", fake.port);
+    let failed = ferry(&["get", &url], "", local.path());
+    failed.expect_code(5);
+    expect_only_escaped(&failed, &["550 No such file\\x1b]52;c;ZXZpbA==\\x07."]);
+}
+
+/// Serves a LIST with two ordinary names and two with control characters, and RETR of any
+/// name; records the RETRs.
+fn planted_names(conn: &mut Conn) {
+    conn.reply("220 names for you");
+    let mut data = None;
+    while let Some(line) = conn.serve_until_other() {
+        let (verb, argument) = line.split_once(' ').unwrap_or((&line, ""));
+        let body = match verb {
+            "EPSV" => {
+                data = Some(conn.answer_epsv());
+                continue;
+            }
+            "LIST" => format!(
+                "-rw-r--r-- 1 ftp ftp 5 Jan 01  2024 good1.txt\r\n\
+                 -rw-r--r-- 1 ftp ftp 5 Jan 01  2024 bad{TITLE}.txt\r\n\
+                 -rw-r--r-- 1 ftp ftp 5 Jan 01  2024 also{CSI}bad.txt\r\n\
+                 -rw-r--r-- 1 ftp ftp 5 Jan 01  2024 good2.txt\r\n"
+            ),
+            "RETR" => format!("content of {argument}\n"),
+            _ => {
+                conn.reply("502 No.");
+                continue;
+            }
+        };
+        conn.reply("150 Here.");
+        let Some(mut stream) = data.take().and_then(|l| accept_data(&l)) else {
+            return;
+        };
+        let _ = stream.write_all(body.as_bytes());
+        drop(stream);
+        conn.reply("226 Sent.");
+    }
+}
+
+#[test]
+fn mget_never_creates_local_names_with_control_characters() {
+    let local = tempfile::tempdir().unwrap();
+    let fake = fake_server(planted_names);
+    let port = fake.port.to_string();
+    // Prompting on: the first question is about a planted name; "a" answers yes to all.
+    let session = ferry(
+        &["-n", "127.0.0.1", &port],
+        "user u p\nmget *\na\nbye\n",
+        local.path(),
+    );
+    session
+        .expect_code(1)
+        .expect_stdout("mget also\\x9b31mbad.txt? ");
+    expect_only_escaped(
+        &session,
+        &[
+            "also\\x9b31mbad.txt: the name contains a control character",
+            "bad\\x1b]0;pwned\\x07.txt: the name contains a control character",
+        ],
+    );
+    let mut created: Vec<String> = fs::read_dir(local.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().into_string().unwrap())
+        .collect();
+    created.sort();
+    assert_eq!(created, ["good1.txt", "good2.txt"], "{session}");
+    assert_eq!(
+        fs::read(local.path().join("good2.txt")).unwrap(),
+        b"content of good2.txt\n"
+    );
+    let retrieved: Vec<String> = fake
+        .commands()
+        .into_iter()
+        .filter(|command| command.starts_with("RETR"))
+        .collect();
+    assert_eq!(retrieved, ["RETR good1.txt", "RETR good2.txt"], "{session}");
+}
+
+#[test]
+fn one_shot_get_never_creates_local_names_with_control_characters() {
+    let local = tempfile::tempdir().unwrap();
+    let fake = fake_server(planted_names);
+    let url = format!("ftp://u:p@127.0.0.1:{}/bad%1B]0;pwned%07.txt", fake.port);
+    let outcome = ferry(&["get", &url], "", local.path());
+    outcome.expect_code(1);
+    expect_only_escaped(&outcome, &["the name contains a control character"]);
+    assert_eq!(fs::read_dir(local.path()).unwrap().count(), 0, "{outcome}");
+    assert!(!fake.commands().iter().any(|c| c.starts_with("RETR")));
+
+    let fake = fake_server(planted_names);
+    let url = format!("ftp://u:p@127.0.0.1:{}/bad%1B]0;pwned%07.txt", fake.port);
+    let named = ferry(&["get", &url, "-o", "chosen.txt"], "", local.path());
+    named.expect_code(0);
+    assert!(local.path().join("chosen.txt").exists(), "{named}");
+}

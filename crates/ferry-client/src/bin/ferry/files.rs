@@ -8,7 +8,7 @@ use anyhow::Context;
 use ferry_client::Client;
 use tokio::fs::{File, OpenOptions};
 
-use crate::local::part_path;
+use crate::local::{check_local_name, part_path};
 use crate::progress::{Display, Meter, StdoutWriter};
 
 /// What one transfer moved, and how long it took.
@@ -19,6 +19,7 @@ pub struct Moved {
 
 /// Downloads `remote` to `local` (`-` is standard output). With `resume`, continues a partial
 /// download left in `NAME.part` (or in `NAME` itself, which becomes the `.part` file) with REST.
+/// A local name that [`check_local_name`] refuses fails before anything is sent or created.
 pub async fn download(
     client: &mut Client,
     remote: &str,
@@ -37,6 +38,7 @@ pub async fn download(
             elapsed: started.elapsed(),
         });
     }
+    check_local_name(local)?;
     let local = Path::new(local);
     let part = part_path(local);
     let offset = if resume {

@@ -9,6 +9,7 @@ use rustyline::history::DefaultHistory;
 use rustyline::Editor;
 
 use crate::complete::FerryHelper;
+use crate::printer::printable;
 
 /// The source of input lines.
 pub enum Input {
@@ -36,7 +37,7 @@ impl Input {
     /// as the classic client does.
     pub fn command(&mut self, prompt: &str) -> Option<String> {
         match self {
-            Input::Terminal(editor) => match editor.readline(prompt) {
+            Input::Terminal(editor) => match editor.readline(printable(prompt).as_ref()) {
                 Ok(line) => {
                     if !line.trim().is_empty() {
                         let _ = editor.add_history_entry(line.as_str());
@@ -56,7 +57,7 @@ impl Input {
         match self {
             Input::Terminal(_) => self.command(prompt),
             Input::Piped(stdin) => {
-                print!("{prompt}");
+                print!("{}", printable(prompt));
                 let _ = std::io::stdout().flush();
                 let line = read_plain(stdin);
                 println!();

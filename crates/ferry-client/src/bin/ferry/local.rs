@@ -1,6 +1,37 @@
-//! Local-side helpers: partial-download names and shell-style wildcards for mget/mput.
+//! Local-side helpers: which local names a download may create, partial-download names and
+//! shell-style wildcards for mget/mput.
 
 use std::path::{Path, PathBuf};
+
+use crate::printer::{has_control, printable};
+
+/// A local name a download refuses to create. Local names come from remote ones (`get NAME`,
+/// `mget *`, `ferry get URL`), so a hostile server could otherwise plant a file whose name
+/// carries terminal escape sequences, or one named `.` or `..`.
+#[derive(Debug, thiserror::Error)]
+#[error("{}: {reason}; not creating it (give a local name: get REMOTE LOCAL, or -o FILE)", printable(.path))]
+pub struct UnsafeLocalName {
+    pub path: String,
+    pub reason: &'static str,
+}
+
+/// Checks the local path a download is about to create: no control character anywhere (see
+/// [`has_control`]), and a last component that is a file name (not empty, `.` or `..`).
+/// Remote names never reach a local path with a `/` of their own: `mget` uses the last
+/// component of a match, and the library drops listing entries whose name holds a `/`.
+pub fn check_local_name(path: &str) -> Result<(), UnsafeLocalName> {
+    let reason = if has_control(path) {
+        "the name contains a control character"
+    } else if matches!(split_dir(path).1, "" | "." | "..") {
+        "the name is not a file name"
+    } else {
+        return Ok(());
+    };
+    Err(UnsafeLocalName {
+        path: path.to_string(),
+        reason,
+    })
+}
 
 /// Where a download is written until the server confirms it: `NAME.part`.
 pub fn part_path(local: &Path) -> PathBuf {
@@ -122,6 +153,27 @@ mod tests {
         assert!(wildcard_match(".*", ".hidden"));
         assert!(wildcard_match("a[", "a["));
         assert!(wildcard_match("*", ""));
+    }
+
+    #[test]
+    fn local_names_from_the_server_are_checked() {
+        for good in ["readme.txt", "dir/Grüße.txt", "/tmp/a b", ".hidden", "..x"] {
+            assert!(check_local_name(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "a\x1b]0;x\x07",
+            "a\u{9b}b",
+            "del\u{7f}",
+            "tab\t",
+            "x/\x1b/y",
+        ] {
+            let error = check_local_name(bad).unwrap_err();
+            assert!(error.to_string().contains("control character"), "{error}");
+            assert!(!has_control(&error.to_string()), "{error}");
+        }
+        for bad in ["", ".", "..", "dir/", "dir/.."] {
+            assert!(check_local_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -45,7 +45,7 @@ async fn run(args: args::Args) -> u8 {
     match oneshot::Job::detect(&args.words) {
         Some(Ok(job)) => oneshot::run(job, &args).await,
         Some(Err(usage)) => {
-            eprintln!("ferry: {usage}");
+            eprintln!("ferry: {}", printer::printable(&usage));
             2
         }
         None => shell::run(&args).await,

@@ -8,8 +8,8 @@ use ferry_client::{Client, FtpUrl, Secret, TransferType};
 use crate::args::Args;
 use crate::exit;
 use crate::files::{download, local_size, upload};
-use crate::printer::Printer;
-use crate::progress::{summary, Display, StdoutWriter};
+use crate::printer::{printable, PrintableWriter, Printer};
+use crate::progress::{summary, Display};
 use crate::tls::{ask_on_terminal, connect, Ask, TrustStore};
 
 /// A one-shot job.
@@ -48,7 +48,7 @@ pub async fn run(job: Job, args: &Args) -> u8 {
     match run_job(&job, args).await {
         Ok(()) => exit::OK,
         Err(error) => {
-            eprintln!("ferry: {error:#}");
+            eprintln!("ferry: {}", printable(&format!("{error:#}")));
             exit::code_for(&error)
         }
     }
@@ -78,7 +78,9 @@ async fn run_job(job: &Job, args: &Args) -> anyhow::Result<()> {
         Job::Put(file, url) => put(&mut client, file, url, bar).await?,
         Job::Ls(url) => {
             let path = Some(url.path.as_str()).filter(|p| !p.is_empty());
-            client.list_into(path, &mut StdoutWriter).await?;
+            client
+                .list_into(path, &mut PrintableWriter::default())
+                .await?;
         }
     }
     client.quit().await?;

@@ -1,9 +1,17 @@
 //! What the user sees of the control connection: replies when verbose, `---> CMD` when
 //! debugging, error replies always (unless silenced for a background command).
+//!
+//! Everything the server says reaches the terminal through [`printable`] (or
+//! [`PrintableWriter`] for listings): a hostile server must not be able to send terminal escape
+//! sequences (a new window title, a cleared screen, an OSC 52 clipboard write).
 
+use std::borrow::Cow;
+use std::fmt::Write as _;
 use std::io::Write;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use ferry_client::{Reply, Transcript};
 
@@ -60,12 +68,14 @@ impl Printer {
         self.quiet.load(Ordering::Relaxed)
     }
 
-    /// Shows a reply, the way it arrived (RFC 959 multi-line form).
+    /// Shows a reply, the way it arrived (RFC 959 multi-line form), line by line.
     pub fn show_reply(&self, reply: &Reply) {
         let wire = reply.to_wire();
-        let text = String::from_utf8_lossy(&wire).replace('\r', "");
-        print!("{text}");
-        let _ = std::io::stdout().flush();
+        let mut stdout = std::io::stdout().lock();
+        for line in String::from_utf8_lossy(&wire).lines() {
+            let _ = writeln!(stdout, "{}", printable(line));
+        }
+        let _ = stdout.flush();
     }
 }
 
@@ -78,7 +88,7 @@ impl Transcript for Printer {
 
     fn sent(&self, line: &str) {
         if self.debug() && !self.quiet() {
-            println!("---> {line}");
+            println!("---> {}", printable(line));
         }
     }
 
@@ -92,11 +102,143 @@ impl Transcript for Printer {
 
     fn note(&self, text: &str) {
         if self.verbose() && !self.quiet() {
-            println!("{text}");
+            println!("{}", printable(text));
         }
     }
 
     fn warning(&self, text: &str) {
-        eprintln!("ferry: warning: {text}");
+        eprintln!("ferry: warning: {}", printable(text));
+    }
+}
+
+/// Whether `text` holds a control character: C0 (U+0000 to U+001F), DEL (U+007F) or C1
+/// (U+0080 to U+009F), the characters a terminal may take as the start of a command.
+pub fn has_control(text: &str) -> bool {
+    text.contains(char::is_control)
+}
+
+/// `text` safe to show on a terminal: each control character (see [`has_control`]) becomes
+/// `\xNN`, its code in two lower-case hex digits (ESC is `\x1b`, CSI `\x9b`), as Python's
+/// `repr` writes them. Everything else, other UTF-8 included, stays as it is, borrowed.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    if !has_control(text) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if c.is_control() {
+            let _ = write!(shown, "\\x{:02x}", u32::from(c));
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// The longest line a listing holds back waiting for its end; longer ones are shown in parts.
+const MAX_PENDING_LINE: usize = 64 * 1024;
+
+/// Standard output for listings: each line goes through [`printable`] (bytes that are not UTF-8
+/// become U+FFFD), so only the listing's own line ends reach the terminal. Written synchronously,
+/// like [`crate::progress::StdoutWriter`]; the last line without a line end is shown on flush
+/// (the library flushes when the data connection ends) or when the writer is dropped.
+#[derive(Debug, Default)]
+pub struct PrintableWriter {
+    pending: Vec<u8>,
+}
+
+impl PrintableWriter {
+    /// Shows every complete line held, and a held part longer than [`MAX_PENDING_LINE`].
+    fn show_lines(&mut self) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        let mut start = 0;
+        while let Some(end) = self.pending[start..].iter().position(|&b| b == b'\n') {
+            show_line(&mut stdout, &self.pending[start..start + end])?;
+            start += end + 1;
+        }
+        self.pending.drain(..start);
+        if self.pending.len() > MAX_PENDING_LINE {
+            show_line(&mut stdout, &self.pending)?;
+            self.pending.clear();
+        }
+        Ok(())
+    }
+
+    /// Shows what is held as a last line.
+    fn show_rest(&mut self) -> std::io::Result<()> {
+        let mut stdout = std::io::stdout().lock();
+        if !self.pending.is_empty() {
+            show_line(&mut stdout, &self.pending)?;
+            self.pending.clear();
+        }
+        stdout.flush()
+    }
+}
+
+/// One listing line (a CR before its LF is part of the line end).
+fn show_line(out: &mut impl Write, line: &[u8]) -> std::io::Result<()> {
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    writeln!(out, "{}", printable(&String::from_utf8_lossy(line)))
+}
+
+impl tokio::io::AsyncWrite for PrintableWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.pending.extend_from_slice(buf);
+        Poll::Ready(self.show_lines().map(|()| buf.len()))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.show_rest())
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(self.show_rest())
+    }
+}
+
+impl Drop for PrintableWriter {
+    /// A listing broken off shows the line it was in the middle of.
+    fn drop(&mut self) {
+        let _ = self.show_rest();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(printable("\x1b]0;pwned\x07"), "\\x1b]0;pwned\\x07");
+        assert_eq!(
+            printable("a\u{9b}2Jb\u{7f}\u{0}\t"),
+            "a\\x9b2Jb\\x7f\\x00\\x09"
+        );
+        assert_eq!(printable("line\r\nnext"), "line\\x0d\\x0anext");
+        assert_eq!(printable("\u{80}\u{9f}\u{a0}"), "\\x80\\x9f\u{a0}");
+    }
+
+    #[test]
+    fn ordinary_text_is_borrowed_unchanged() {
+        for text in ["readme.txt", "Grüße, 日本語 \\x1b", "", "C:\\dir"] {
+            assert!(matches!(printable(text), Cow::Borrowed(t) if t == text));
+        }
+        assert!(!has_control("ü€"));
+        assert!(has_control("\u{85}"));
+    }
+
+    #[test]
+    fn listing_lines_keep_their_ends_only() {
+        let mut out = Vec::new();
+        show_line(&mut out, b"evil\x1b[2J\r").unwrap();
+        show_line(&mut out, b"cr\rin the middle, \xff bad byte").unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "evil\\x1b[2J\ncr\\x0din the middle, \u{fffd} bad byte\n"
+        );
     }
 }

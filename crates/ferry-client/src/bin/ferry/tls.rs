@@ -9,6 +9,8 @@ use ferry_client::tls::known_hosts::{self, KnownHosts};
 use ferry_client::tls::Rejection;
 use ferry_client::{Client, ClientConfig, Fingerprint, FtpError, TlsMode};
 
+use crate::printer::printable;
+
 /// How the session asks the user a question; `None` when nobody can answer (piped input).
 pub type Ask<'a> = Option<&'a mut dyn FnMut(&str) -> Option<String>>;
 
@@ -102,8 +104,9 @@ fn offer(
     reason: &str,
 ) -> bool {
     println!(
-        "The certificate of {} is not trusted: {reason}.\nIts fingerprint is {seen}.",
-        known_hosts::entry_key(host, port)
+        "The certificate of {} is not trusted: {}.\nIts fingerprint is {seen}.",
+        printable(&known_hosts::entry_key(host, port)),
+        printable(reason)
     );
     let answer = ask("Trust this certificate and remember it? (y/N) ");
     answer.is_some_and(|a| matches!(a.trim(), "y" | "Y" | "yes" | "Yes"))

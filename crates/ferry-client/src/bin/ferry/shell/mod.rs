@@ -15,7 +15,7 @@ use crate::args::Args;
 use crate::commands::{lookup, split_words, Lookup, Verb};
 use crate::exit;
 use crate::input::Input;
-use crate::printer::Printer;
+use crate::printer::{has_control, printable, Printer};
 use crate::tls::TrustStore;
 
 /// A message for the user that is not an FTP error ("Not connected.", usage lines).
@@ -197,7 +197,7 @@ impl Shell {
     fn fail(&mut self, error: anyhow::Error) {
         self.first_failure.get_or_insert(exit::code_for(&error));
         if let Some(notice) = error.downcast_ref::<Notice>() {
-            println!("{notice}");
+            println!("{}", printable(&notice.to_string()));
             return;
         }
         let ftp = error.downcast_ref::<FtpError>();
@@ -205,7 +205,7 @@ impl Shell {
             .and_then(shown_reply)
             .is_some_and(|r| self.reply_was_shown(r))
         {
-            eprintln!("ferry: {error:#}");
+            eprintln!("ferry: {}", printable(&format!("{error:#}")));
         }
         if ftp.is_some_and(FtpError::is_fatal) {
             self.client = None;
@@ -264,7 +264,7 @@ impl Shell {
         let connected = crate::tls::connect(host, port, config, &self.trust, ask).await;
         self.printer.set_mute_replies(false);
         let client = connected?;
-        println!("Connected to {host}.");
+        println!("Connected to {}.", printable(host));
         if self.printer.verbose() {
             self.printer.show_reply(client.greeting());
             if let Some(tls) = client.tls_info() {
@@ -346,7 +346,7 @@ impl Shell {
             let system = reply.text();
             let name = system.split_whitespace().next().unwrap_or("unknown");
             if verbose {
-                println!("Remote system type is {name}.");
+                println!("Remote system type is {}.", printable(name));
             }
         }
         self.printer.set_mute_replies(true);
@@ -412,9 +412,11 @@ impl Shell {
         let entries = client.entries(None, now()).await;
         self.printer.set_quiet(false);
         self.remote_names_stale = false;
+        // A name with a control character is never offered: the line editor would show it raw.
         let names = entries
             .unwrap_or_default()
             .into_iter()
+            .filter(|entry| !has_control(&entry.name))
             .map(|entry| match entry.kind {
                 ferry_client::EntryKind::Directory => format!("{}/", entry.name),
                 _ => entry.name,

@@ -5,7 +5,7 @@ use ferry_proto::time::DateTime;
 use tokio::fs::File;
 
 use super::{notice, Shell};
-use crate::progress::StdoutWriter;
+use crate::printer::{printable, PrintableWriter};
 
 impl Shell {
     /// `ls`/`dir` (LIST), `nlist` (NLST), `mlsd` (MLSD): `[remote-path [local-file]]`.
@@ -18,7 +18,7 @@ impl Shell {
         };
         let client = self.client()?;
         match output.filter(|o| *o != "-") {
-            None => list_verb(client, verb, path, &mut StdoutWriter).await?,
+            None => list_verb(client, verb, path, &mut PrintableWriter::default()).await?,
             Some(output) => {
                 let mut file = File::create(output).await?;
                 list_verb(client, verb, path, &mut file).await?
@@ -62,7 +62,7 @@ impl Shell {
     pub(super) async fn pwd(&mut self) -> anyhow::Result<()> {
         let path = self.client()?.pwd().await?;
         if !self.printer.verbose() {
-            println!("Remote directory: {path}");
+            println!("Remote directory: {}", printable(&path));
         }
         Ok(())
     }
@@ -114,7 +114,7 @@ impl Shell {
         };
         let size = self.client()?.size(path).await?;
         if !self.printer.verbose() {
-            println!("{path}\t{size}");
+            println!("{}\t{size}", printable(path));
         }
         Ok(())
     }
@@ -125,6 +125,7 @@ impl Shell {
             return notice("usage: modtime remote-file");
         };
         let time = DateTime::from_unix(self.client()?.mdtm(path).await?);
+        let path = printable(path);
         println!(
             "{path}\t{:02}/{:02}/{:04} {:02}:{:02}:{:02} GMT",
             time.month, time.day, time.year, time.hour, time.minute, time.second

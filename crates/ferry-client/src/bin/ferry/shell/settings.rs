@@ -5,6 +5,7 @@ use ferry_client::DataMode;
 
 use super::{notice, Shell};
 use crate::commands::{help_line, help_table};
+use crate::printer::printable;
 use crate::progress::HASH_BYTES;
 
 /// `on`/`off` arguments, or a toggle without one.
@@ -93,7 +94,11 @@ impl Shell {
     /// `status`.
     pub(super) fn status(&mut self) {
         match &self.client {
-            Some(client) => println!("Connected to {} ({}).", self.host, client.peer_addr()),
+            Some(client) => println!(
+                "Connected to {} ({}).",
+                printable(&self.host),
+                client.peer_addr()
+            ),
             None => println!("Not connected."),
         }
         let transfer_type = match self.client.as_ref().map(|c| c.transfer_type()) {

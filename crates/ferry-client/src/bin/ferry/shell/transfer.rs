@@ -7,6 +7,7 @@ use ferry_client::EntryKind;
 use super::{notice, now, Shell};
 use crate::files::{download, local_size, upload};
 use crate::local::{expand_local, has_wildcards, join_dir, split_dir, wildcard_match};
+use crate::printer::printable;
 use crate::progress::{summary, Display};
 
 /// An answer to "mget name? ".
@@ -33,7 +34,7 @@ impl Shell {
     async fn receive(&mut self, remote: &str, local: &str, resume: bool) -> anyhow::Result<()> {
         let verbose = self.printer.verbose();
         if verbose {
-            println!("local: {local} remote: {remote}");
+            println!("local: {} remote: {}", printable(local), printable(remote));
         }
         let expected = self.expected_size(remote, local != "-").await;
         let display = self.display(local != "-", expected);
@@ -58,7 +59,7 @@ impl Shell {
     async fn send(&mut self, local: &str, remote: &str, append: bool) -> anyhow::Result<()> {
         let verbose = self.printer.verbose();
         if verbose {
-            println!("local: {local} remote: {remote}");
+            println!("local: {} remote: {}", printable(local), printable(remote));
         }
         let display = self.display(true, local_size(local));
         let moved = upload(self.client()?, local, remote, append, display).await?;
@@ -152,7 +153,7 @@ impl Shell {
             .collect();
         names.sort();
         if names.is_empty() {
-            println!("No files matching {pattern}.");
+            println!("No files matching {}.", printable(pattern));
         }
         Ok(names)
     }
