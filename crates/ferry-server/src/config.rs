@@ -25,6 +25,9 @@ pub struct Config {
     pub max_line: usize,
     /// Most sessions at once; further connections get 421 and are closed.
     pub max_sessions: usize,
+    /// Connections the control listener holds while they wait to be accepted (the kernel caps
+    /// this at `net.core.somaxconn`). A burst of reconnecting clients overflows a small one.
+    pub listen_backlog: u32,
     pub anonymous: AnonymousConfig,
     /// A TOML file of named accounts (see `users.example.toml`).
     pub users_file: Option<PathBuf>,
@@ -199,6 +202,7 @@ impl Default for Config {
             banner: None,
             max_line: 4096,
             max_sessions: 1000,
+            listen_backlog: 1024,
             anonymous: AnonymousConfig::default(),
             users_file: None,
             data: DataConfig::default(),
@@ -303,6 +307,12 @@ impl Config {
         }
         if self.max_sessions == 0 {
             return invalid("max_sessions must be at least 1".into());
+        }
+        if self.listen_backlog == 0 || self.listen_backlog > 65535 {
+            return invalid(format!(
+                "listen_backlog = {} is out of range (1 to 65535)",
+                self.listen_backlog
+            ));
         }
         self.passive_port_range()?;
         if !self.root.is_dir() {

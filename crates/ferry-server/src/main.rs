@@ -44,6 +44,9 @@ struct Args {
     /// Most sessions at once [default: 1000]
     #[arg(long, value_name = "N")]
     max_sessions: Option<usize>,
+    /// Connections waiting to be accepted that the listener holds [default: 1024]
+    #[arg(long, value_name = "N")]
+    listen_backlog: Option<u32>,
     /// Refuse anonymous logins.
     #[arg(long)]
     no_anonymous: bool,
@@ -191,6 +194,7 @@ impl Args {
         set_some(&mut config.banner, self.banner);
         set(&mut config.max_line, self.max_line);
         set(&mut config.max_sessions, self.max_sessions);
+        set(&mut config.listen_backlog, self.listen_backlog);
         config.anonymous.enabled &= !self.no_anonymous;
         set_some(&mut config.anonymous.root, self.anonymous_root);
         config.anonymous.writable |= self.anonymous_writable;
@@ -273,8 +277,14 @@ fn start(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&context.config.log_level);
-    let listener = bind(context.config.listen)?;
-    let implicit = context.config.tls.implicit_listen.map(bind).transpose()?;
+    let backlog = context.config.listen_backlog;
+    let listener = bind(context.config.listen, backlog)?;
+    let implicit = context
+        .config
+        .tls
+        .implicit_listen
+        .map(|address| bind(address, backlog))
+        .transpose()?;
     println!("ferryd listening on {}", listener.local_addr()?);
     if let Some(implicit) = &implicit {
         println!(
@@ -301,7 +311,8 @@ fn start(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
+        ignore_hangups()?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let implicit = implicit
             .map(tokio::net::TcpListener::from_std)
@@ -312,23 +323,48 @@ fn start(args: Args) -> anyhow::Result<()> {
             run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal());
         tokio::spawn(server).await?;
         Ok(())
-    })
+    });
+    // A blocking call that never returns (a hung disk, say) must not keep the process from
+    // exiting: the runtime waits this long for its threads, then leaves them.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    served
+}
+
+/// SIGHUP would end the process at once, cutting every transfer: until reloading exists, it is
+/// logged and ignored.
+fn ignore_hangups() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangups = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::warn!("SIGHUP received: reloading is not supported yet; ignored");
+        }
+    });
+    Ok(())
 }
 
 /// Threads for blocking work (disk writes of uploads, listings, password checks).
 const MAX_BLOCKING_THREADS: usize = 4096;
 
-/// Binds the control listener (before any privilege is dropped, so port 21 works).
-fn bind(address: SocketAddr) -> anyhow::Result<std::net::TcpListener> {
-    let listener = match std::net::TcpListener::bind(address) {
-        Ok(listener) => listener,
+/// Binds the control listener (before any privilege is dropped, so port 21 works), with room
+/// for `backlog` connections waiting to be accepted (the kernel caps it at somaxconn).
+fn bind(address: SocketAddr, backlog: u32) -> anyhow::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let listen = || -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&address.into())?;
+        socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    };
+    match listen() {
+        Ok(listener) => Ok(listener),
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             bail!("cannot listen on {address}: {e} (ports below 1024 need root; try --listen 127.0.0.1:2121)")
         }
         Err(e) => bail!("cannot listen on {address}: {e}"),
-    };
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    }
 }
 
 /// Drops root and confines the process, as configured; called while it has one thread.

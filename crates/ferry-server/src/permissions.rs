@@ -68,6 +68,11 @@ impl PermissionSet {
         PermissionSet(self.0 | bit(permission))
     }
 
+    /// Whether every permission of this set is also in `other`.
+    pub fn is_subset_of(self, other: PermissionSet) -> bool {
+        self.0 & !other.0 == 0
+    }
+
     /// The MLSx `perm` fact (RFC 3659 §7.5.5) for an entry of this kind.
     pub fn mlsx_perm(self, kind: FileKind) -> String {
         use Permission as P;
@@ -149,6 +154,24 @@ impl AccessPolicy {
     pub fn allows(&self, permission: Permission, path: &VirtualPath) -> bool {
         self.at(path).contains(permission)
     }
+
+    /// Whether some folders have permissions of their own (so that where a path really leads,
+    /// through symlinks, can matter).
+    pub fn has_folder_rules(&self) -> bool {
+        !self.folders.is_empty()
+    }
+
+    /// Whether moving `from` (with everything below it) to `to` keeps every rule: no folder with
+    /// its own permissions lies at or below either end (a rule is tied to a path, so moving
+    /// what it covers would shed it), and what moves gets no permission at `to` that it did
+    /// not have at `from`. Checked by RNTO on top of Rename at both ends.
+    pub fn may_move(&self, from: &VirtualPath, to: &VirtualPath) -> bool {
+        let covers_a_rule = self
+            .folders
+            .iter()
+            .any(|(folder, _)| is_within(folder, from) || is_within(folder, to));
+        !covers_a_rule && self.at(to).is_subset_of(self.at(from))
+    }
 }
 
 fn is_within(path: &VirtualPath, folder: &VirtualPath) -> bool {
@@ -225,6 +248,29 @@ mod tests {
             policy.allows(P::Download, &at("/incomingx/y")),
             "a sibling with a longer name is not inside"
         );
+    }
+
+    #[test]
+    fn moves_keep_every_rule() {
+        let policy = AccessPolicy::new(PermissionSet::ALL)
+            .with_folder(at("/projects/secret"), PermissionSet::of(&[P::List]))
+            .with_folder(
+                at("/incoming"),
+                PermissionSet::of(&[P::List, P::Upload, P::Rename]),
+            );
+        assert!(
+            !policy.may_move(&at("/projects"), &at("/moved")),
+            "a folder holding a rule does not move"
+        );
+        assert!(!policy.may_move(&at("/projects/secret"), &at("/open")));
+        assert!(!policy.may_move(&at("/pub"), &at("/projects/secret")));
+        assert!(
+            !policy.may_move(&at("/incoming/x"), &at("/pub/x")),
+            "content gains no permission by moving"
+        );
+        assert!(policy.may_move(&at("/pub/x"), &at("/incoming/x")));
+        assert!(policy.may_move(&at("/pub/a"), &at("/projects/b")));
+        assert!(AccessPolicy::new(PermissionSet::ALL).may_move(&at("/a"), &at("/b")));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct Context {
     pub sessions_per_ip: Counter<IpAddr>,
     pub sessions_per_user: Counter<String>,
     pub bans: BanList,
+    /// Private upload files being written (by storage and path): one upload at a time each,
+    /// though several sessions of one user share them.
+    pub private_uploads: Counter<String>,
     /// Each named account's aggregate (download, upload) limiters, made at its first login.
     user_rates: Mutex<HashMap<String, UserRates>>,
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
@@ -110,6 +113,7 @@ impl Context {
             sessions_per_ip: Counter::default(),
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
+            private_uploads: Counter::default(),
             user_rates: Mutex::default(),
             roots: Mutex::default(),
             config,

@@ -67,13 +67,14 @@ fn anonymous_drop_box_takes_uploads_it_will_not_give_back() {
     );
     let _data = control.epsv();
     control.expect("RETR incoming/report.txt", 550);
+    // Refused after the data (553), so a STOR does not tell beforehand what exists.
     assert_eq!(
         upload(&mut control, "STOR incoming/report.txt", b"overwritten"),
-        550
+        553
     );
     assert_eq!(
         upload(&mut control, "APPE incoming/report.txt", b"more"),
-        550
+        553
     );
     assert_eq!(
         std::fs::read(server.root.join("incoming/report.txt")).unwrap(),
@@ -114,8 +115,12 @@ fn per_folder_permissions_of_a_named_user() {
     assert_eq!(upload(&mut control, "STOR drop/new.txt", b"x"), 226);
     assert_eq!(
         upload(&mut control, "STOR drop/new.txt", b"y"),
-        550,
-        "no overwrite permission"
+        553,
+        "no overwrite permission: refused after the data"
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("home/drop/new.txt")).unwrap(),
+        b"x"
     );
     let mlst = control.expect("MLST drop/new.txt", 250);
     assert!(mlst.lines[1].contains(";perm=d;"), "{mlst:?}");
@@ -283,14 +288,22 @@ fn atomic_uploads_appear_only_when_complete_and_resume() {
     let server = TestServer::start_with(|c| c.atomic_uploads = true);
     let mut control = server.login("alice");
     control.expect("TYPE I", 200);
-    let hidden = server.alice_root.join(".file.bin.ferry-upload");
     let final_path = server.alice_root.join("file.bin");
+    let hidden = || {
+        std::fs::read_dir(&server.alice_root)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| {
+                let name = path.file_name().unwrap().to_string_lossy().into_owned();
+                name.starts_with(".file.bin.") && name.ends_with(".ferry-upload")
+            })
+    };
     let mut data = control.epsv();
     control.expect("STOR file.bin", 150);
     data.write_all(&[1u8; 1000]).unwrap();
     data.flush().unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
-    while std::fs::metadata(&hidden).map_or(0, |m| m.len()) < 1000 {
+    while hidden().map_or(0, |h| std::fs::metadata(h).unwrap().len()) < 1000 {
         assert!(
             Instant::now() < deadline,
             "the upload never reached the hidden file"
@@ -311,7 +324,7 @@ fn atomic_uploads_appear_only_when_complete_and_resume() {
     let content = std::fs::read(&final_path).unwrap();
     assert_eq!(content.len(), 1500);
     assert!(content[..1000].iter().all(|&b| b == 1) && content[1000..].iter().all(|&b| b == 2));
-    assert!(!hidden.exists());
+    assert!(hidden().is_none());
     let _data = control.epsv();
     control.expect("LIST -a", 150);
 }
@@ -408,9 +421,19 @@ fn every_permission_is_checked() {
     let server = TestServer::start_with(|c| c.users_file = Some(users_file));
     for (index, (missing, command, _)) in PERMISSION_COMMANDS.iter().enumerate() {
         let mut control = server.login(&format!("user{index}"));
-        let _data = control.epsv();
+        let refused_data = control.epsv();
         control.send(command);
-        assert_eq!(control.reply().code, 550, "{command} without {missing}");
+        let reply = control.reply();
+        if matches!(*missing, "overwrite" | "append") {
+            // Taken, and refused after the data: nothing said beforehand about what exists.
+            assert_eq!(reply.code, 150, "{command} without {missing}");
+            drop(refused_data);
+            assert_eq!(control.reply().code, 553, "{command} without {missing}");
+            let root = dir.path().join(format!("user{index}"));
+            assert_eq!(std::fs::read(root.join("f.txt")).unwrap(), b"file\n");
+        } else {
+            assert_eq!(reply.code, 550, "{command} without {missing}");
+        }
         // The same user may do what the next permission allows.
         let (next, next_command, allowed_code) =
             PERMISSION_COMMANDS[(index + 1) % PERMISSION_COMMANDS.len()];

@@ -95,6 +95,10 @@ pub enum TransferError {
     /// 425: the TLS handshake on the data connection failed.
     #[error("TLS handshake on the data connection failed: {0}")]
     Handshake(io::Error),
+    /// 553: a complete upload could not be published, as a file of its name appeared and the
+    /// user may not replace it.
+    #[error("a file of the upload's name exists")]
+    Exists,
     /// 451 (452 when the disk is full): reading or writing the file failed.
     #[error("local file error: {0}")]
     Local(io::Error),
@@ -313,7 +317,6 @@ fn random_u32() -> u32 {
 const SENDFILE_CHUNK: usize = 8 * 1024 * 1024;
 
 /// What a download sends.
-#[derive(Debug)]
 pub enum Source {
     /// A file, from a byte offset (REST) to `end`, its size when it was opened: like vsftpd,
     /// a download sends the length its 150 reply announced, even if the file grows meanwhile.
@@ -322,8 +325,16 @@ pub enum Source {
         offset: u64,
         end: u64,
     },
-    /// A listing, already formatted with CRLF line ends.
-    Bytes(Vec<u8>),
+    /// Chunks made as they are sent (a listing, rendered a batch of entries at a time).
+    Chunks(Box<dyn Chunks>),
+}
+
+/// Something sent a chunk at a time, each made on the blocking pool while the one before is
+/// being written: a file's range (converted for TYPE A), or a listing.
+pub trait Chunks: Send + 'static {
+    /// Replaces `chunk`'s contents with the next chunk, of about `size` bytes; leaves it empty
+    /// at the end.
+    fn fill(&mut self, chunk: &mut Vec<u8>, size: usize) -> io::Result<()>;
 }
 
 /// Sends `source` on `stream` (converting LF to CRLF when `ascii`), then closes the sending side
@@ -336,28 +347,21 @@ pub async fn send(
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let mut sent = 0;
-    match source {
-        Source::Bytes(bytes) => {
-            for chunk in bytes.chunks(throttle.chunk_size(CHUNK)) {
-                throttle.consume(chunk.len()).await;
-                write(stream, chunk, stall).await?;
-                sent += chunk.len() as u64;
-                progress.store(sent, Ordering::Relaxed);
-            }
+    let max_chunk = throttle.chunk_size(CHUNK);
+    let sent = match source {
+        Source::Chunks(chunks) => {
+            send_chunks(stream, chunks, max_chunk, progress, stall, throttle).await?
         }
         Source::File { file, offset, end } => {
             if let (MaybeTls::Plain(tcp), false, true) = (&*stream, ascii, throttle.is_unlimited())
             {
-                sent = send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?;
+                send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?
             } else {
-                let chunks = FileChunks::new(file, offset..end, ascii);
-                let max_chunk = throttle.chunk_size(CHUNK);
-                sent = send_file_buffered(stream, chunks, max_chunk, progress, stall, throttle)
-                    .await?;
+                let chunks = Box::new(FileChunks::new(file, offset..end, ascii));
+                send_chunks(stream, chunks, max_chunk, progress, stall, throttle).await?
             }
         }
-    }
+    };
     timeout(stall, stream.shutdown())
         .await
         .map_err(|_| stalled())?
@@ -416,26 +420,27 @@ const SMALL_CHUNKS_FOR: u64 = 8 * 1024 * 1024;
 /// A write that takes longer than this means the reader, not this server, sets the pace.
 const SLOW_WRITE: Duration = Duration::from_millis(20);
 
-/// Sends a file through a buffer: for TYPE A (LF to CRLF), TLS, or a bandwidth limit.
+/// Sends chunks through a buffer: a file in TYPE A (LF to CRLF), over TLS, or with a bandwidth
+/// limit; or a listing.
 ///
-/// The next chunk is read (and converted) on the blocking pool while the current one is being
-/// written, so the disk, the conversion and the network overlap. A transfer holds two chunk
+/// The next chunk is read (and converted, or rendered) on the blocking pool while the current
+/// one is being written, so the disk, the conversion and the network overlap. A transfer holds two chunk
 /// buffers, reused to the end (and in TYPE A the read buffer the conversion works from).
 ///
 /// Chunks start small and double up to `max_chunk` once the first megabytes have gone out with
 /// no write waiting long for the reader; a slow write halves them again. A slow reader so holds
 /// about 100-200 KiB of buffers instead of a megabyte, and a fast one gets big chunks, which cost
 /// fewer trips to the blocking pool.
-async fn send_file_buffered(
+async fn send_chunks(
     stream: &mut MaybeTls,
-    reader: FileChunks,
+    reader: Box<dyn Chunks>,
     max_chunk: usize,
     progress: &AtomicU64,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
     let mut size = SMALL_CHUNK.min(max_chunk);
-    let mut pending = reader.read_next(Vec::new(), size);
+    let mut pending = read_next(reader, Vec::new(), size);
     let mut spare = Vec::new();
     let mut sent = 0;
     loop {
@@ -446,7 +451,7 @@ async fn send_file_buffered(
         if chunk.is_empty() {
             return Ok(sent);
         }
-        pending = reader.read_next(std::mem::take(&mut spare), size);
+        pending = read_next(reader, std::mem::take(&mut spare), size);
         throttle.consume(chunk.len()).await;
         let started = std::time::Instant::now();
         write(stream, &chunk, stall).await?;
@@ -499,21 +504,25 @@ impl FileChunks {
             ascii,
         }
     }
+}
 
-    /// Reads the next chunk of up to `size` bytes of the file into `buffer` on the blocking
-    /// pool; an empty chunk is the end of the file. The reader comes back with it, for the chunk
-    /// after.
-    fn read_next(
-        mut self,
-        mut buffer: Vec<u8>,
-        size: usize,
-    ) -> tokio::task::JoinHandle<(FileChunks, io::Result<Vec<u8>>)> {
-        tokio::task::spawn_blocking(move || {
-            let result = self.fill(&mut buffer, size).map(|()| buffer);
-            (self, result)
-        })
-    }
+/// A chunk made on the blocking pool, with its source for the next one.
+type NextChunk = (Box<dyn Chunks>, io::Result<Vec<u8>>);
 
+/// Makes the next chunk of about `size` bytes into `buffer` on the blocking pool; an empty chunk
+/// is the end. The source comes back with it, for the chunk after.
+fn read_next(
+    mut source: Box<dyn Chunks>,
+    mut buffer: Vec<u8>,
+    size: usize,
+) -> tokio::task::JoinHandle<NextChunk> {
+    tokio::task::spawn_blocking(move || {
+        let result = source.fill(&mut buffer, size).map(|()| buffer);
+        (source, result)
+    })
+}
+
+impl Chunks for FileChunks {
     /// Replaces `chunk`'s contents with the next chunk (nothing at the end of the file).
     fn fill(&mut self, chunk: &mut Vec<u8>, size: usize) -> io::Result<()> {
         use std::os::unix::fs::FileExt;

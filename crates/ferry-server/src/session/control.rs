@@ -91,6 +91,13 @@ impl Control {
         self.write(&wire).await
     }
 
+    /// Sends bytes already in wire form (part of a multi-line reply sent as it is made), after
+    /// any held replies.
+    pub async fn send_wire(&mut self, wire: &[u8]) -> std::io::Result<()> {
+        self.flush().await?;
+        self.write(wire).await
+    }
+
     async fn write(&mut self, wire: &[u8]) -> std::io::Result<()> {
         let stream = self.stream.as_mut().ok_or_else(closed)?;
         let send = async {

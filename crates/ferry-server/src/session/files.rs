@@ -67,10 +67,21 @@ impl Session {
             return self.reply(503, "RNFR required first.").await;
         };
         let to = self.resolve(arg);
-        if self.exists(&to).await && !self.allowed(Permission::Overwrite, &to) {
-            return self.reply(550, "Permission denied.").await;
+        if !self.move_keeps_rules(&from, &to).await {
+            return self
+                .reply(
+                    550,
+                    "Permission denied: the move would change what rules apply.",
+                )
+                .await;
         }
-        match self.with_storage_quick(move |s| s.rename(&from, &to)).await {
+        // Without Overwrite, the rename happens only if the name is free, in one step.
+        let replace = self.permitted(Permission::Overwrite, &to).await;
+        let renamed = self.with_storage_quick(move |s| match replace {
+            true => s.rename(&from, &to),
+            false => s.rename_new(&from, &to),
+        });
+        match renamed.await {
             Ok(()) => self.reply(250, "Rename successful.").await,
             Err(error) => self.reply_storage_error(&error).await,
         }
@@ -120,6 +131,19 @@ impl Session {
         }
     }
 
+    /// Whether moving `from` to `to` keeps the account's folder rules, both as the paths are
+    /// named and where they really lead (see `AccessPolicy::may_move`).
+    async fn move_keeps_rules(&self, from: &VirtualPath, to: &VirtualPath) -> bool {
+        let Some(policy) = self.account().map(|a| &a.policy) else {
+            return false;
+        };
+        if !policy.has_folder_rules() {
+            return true;
+        }
+        let (real_from, real_to) = (self.real_path(from).await, self.real_path(to).await);
+        policy.may_move(from, to) && policy.may_move(&real_from, &real_to)
+    }
+
     /// Whether something exists at `path` (symlinks followed).
     pub(super) async fn exists(&self, path: &VirtualPath) -> bool {
         let path = path.clone();
@@ -160,8 +184,16 @@ impl Session {
                 .reply(501, "SITE CHMOD: the mode must be octal, like 644.")
                 .await;
         }
+        if mode & 0o6000 != 0 {
+            return self
+                .reply(550, "SITE CHMOD: setuid and setgid bits are not allowed.")
+                .await;
+        }
         let path = self.resolve(path);
-        if !self.allowed(Permission::Chmod, &path) {
+        if super::transfer::is_private(&path) {
+            return self.reply(550, "No such file or directory.").await;
+        }
+        if path.is_root() || !self.permitted(Permission::Chmod, &path).await {
             return self.reply(550, "Permission denied.").await;
         }
         match self

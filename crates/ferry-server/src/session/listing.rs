@@ -2,6 +2,9 @@
 //!
 //! Arguments may start with `ls` options (`LIST -la dir`, as clients send them: `-a` shows dot
 //! files, others are ignored) and the last part may be a `*`/`?` pattern.
+//!
+//! A listing is rendered a batch of entries at a time while it is sent (on the data connection,
+//! or for STAT on the control connection): what a session holds does not grow with the folder.
 
 use ferry_proto::listing::{format_mlsx_line, write_ls_line, write_mlsx_line};
 use ferry_proto::Reply;
@@ -9,8 +12,9 @@ use ferry_proto::Reply;
 use std::sync::Arc;
 
 use super::{Flow, Session};
+use crate::data::Chunks;
 use crate::permissions::{AccessPolicy, Permission};
-use crate::storage::{FileFacts, FileKind, Names, Storage, StorageError, VirtualPath};
+use crate::storage::{FileFacts, FileKind, Listing, Names, Storage, StorageError, VirtualPath};
 
 /// What a listing command sends for each entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,43 +50,8 @@ fn parse_request(arg: Option<&str>) -> Request {
     }
 }
 
-/// What is known of each listed entry.
-enum Entries {
-    /// LIST and MLSD: each entry looked up.
-    Facts(Vec<FileFacts>),
-    /// NLST: names only, with no look-up of each entry (shared with the storage's cache).
-    Names(Arc<Names>),
-}
-
-impl Entries {
-    /// Keeps the entries whose names pass `keep`.
-    fn filtered(self, keep: impl Fn(&str) -> bool) -> Entries {
-        match self {
-            Entries::Facts(mut facts) => {
-                facts.retain(|f| keep(&f.name));
-                Entries::Facts(facts)
-            }
-            Entries::Names(mut names) => {
-                // Copied only when something is left out (dot files, a pattern).
-                if names.iter().any(|name| !keep(name)) {
-                    Arc::make_mut(&mut names).retain(keep);
-                }
-                Entries::Names(names)
-            }
-        }
-    }
-}
-
-/// The entries a listing shows, with the prefix NLST puts before names found by a pattern.
-struct Selection {
-    entries: Entries,
-    name_prefix: String,
-    /// The folder the entries are in.
-    folder: VirtualPath,
-}
-
 impl Session {
-    /// LIST, NLST and MLSD: render the listing, then send it over a data connection.
+    /// LIST, NLST and MLSD: sent over a data connection as they are rendered.
     pub(super) async fn list(&mut self, arg: Option<&str>, format: Format) -> Flow {
         let request = if format == Format::Facts {
             Request {
@@ -96,30 +65,56 @@ impl Session {
             Ok(plan) => plan,
             Err((code, text)) => return self.reply(code, text).await,
         };
+        let rendering = match self.open_rendering(request, format).await {
+            Ok(rendering) => rendering,
+            Err(flow) => return flow,
+        };
+        let verb = match format {
+            Format::Long => "LIST",
+            Format::Names => "NLST",
+            Format::Facts => "MLSD",
+        };
+        self.send_listing(plan, verb, Box::new(rendering)).await
+    }
+
+    /// Checks a listing's path and permission and finds its entries; on failure, the reply
+    /// has been sent and `Err` carries how the session goes on.
+    async fn open_rendering(
+        &mut self,
+        request: Request,
+        format: Format,
+    ) -> Result<Rendering, Flow> {
         let target = self.resolve(request.path.as_deref().unwrap_or("."));
-        if !self.allowed(Permission::List, &listed_folder(&target, format)) {
-            return self.reply(550, "Permission denied.").await;
+        if super::transfer::is_private(&target) {
+            return Err(self.reply(550, "No such file or directory.").await);
+        }
+        if !self
+            .permitted(Permission::List, &listed_folder(&target, format))
+            .await
+        {
+            return Err(self.reply(550, "Permission denied.").await);
         }
         let given = request.path.clone();
         let policy = self.policy();
         let facts = self.mlst_facts.clone();
-        let rendered = self
+        let show_hidden = request.show_hidden;
+        let opened = self
             .with_storage(move |s| {
-                let selection = select(s, &target, given.as_deref(), format, request.show_hidden)?;
-                Ok(render(&selection, format, &facts, &policy))
+                Rendering::open(
+                    s,
+                    &target,
+                    given.as_deref(),
+                    format,
+                    show_hidden,
+                    facts,
+                    policy,
+                )
             })
             .await;
-        match rendered {
-            Ok(Some(body)) => {
-                let verb = match format {
-                    Format::Long => "LIST",
-                    Format::Names => "NLST",
-                    Format::Facts => "MLSD",
-                };
-                self.send_listing(plan, verb, body).await
-            }
-            Ok(None) => self.reply(501, "MLSD: not a directory.").await,
-            Err(error) => self.reply_storage_error(&error).await,
+        match opened {
+            Ok(Some(rendering)) => Ok(rendering),
+            Ok(None) => Err(self.reply(501, "MLSD: not a directory.").await),
+            Err(error) => Err(self.reply_storage_error(&error).await),
         }
     }
 
@@ -139,87 +134,231 @@ impl Session {
         }
     }
 
-    /// STAT with a path (RFC 959 §4.1.3): a LIST over the control connection.
+    /// STAT with a path (RFC 959 §4.1.3): a LIST over the control connection, sent a chunk at
+    /// a time as it is rendered, like a listing on a data connection.
     pub(super) async fn stat_path(&mut self, arg: &str) -> Flow {
         let request = parse_request(Some(arg));
-        let target = self.resolve(request.path.as_deref().unwrap_or("."));
-        if !self.allowed(Permission::List, &listed_folder(&target, Format::Long)) {
-            return self.reply(550, "Permission denied.").await;
+        let mut rendering = match self.open_rendering(request, Format::Long).await {
+            Ok(rendering) => rendering,
+            Err(flow) => return flow,
+        };
+        let first = format!("213-Status of {}:\r\n", one_line(arg.trim()));
+        if self.control.send_wire(first.as_bytes()).await.is_err() {
+            return Flow::Quit;
         }
-        let given = request.path.clone();
-        let policy = self.policy();
-        let rendered = self
-            .with_storage(move |s| {
-                let selection = select(
-                    s,
-                    &target,
-                    given.as_deref(),
-                    Format::Long,
-                    request.show_hidden,
-                )?;
-                Ok(render(&selection, Format::Long, &[], &policy))
+        let mut chunk = Vec::new();
+        let mut last = "End of status";
+        loop {
+            let filled = tokio::task::spawn_blocking(move || {
+                let result = rendering.fill(&mut chunk, STAT_CHUNK);
+                (rendering, chunk, result)
             })
             .await;
-        match rendered {
-            Ok(Some(body)) => {
-                let text = String::from_utf8_lossy(&body);
-                let mut lines = vec![format!("Status of {}:", arg.trim())];
-                lines.extend(text.lines().map(str::to_string));
-                lines.push("End of status".to_string());
-                self.send(Reply::multi(213, lines)).await
+            let Ok((back, filled, Ok(()))) = filled else {
+                last = "End of status (incomplete: the listing failed)";
+                break;
+            };
+            (rendering, chunk) = (back, filled);
+            if chunk.is_empty() {
+                break;
             }
-            Ok(None) => self.reply(550, "No such file or directory.").await,
-            Err(error) => self.reply_storage_error(&error).await,
+            if self.control.send_wire(&chunk).await.is_err() {
+                return Flow::Quit;
+            }
         }
+        self.reply(213, last).await
     }
 }
 
-/// Finds the entries to list: a folder's contents, one file, or the matches of a pattern.
-fn select(
-    storage: &dyn Storage,
-    target: &VirtualPath,
-    given: Option<&str>,
-    format: Format,
+/// Bytes of a STAT listing rendered at a time.
+const STAT_CHUNK: usize = 32 * 1024;
+
+/// Which names a listing shows: never an upload in progress; dot files with `-a`; the matches
+/// of a pattern.
+struct Filter {
     show_hidden: bool,
-) -> Result<Option<Selection>, StorageError> {
-    let visible = |name: &str| show_hidden || !name.starts_with('.');
-    let pattern = target.file_name();
-    if format != Format::Facts && is_pattern(pattern) {
-        let parent = target.parent();
-        let entries = entries_of(storage, &parent, format)?
-            .filtered(|name| visible(name) && wildcard_match(pattern, name));
-        let name_prefix = given
-            .and_then(|g| g.rfind('/').map(|i| g[..=i].to_string()))
-            .unwrap_or_default();
-        return Ok(Some(Selection {
+    pattern: Option<String>,
+}
+
+impl Filter {
+    fn keeps(&self, name: &str) -> bool {
+        !super::transfer::is_private_name(name)
+            && (self.show_hidden || !name.starts_with('.'))
+            && self
+                .pattern
+                .as_deref()
+                .is_none_or(|pattern| wildcard_match(pattern, name))
+    }
+}
+
+/// Where a listing's entries come from.
+enum Entries {
+    /// LIST and MLSD of a folder: looked up a batch at a time.
+    Listing(Box<dyn Listing>),
+    /// NLST of a folder: names only, with no look-up of each entry (shared with the storage's
+    /// cache); `next` is the index of the next one.
+    Names { names: Arc<Names>, next: usize },
+    /// One file named by the client (taken when rendered).
+    One(Option<FileFacts>),
+}
+
+/// A listing being sent: a batch of entries rendered per chunk, so what the session holds does
+/// not grow with the folder.
+pub(super) struct Rendering {
+    entries: Entries,
+    filter: Filter,
+    format: Format,
+    /// NLST puts the folder the client named before names found by a pattern.
+    name_prefix: String,
+    /// The folder the entries are in (for MLSD's `perm` fact).
+    folder: VirtualPath,
+    facts: Vec<&'static str>,
+    policy: AccessPolicy,
+    now: i64,
+}
+
+impl Rendering {
+    /// Finds what to list: a folder's contents, one file, or the matches of a pattern. `None`
+    /// for MLSD of something that is not a folder.
+    fn open(
+        storage: &dyn Storage,
+        target: &VirtualPath,
+        given: Option<&str>,
+        format: Format,
+        show_hidden: bool,
+        facts: Vec<&'static str>,
+        policy: AccessPolicy,
+    ) -> Result<Option<Rendering>, StorageError> {
+        let mut filter = Filter {
+            show_hidden,
+            pattern: None,
+        };
+        let pattern = target.file_name();
+        let (entries, folder, name_prefix) = if format != Format::Facts && is_pattern(pattern) {
+            filter.pattern = Some(pattern.to_string());
+            let parent = target.parent();
+            let name_prefix = given
+                .and_then(|g| g.rfind('/').map(|i| g[..=i].to_string()))
+                .unwrap_or_default();
+            (entries_of(storage, &parent, format)?, parent, name_prefix)
+        } else {
+            let single = storage.metadata(target)?;
+            if single.kind == FileKind::Directory {
+                (
+                    entries_of(storage, target, format)?,
+                    target.clone(),
+                    String::new(),
+                )
+            } else if format == Format::Facts {
+                return Ok(None);
+            } else {
+                let mut single = single;
+                single.name = given.unwrap_or(target.file_name()).to_string();
+                filter.show_hidden = true;
+                (Entries::One(Some(single)), target.parent(), String::new())
+            }
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        Ok(Some(Rendering {
             entries,
+            filter,
+            format,
             name_prefix,
-            folder: parent,
-        }));
+            folder,
+            facts,
+            policy,
+            now,
+        }))
     }
-    let facts = storage.metadata(target)?;
-    if facts.kind == FileKind::Directory {
-        let entries = entries_of(storage, target, format)?.filtered(visible);
-        return Ok(Some(Selection {
-            entries,
-            name_prefix: String::new(),
-            folder: target.clone(),
-        }));
+
+    /// Renders the next entries, with CRLF line ends, until `out` holds about `size` bytes;
+    /// nothing is added at the end.
+    fn render(&mut self, out: &mut String, size: usize) -> Result<(), StorageError> {
+        let per_batch = (size / 64).clamp(64, 4096);
+        while out.len() < size {
+            let batch = match &mut self.entries {
+                Entries::Listing(listing) => {
+                    let filter = &self.filter;
+                    listing.next_batch(per_batch, &|name| filter.keeps(name))?
+                }
+                Entries::Names { names, next } => {
+                    let mut taken = 0;
+                    for name in names.iter_from(*next) {
+                        taken += 1;
+                        if self.filter.keeps(name) {
+                            out.push_str(&self.name_prefix);
+                            out.push_str(&one_line(name));
+                            out.push_str("\r\n");
+                            if out.len() >= size {
+                                break;
+                            }
+                        }
+                    }
+                    *next += taken;
+                    return Ok(());
+                }
+                Entries::One(single) => single.take().into_iter().collect(),
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            for entry in &batch {
+                self.write_line(out, entry);
+            }
+        }
+        Ok(())
     }
-    if format == Format::Facts {
-        return Ok(None);
+
+    fn write_line(&self, out: &mut String, entry: &FileFacts) {
+        let renamed;
+        let entry = if entry.name.contains(['\r', '\n']) {
+            renamed = FileFacts {
+                name: one_line(&entry.name).into_owned(),
+                ..entry.clone()
+            };
+            &renamed
+        } else {
+            entry
+        };
+        match self.format {
+            Format::Facts => {
+                let perm = self
+                    .policy
+                    .at_entry(&self.folder, &entry.name)
+                    .mlsx_perm(entry.kind);
+                write_mlsx_line(out, entry, &self.facts, &perm);
+            }
+            Format::Long => write_ls_line(out, entry, self.now),
+            Format::Names => {
+                out.push_str(&self.name_prefix);
+                out.push_str(&entry.name);
+            }
+        }
+        out.push_str("\r\n");
     }
-    let mut single = facts;
-    single.name = given.unwrap_or(target.file_name()).to_string();
-    let entries = match format {
-        Format::Names => Entries::Names(Arc::new([single.name].into_iter().collect())),
-        _ => Entries::Facts(vec![single]),
-    };
-    Ok(Some(Selection {
-        entries,
-        name_prefix: String::new(),
-        folder: target.parent(),
-    }))
+}
+
+impl Chunks for Rendering {
+    fn fill(&mut self, chunk: &mut Vec<u8>, size: usize) -> std::io::Result<()> {
+        chunk.clear();
+        // The chunk's buffer, reused as text (it is empty, so valid UTF-8).
+        let mut text = String::from_utf8(std::mem::take(chunk)).unwrap_or_default();
+        let rendered = self.render(&mut text, size);
+        *chunk = text.into_bytes();
+        rendered.map_err(|error| error.source)
+    }
+}
+
+/// A name on one line: CR and LF (which only a local user can put in a name) would split a
+/// listing's line in two, or a STAT reply.
+fn one_line(name: &str) -> std::borrow::Cow<'_, str> {
+    if name.contains(['\r', '\n']) {
+        name.replace(['\r', '\n'], " ").into()
+    } else {
+        name.into()
+    }
 }
 
 /// A folder's entries; for NLST only their names are read, with no look-up of each entry.
@@ -229,8 +368,11 @@ fn entries_of(
     format: Format,
 ) -> Result<Entries, StorageError> {
     Ok(match format {
-        Format::Names => Entries::Names(storage.list_names(folder)?),
-        Format::Long | Format::Facts => Entries::Facts(storage.list(folder)?),
+        Format::Names => Entries::Names {
+            names: storage.list_names(folder)?,
+            next: 0,
+        },
+        Format::Long | Format::Facts => Entries::Listing(storage.open_listing(folder)?),
     })
 }
 
@@ -241,47 +383,6 @@ fn listed_folder(target: &VirtualPath, format: Format) -> VirtualPath {
     } else {
         target.clone()
     }
-}
-
-/// Renders the selection with CRLF line ends (listings are always sent that way).
-fn render(
-    selection: &Option<Selection>,
-    format: Format,
-    facts: &[&str],
-    policy: &AccessPolicy,
-) -> Option<Vec<u8>> {
-    let selection = selection.as_ref()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
-    let entries = match &selection.entries {
-        Entries::Names(names) => {
-            let prefix = &selection.name_prefix;
-            let length: usize = names.iter().map(|n| prefix.len() + n.len() + 2).sum();
-            let mut body = Vec::with_capacity(length);
-            for name in names.iter() {
-                body.extend_from_slice(prefix.as_bytes());
-                body.extend_from_slice(name.as_bytes());
-                body.extend_from_slice(b"\r\n");
-            }
-            return Some(body);
-        }
-        Entries::Facts(entries) => entries,
-    };
-    let mut body = String::with_capacity(entries.len() * 72);
-    for entry in entries {
-        match format {
-            Format::Facts => {
-                let perm = policy
-                    .at_entry(&selection.folder, &entry.name)
-                    .mlsx_perm(entry.kind);
-                write_mlsx_line(&mut body, entry, facts, &perm);
-            }
-            Format::Long | Format::Names => write_ls_line(&mut body, entry, now),
-        }
-        body.push_str("\r\n");
-    }
-    Some(body.into_bytes())
 }
 
 fn is_pattern(name: &str) -> bool {

@@ -49,15 +49,13 @@ impl Session {
 
     /// PASS (RFC 959 §4.1.1).
     pub(super) async fn pass(&mut self, password: Secret) -> Flow {
-        let Login::AwaitingPassword { user, anonymous } =
-            std::mem::replace(&mut self.login, Login::Anonymous)
-        else {
-            return if self.logged_in() {
-                self.reply(230, "Already logged in.").await
-            } else {
-                self.reply(503, "Login with USER first.").await
-            };
+        // A PASS after a successful login changes nothing: the session stays logged in.
+        let (user, anonymous) = match &self.login {
+            Login::LoggedIn(_) => return self.reply(230, "Already logged in.").await,
+            Login::Anonymous => return self.reply(503, "Login with USER first.").await,
+            Login::AwaitingPassword { user, anonymous } => (user.clone(), *anonymous),
         };
+        self.login = Login::Anonymous;
         let spec = if anonymous {
             tracing::debug!(identity = %escape(password.expose()), "anonymous identity");
             Some(self.anonymous_spec(&user))
@@ -68,9 +66,10 @@ impl Session {
             return self.login_failed(&user).await;
         };
         if spec.require_tls && !self.control.is_tls() {
-            return self
-                .reply(530, "This account must use encryption (AUTH TLS).")
-                .await;
+            // Answered like any other failure (same reply, same delay, counted), so a password
+            // sent in the clear cannot be confirmed by a distinct reply.
+            tracing::info!(peer = %self.peer.ip(), user = %escape(&user), "this account must use TLS; refused on a clear connection");
+            return self.login_failed(&user).await;
         }
         // Counted only for accounts with a limit: anonymous logins skip the shared lock.
         let count = spec.max_sessions.map(|limit| {
@@ -159,6 +158,7 @@ impl Session {
                 (None, None)
             };
         Account {
+            upload_owner: super::transfer::upload_owner(&spec.name, anonymous),
             name: spec.name,
             anonymous,
             policy: spec.policy,

@@ -48,6 +48,8 @@ struct Account {
     upload: Throttle,
     /// The account must use TLS for control and data connections.
     require_tls: bool,
+    /// Whose an upload's private file is (see `transfer::private_name`).
+    upload_owner: String,
     /// Counts this session against the account's session limit while logged in.
     _session_count: Option<CountGuard<String>>,
 }
@@ -312,8 +314,17 @@ impl Session {
         if needs_login(&command) && !self.logged_in() {
             return self.reply(530, "Please login with USER and PASS.").await;
         }
+        if new_name(&command).is_some_and(|name| !acceptable_name(name)) {
+            return self
+                .reply(553, "File name not allowed: control characters.")
+                .await;
+        }
+        if path_argument(&command).is_some_and(|arg| transfer::is_private(&self.resolve(arg))) {
+            // An upload still in progress (or left broken) is nobody's to see or touch.
+            return self.reply(550, "No such file or directory.").await;
+        }
         if let Some((permission, arg)) = required_permission(&command) {
-            if !self.allowed(permission, &self.resolve(arg)) {
+            if !self.permitted(permission, &self.resolve(arg)).await {
                 return self.reply(550, "Permission denied.").await;
             }
         }
@@ -402,10 +413,32 @@ impl Session {
         self.account().is_some()
     }
 
-    /// Whether the logged-in account may do `permission` at `path`.
+    /// Whether the logged-in account may do `permission` at `path` as it is named.
     fn allowed(&self, permission: Permission, path: &VirtualPath) -> bool {
         self.account()
             .is_some_and(|a| a.policy.allows(permission, path))
+    }
+
+    /// Whether the logged-in account may do `permission` at `path`: where folders have rules
+    /// of their own, both at the path as named and where it really leads, so that a symlink
+    /// cannot carry a user past a rule.
+    async fn permitted(&self, permission: Permission, path: &VirtualPath) -> bool {
+        if !self.allowed(permission, path) {
+            return false;
+        }
+        if !self.account().is_some_and(|a| a.policy.has_folder_rules()) {
+            return true;
+        }
+        let real = self.real_path(path).await;
+        real == *path || self.allowed(permission, &real)
+    }
+
+    /// Where `path` really leads (see [`Storage::real_path`]).
+    async fn real_path(&self, path: &VirtualPath) -> VirtualPath {
+        let probe = path.clone();
+        self.with_storage_quick(move |s| Ok(s.real_path(&probe)))
+            .await
+            .unwrap_or_else(|_| path.clone())
     }
 
     /// The account's access policy (nothing allowed before login).
@@ -465,9 +498,16 @@ impl Session {
     }
 
     /// Replies to a failed storage call; the one place storage errors become reply codes.
+    /// In a folder the user may not list (a drop box), what exists there is not told: every
+    /// "is there something" error gets the same reply.
     async fn reply_storage_error(&mut self, error: &StorageError) -> Flow {
         tracing::debug!(peer = %self.peer, error = %error, "storage error");
-        let (code, text) = reply_for_storage_error(error.kind);
+        let folder = VirtualPath::root().join(&error.path).parent();
+        let (code, text) = if self.allowed(Permission::List, &folder) {
+            reply_for_storage_error(error.kind)
+        } else {
+            reply_for_unseen_storage_error(error.kind)
+        };
         self.reply(code, text).await
     }
 
@@ -488,6 +528,57 @@ pub fn reply_for_storage_error(kind: StorageErrorKind) -> (u16, &'static str) {
         K::DirectoryNotEmpty => (550, "Directory not empty."),
         K::NoSpace => (452, "Insufficient storage space."),
         K::Other => (451, "Local error in processing."),
+    }
+}
+
+/// The reply for a storage error in a folder the user may not list: the same for a name
+/// that exists and one that does not.
+pub fn reply_for_unseen_storage_error(kind: StorageErrorKind) -> (u16, &'static str) {
+    use StorageErrorKind as K;
+    match kind {
+        K::NotFound
+        | K::AlreadyExists
+        | K::NotADirectory
+        | K::NotAFile
+        | K::DirectoryNotEmpty
+        | K::PermissionDenied => (550, "Requested action not taken."),
+        K::NoSpace | K::Other => reply_for_storage_error(kind),
+    }
+}
+
+/// The name a command creates (MKD, STOR, APPE, RNTO), to be checked before it is made.
+fn new_name(command: &Command) -> Option<&str> {
+    use Command as C;
+    match command {
+        C::Mkd(path) | C::Stor(path) | C::Appe(path) | C::Rnto(path) => Some(path),
+        _ => None,
+    }
+}
+
+/// Whether a client may give a new file or folder this name: no control characters (C0, DEL),
+/// which would reach other users' terminals through listings and replies, or break a line.
+fn acceptable_name(name: &str) -> bool {
+    !name.chars().any(|c| c.is_ascii_control())
+}
+
+/// The path a command names, for the checks every path goes through (listings and SITE CHMOD,
+/// whose paths come out of their own grammar, check in their handlers).
+fn path_argument(command: &Command) -> Option<&str> {
+    use Command as C;
+    match command {
+        C::Retr(path)
+        | C::Stor(path)
+        | C::Appe(path)
+        | C::Dele(path)
+        | C::Rmd(path)
+        | C::Mkd(path)
+        | C::Rnfr(path)
+        | C::Rnto(path)
+        | C::Size(path)
+        | C::Mdtm(path)
+        | C::Cwd(path) => Some(path),
+        C::Mlst(path) => path.as_deref(),
+        _ => None,
     }
 }
 

@@ -1,7 +1,7 @@
 //! The working folder: CWD, CDUP (and XCWD, XCUP), PWD (and XPWD) (RFC 959 §4.1.1, §4.1.3).
 
 use super::{Flow, Session};
-use crate::storage::FileKind;
+use crate::storage::{FileKind, StorageError, StorageErrorKind};
 
 impl Session {
     /// CWD and CDUP: change to a folder that exists and can be entered.
@@ -13,7 +13,10 @@ impl Session {
                 self.cwd = target;
                 self.reply(250, "CWD command successful.").await
             }
-            Ok(_) => self.reply(550, "Not a directory.").await,
+            Ok(_) => {
+                let error = StorageError::new(StorageErrorKind::NotADirectory, &target, "CWD");
+                self.reply_storage_error(&error).await
+            }
             Err(error) => self.reply_storage_error(&error).await,
         }
     }

@@ -71,6 +71,9 @@ impl Session {
         if self.control.is_tls() {
             return self.reply(503, "Already using TLS.").await;
         }
+        // Commands that arrived in the clear behind AUTH (queued while a transfer ran) are
+        // dropped with the rest of the plaintext: none may be answered over TLS.
+        self.queued.clear();
         if self
             .reply(234, format!("AUTH {mechanism} successful."))
             .await
@@ -143,7 +146,10 @@ impl Session {
                 .reply(533, "The control connection is not protected.")
                 .await;
         }
-        if !self.context.config.tls.allow_ccc {
+        // An account (or a server) that requires TLS never goes back to a clear connection.
+        let tls_required = self.account().is_some_and(|a| a.require_tls)
+            || self.context.config.tls.control == TlsPolicy::Required;
+        if !self.context.config.tls.allow_ccc || tls_required {
             return self.reply(534, "CCC is not allowed by policy.").await;
         }
         if self.reply(200, "CCC command successful.").await == Flow::Quit {

@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::{Flow, Session};
 use crate::data::{self, DataPlan, Progress, Source, TransferError};
-use crate::limits::Throttle;
+use crate::limits::{CountGuard, Throttle};
 use crate::permissions::Permission;
 use crate::storage::{FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode};
 use crate::stream::MaybeTls;
@@ -39,14 +39,29 @@ struct UploadPlan {
     /// The file the bytes go to.
     target: VirtualPath,
     mode: WriteMode,
-    /// With atomic uploads: the final name `target` gets when the upload is complete.
-    rename_to: Option<VirtualPath>,
+    /// For an upload written under a private name: where it is published when complete.
+    publish: Option<Publish>,
     /// When the disk is full: the length the file is cut back to (`None`: it is removed), so
     /// nothing half-written is left looking complete.
     rollback_len: Option<u64>,
+    /// Holds the private file for this upload alone while it runs.
+    _private: Option<CountGuard<String>>,
+}
+
+/// Where a complete private upload goes.
+#[derive(Debug)]
+struct Publish {
+    to: VirtualPath,
+    /// Whether it may replace a file already there (the user may overwrite).
+    replace: bool,
 }
 
 impl UploadPlan {
+    /// The path the client named.
+    fn named(&self) -> &VirtualPath {
+        self.publish.as_ref().map_or(&self.target, |p| &p.to)
+    }
+
     async fn finish(
         self,
         received: Result<u64, TransferError>,
@@ -56,9 +71,8 @@ impl UploadPlan {
         match received {
             Ok(bytes) => {
                 drop(file);
-                if let Some(final_path) = self.rename_to {
-                    let target = self.target;
-                    blocking(move || storage.rename(&target, &final_path)).await?;
+                if let Some(publish) = self.publish {
+                    publish_upload(self.target, publish, storage).await?;
                 }
                 Ok(bytes)
             }
@@ -85,6 +99,37 @@ impl UploadPlan {
     }
 }
 
+/// Gives a complete private upload its name. Where the user may not replace a file, the rename
+/// happens only if the name is still free (two uploads of one new name: one wins, the other gets
+/// 553 and its file is removed).
+async fn publish_upload(
+    private: VirtualPath,
+    publish: Publish,
+    storage: Arc<dyn Storage>,
+) -> Result<(), TransferError> {
+    let published = tokio::task::spawn_blocking(move || {
+        let result = match publish.replace {
+            true => storage.rename(&private, &publish.to),
+            false => storage.rename_new(&private, &publish.to),
+        };
+        if result.is_err() {
+            let _ = storage.remove_file(&private);
+        }
+        result
+    })
+    .await;
+    match published {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) if error.kind == StorageErrorKind::AlreadyExists => {
+            Err(TransferError::Exists)
+        }
+        Ok(Err(error)) => Err(TransferError::Local(error.source)),
+        Err(join) => Err(TransferError::Local(std::io::Error::other(
+            join.to_string(),
+        ))),
+    }
+}
+
 /// Runs a storage call on the blocking pool inside a transfer task.
 async fn blocking<F>(call: F) -> Result<(), TransferError>
 where
@@ -105,12 +150,54 @@ fn is_disk_full(error: &std::io::Error) -> bool {
         || matches!(error.raw_os_error(), Some(28 | 122))
 }
 
-/// `.name.ferry-upload` beside `name`: hidden from listings, and the same name every time so
-/// that REST+STOR resumes it.
-fn hidden_upload_name(path: &VirtualPath) -> VirtualPath {
+/// What the private names of uploads end with.
+const PRIVATE_SUFFIX: &str = ".ferry-upload";
+
+/// `.NAME.OWNER.ferry-upload` beside `NAME`: where an upload is written before it is published
+/// (atomic uploads, and every upload that may not replace a file). `owner` says whose it is: a
+/// named user's (so that a later session of theirs resumes it with REST+STOR) or, for anonymous
+/// users, the session's own. No client can name, list or reach such a file (see
+/// [`is_private`]).
+fn private_name(path: &VirtualPath, owner: &str) -> VirtualPath {
     path.parent()
-        .join(&format!(".{}.ferry-upload", path.file_name()))
+        .join(&format!(".{}.{owner}{PRIVATE_SUFFIX}", path.file_name()))
 }
+
+/// Whether a name is an upload's private name (this release's, or an older `.NAME.ferry-upload`).
+pub(super) fn is_private_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(PRIVATE_SUFFIX)
+}
+
+/// Whether a path leads to, or through, an upload's private name.
+pub(super) fn is_private(path: &VirtualPath) -> bool {
+    path.parts().any(is_private_name)
+}
+
+/// The owner part of private upload names: a named user's, the same in every session (the name
+/// hashed, so any name makes a valid file name), or a fresh one for each anonymous session.
+pub(super) fn upload_owner(user: &str, anonymous: bool) -> String {
+    use std::sync::atomic::AtomicU64;
+    static SESSIONS: AtomicU64 = AtomicU64::new(0);
+    if !anonymous {
+        return format!("u{:016x}", fnv1a(user.as_bytes()));
+    }
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let session = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    let seed = format!("{}:{nanos}:{session}", std::process::id());
+    format!("s{:016x}", fnv1a(seed.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: stable across releases, so a named user's private uploads keep their names.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// The reply to REST+STOR past the end of what there is to resume.
+const PAST_THE_END: (u16, &str) = (554, "Restart offset is past the end of the file.");
 
 /// A transfer running beside the session.
 #[derive(Debug)]
@@ -274,53 +361,28 @@ impl Session {
         }
     }
 
-    /// STOR and APPE: receives a file. Overwriting needs its own permission; with atomic uploads
-    /// STOR writes to a hidden name and renames it when the transfer is complete.
+    /// STOR and APPE: receives a file. Replacing a file needs Overwrite (STOR) or Append
+    /// (APPE). A user who may only make new files writes under a private name, published only if
+    /// the name is still free when the upload is complete: nothing about what exists is told
+    /// before the data, and two uploads of one name cannot mix. With atomic uploads every STOR
+    /// goes that way.
     pub(super) async fn stor(&mut self, arg: &str, upload: Upload) -> Flow {
         let path = self.resolve(arg);
         let offset = std::mem::take(&mut self.restart_offset);
-        let existing = self.file_size(&path).await;
-        let needed = match (upload, existing) {
-            (_, None) => Permission::Upload,
-            (Upload::Store, Some(_)) => Permission::Overwrite,
-            (Upload::Append, Some(_)) => Permission::Append,
+        let replacing = match upload {
+            Upload::Store => Permission::Overwrite,
+            Upload::Append => Permission::Append,
         };
-        if !self.allowed(needed, &path) {
-            return self.reply(550, "Permission denied.").await;
-        }
-        let mode = match (upload, offset) {
-            (Upload::Append, _) => WriteMode::Append,
-            (Upload::Store, 0) => WriteMode::Truncate,
-            (Upload::Store, offset) => WriteMode::Resume(offset),
-        };
-        let atomic = self.context.config.atomic_uploads && upload == Upload::Store;
-        let target = if atomic {
-            hidden_upload_name(&path)
+        let plan = if self.permitted(replacing, &path).await {
+            self.upload_in_place(path, upload, offset).await
+        } else if self.permitted(Permission::Upload, &path).await {
+            self.private_upload(path, offset, false).await
         } else {
-            path.clone()
+            Err((550, "Permission denied."))
         };
-        if let WriteMode::Resume(offset) = mode {
-            // Resuming past the end would fill the gap with zeros.
-            let have = if atomic {
-                self.file_size(&target).await
-            } else {
-                existing
-            };
-            if have.is_none_or(|size| size < offset) {
-                return self
-                    .reply(554, "Restart offset is past the end of the file.")
-                    .await;
-            }
-        }
-        let plan = UploadPlan {
-            target,
-            rename_to: atomic.then_some(path),
-            mode,
-            rollback_len: match mode {
-                WriteMode::Resume(offset) => Some(offset),
-                WriteMode::Append => existing,
-                WriteMode::Truncate | WriteMode::CreateNew => None,
-            },
+        let plan = match plan {
+            Ok(plan) => plan,
+            Err((code, text)) => return self.reply(code, text).await,
         };
         let verb = if upload == Upload::Append {
             "APPE"
@@ -332,6 +394,87 @@ impl Session {
             self.mode_name()
         );
         self.receive_into(plan, verb, text).await
+    }
+
+    /// An upload by a user who may replace the file: into it directly, or with atomic uploads
+    /// through a private name.
+    async fn upload_in_place(
+        &self,
+        path: VirtualPath,
+        upload: Upload,
+        offset: u64,
+    ) -> Result<UploadPlan, (u16, &'static str)> {
+        let existing = self.file_size(&path).await;
+        if existing.is_none() && !self.permitted(Permission::Upload, &path).await {
+            return Err((550, "Permission denied."));
+        }
+        if self.context.config.atomic_uploads && upload == Upload::Store {
+            return self.private_upload(path, offset, true).await;
+        }
+        let mode = match (upload, offset) {
+            (Upload::Append, _) => WriteMode::Append,
+            (Upload::Store, 0) => WriteMode::Truncate,
+            // Resuming past the end would fill the gap with zeros.
+            (Upload::Store, offset) if existing.is_some_and(|size| size >= offset) => {
+                WriteMode::Resume(offset)
+            }
+            (Upload::Store, _) => return Err(PAST_THE_END),
+        };
+        Ok(UploadPlan {
+            target: path,
+            mode,
+            publish: None,
+            rollback_len: match mode {
+                WriteMode::Resume(offset) => Some(offset),
+                WriteMode::Append => existing,
+                WriteMode::Truncate | WriteMode::CreateNew => None,
+            },
+            _private: None,
+        })
+    }
+
+    /// An upload written under its private name (REST+STOR resumes that file), to be published
+    /// under `path` when complete, replacing a file there only if `replace`.
+    async fn private_upload(
+        &self,
+        path: VirtualPath,
+        offset: u64,
+        replace: bool,
+    ) -> Result<UploadPlan, (u16, &'static str)> {
+        let account = self
+            .account()
+            .ok_or((530, "Please login with USER and PASS."))?;
+        let target = private_name(&path, &account.upload_owner);
+        // One upload at a time per private file (two sessions of one user, same name).
+        let storage = Arc::as_ptr(&account.storage) as *const () as usize;
+        let key = format!("{storage:x}:{target}");
+        let held = self
+            .context
+            .private_uploads
+            .acquire(&key, Some(1))
+            .ok_or((450, "File busy: an upload to this name is running."))?;
+        let mode = match offset {
+            0 => WriteMode::Truncate,
+            offset
+                if self
+                    .file_size(&target)
+                    .await
+                    .is_some_and(|size| size >= offset) =>
+            {
+                WriteMode::Resume(offset)
+            }
+            _ => return Err(PAST_THE_END),
+        };
+        Ok(UploadPlan {
+            target,
+            mode,
+            publish: Some(Publish { to: path, replace }),
+            rollback_len: match mode {
+                WriteMode::Resume(offset) => Some(offset),
+                _ => None,
+            },
+            _private: Some(held),
+        })
     }
 
     /// STOU: receives a file under a name the server makes up (RFC 1123 §4.1.2.9: `150 FILE: name`).
@@ -347,9 +490,10 @@ impl Session {
             if !self.exists(&path).await {
                 let plan = UploadPlan {
                     target: path,
-                    rename_to: None,
                     mode: WriteMode::CreateNew,
+                    publish: None,
                     rollback_len: None,
+                    _private: None,
                 };
                 return self
                     .receive_into(plan, "STOU", format!("FILE: {name}"))
@@ -395,10 +539,7 @@ impl Session {
         }
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Upload);
-        let path = upload
-            .rename_to
-            .clone()
-            .unwrap_or_else(|| upload.target.clone());
+        let path = upload.named().clone();
         self.start(
             plan,
             verb,
@@ -422,12 +563,12 @@ impl Session {
         Flow::Continue
     }
 
-    /// Sends a listing already rendered in memory over a data connection.
+    /// Sends a listing over a data connection as it is rendered.
     pub(super) async fn send_listing(
         &mut self,
         plan: DataPlan,
         verb: &'static str,
-        body: Vec<u8>,
+        body: Box<dyn data::Chunks>,
     ) -> Flow {
         if self
             .reply(150, "Opening ASCII mode data connection for /bin/ls.")
@@ -447,7 +588,7 @@ impl Session {
             move |mut stream, context, progress| async move {
                 data::send(
                     &mut stream,
-                    Source::Bytes(body),
+                    Source::Chunks(body),
                     false,
                     &progress.bytes,
                     context.stall_timeout,
@@ -565,6 +706,10 @@ impl Session {
             }
             Err(TransferError::Handshake(_)) => {
                 self.reply(425, "TLS handshake on the data connection failed.")
+                    .await
+            }
+            Err(TransferError::Exists) => {
+                self.reply(553, "File name not allowed: a file of that name exists.")
                     .await
             }
             Err(TransferError::Broken(_)) => {

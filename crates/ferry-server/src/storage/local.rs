@@ -23,7 +23,8 @@ use cap_std::fs::{
 
 use super::names_cache::{self, Stamp};
 use super::{
-    FileFacts, FileKind, Names, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode,
+    FileFacts, FileKind, Listing, ListingOf, Names, Storage, StorageError, StorageErrorKind,
+    VirtualPath, WriteMode,
 };
 
 /// Folders with at least this many entries are listed with several threads.
@@ -192,59 +193,102 @@ fn facts_of_entry(folder: &Dir, name: &str, stat: &rustix::fs::Stat) -> FileFact
     }
 }
 
+/// A local folder being listed: its sorted names (often shared with other listings), looked up
+/// a batch at a time in the open folder.
+struct LocalListing {
+    folder: Dir,
+    names: Arc<Names>,
+    /// The index of the next name to look at.
+    next: usize,
+    /// A big folder: batches are looked up by several threads when there are cores to spare.
+    big: bool,
+}
+
+impl Listing for LocalListing {
+    fn next_batch(
+        &mut self,
+        max: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<FileFacts>, StorageError> {
+        let mut batch = Vec::new();
+        let mut seen = 0;
+        for name in self.names.iter_from(self.next) {
+            if batch.len() == max {
+                break;
+            }
+            seen += 1;
+            if keep(name) {
+                batch.push(name);
+            }
+        }
+        self.next += seen;
+        Ok(look_up_all(&self.folder, &batch, self.big))
+    }
+}
+
+/// Looks names of an open folder up, without following symlinks: a name from getdents is one
+/// component, so nothing outside is reached. A look-up per entry is most of a big listing's
+/// time; with spare cores, several threads share them.
+fn look_up_all(folder: &Dir, names: &[&str], parallel: bool) -> Vec<FileFacts> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let extra = match (parallel, names.len()) {
+        (true, 512..) => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
+        _ => ExtraThreads(0),
+    };
+    let threads = 1 + extra.0;
+    let per_thread = names.len().div_ceil(threads).max(1);
+    let look_up = |chunk: &[&str]| -> Vec<FileFacts> {
+        chunk
+            .iter()
+            .filter_map(|name| {
+                let stat = rustix::fs::statat(folder, *name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+                Some(facts_of_entry(folder, name, &stat))
+            })
+            .collect()
+    };
+    let mut chunks = names.chunks(per_thread);
+    let first = chunks.next().unwrap_or(&[]);
+    std::thread::scope(|scope| {
+        // A chunk whose thread cannot be started, or failed, is looked up here instead.
+        let others: Vec<_> = chunks
+            .map(|chunk| {
+                let worker = std::thread::Builder::new()
+                    .spawn_scoped(scope, move || look_up(chunk))
+                    .ok();
+                (chunk, worker)
+            })
+            .collect();
+        let mut listing = look_up(first);
+        for (chunk, worker) in others {
+            match worker.map(|worker| worker.join()) {
+                Some(Ok(facts)) => listing.extend(facts),
+                _ => listing.extend(look_up(chunk)),
+            }
+        }
+        listing
+    })
+}
+
 impl Storage for LocalFs {
     fn metadata(&self, path: &VirtualPath) -> Result<FileFacts, StorageError> {
         let meta = Self::io(path, self.root.metadata(path.relative()))?;
         Ok(self.facts(path.file_name().to_string(), &meta, None))
     }
 
-    fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError> {
+    fn open_listing(&self, path: &VirtualPath) -> Result<Box<dyn Listing>, StorageError> {
         let folder = Self::io(path, self.root.open_dir(path.relative()))?;
         let (names, exact) = self.names_of(path, &folder)?;
         if !exact {
-            return self.list_by_entries(path);
+            // Names that are not UTF-8 cannot be looked up by their text: read whole, the
+            // rare way.
+            let all = self.list_by_entries(path)?;
+            return Ok(Box::new(ListingOf(all.into_iter())));
         }
-        let names: Vec<&str> = names.iter().collect();
-        // A look-up per entry is most of a big listing's time; with spare cores, several
-        // threads share them. Each name is looked up in the open folder, without following a
-        // symlink: a name from getdents is one component, so nothing outside is reached.
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let extra = match names.len() {
-            0..PARALLEL_STAT_FROM => ExtraThreads(0),
-            _ => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
-        };
-        let threads = 1 + extra.0;
-        let per_thread = names.len().div_ceil(threads).max(1);
-        let look_up = |chunk: &[&str]| -> Vec<FileFacts> {
-            chunk
-                .iter()
-                .filter_map(|name| {
-                    let stat =
-                        rustix::fs::statat(&folder, *name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-                    Some(facts_of_entry(&folder, name, &stat))
-                })
-                .collect()
-        };
-        let mut chunks = names.chunks(per_thread);
-        let first = chunks.next().unwrap_or(&[]);
-        Ok(std::thread::scope(|scope| {
-            // A chunk whose thread cannot be started, or failed, is looked up here instead.
-            let others: Vec<_> = chunks
-                .map(|chunk| {
-                    let worker = std::thread::Builder::new()
-                        .spawn_scoped(scope, move || look_up(chunk))
-                        .ok();
-                    (chunk, worker)
-                })
-                .collect();
-            let mut listing = look_up(first);
-            for (chunk, worker) in others {
-                match worker.map(|worker| worker.join()) {
-                    Some(Ok(facts)) => listing.extend(facts),
-                    _ => listing.extend(look_up(chunk)),
-                }
-            }
-            listing
+        Ok(Box::new(LocalListing {
+            big: names.len() >= PARALLEL_STAT_FROM,
+            folder,
+            names,
+            next: 0,
         }))
     }
 
@@ -272,6 +316,21 @@ impl Storage for LocalFs {
         Ok((file.into_std(), meta.len()))
     }
 
+    fn real_path(&self, path: &VirtualPath) -> VirtualPath {
+        // cap-std resolves beneath the root: a link that leads outside gives an error, and the
+        // operation on it fails anyway.
+        let canonical = |path: &VirtualPath| {
+            let real = self.root.canonicalize(path.relative()).ok()?;
+            Some(VirtualPath::root().join(real.to_str()?))
+        };
+        canonical(path)
+            .or_else(|| {
+                let folder = canonical(&path.parent())?;
+                Some(folder.join(path.file_name()))
+            })
+            .unwrap_or_else(|| path.clone())
+    }
+
     /// A local disk answers a stat or an open in microseconds (a network file system mounted
     /// under the root may not; it is the administrator's choice to serve one).
     fn quick_lookups(&self) -> bool {
@@ -290,15 +349,39 @@ impl Storage for LocalFs {
                 "not a plain file",
             ));
         }
+        let not_a_file = || StorageError::new(StorageErrorKind::NotAFile, path, "not a plain file");
+        // Only regular files take uploads: a FIFO would hold the session (and a thread) until
+        // something read it, and a device is no place for one. Checked before the open, so
+        // nothing is truncated, and after it, on what was opened.
+        if self
+            .root
+            .metadata(path.relative())
+            .is_ok_and(|meta| !meta.is_file())
+        {
+            return Err(not_a_file());
+        }
         let mut options = OpenOptions::new();
-        options.write(true);
+        // O_NONBLOCK: opening a FIFO for writing then fails at once (ENXIO) instead of waiting
+        // for a reader; the flag changes nothing for a regular file.
+        options
+            .write(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32);
         match mode {
             WriteMode::Truncate => options.create(true).truncate(true),
             WriteMode::Resume(_) => options.create(true),
             WriteMode::Append => options.create(true).append(true),
             WriteMode::CreateNew => options.create_new(true),
         };
-        let file = Self::io(path, self.root.open_with(path.relative(), &options))?.into_std();
+        let file = match self.root.open_with(path.relative(), &options) {
+            Ok(file) => file.into_std(),
+            Err(error) if error.raw_os_error() == Some(rustix::io::Errno::NXIO.raw_os_error()) => {
+                return Err(not_a_file())
+            }
+            Err(error) => return Err(StorageError::from_io(path, error)),
+        };
+        if !Self::io(path, file.metadata())?.is_file() {
+            return Err(not_a_file());
+        }
         if let WriteMode::Resume(offset) = mode {
             Self::io(path, file.set_len(offset))?;
             Self::io(path, (&file).seek(SeekFrom::Start(offset)))?;
@@ -339,8 +422,63 @@ impl Storage for LocalFs {
         )
     }
 
+    /// Only the permission bits (and the sticky bit on a folder): never setuid or setgid,
+    /// which would let an uploaded program run as the server's user. The root keeps its mode,
+    /// however it is named (a symlink to it included).
+    fn rename_new(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+        use rustix::fs::RenameFlags;
+        if from.is_root() || to.is_root() {
+            return Err(StorageError::new(
+                StorageErrorKind::PermissionDenied,
+                from,
+                "the root stays",
+            ));
+        }
+        // Both folders are opened in the jail; the names are single components in them.
+        let from_folder = Self::io(from, self.root.open_dir(from.parent().relative()))?;
+        let to_folder = Self::io(to, self.root.open_dir(to.parent().relative()))?;
+        let (from_name, to_name) = (from.file_name(), to.file_name());
+        let renamed = rustix::fs::renameat_with(
+            &from_folder,
+            from_name,
+            &to_folder,
+            to_name,
+            RenameFlags::NOREPLACE,
+        );
+        let result = match renamed {
+            // A file system without RENAME_NOREPLACE: a hard link fails the same way if the
+            // name is taken (files only; folders then keep their name).
+            Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => rustix::fs::linkat(
+                &from_folder,
+                from_name,
+                &to_folder,
+                to_name,
+                AtFlags::empty(),
+            )
+            .and_then(|()| rustix::fs::unlinkat(&from_folder, from_name, AtFlags::empty())),
+            other => other,
+        };
+        Self::io(to, result.map_err(Into::into))
+    }
+
     fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
-        let permissions = Permissions::from_mode(mode & 0o7777);
+        let refuse = |why: &str| {
+            Err(StorageError::new(
+                StorageErrorKind::PermissionDenied,
+                path,
+                why,
+            ))
+        };
+        let meta = Self::io(path, self.root.metadata(path.relative()))?;
+        let root = Self::io(path, self.root.dir_metadata())?;
+        if path.is_root() || (meta.dev(), meta.ino()) == (root.dev(), root.ino()) {
+            return refuse("the root keeps its mode");
+        }
+        let allowed = if meta.is_dir() { 0o1777 } else { 0o777 };
+        if mode & !allowed != 0 {
+            return refuse("only permission bits (and a folder's sticky bit) may be set");
+        }
+        let permissions = Permissions::from_mode(mode);
         Self::io(
             path,
             self.root.set_permissions(path.relative(), permissions),
@@ -416,6 +554,25 @@ mod tests {
     }
 
     #[test]
+    fn real_paths_follow_links_inside_the_root() {
+        let jail = jail();
+        std::fs::create_dir_all(jail.root.join("projects/secret")).unwrap();
+        symlink("../projects/secret", jail.root.join("pub/shortcut")).unwrap();
+        let real = |path: &str| jail.fs.real_path(&at(path)).to_string();
+        assert_eq!(real("pub/shortcut"), "/projects/secret");
+        assert_eq!(real("pub/shortcut/new.txt"), "/projects/secret/new.txt");
+        assert_eq!(real("inside"), "/pub/readme.txt");
+        assert_eq!(real("pub/readme.txt"), "/pub/readme.txt");
+        assert_eq!(real("nowhere/at/all"), "/nowhere/at/all");
+        assert_eq!(real("/"), "/");
+        assert_eq!(
+            real("escape"),
+            "/escape",
+            "a link out of the root stays as named"
+        );
+    }
+
+    #[test]
     fn dot_dot_is_resolved_lexically_at_the_root() {
         let jail = jail();
         // "/../secret.txt" is "/secret.txt" inside the jail, which does not exist.
@@ -478,6 +635,16 @@ mod tests {
             StorageErrorKind::NotAFile
         );
         jail.fs.rename(&at("new dir"), &at("pub/moved")).unwrap();
+        assert_eq!(
+            jail.fs
+                .rename_new(&at("inside"), &at("pub/readme.txt"))
+                .unwrap_err()
+                .kind,
+            StorageErrorKind::AlreadyExists,
+            "rename_new never replaces"
+        );
+        jail.fs.rename_new(&at("inside"), &at("pub/link")).unwrap();
+        assert!(jail.root.join("pub/link").symlink_metadata().is_ok());
         jail.fs.remove_dir(&at("pub/moved")).unwrap();
         assert_eq!(
             jail.fs.remove_file(&at("nope")).unwrap_err().kind,

@@ -35,8 +35,22 @@ pub enum WriteMode {
 pub trait Storage: Send + Sync + fmt::Debug {
     /// Facts about a path, following symlinks (RETR, SIZE, MDTM, CWD, MLST).
     fn metadata(&self, path: &VirtualPath) -> Result<FileFacts, StorageError>;
-    /// The entries of a folder, symlinks shown as such; `.` and `..` are not included.
-    fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError>;
+    /// A folder's entries a batch at a time, sorted by name, symlinks shown as such; `.` and
+    /// `..` are not included. A listing is sent as it is read, so what a session holds does
+    /// not grow with the folder.
+    fn open_listing(&self, path: &VirtualPath) -> Result<Box<dyn Listing>, StorageError>;
+    /// All the entries of a folder at once (see [`Storage::open_listing`]).
+    fn list(&self, path: &VirtualPath) -> Result<Vec<FileFacts>, StorageError> {
+        let mut listing = self.open_listing(path)?;
+        let mut all = Vec::new();
+        loop {
+            let batch = listing.next_batch(4096, &|_| true)?;
+            if batch.is_empty() {
+                return Ok(all);
+            }
+            all.extend(batch);
+        }
+    }
     /// The names in a folder, sorted, without looking at each entry (NLST). Shared: a back-end
     /// may hand out the same names to many listings.
     fn list_names(&self, path: &VirtualPath) -> Result<std::sync::Arc<Names>, StorageError> {
@@ -55,14 +69,56 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn create_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
     fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError>;
+    /// Renames, replacing what is at `to`.
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
-    /// SITE CHMOD: sets permission bits.
+    /// Renames only if nothing is at `to`, in one step (`AlreadyExists` otherwise): how an
+    /// upload is published, or RNTO done, for a user who may not replace what is there.
+    fn rename_new(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError>;
+    /// SITE CHMOD: sets permission bits (`0o777`, and the sticky bit on a folder); refuses
+    /// setuid and setgid bits, and the root.
     fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError>;
+    /// Where `path` really leads once symlinks are followed, as far as it exists (a name that
+    /// does not exist yet is placed in its folder's real location); the path itself when it
+    /// cannot be resolved. Permissions that differ by folder are decided on this. Back-ends
+    /// without links keep the default.
+    fn real_path(&self, path: &VirtualPath) -> VirtualPath {
+        path.clone()
+    }
     /// Whether lookups (`metadata`, `open_read`, `rename`, `create_dir`, `set_mode`) return in
     /// microseconds, so the session may make them on its async worker instead of the blocking
     /// pool. Listings, deletes and uploads' opens always go to the blocking pool.
     fn quick_lookups(&self) -> bool {
         false
+    }
+}
+
+/// A folder being listed, a batch of entries at a time (from [`Storage::open_listing`]).
+pub trait Listing: Send {
+    /// Up to `max` more entries whose names `keep` accepts, in name order; none at the end.
+    /// Names that `keep` refuses cost no look-up.
+    fn next_batch(
+        &mut self,
+        max: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<FileFacts>, StorageError>;
+}
+
+/// A listing already read whole (for a back-end, or a folder, that cannot be read in parts).
+#[derive(Debug)]
+pub struct ListingOf(pub std::vec::IntoIter<FileFacts>);
+
+impl Listing for ListingOf {
+    fn next_batch(
+        &mut self,
+        max: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<FileFacts>, StorageError> {
+        Ok(self
+            .0
+            .by_ref()
+            .filter(|f| keep(&f.name))
+            .take(max)
+            .collect())
     }
 }
 

@@ -50,6 +50,15 @@ impl Names {
             .map(|&(_, start, len)| &self.text[start as usize..(start + len) as usize])
     }
 
+    /// The names from the `start`th on, in order.
+    pub fn iter_from(&self, start: usize) -> impl Iterator<Item = &str> {
+        self.spans
+            .get(start..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|&(_, start, len)| &self.text[start as usize..(start + len) as usize])
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }

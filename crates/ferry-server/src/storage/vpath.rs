@@ -62,7 +62,8 @@ impl VirtualPath {
         &self.0
     }
 
-    fn parts(&self) -> impl Iterator<Item = &str> {
+    /// The names from the root down.
+    pub fn parts(&self) -> impl Iterator<Item = &str> {
         self.0.split('/').filter(|p| !p.is_empty())
     }
 }
