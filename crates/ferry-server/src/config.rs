@@ -191,6 +191,9 @@ pub struct TimeoutConfig {
     pub shutdown_grace: u64,
     /// Pause before answering a failed login, in milliseconds.
     pub failed_login_delay_ms: u64,
+    /// An upload's private file (`.NAME.OWNER.ferry-upload`, left by a broken upload or a
+    /// crash) not written to for this long is removed, at start and every hour; 0 keeps them.
+    pub abandoned_upload: u64,
 }
 
 impl Default for Config {
@@ -264,6 +267,7 @@ impl Default for TimeoutConfig {
             stalled_transfer: 300,
             shutdown_grace: 10,
             failed_login_delay_ms: 1000,
+            abandoned_upload: 86400,
         }
     }
 }
@@ -333,6 +337,12 @@ impl Config {
             if value == 0 {
                 return invalid(format!("{name} must be at least 1 second"));
             }
+        }
+        if t.abandoned_upload != 0 && t.abandoned_upload < t.stalled_transfer {
+            return invalid(format!(
+                "timeouts.abandoned_upload = {} would remove uploads that are still running: 0, or at least timeouts.stalled_transfer ({})",
+                t.abandoned_upload, t.stalled_transfer
+            ));
         }
         if let Some(folder) = &self.anonymous.upload_folder {
             if !folder.starts_with('/') {
@@ -423,6 +433,12 @@ impl Config {
 
     pub fn stall_timeout(&self) -> Duration {
         Duration::from_secs(self.timeouts.stalled_transfer)
+    }
+
+    /// How old an abandoned upload's private file is when it is removed (`None`: never).
+    pub fn abandoned_upload(&self) -> Option<Duration> {
+        (self.timeouts.abandoned_upload > 0)
+            .then(|| Duration::from_secs(self.timeouts.abandoned_upload))
     }
 
     pub fn shutdown_grace(&self) -> Duration {

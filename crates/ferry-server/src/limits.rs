@@ -129,6 +129,8 @@ struct Record {
 pub struct BanList {
     rule: BanRule,
     records: Mutex<HashMap<IpAddr, Record>>,
+    /// Woken at each new ban, so that sessions still logging in from that address end.
+    new_ban: tokio::sync::Notify,
 }
 
 impl BanList {
@@ -136,7 +138,13 @@ impl BanList {
         BanList {
             rule,
             records: Mutex::default(),
+            new_ban: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Resolves at the next ban of any address (then ask [`Self::banned_for`]).
+    pub async fn next_ban(&self) {
+        self.new_ban.notified().await;
     }
 
     /// How long `ip` stays banned, if it is.
@@ -147,36 +155,45 @@ impl BanList {
         (until > now).then(|| until - now)
     }
 
-    /// Records a failed login; returns the ban's length when this failure starts one.
+    /// Records a failed login; returns the ban's length when this failure starts or extends
+    /// one. Failures keep counting during a ban: each one past the threshold (from a session
+    /// that was already checking a password) bans the address again from now.
     pub fn record_failure(&self, ip: IpAddr) -> Option<Duration> {
         if self.rule.failures == 0 {
             return None;
         }
         let now = Instant::now();
-        let mut records = lock(&self.records);
-        if records.len() >= MAX_TRACKED_ADDRESSES && !records.contains_key(&ip) {
-            prune(&mut records, now, self.rule.window);
-        }
-        let record = records.entry(ip).or_insert(Record {
-            failures: 0,
-            first_failure: now,
-            banned_until: None,
-        });
-        if now.duration_since(record.first_failure) > self.rule.window {
-            *record = Record {
+        let banned = {
+            let mut records = lock(&self.records);
+            if records.len() >= MAX_TRACKED_ADDRESSES && !records.contains_key(&ip) {
+                prune(&mut records, now, self.rule.window);
+            }
+            let record = records.entry(ip).or_insert(Record {
                 failures: 0,
                 first_failure: now,
                 banned_until: None,
-            };
+            });
+            let banned_now = record.banned_until.is_some_and(|until| until > now);
+            if !banned_now && now.duration_since(record.first_failure) > self.rule.window {
+                *record = Record {
+                    failures: 0,
+                    first_failure: now,
+                    banned_until: None,
+                };
+            }
+            record.failures = record.failures.saturating_add(1);
+            if record.failures >= self.rule.failures {
+                record.banned_until = Some(now + self.rule.ban);
+                record.first_failure = now;
+                true
+            } else {
+                false
+            }
+        };
+        if banned {
+            self.new_ban.notify_waiters();
         }
-        record.failures += 1;
-        if record.failures >= self.rule.failures {
-            record.banned_until = Some(now + self.rule.ban);
-            record.failures = 0;
-            record.first_failure = now;
-            return Some(self.rule.ban);
-        }
-        None
+        banned.then_some(self.rule.ban)
     }
 }
 
@@ -298,6 +315,30 @@ mod tests {
         assert!(bans.banned_for("192.0.2.8".parse().unwrap()).is_none());
         tokio::time::advance(Duration::from_secs(301)).await;
         assert!(bans.banned_for(ip).is_none(), "bans expire");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failures_during_a_ban_keep_counting_and_extend_it() {
+        let rule = BanRule {
+            failures: 2,
+            window: Duration::from_secs(60),
+            ban: Duration::from_secs(100),
+        };
+        let bans = BanList::new(rule);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        bans.record_failure(ip);
+        assert!(bans.record_failure(ip).is_some());
+        tokio::time::advance(Duration::from_secs(90)).await;
+        assert_eq!(
+            bans.record_failure(ip),
+            Some(Duration::from_secs(100)),
+            "a failure during the ban bans again"
+        );
+        tokio::time::advance(Duration::from_secs(50)).await;
+        assert!(
+            bans.banned_for(ip).is_some(),
+            "extended from the last failure"
+        );
     }
 
     #[tokio::test(start_paused = true)]

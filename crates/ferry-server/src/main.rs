@@ -102,6 +102,9 @@ struct Args {
     /// Milliseconds to wait before answering a failed login [default: 1000]
     #[arg(long, value_name = "MS")]
     failed_login_delay: Option<u64>,
+    /// Seconds after which a broken upload's private file is removed, 0 to keep them [default: 86400]
+    #[arg(long, value_name = "SECS")]
+    abandoned_upload: Option<u64>,
     /// Most sessions from one IP address, 0 for no limit [default: 20]
     #[arg(long, value_name = "N")]
     max_sessions_per_ip: Option<usize>,
@@ -217,6 +220,7 @@ impl Args {
         set(&mut timeouts.stalled_transfer, self.stall_timeout);
         set(&mut timeouts.shutdown_grace, self.shutdown_grace);
         set(&mut timeouts.failed_login_delay_ms, self.failed_login_delay);
+        set(&mut timeouts.abandoned_upload, self.abandoned_upload);
         let limits = &mut config.limits;
         set(&mut limits.max_sessions_per_ip, self.max_sessions_per_ip);
         set(&mut limits.max_login_failures, self.max_login_failures);

@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use crate::config::{Config, ConfigError};
 use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
 use crate::session::Session;
-use crate::storage::{LocalFs, Storage};
+use crate::storage::{uploads, LocalFs, Storage};
 use crate::tls::{TlsError, TlsSettings};
 use crate::users::{Authenticator, Users, UsersError};
 
@@ -50,6 +50,20 @@ pub struct Context {
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
     roots: Mutex<HashMap<PathBuf, Weak<LocalFs>>>,
 }
+
+/// What the server tells its sessions when it stops.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    Running,
+    /// No new commands after the running transfer: then 421.
+    Closing,
+    /// The grace period is over: running transfers are broken off (426), then 421.
+    Cut,
+}
+
+/// How long sessions cut at the end of the grace period have to reply and log their end before
+/// they are dropped.
+const CUT_WAIT: Duration = Duration::from_secs(3);
 
 /// Passive listeners kept at once when PASV may use any port (the kernel's ephemeral range is
 /// shared with every outgoing connection on the machine).
@@ -160,7 +174,8 @@ pub async fn run_with_implicit_tls(
     context: Arc<Context>,
     shutdown: impl Future,
 ) {
-    let (stop_sessions, stop_signal) = watch::channel(false);
+    let (stop_sessions, stop_signal) = watch::channel(Stop::Running);
+    let sweeper = tokio::spawn(sweep_abandoned_uploads(Arc::clone(&context)));
     let limit = Arc::new(Semaphore::new(context.config.max_sessions));
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
@@ -189,20 +204,49 @@ pub async fn run_with_implicit_tls(
         }
     }
     drop((listener, implicit));
+    sweeper.abort();
     tracing::info!(sessions = sessions.len(), "shutting down");
-    let _ = stop_sessions.send(true);
-    let grace = context.config.shutdown_grace();
-    let drained = tokio::time::timeout(grace, async {
-        while sessions.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    let _ = stop_sessions.send(Stop::Closing);
+    if drain(&mut sessions, context.config.shutdown_grace()).await {
+        return;
+    }
+    tracing::warn!(
+        sessions = sessions.len(),
+        "grace period over; closing the remaining sessions"
+    );
+    let _ = stop_sessions.send(Stop::Cut);
+    if !drain(&mut sessions, CUT_WAIT).await {
+        // Stuck (a storage call that does not return): dropped without a word.
         tracing::warn!(
             sessions = sessions.len(),
-            "grace period over; closing the remaining sessions"
+            "sessions did not end; dropping them"
         );
         sessions.shutdown().await;
     }
+}
+
+/// Removes abandoned uploads' private files from the served roots, at start and every hour.
+async fn sweep_abandoned_uploads(context: Arc<Context>) {
+    let Some(age) = context.config.abandoned_upload() else {
+        return;
+    };
+    let mut roots = vec![context.config.root.clone(), context.config.anonymous_root()];
+    roots.extend(context.authenticator.roots());
+    roots.sort();
+    roots.dedup();
+    let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+    loop {
+        every_hour.tick().await;
+        let roots = roots.clone();
+        let swept = tokio::task::spawn_blocking(move || uploads::sweep(&roots, age)).await;
+        tracing::debug!(removed = swept.unwrap_or(0), "swept abandoned uploads");
+    }
+}
+
+/// Waits up to `limit` for every session to end; says whether they all did.
+async fn drain(sessions: &mut JoinSet<()>, limit: Duration) -> bool {
+    let all = async { while sessions.join_next().await.is_some() {} };
+    tokio::time::timeout(limit, all).await.is_ok()
 }
 
 /// Accepts on the listener if there is one; otherwise waits forever.
@@ -222,7 +266,7 @@ fn start_session(
     implicit_tls: bool,
     context: &Arc<Context>,
     limit: &Arc<Semaphore>,
-    stop_signal: &watch::Receiver<bool>,
+    stop_signal: &watch::Receiver<Stop>,
 ) {
     let ip = peer.ip().to_canonical();
     let (ip_guard, permit) = match admit(context, limit, ip) {

@@ -190,7 +190,7 @@ impl Session {
                 .await;
         }
         let path = self.resolve(path);
-        if super::transfer::is_private(&path) {
+        if crate::storage::uploads::is_private(&path) {
             return self.reply(550, "No such file or directory.").await;
         }
         if path.is_root() || !self.permitted(Permission::Chmod, &path).await {

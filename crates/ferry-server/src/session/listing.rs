@@ -85,7 +85,7 @@ impl Session {
         format: Format,
     ) -> Result<Rendering, Flow> {
         let target = self.resolve(request.path.as_deref().unwrap_or("."));
-        if super::transfer::is_private(&target) {
+        if crate::storage::uploads::is_private(&target) {
             return Err(self.reply(550, "No such file or directory.").await);
         }
         if !self
@@ -182,7 +182,7 @@ struct Filter {
 
 impl Filter {
     fn keeps(&self, name: &str) -> bool {
-        !super::transfer::is_private_name(name)
+        !crate::storage::uploads::is_private_name(name)
             && (self.show_hidden || !name.starts_with('.'))
             && self
                 .pattern

@@ -56,6 +56,15 @@ impl Session {
             Login::AwaitingPassword { user, anonymous } => (user.clone(), *anonymous),
         };
         self.login = Login::Anonymous;
+        let ip = self.peer.ip();
+        if self.context.bans.banned_for(ip).is_some() {
+            // Banned meanwhile (from another session): no password is checked, and the attempt
+            // still counts.
+            self.context.bans.record_failure(ip);
+            tracing::warn!(peer = %ip, user = %escape(&user), "login refused: address banned");
+            self.reply(421, super::BANNED).await;
+            return Flow::Quit;
+        }
         let spec = if anonymous {
             tracing::debug!(identity = %escape(password.expose()), "anonymous identity");
             Some(self.anonymous_spec(&user))
@@ -158,7 +167,7 @@ impl Session {
                 (None, None)
             };
         Account {
-            upload_owner: super::transfer::upload_owner(&spec.name, anonymous),
+            upload_owner: crate::storage::uploads::owner(&spec.name, anonymous),
             name: spec.name,
             anonymous,
             policy: spec.policy,

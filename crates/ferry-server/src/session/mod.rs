@@ -29,10 +29,16 @@ use tokio::sync::watch;
 use crate::data::{DataContext, DataPlan};
 use crate::limits::{CountGuard, Throttle};
 use crate::permissions::{AccessPolicy, Permission};
-use crate::server::Context;
+use crate::server::{Context, Stop};
 use crate::storage::{Storage, StorageError, StorageErrorKind, VirtualPath};
 use control::Control;
 use transfer::RunningTransfer;
+
+/// How long a session cut at the end of the shutdown grace waits for its upload's last write.
+const CUT_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The reply that ends a session of a banned address.
+const BANNED: &str = "Too many failed logins from your address; try again later.";
 
 /// Most commands queued while a transfer runs; more are refused.
 const MAX_QUEUED: usize = 32;
@@ -73,6 +79,8 @@ enum Event {
     Closed,
     Timeout,
     Shutdown,
+    /// Some address was banned (perhaps this session's, which has not logged in).
+    Ban,
 }
 
 /// Whether the session goes on after a command.
@@ -102,7 +110,7 @@ pub struct Session {
     mlst_facts: Vec<&'static str>,
     transfer: Option<RunningTransfer>,
     queued: VecDeque<Frame>,
-    shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<Stop>,
     closing: bool,
     failed_logins: u32,
     /// When a client that has not logged in is disconnected.
@@ -124,7 +132,7 @@ impl Session {
         context: Arc<Context>,
         stream: TcpStream,
         peer: SocketAddr,
-        shutdown: watch::Receiver<bool>,
+        shutdown: watch::Receiver<Stop>,
         implicit_tls: bool,
         admission: Admission,
     ) -> std::io::Result<Session> {
@@ -223,10 +231,8 @@ impl Session {
                         .await;
                     Flow::Quit
                 }
-                Event::Shutdown => {
-                    self.closing = true;
-                    Flow::Continue
-                }
+                Event::Shutdown => Box::pin(self.on_shutdown()).await,
+                Event::Ban => Box::pin(self.end_if_banned()).await,
             };
             if flow == Flow::Quit {
                 return;
@@ -252,13 +258,51 @@ impl Session {
             _ => self.login_deadline,
         };
         let idle = self.transfer.is_none();
-        let watching_shutdown = !self.closing;
+        // Boxed, and only before login: an idle logged-in session holds none of it.
+        let ban = (!self.logged_in()).then(|| Box::pin(self.context.bans.next_ban()));
+        let banned = async {
+            match ban {
+                Some(ban) => ban.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             outcome = transfer::wait(&mut self.transfer) => Event::TransferDone(outcome),
             frame = self.control.read_frame() => frame.map_or(Event::Closed, Event::Frame),
             _ = tokio::time::sleep_until(deadline), if idle => Event::Timeout,
-            _ = self.shutdown.changed(), if watching_shutdown => Event::Shutdown,
+            // The server gone (it never is while a session runs) ends the session too.
+            stop = self.shutdown.changed() => stop.map_or(Event::Closed, |()| Event::Shutdown),
+            _ = banned => Event::Ban,
         }
+    }
+
+    /// The server is stopping: finish the running transfer, then close (421); or, once the
+    /// grace period is over, break the transfer off (426, logged as failed) and close now.
+    async fn on_shutdown(&mut self) -> Flow {
+        let stop = *self.shutdown.borrow_and_update();
+        match stop {
+            Stop::Running => Flow::Continue,
+            Stop::Closing => {
+                self.closing = true;
+                Flow::Continue
+            }
+            Stop::Cut => {
+                self.cut_transfer(CUT_WRITE_WAIT).await;
+                self.reply(421, "Server shutting down.").await;
+                Flow::Quit
+            }
+        }
+    }
+
+    /// Ends a session that has not logged in once its address is banned: its open sessions
+    /// must not go on guessing passwords through the ban.
+    async fn end_if_banned(&mut self) -> Flow {
+        if self.logged_in() || self.context.bans.banned_for(self.peer.ip()).is_none() {
+            return Flow::Continue;
+        }
+        tracing::info!(peer = %self.peer.ip(), "closing a session of a banned address");
+        self.reply(421, BANNED).await;
+        Flow::Quit
     }
 
     /// A line from the client: during a transfer only ABOR, STAT and NOOP are answered at once,
@@ -319,7 +363,9 @@ impl Session {
                 .reply(553, "File name not allowed: control characters.")
                 .await;
         }
-        if path_argument(&command).is_some_and(|arg| transfer::is_private(&self.resolve(arg))) {
+        if path_argument(&command)
+            .is_some_and(|arg| crate::storage::uploads::is_private(&self.resolve(arg)))
+        {
             // An upload still in progress (or left broken) is nobody's to see or touch.
             return self.reply(550, "No such file or directory.").await;
         }
@@ -646,7 +692,7 @@ mod tests {
             ..Default::default()
         };
         let context = std::sync::Arc::new(crate::Context::new(config).unwrap());
-        let (_stop, stop_signal) = tokio::sync::watch::channel(false);
+        let (_stop, stop_signal) = tokio::sync::watch::channel(crate::server::Stop::Running);
         let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
         let admission = (
             limit.try_acquire_owned().unwrap(),

@@ -16,7 +16,9 @@ use super::{Flow, Session};
 use crate::data::{self, DataPlan, Progress, Source, TransferError};
 use crate::limits::{CountGuard, Throttle};
 use crate::permissions::Permission;
-use crate::storage::{FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode};
+use crate::storage::{
+    uploads, FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode,
+};
 use crate::stream::MaybeTls;
 
 /// How an upload treats an existing file.
@@ -148,52 +150,6 @@ fn is_disk_full(error: &std::io::Error) -> bool {
     StorageError::from_io(&VirtualPath::root(), std::io::Error::from(error.kind())).kind
         == StorageErrorKind::NoSpace
         || matches!(error.raw_os_error(), Some(28 | 122))
-}
-
-/// What the private names of uploads end with.
-const PRIVATE_SUFFIX: &str = ".ferry-upload";
-
-/// `.NAME.OWNER.ferry-upload` beside `NAME`: where an upload is written before it is published
-/// (atomic uploads, and every upload that may not replace a file). `owner` says whose it is: a
-/// named user's (so that a later session of theirs resumes it with REST+STOR) or, for anonymous
-/// users, the session's own. No client can name, list or reach such a file (see
-/// [`is_private`]).
-fn private_name(path: &VirtualPath, owner: &str) -> VirtualPath {
-    path.parent()
-        .join(&format!(".{}.{owner}{PRIVATE_SUFFIX}", path.file_name()))
-}
-
-/// Whether a name is an upload's private name (this release's, or an older `.NAME.ferry-upload`).
-pub(super) fn is_private_name(name: &str) -> bool {
-    name.starts_with('.') && name.ends_with(PRIVATE_SUFFIX)
-}
-
-/// Whether a path leads to, or through, an upload's private name.
-pub(super) fn is_private(path: &VirtualPath) -> bool {
-    path.parts().any(is_private_name)
-}
-
-/// The owner part of private upload names: a named user's, the same in every session (the name
-/// hashed, so any name makes a valid file name), or a fresh one for each anonymous session.
-pub(super) fn upload_owner(user: &str, anonymous: bool) -> String {
-    use std::sync::atomic::AtomicU64;
-    static SESSIONS: AtomicU64 = AtomicU64::new(0);
-    if !anonymous {
-        return format!("u{:016x}", fnv1a(user.as_bytes()));
-    }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let session = SESSIONS.fetch_add(1, Ordering::Relaxed);
-    let seed = format!("{}:{nanos}:{session}", std::process::id());
-    format!("s{:016x}", fnv1a(seed.as_bytes()))
-}
-
-/// FNV-1a, 64 bits: stable across releases, so a named user's private uploads keep their names.
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// The reply to REST+STOR past the end of what there is to resume.
@@ -444,7 +400,7 @@ impl Session {
         let account = self
             .account()
             .ok_or((530, "Please login with USER and PASS."))?;
-        let target = private_name(&path, &account.upload_owner);
+        let target = uploads::private_name(&path, &account.upload_owner);
         // One upload at a time per private file (two sessions of one user, same name).
         let storage = Arc::as_ptr(&account.storage) as *const () as usize;
         let key = format!("{storage:x}:{target}");
@@ -744,6 +700,21 @@ impl Session {
             return Flow::Quit;
         }
         self.reply(226, "ABOR command successful.").await
+    }
+
+    /// Breaks the running transfer (if any) off because the server stops: logged as failed,
+    /// and 426. An upload's last write is waited for up to `write_wait`.
+    pub(super) async fn cut_transfer(&mut self, write_wait: std::time::Duration) {
+        let Some(running) = self.transfer.take() else {
+            return;
+        };
+        let bytes = running.progress.bytes.load(Ordering::Relaxed);
+        let seconds = running.started.elapsed().as_secs_f64();
+        let path = super::login::escape(&running.path);
+        tracing::warn!(peer = %self.peer, user = self.user_name(), verb = running.verb, path, bytes, seconds, error = "server shutting down", "transfer failed");
+        running.abort(write_wait).await;
+        self.reply(426, "Server shutting down; transfer aborted.")
+            .await;
     }
 
     /// STAT while a transfer runs: what it is doing and how far it got.

@@ -84,7 +84,8 @@ impl LocalFs {
                     .read_link_contents(folder.join(&name).relative())
                     .ok()
             })
-            .map(|target| target.to_string_lossy().into_owned());
+            .map(|target| target.to_string_lossy().into_owned())
+            .filter(|target| folder.is_some_and(|folder| folder.keeps_inside(target)));
         FileFacts {
             name,
             kind,
@@ -173,13 +174,21 @@ fn kind_of(mode: u32) -> FileKind {
     }
 }
 
-/// The facts of an entry of an open folder, from its lstat; a symlink's target is read there.
-fn facts_of_entry(folder: &Dir, name: &str, stat: &rustix::fs::Stat) -> FileFacts {
+/// The facts of an entry of an open folder (`path`, as the user sees it), from its lstat; a
+/// symlink's target is read there, and shown only when its text stays inside the root (a link
+/// to `/etc` does not tell the user where the server keeps things).
+fn facts_of_entry(
+    folder: &Dir,
+    path: &VirtualPath,
+    name: &str,
+    stat: &rustix::fs::Stat,
+) -> FileFacts {
     let kind = kind_of(stat.st_mode);
     let link_target = (kind == FileKind::Symlink)
         .then(|| rustix::fs::readlinkat(folder, name, Vec::new()).ok())
         .flatten()
-        .map(|target| target.to_string_lossy().into_owned());
+        .map(|target| target.to_string_lossy().into_owned())
+        .filter(|target| path.keeps_inside(target));
     FileFacts {
         name: name.to_string(),
         kind,
@@ -197,6 +206,8 @@ fn facts_of_entry(folder: &Dir, name: &str, stat: &rustix::fs::Stat) -> FileFact
 /// a batch at a time in the open folder.
 struct LocalListing {
     folder: Dir,
+    /// The folder as the user sees it.
+    path: VirtualPath,
     names: Arc<Names>,
     /// The index of the next name to look at.
     next: usize,
@@ -222,14 +233,14 @@ impl Listing for LocalListing {
             }
         }
         self.next += seen;
-        Ok(look_up_all(&self.folder, &batch, self.big))
+        Ok(look_up_all(&self.folder, &self.path, &batch, self.big))
     }
 }
 
 /// Looks names of an open folder up, without following symlinks: a name from getdents is one
 /// component, so nothing outside is reached. A look-up per entry is most of a big listing's
 /// time; with spare cores, several threads share them.
-fn look_up_all(folder: &Dir, names: &[&str], parallel: bool) -> Vec<FileFacts> {
+fn look_up_all(folder: &Dir, path: &VirtualPath, names: &[&str], parallel: bool) -> Vec<FileFacts> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let extra = match (parallel, names.len()) {
         (true, 512..) => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
@@ -242,7 +253,7 @@ fn look_up_all(folder: &Dir, names: &[&str], parallel: bool) -> Vec<FileFacts> {
             .iter()
             .filter_map(|name| {
                 let stat = rustix::fs::statat(folder, *name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-                Some(facts_of_entry(folder, name, &stat))
+                Some(facts_of_entry(folder, path, name, &stat))
             })
             .collect()
     };
@@ -286,6 +297,7 @@ impl Storage for LocalFs {
         }
         Ok(Box::new(LocalListing {
             big: names.len() >= PARALLEL_STAT_FROM,
+            path: path.clone(),
             folder,
             names,
             next: 0,
@@ -589,6 +601,14 @@ mod tests {
         let inside = &listing[2];
         assert_eq!(inside.kind, FileKind::Symlink);
         assert_eq!(inside.link_target.as_deref(), Some("pub/readme.txt"));
+        for outside in [&listing[0], &listing[1], &listing[4]] {
+            assert_eq!(
+                (outside.kind, outside.link_target.as_deref()),
+                (FileKind::Symlink, None),
+                "a link out of the root does not show where it leads: {}",
+                outside.name
+            );
+        }
     }
 
     #[test]

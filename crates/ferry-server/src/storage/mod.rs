@@ -8,6 +8,7 @@
 mod local;
 mod names;
 mod names_cache;
+pub mod uploads;
 mod vpath;
 
 use std::fmt;

@@ -58,6 +58,25 @@ impl VirtualPath {
         }
     }
 
+    /// Whether a symlink in this folder whose text is `target` names a place inside the root,
+    /// read as text: relative, and never climbing above `/` with `..`. (Where it finally leads
+    /// is for the jail to decide; this is whether the text may be shown.)
+    pub fn keeps_inside(&self, target: &str) -> bool {
+        if target.starts_with('/') {
+            return false;
+        }
+        let mut depth = self.parts().count();
+        for part in target.split('/') {
+            match part {
+                "" | "." => {}
+                ".." if depth == 0 => return false,
+                ".." => depth -= 1,
+                _ => depth += 1,
+            }
+        }
+        true
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -94,6 +113,16 @@ mod tests {
         assert_eq!(at("../../../etc/passwd").as_str(), "/etc/passwd");
         assert_eq!(at("pub").join("../../..").as_str(), "/");
         assert_eq!(VirtualPath::root().parent().as_str(), "/");
+    }
+
+    #[test]
+    fn link_texts_inside_and_outside() {
+        assert!(at("pub").keeps_inside("../projects/x"));
+        assert!(at("a/b").keeps_inside("../../c"));
+        assert!(!at("a/b").keeps_inside("../../../etc"));
+        assert!(!VirtualPath::root().keeps_inside(".."));
+        assert!(!at("pub").keeps_inside("/etc"));
+        assert!(VirtualPath::root().keeps_inside("pub/./readme.txt"));
     }
 
     #[test]

@@ -1,0 +1,158 @@
+//! Uploads' private files: the hidden names uploads are written under before they are
+//! published, and the removal of those left behind by broken uploads or a crash.
+//!
+//! `.NAME.OWNER.ferry-upload` beside `NAME` takes an upload that must not show under its name
+//! until it is complete (atomic uploads), or that may not replace a file already there. OWNER
+//! says whose it is: a named user's (a later session of theirs resumes it with REST+STOR), or
+//! an anonymous session's own. No client can name, list or reach such a file.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::VirtualPath;
+
+/// What the private names of uploads end with.
+const SUFFIX: &str = ".ferry-upload";
+
+/// Folders below a root that a sweep goes into, at most.
+const SWEEP_DEPTH: usize = 64;
+
+/// Entries one sweep looks at, at most, across all roots.
+const SWEEP_ENTRIES: usize = 1_000_000;
+
+/// The private name of an upload to `path` owned by `owner` (see [`owner`]).
+pub fn private_name(path: &VirtualPath, owner: &str) -> VirtualPath {
+    path.parent()
+        .join(&format!(".{}.{owner}{SUFFIX}", path.file_name()))
+}
+
+/// Whether a name is an upload's private name (this release's, or an older
+/// `.NAME.ferry-upload`).
+pub fn is_private_name(name: &str) -> bool {
+    name.starts_with('.') && name.ends_with(SUFFIX)
+}
+
+/// Whether a path leads to, or through, an upload's private name.
+pub fn is_private(path: &VirtualPath) -> bool {
+    path.parts().any(is_private_name)
+}
+
+/// The owner part of private names: a named user's, the same in every session (the name
+/// hashed, so that any name makes a valid file name), or a fresh one for each anonymous
+/// session.
+pub fn owner(user: &str, anonymous: bool) -> String {
+    static SESSIONS: AtomicU64 = AtomicU64::new(0);
+    if !anonymous {
+        return format!("u{:016x}", fnv1a(user.as_bytes()));
+    }
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let session = SESSIONS.fetch_add(1, Ordering::Relaxed);
+    let seed = format!("{}:{nanos}:{session}", std::process::id());
+    format!("s{:016x}", fnv1a(seed.as_bytes()))
+}
+
+/// FNV-1a, 64 bits: stable across releases, so a named user's private files keep their names.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Removes private upload files not written to for `age` under the `roots` (local folders),
+/// without following symlinks; returns how many. Bounded: [`SWEEP_DEPTH`] folders deep and
+/// [`SWEEP_ENTRIES`] entries in all.
+pub fn sweep(roots: &[PathBuf], age: Duration) -> usize {
+    let Some(cutoff) = SystemTime::now().checked_sub(age) else {
+        return 0;
+    };
+    let mut budget = SWEEP_ENTRIES;
+    let mut removed = 0;
+    let mut folders: Vec<(PathBuf, usize)> = roots.iter().map(|r| (r.clone(), 0)).collect();
+    while let Some((folder, depth)) = folders.pop() {
+        let Ok(entries) = std::fs::read_dir(&folder) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            if budget == 0 {
+                tracing::warn!("the sweep of abandoned uploads stopped at its entry limit");
+                return removed;
+            }
+            budget -= 1;
+            let Ok(kind) = entry.file_type() else {
+                continue;
+            };
+            if kind.is_dir() && depth < SWEEP_DEPTH {
+                folders.push((entry.path(), depth + 1));
+            } else if kind.is_file() && is_private_name(&entry.file_name().to_string_lossy()) {
+                removed += usize::from(remove_if_older(&entry.path(), cutoff));
+            }
+        }
+    }
+    removed
+}
+
+fn remove_if_older(path: &Path, cutoff: SystemTime) -> bool {
+    let modified = std::fs::symlink_metadata(path).and_then(|m| m.modified());
+    if !modified.is_ok_and(|time| time < cutoff) {
+        return false;
+    }
+    match std::fs::remove_file(path) {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "removed an abandoned upload");
+            true
+        }
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot remove an abandoned upload");
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_names() {
+        let path = VirtualPath::root().join("/in/report.pdf");
+        let owner = owner("alice", false);
+        assert_eq!(owner, super::owner("alice", false), "a user's is stable");
+        assert_ne!(super::owner("ftp", true), super::owner("ftp", true));
+        let private = private_name(&path, &owner);
+        assert_eq!(private.parent().as_str(), "/in");
+        assert!(is_private_name(private.file_name()) && is_private(&private));
+        assert!(is_private(&VirtualPath::root().join(".x.ferry-upload/y")));
+        assert!(is_private_name(".report.pdf.ferry-upload"), "older form");
+        assert!(!is_private(&path) && !is_private_name("report.ferry-upload"));
+    }
+
+    #[test]
+    fn sweeps_only_old_private_files() {
+        let root = tempfile::tempdir().unwrap();
+        let deep = root.path().join("a/b");
+        std::fs::create_dir_all(&deep).unwrap();
+        let old = deep.join(".f.u1.ferry-upload");
+        let fresh = root.path().join(".g.u1.ferry-upload");
+        let plain = root.path().join("old.txt");
+        for path in [&old, &fresh, &plain] {
+            std::fs::write(path, b"x").unwrap();
+        }
+        let long_ago = SystemTime::now() - Duration::from_secs(7200);
+        for path in [&old, &plain] {
+            std::fs::File::options()
+                .write(true)
+                .open(path)
+                .unwrap()
+                .set_modified(long_ago)
+                .unwrap();
+        }
+        assert_eq!(
+            sweep(&[root.path().to_path_buf()], Duration::from_secs(3600)),
+            1
+        );
+        assert!(!old.exists() && fresh.exists() && plain.exists());
+    }
+}
