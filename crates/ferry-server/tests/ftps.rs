@@ -377,3 +377,117 @@ print("ok")
     let (ok, out, err) = run_tool("python3", &["-"], Some(&script), None);
     assert!(ok && out.contains("ok"), "{out}\n{err}");
 }
+
+/// Review finding 6: commands that arrived in the clear behind AUTH TLS while a transfer ran
+/// (so they were queued) are dropped, never answered over TLS.
+#[test]
+fn finding_06_commands_queued_behind_auth_tls_during_a_transfer_are_dropped() {
+    let certificates = Certificates::new();
+    let server = tls_server(&certificates, |_| {});
+    let script = format!(
+        r#"
+import socket, ssl
+raw = socket.create_connection(("127.0.0.1", {port}), timeout=20)
+f = raw.makefile("rb")
+def reply():
+    line = f.readline()
+    while line[3:4] == b"-":
+        line = f.readline()
+    return line
+assert reply().startswith(b"220")
+for line, code in [(b"USER ftp", b"331"), (b"PASS x@y", b"230"), (b"TYPE I", b"200")]:
+    raw.sendall(line + b"\r\n")
+    assert reply()[:3] == code, line
+raw.sendall(b"EPSV\r\n")
+port = int(reply().split(b"|||")[1].split(b"|")[0])
+data = socket.create_connection(("127.0.0.1", port), timeout=20)
+raw.sendall(b"RETR big.bin\r\n")
+assert reply()[:3] == b"150"
+raw.sendall(b"AUTH TLS\r\nCWD /pub\r\nSYST\r\nPWD\r\n")
+got = 0
+while True:
+    chunk = data.recv(65536)
+    if not chunk:
+        break
+    got += len(chunk)
+data.close()
+assert got == 4 * 1024 * 1024, got
+assert reply()[:3] == b"226"
+assert reply()[:3] == b"234", "AUTH answered after the transfer"
+context = ssl.create_default_context(cafile={ca:?})
+tls = context.wrap_socket(raw, server_hostname="localhost")
+g = tls.makefile("rb")
+tls.sendall(b"NOOP\r\n")
+answer = g.readline()
+assert answer.startswith(b"200"), "a queued command was answered over TLS: %r" % answer
+tls.sendall(b"PWD\r\n")
+assert g.readline().startswith(b'257 "/"'), "the queued CWD ran"
+print("ok")
+"#,
+        port = server.port(),
+        ca = certificates.ca().to_str().unwrap(),
+    );
+    let (ok, out, err) = run_tool("python3", &["-"], Some(&script), None);
+    assert!(ok && out.contains("ok"), "{out}\n{err}");
+}
+
+/// Review finding 12: an account that must use TLS, logging in over a clear connection with its
+/// right password, gets the same reply as a wrong password (and the same delay), and never
+/// goes back to a clear connection with CCC.
+#[test]
+fn finding_12_require_tls_accounts_fail_like_any_login_in_the_clear() {
+    let certificates = Certificates::new();
+    let dir = tempfile::tempdir().unwrap();
+    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+    let users = dir.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"dave\"\npassword = \"{hash}\"\nroot = \"{}\"\nrequire_tls = true\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let server = tls_server(&certificates, |c| {
+        c.users_file = Some(users);
+        c.tls.allow_ccc = true;
+    });
+    let mut control = server.connect();
+    let mut attempt = |password: &str| {
+        control.expect("USER dave", 331);
+        let started = std::time::Instant::now();
+        let reply = control.expect(&format!("PASS {password}"), 530);
+        (reply.lines, started.elapsed())
+    };
+    let (wrong, wrong_delay) = attempt("wrong");
+    let (right, right_delay) = attempt(PASSWORD);
+    assert_eq!(
+        wrong, right,
+        "the right password in the clear is not told apart"
+    );
+    assert!(
+        right_delay >= wrong_delay / 2,
+        "{right_delay:?} against {wrong_delay:?}"
+    );
+    let script = format!(
+        r#"
+import ftplib, ssl
+context = ssl.create_default_context(cafile={ca:?})
+ftp = ftplib.FTP_TLS(context=context, timeout=20)
+ftp.connect("localhost", {port})
+ftp.auth()
+ftp.login("dave", {password:?})
+try:
+    ftp.voidcmd("CCC")
+    print("CCC accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("534"), e
+    print("ok")
+"#,
+        port = server.port(),
+        ca = certificates.ca().to_str().unwrap(),
+        password = PASSWORD,
+    );
+    let (ok, out, err) = run_tool("python3", &["-"], Some(&script), None);
+    assert!(ok && out.contains("ok"), "{out}\n{err}");
+}
