@@ -221,19 +221,27 @@ impl Listing for LocalListing {
         max: usize,
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<FileFacts>, StorageError> {
-        let mut batch = Vec::new();
-        let mut seen = 0;
-        for name in self.names.iter_from(self.next) {
-            if batch.len() == max {
-                break;
+        // Entries removed since their names were read are left out; a batch that lost all of
+        // them must not look like the end.
+        while self.next < self.names.len() {
+            let mut batch = Vec::new();
+            let mut seen = 0;
+            for name in self.names.iter_from(self.next) {
+                if batch.len() == max {
+                    break;
+                }
+                seen += 1;
+                if keep(name) {
+                    batch.push(name);
+                }
             }
-            seen += 1;
-            if keep(name) {
-                batch.push(name);
+            self.next += seen;
+            let facts = look_up_all(&self.folder, &self.path, &batch, self.big);
+            if !facts.is_empty() {
+                return Ok(facts);
             }
         }
-        self.next += seen;
-        Ok(look_up_all(&self.folder, &self.path, &batch, self.big))
+        Ok(Vec::new())
     }
 }
 
@@ -700,6 +708,32 @@ mod tests {
         assert_eq!(listing[count].kind, FileKind::Directory);
         let only_names = jail.fs.list_names(&at("big")).unwrap();
         assert_eq!(only_names.iter().collect::<Vec<_>>(), names);
+    }
+
+    /// A listing read a batch at a time gives every kept entry once, in order, and entries
+    /// removed after their names were read do not end it early.
+    #[test]
+    fn listings_come_in_batches_to_the_end() {
+        let jail = jail();
+        let folder = jail.root.join("batches");
+        std::fs::create_dir(&folder).unwrap();
+        for i in 0..10 {
+            std::fs::write(folder.join(format!("f{i}")), b"").unwrap();
+        }
+        let mut listing = jail.fs.open_listing(&at("batches")).unwrap();
+        for i in 1..7 {
+            std::fs::remove_file(folder.join(format!("f{i}"))).unwrap();
+        }
+        let mut names = Vec::new();
+        for _ in 0..20 {
+            let batch = listing.next_batch(2, &|name| name != "f8").unwrap();
+            if batch.is_empty() {
+                break;
+            }
+            assert!(batch.len() <= 2);
+            names.extend(batch.into_iter().map(|f| f.name));
+        }
+        assert_eq!(names, ["f0", "f7", "f9"]);
     }
 
     /// A big folder's names are kept between listings, and every change to the folder shows
