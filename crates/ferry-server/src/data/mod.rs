@@ -335,6 +335,16 @@ pub trait Chunks: Send + 'static {
     /// Replaces `chunk`'s contents with the next chunk, of about `size` bytes; leaves it empty
     /// at the end.
     fn fill(&mut self, chunk: &mut Vec<u8>, size: usize) -> io::Result<()>;
+    /// Whether everything has been made already (the next chunk would be empty), so that no
+    /// trip to the blocking pool is made to find that out.
+    fn finished(&self) -> bool {
+        false
+    }
+    /// A first chunk made already (a listing's, made when it was opened), to be sent without a
+    /// trip to the blocking pool.
+    fn take_ready(&mut self) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Sends `source` on `stream` (converting LF to CRLF when `ascii`), then closes the sending side
@@ -350,7 +360,10 @@ pub async fn send(
     let max_chunk = throttle.chunk_size(CHUNK);
     let sent = match source {
         Source::Chunks(chunks) => {
-            send_chunks(stream, chunks, max_chunk, progress, stall, throttle).await?
+            // A listing is made from memory and a look-up per entry: big chunks from the
+            // start (a slow reader still halves them), so fewer trips to the blocking pool.
+            let sizes = (max_chunk, max_chunk);
+            send_chunks(stream, chunks, sizes, progress, stall, throttle).await?
         }
         Source::File { file, offset, end } => {
             if let (MaybeTls::Plain(tcp), false, true) = (&*stream, ascii, throttle.is_unlimited())
@@ -358,7 +371,8 @@ pub async fn send(
                 send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?
             } else {
                 let chunks = Box::new(FileChunks::new(file, offset..end, ascii));
-                send_chunks(stream, chunks, max_chunk, progress, stall, throttle).await?
+                let sizes = (SMALL_CHUNK.min(max_chunk), max_chunk);
+                send_chunks(stream, chunks, sizes, progress, stall, throttle).await?
             }
         }
     };
@@ -427,31 +441,33 @@ const SLOW_WRITE: Duration = Duration::from_millis(20);
 /// one is being written, so the disk, the conversion and the network overlap. A transfer holds two chunk
 /// buffers, reused to the end (and in TYPE A the read buffer the conversion works from).
 ///
-/// Chunks start small and double up to `max_chunk` once the first megabytes have gone out with
-/// no write waiting long for the reader; a slow write halves them again. A slow reader so holds
-/// about 100-200 KiB of buffers instead of a megabyte, and a fast one gets big chunks, which cost
-/// fewer trips to the blocking pool.
+/// Chunks start at the first of `sizes` (a file: small) and double up to the second once the
+/// first megabytes have gone out with no write waiting long for the reader; a slow write halves
+/// them again. A slow reader of a file so holds about 100-200 KiB of buffers instead of a
+/// megabyte, and a fast one gets big chunks, which cost fewer trips to the blocking pool.
 async fn send_chunks(
     stream: &mut MaybeTls,
     reader: Box<dyn Chunks>,
-    max_chunk: usize,
+    sizes: (usize, usize),
     progress: &AtomicU64,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let mut size = SMALL_CHUNK.min(max_chunk);
-    let mut pending = read_next(reader, Vec::new(), size);
+    let (mut size, max_chunk) = sizes;
+    let mut reader = reader;
+    let mut chunk = match reader.take_ready() {
+        Some(chunk) => chunk,
+        None => {
+            let made;
+            (reader, made) = made_chunk(read_next(reader, Vec::new(), size)).await?;
+            made
+        }
+    };
     let mut spare = Vec::new();
     let mut sent = 0;
-    loop {
-        let (reader, chunk) = pending
-            .await
-            .map_err(|join| TransferError::Local(io::Error::other(join.to_string())))?;
-        let chunk = chunk.map_err(TransferError::Local)?;
-        if chunk.is_empty() {
-            return Ok(sent);
-        }
-        pending = read_next(reader, std::mem::take(&mut spare), size);
+    while !chunk.is_empty() {
+        let pending =
+            (!reader.finished()).then(|| read_next(reader, std::mem::take(&mut spare), size));
         throttle.consume(chunk.len()).await;
         let started = std::time::Instant::now();
         write(stream, &chunk, stall).await?;
@@ -464,7 +480,22 @@ async fn send_chunks(
         } else {
             chunk
         };
+        let Some(pending) = pending else {
+            break;
+        };
+        (reader, chunk) = made_chunk(pending).await?;
     }
+    Ok(sent)
+}
+
+/// The chunk [`read_next`] made, with its source.
+async fn made_chunk(
+    pending: tokio::task::JoinHandle<NextChunk>,
+) -> Result<(Box<dyn Chunks>, Vec<u8>), TransferError> {
+    let (reader, chunk) = pending
+        .await
+        .map_err(|join| TransferError::Local(io::Error::other(join.to_string())))?;
+    Ok((reader, chunk.map_err(TransferError::Local)?))
 }
 
 /// The buffered path's next chunk size: halved after a slow write (not below the small size),

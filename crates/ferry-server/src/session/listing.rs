@@ -100,15 +100,9 @@ impl Session {
         let show_hidden = request.show_hidden;
         let opened = self
             .with_storage(move |s| {
-                Rendering::open(
-                    s,
-                    &target,
-                    given.as_deref(),
-                    format,
-                    show_hidden,
-                    facts,
-                    policy,
-                )
+                let given = given.as_deref();
+                let opened = Rendering::open(s, &target, given, format, show_hidden, facts, policy);
+                opened?.map(|r| r.prepare(FIRST_CHUNK)).transpose()
             })
             .await;
         match opened {
@@ -170,6 +164,9 @@ impl Session {
     }
 }
 
+/// Bytes of a listing rendered when it is opened, before the data connection is made.
+const FIRST_CHUNK: usize = 256 * 1024;
+
 /// Bytes of a STAT listing rendered at a time.
 const STAT_CHUNK: usize = 32 * 1024;
 
@@ -197,7 +194,12 @@ enum Entries {
     Listing(Box<dyn Listing>),
     /// NLST of a folder: names only, with no look-up of each entry (shared with the storage's
     /// cache); `next` is the index of the next one.
-    Names { names: Arc<Names>, next: usize },
+    /// `one_line`: no name has a CR or LF (looked at once, not for each name).
+    Names {
+        names: Arc<Names>,
+        next: usize,
+        one_line: bool,
+    },
     /// One file named by the client (taken when rendered).
     One(Option<FileFacts>),
 }
@@ -215,6 +217,8 @@ pub(super) struct Rendering {
     facts: Vec<&'static str>,
     policy: AccessPolicy,
     now: i64,
+    /// The first chunk, made when the listing was opened (see [`Rendering::prepare`]).
+    ready: Option<Vec<u8>>,
 }
 
 impl Rendering {
@@ -270,26 +274,48 @@ impl Rendering {
             facts,
             policy,
             now,
+            ready: None,
         }))
+    }
+
+    /// Makes the first chunk now, on the thread that opened the listing: a listing that fits in
+    /// one chunk (most) then needs no other trip to the blocking pool.
+    fn prepare(mut self, size: usize) -> Result<Rendering, StorageError> {
+        let mut first = String::new();
+        self.render(&mut first, size)?;
+        self.ready = Some(first.into_bytes());
+        Ok(self)
     }
 
     /// Renders the next entries, with CRLF line ends, until `out` holds about `size` bytes;
     /// nothing is added at the end.
     fn render(&mut self, out: &mut String, size: usize) -> Result<(), StorageError> {
-        let per_batch = (size / 64).clamp(64, 4096);
+        let per_batch = (size / 64).clamp(64, 1024);
         while out.len() < size {
             let batch = match &mut self.entries {
                 Entries::Listing(listing) => {
                     let filter = &self.filter;
                     listing.next_batch(per_batch, &|name| filter.keeps(name))?
                 }
-                Entries::Names { names, next } => {
+                Entries::Names {
+                    names,
+                    next,
+                    one_line: all_one_line,
+                } => {
+                    // Room for what is left (names, prefixes, line ends), up to the chunk size.
+                    let left = names.len().saturating_sub(*next);
+                    let average = names.text().len() / names.len().max(1);
+                    let wanted = left * (average + self.name_prefix.len() + 2);
+                    out.reserve(wanted.min(size.saturating_sub(out.len())) + 256);
                     let mut taken = 0;
                     for name in names.iter_from(*next) {
                         taken += 1;
                         if self.filter.keeps(name) {
                             out.push_str(&self.name_prefix);
-                            out.push_str(&one_line(name));
+                            match all_one_line {
+                                true => out.push_str(name),
+                                false => out.push_str(&one_line(name)),
+                            }
                             out.push_str("\r\n");
                             if out.len() >= size {
                                 break;
@@ -313,7 +339,7 @@ impl Rendering {
 
     fn write_line(&self, out: &mut String, entry: &FileFacts) {
         let renamed;
-        let entry = if entry.name.contains(['\r', '\n']) {
+        let entry = if has_line_break(&entry.name) {
             renamed = FileFacts {
                 name: one_line(&entry.name).into_owned(),
                 ..entry.clone()
@@ -342,6 +368,10 @@ impl Rendering {
 
 impl Chunks for Rendering {
     fn fill(&mut self, chunk: &mut Vec<u8>, size: usize) -> std::io::Result<()> {
+        if let Some(ready) = self.ready.take() {
+            *chunk = ready;
+            return Ok(());
+        }
         chunk.clear();
         // The chunk's buffer, reused as text (it is empty, so valid UTF-8).
         let mut text = String::from_utf8(std::mem::take(chunk)).unwrap_or_default();
@@ -349,16 +379,33 @@ impl Chunks for Rendering {
         *chunk = text.into_bytes();
         rendered.map_err(|error| error.source)
     }
+
+    fn take_ready(&mut self) -> Option<Vec<u8>> {
+        self.ready.take()
+    }
+
+    fn finished(&self) -> bool {
+        self.ready.is_none()
+            && match &self.entries {
+                Entries::Names { names, next, .. } => *next >= names.len(),
+                Entries::One(single) => single.is_none(),
+                Entries::Listing(_) => false,
+            }
+    }
 }
 
 /// A name on one line: CR and LF (which only a local user can put in a name) would split a
 /// listing's line in two, or a STAT reply.
 fn one_line(name: &str) -> std::borrow::Cow<'_, str> {
-    if name.contains(['\r', '\n']) {
+    if has_line_break(name) {
         name.replace(['\r', '\n'], " ").into()
     } else {
         name.into()
     }
+}
+
+fn has_line_break(text: &str) -> bool {
+    memchr::memchr2(b'\r', b'\n', text.as_bytes()).is_some()
 }
 
 /// A folder's entries; for NLST only their names are read, with no look-up of each entry.
@@ -368,10 +415,14 @@ fn entries_of(
     format: Format,
 ) -> Result<Entries, StorageError> {
     Ok(match format {
-        Format::Names => Entries::Names {
-            names: storage.list_names(folder)?,
-            next: 0,
-        },
+        Format::Names => {
+            let names = storage.list_names(folder)?;
+            Entries::Names {
+                one_line: !has_line_break(names.text()),
+                names,
+                next: 0,
+            }
+        }
         Format::Long | Format::Facts => Entries::Listing(storage.open_listing(folder)?),
     })
 }

@@ -59,6 +59,11 @@ impl Names {
             .map(|&(_, start, len)| &self.text[start as usize..(start + len) as usize])
     }
 
+    /// All the names, one after the other.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     pub fn len(&self) -> usize {
         self.spans.len()
     }
