@@ -54,7 +54,7 @@ struct Account {
     upload: Throttle,
     /// The account must use TLS for control and data connections.
     require_tls: bool,
-    /// Whose an upload's private file is (see `transfer::private_name`).
+    /// Whose an upload's private file is (see `storage::uploads::owner`).
     upload_owner: String,
     /// Counts this session against the account's session limit while logged in.
     _session_count: Option<CountGuard<String>>,

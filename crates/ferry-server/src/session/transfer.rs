@@ -103,7 +103,8 @@ impl UploadPlan {
 
 /// Gives a complete private upload its name. Where the user may not replace a file, the rename
 /// happens only if the name is still free (two uploads of one new name: one wins, the other gets
-/// 553 and its file is removed).
+/// 553 and its file is removed, as it can never be published under that name). After any other
+/// failure the file stays, for a REST+STOR to finish or the sweep to remove.
 async fn publish_upload(
     private: VirtualPath,
     publish: Publish,
@@ -114,7 +115,10 @@ async fn publish_upload(
             true => storage.rename(&private, &publish.to),
             false => storage.rename_new(&private, &publish.to),
         };
-        if result.is_err() {
+        if result
+            .as_ref()
+            .is_err_and(|e| e.kind == StorageErrorKind::AlreadyExists)
+        {
             let _ = storage.remove_file(&private);
         }
         result
