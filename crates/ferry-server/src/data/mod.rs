@@ -231,8 +231,8 @@ pub fn accept_now(listener: &TcpListener, context: &DataContext) -> Option<std::
 }
 
 /// Sends what the socket takes at once of `file` from `*offset` to `end` with sendfile(2),
-/// without the runtime, and moves `*offset` on. Returns true when everything is sent (or the
-/// file turned out shorter); false when the socket's buffer is full and the rest has to wait, or
+/// without the runtime, and moves `*offset` on. Returns true when everything is sent (an error
+/// if the file turned out shorter); false when the socket's buffer is full and the rest has to wait, or
 /// after [`SENDFILE_CHUNK`] bytes, so that a fast reader of a big file does not keep the session
 /// from its control connection (the transfer task sends the rest).
 ///
@@ -244,20 +244,21 @@ pub fn send_file_now(
     offset: &mut u64,
     end: u64,
     progress: &AtomicU64,
-) -> io::Result<bool> {
+) -> Result<bool, TransferError> {
     let _ = socket2::SockRef::from(socket).set_cork(true);
     let stop = end.min(offset.saturating_add(SENDFILE_CHUNK as u64));
     while *offset < stop {
         // At most SENDFILE_CHUNK, so this fits.
         let count = usize::try_from(stop - *offset).unwrap_or(SENDFILE_CHUNK);
         match rustix::fs::sendfile(socket, file, Some(offset), count) {
-            Ok(0) => return Ok(true),
+            // The file is shorter than it was: what was announced cannot be sent.
+            Ok(0) => return Err(shrank()),
             Ok(moved) => {
                 progress.fetch_add(moved as u64, Ordering::Relaxed);
             }
             Err(rustix::io::Errno::AGAIN) => return Ok(false),
             Err(rustix::io::Errno::INTR) => {}
-            Err(error) => return Err(error.into()),
+            Err(error) => return Err(TransferError::Broken(error.into())),
         }
     }
     Ok(*offset >= end)
@@ -409,8 +410,8 @@ async fn send_file_zero_copy(
             rustix::fs::sendfile(tcp, file, Some(&mut offset), count).map_err(io::Error::from)
         });
         match result {
-            // The file is shorter than it was.
-            Ok(0) => return Ok(sent),
+            // The file is shorter than it was: what was announced cannot be sent.
+            Ok(0) => return Err(shrank()),
             Ok(moved) => {
                 sent += moved as u64;
                 // Added, not stored: a download begun by `send_file_now` counted its start.
@@ -563,6 +564,9 @@ impl Chunks for FileChunks {
             // Only a bigger chunk than the last makes the resize write anything.
             chunk.resize(size, 0);
             let read = self.file.read_at(chunk, self.offset)?;
+            if read == 0 && size > 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, SHRANK));
+            }
             chunk.truncate(read);
             self.offset += read as u64;
             return Ok(());
@@ -573,6 +577,9 @@ impl Chunks for FileChunks {
         }
         self.raw.resize(size, 0);
         let read = self.file.read_at(&mut self.raw, self.offset)?;
+        if read == 0 && size > 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, SHRANK));
+        }
         self.offset += read as u64;
         chunk.clear();
         lf_to_crlf(&self.raw[..read], chunk);
@@ -585,6 +592,14 @@ async fn write(stream: &mut MaybeTls, bytes: &[u8], stall: Duration) -> Result<(
         .await
         .map_err(|_| stalled())?
         .map_err(TransferError::Broken)
+}
+
+/// Why a download stopped short: the file was cut while it was being sent.
+const SHRANK: &str = "the file became shorter during the transfer";
+
+/// A download whose file was cut while it was sent: 451, never a 226 for data that is short.
+fn shrank() -> TransferError {
+    TransferError::Local(io::Error::new(io::ErrorKind::UnexpectedEof, SHRANK))
 }
 
 fn stalled() -> TransferError {

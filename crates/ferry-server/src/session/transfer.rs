@@ -317,7 +317,7 @@ impl Session {
                 Ok(stream) => Ok(DataPlan::Accepted(stream)),
                 Err(error) => Err((Err(TransferError::Broken(error)), started)),
             },
-            Err(error) => Err((Err(TransferError::Broken(error)), started)),
+            Err(error) => Err((Err(error), started)),
         }
     }
 
