@@ -97,7 +97,7 @@ fn local_shell_hash_marks_and_settings() {
 #[test]
 fn ipv6_loopback_uses_epsv_and_eprt() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("SKIP: no IPv6 loopback here");
+        support::servers::skip("no IPv6 loopback here");
         return;
     }
     let root = tempfile::tempdir().unwrap();

@@ -428,7 +428,7 @@ fn curl_handles_spaces_and_utf8_in_names() {
 #[test]
 fn curl_over_ipv6_with_epsv_and_eprt() {
     if std::net::TcpListener::bind("[::1]:0").is_err() {
-        eprintln!("skipped: cannot bind [::1] on this machine");
+        support::skip("cannot bind [::1] on this machine");
         return;
     }
     let server = TestServer::start_on("[::1]:0", |_| {});

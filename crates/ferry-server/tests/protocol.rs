@@ -280,7 +280,7 @@ fn port_to_another_host_or_a_low_port_is_refused_before_connecting() {
     let server = TestServer::start();
     let mut control = server.login("ftp");
     let Ok(elsewhere) = TcpListener::bind("127.0.0.2:0") else {
-        eprintln!("127.0.0.2 not available; skipping");
+        support::skip("127.0.0.2 not available");
         return;
     };
     elsewhere.set_nonblocking(true).unwrap();
@@ -304,7 +304,7 @@ fn passive_connections_from_other_addresses_are_dropped() {
     let port = ferry_proto::hostport::parse_epsv_reply(reply.text()).unwrap();
     let socket = socket_from("127.0.0.2");
     let Some(socket) = socket else {
-        eprintln!("127.0.0.2 not available; skipping");
+        support::skip("127.0.0.2 not available");
         return;
     };
     let target: SocketAddr = ([127, 0, 0, 1], port).into();
@@ -679,7 +679,7 @@ fn graceful_shutdown_lets_transfers_finish() {
 #[test]
 fn ipv6_listener_with_eprt_and_epsv() {
     let Ok(probe) = TcpListener::bind("[::1]:0") else {
-        eprintln!("::1 not available; skipping");
+        support::skip("::1 not available");
         return;
     };
     drop(probe);

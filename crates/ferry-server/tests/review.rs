@@ -3,13 +3,13 @@
 
 mod support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{read_all, Control, TestServer, PASSWORD};
+use support::{read_all, Control, Ferryd, TestServer, PASSWORD};
 
 /// A server whose only named user is `carol` (root `home/`, with `projects/secret/plan.txt`,
 /// `public/` and `incoming/`), her entry ending with `extra`.
@@ -334,68 +334,6 @@ fn finding_09_a_second_pass_keeps_the_login() {
     let mut anonymous = server.login("ftp");
     anonymous.expect("PASS again@example.com", 230);
     anonymous.expect("SIZE readme.txt", 213);
-}
-
-/// A `ferryd` process on a temporary port, killed when dropped.
-struct Ferryd {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Ferryd {
-    /// Starts ferryd serving `root` anonymously with `args`, its log (info) on a pipe.
-    fn start(root: &Path, args: &[&str]) -> Ferryd {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_ferryd"))
-            .args(["--listen", "127.0.0.1:0", "--root", root.to_str().unwrap()])
-            .args(["--log-level", "info"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
-        let addr = lines
-            .find_map(|l| {
-                let line = l.ok()?;
-                line.strip_prefix("ferryd listening on ")?.parse().ok()
-            })
-            .expect("ferryd did not start");
-        std::thread::spawn(move || lines.for_each(drop));
-        Ferryd { child, addr }
-    }
-
-    fn signal(&self, signal: rustix::process::Signal) {
-        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
-        rustix::process::kill_process(pid, signal).unwrap();
-    }
-
-    /// Waits (bounded) for the process to exit; returns its log.
-    fn wait(mut self) -> (std::process::ExitStatus, String) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(Instant::now() < deadline, "ferryd did not exit");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let mut log = String::new();
-        self.child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut log)
-            .unwrap();
-        (status, log)
-    }
-}
-
-impl Drop for Ferryd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

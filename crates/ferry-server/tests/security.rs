@@ -332,7 +332,7 @@ fn atomic_uploads_appear_only_when_complete_and_resume() {
 #[test]
 fn fxp_is_off_by_default_and_can_be_allowed() {
     let Ok(third_party) = TcpListener::bind("127.0.0.2:0") else {
-        eprintln!("127.0.0.2 not available; skipping");
+        support::skip("127.0.0.2 not available");
         return;
     };
     let port = third_party.local_addr().unwrap().port();
@@ -359,7 +359,7 @@ fn a_full_disk_gets_452_and_leaves_no_partial_file() {
         .status()
         .is_ok_and(|s| s.success());
     if !mounted {
-        eprintln!("cannot mount a small tmpfs here; skipping");
+        support::skip("cannot mount a small tmpfs here");
         return;
     }
     let root = mount_point.path().to_path_buf();
@@ -460,7 +460,7 @@ fn every_permission_is_checked() {
 #[test]
 fn ferryd_drops_root_and_confines_itself() {
     if !rustix_is_root() {
-        eprintln!("not root; skipping");
+        support::skip("not root");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -7,6 +7,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -294,6 +295,16 @@ impl Control {
     }
 }
 
+/// A test that cannot run here (no second loopback address, not root, ...) says why and is
+/// skipped; under CI (`CI=true`, as `.ci/run` sets) it fails instead, so that a green CI always
+/// means every test ran.
+pub fn skip(reason: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("{reason}: CI must run this test");
+    }
+    eprintln!("{reason}; skipping");
+}
+
 /// Reads a data connection to its end.
 pub fn read_all(mut stream: TcpStream) -> Vec<u8> {
     stream
@@ -352,4 +363,96 @@ pub fn run_tool_with_code(
         String::from_utf8_lossy(&output.stdout).into_owned(),
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// A `ferryd` process on a temporary port, killed when dropped. Its log (standard error) is
+/// read as it comes, so that a chatty server never blocks on a full pipe.
+pub struct Ferryd {
+    pub child: Child,
+    pub addr: SocketAddr,
+    log: std::sync::Arc<std::sync::Mutex<String>>,
+    log_reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Ferryd {
+    /// Starts ferryd serving `root` anonymously with `args`, logging at info level.
+    pub fn start(root: &Path, args: &[&str]) -> Ferryd {
+        Ferryd::start_on("127.0.0.1:0", root, args)
+    }
+
+    /// Like [`Ferryd::start`], listening on `listen`.
+    pub fn start_on(listen: &str, root: &Path, args: &[&str]) -> Ferryd {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferryd"))
+            .args(["--listen", listen, "--root", root.to_str().unwrap()])
+            .args(["--log-level", "info"])
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = std::sync::Arc::clone(&log);
+        let log_reader = std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = lines
+            .find_map(|l| {
+                let line = l.ok()?;
+                line.strip_prefix("ferryd listening on ")?.parse().ok()
+            })
+            .expect("ferryd did not start");
+        std::thread::spawn(move || lines.for_each(drop));
+        Ferryd {
+            child,
+            addr,
+            log,
+            log_reader: Some(log_reader),
+        }
+    }
+
+    /// What it has logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn signal(&self, signal: rustix::process::Signal) {
+        let pid = rustix::process::Pid::from_raw(self.child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, signal).unwrap();
+    }
+
+    /// Waits (bounded) for the process to exit; returns its status and whole log.
+    pub fn wait(mut self) -> (std::process::ExitStatus, String) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(std::time::Instant::now() < deadline, "ferryd did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        if let Some(reader) = self.log_reader.take() {
+            let _ = reader.join();
+        }
+        (status, self.log())
+    }
+
+    /// kill -9, and wait for it to be gone.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Ferryd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
