@@ -349,6 +349,12 @@ impl Control {
         Ok(())
     }
 
+    /// Drops the control connection with a reset (SO_LINGER 0) instead of QUIT and a FIN: a
+    /// client that vanishes.
+    pub fn reset(self) {
+        self.stream.reset();
+    }
+
     /// The next line from the server, without its line end.
     async fn line(&mut self) -> Result<String, BenchError> {
         loop {

@@ -9,6 +9,7 @@
 //! - [`limits`]: how long and how often every loop may run.
 //! - [`stats`]: latency percentiles and medians.
 //! - [`memory`]: a process tree's resident memory, read from `/proc`.
+//! - [`probe`]: a server process's memory, descriptors, threads and sockets, from `/proc`.
 //! - [`workloads`]: the workloads themselves and the [`Report`] each one returns.
 
 pub mod control;
@@ -16,6 +17,7 @@ pub mod data;
 pub mod error;
 pub mod limits;
 pub mod memory;
+pub mod probe;
 pub mod stats;
 pub mod stream;
 pub mod tls;

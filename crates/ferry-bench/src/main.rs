@@ -7,6 +7,7 @@
 //! ferry-bench --port 2121 logins --clients 8 --seconds 10
 //! ferry-bench --port 2121 logins --clients 200 --seconds 10 --pace 2000
 //! ferry-bench ceiling --file /tmp/data/big.bin
+//! ferry-bench --port 2121 soak --sessions 1000 --minutes 10 --pid 1234
 //! ferry-bench --port 2121 --tls stor-big --size 1073741824
 //! ```
 
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
-use ferry_bench::workloads::{self, Concurrency, SlowLoad};
+use ferry_bench::workloads::{self, Concurrency, SlowLoad, SoakLoad};
 use ferry_bench::{Limits, Report, Target, TlsClient};
 use ferry_proto::command::TransferType;
 
@@ -125,6 +126,23 @@ enum Workload {
         #[arg(long)]
         ascii: bool,
     },
+    /// N clients doing a realistic mix (logins, listings, uploads read back and compared, REST,
+    /// ABOR, active and passive, FTPS, idle sessions, clients that vanish) for M minutes, the
+    /// server sampled every 10 s: errors by kind, latencies, and whether its descriptors,
+    /// threads and memory come back. Needs a writable anonymous login (`ferryd
+    /// --anonymous-writable`); --user/--password, when not anonymous, are used for some logins.
+    Soak {
+        #[arg(long, default_value_t = 100)]
+        sessions: usize,
+        #[arg(long, default_value_t = 1.0)]
+        minutes: f64,
+        /// The server's process id, to sample.
+        #[arg(long)]
+        pid: Option<u32>,
+        /// Every this many sessions of a client, one is over explicit FTPS (0: none).
+        #[arg(long, default_value_t = 10)]
+        tls_every: u64,
+    },
     /// A local file sent over a loopback TCP connection with plain read/write: the ceiling.
     Ceiling {
         #[arg(long)]
@@ -209,6 +227,29 @@ async fn run_workload(
             };
             workloads::slow_readers(target, limits, load, path, pid).await
         }
+        Workload::Soak {
+            sessions,
+            minutes,
+            pid,
+            tls_every,
+        } => {
+            workloads::raise_file_limit()?;
+            let anonymous = Target {
+                user: "anonymous".into(),
+                password: "soak@example.com".into(),
+                tls: None,
+                ..target.clone()
+            };
+            let account = (!target.user.eq_ignore_ascii_case("anonymous")).then(|| target.clone());
+            let load = SoakLoad {
+                sessions: (*sessions).max(1),
+                duration: Duration::from_secs_f64(minutes.clamp(0.0, 1440.0) * 60.0),
+                pid: *pid,
+                tls_every: *tls_every,
+                host: target.addr.ip().to_string(),
+            };
+            workloads::soak(&anonymous, account.as_ref(), limits, load).await
+        }
         Workload::Ceiling { file, runs } => workloads::ceiling(file, *runs, limits),
     }
 }
@@ -219,9 +260,9 @@ async fn run_workload(
 fn tls_client(args: &Args) -> anyhow::Result<TlsClient> {
     if matches!(
         args.workload,
-        Workload::RetrSmall { .. } | Workload::ListBig { .. }
+        Workload::RetrSmall { .. } | Workload::ListBig { .. } | Workload::Soak { .. }
     ) {
-        bail!("--tls is supported by retr-big, stor-big, logins and idle only");
+        bail!("--tls is supported by retr-big, stor-big, logins and idle only (soak: --tls-every)");
     }
     Ok(TlsClient::accept_any_certificate(&args.host)?)
 }

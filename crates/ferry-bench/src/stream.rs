@@ -16,6 +16,20 @@ pub enum Stream {
     Tls(Box<TlsStream<TcpStream>>),
 }
 
+impl Stream {
+    /// Drops the connection with a reset (SO_LINGER 0) instead of a FIN, as a client that
+    /// vanishes does.
+    pub fn reset(self) {
+        let tcp = match &self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        // Deprecated in tokio for blocking drops; with a zero linger the drop does not block.
+        #[allow(deprecated)]
+        let _ = tcp.set_linger(Some(std::time::Duration::ZERO));
+    }
+}
+
 impl AsyncRead for Stream {
     fn poll_read(
         self: Pin<&mut Self>,

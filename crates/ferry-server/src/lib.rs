@@ -3,6 +3,7 @@
 //! Embed it with [`server::run`]: bind a `TcpListener`, build a [`server::Context`] from a
 //! [`config::Config`], and pass a shutdown future.
 
+pub mod checker;
 pub mod config;
 pub mod data;
 pub mod hardening;

@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 
+use crate::checker::Checker;
 use crate::config::{Config, ConfigError};
 use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
 use crate::session::Session;
@@ -35,8 +36,8 @@ pub struct Context {
     /// Passive listeners sessions keep open for their next PASV: at most half the passive range,
     /// so sessions that have finished a transfer never hold every port.
     pub kept_passive: Budget,
-    /// Password checks (argon2) running at once: half the cores, at least one.
-    pub password_checks: Arc<Semaphore>,
+    /// Password checks (argon2): on half the cores' worth of threads of their own.
+    pub password_checks: Checker,
     /// FTPS, when a certificate is configured.
     pub tls: Option<TlsSettings>,
     pub sessions_per_ip: Counter<IpAddr>,
@@ -81,6 +82,8 @@ pub enum StartError {
     Users(#[from] UsersError),
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error("cannot start the password-check threads: {0}")]
+    Threads(std::io::Error),
 }
 
 impl Context {
@@ -116,9 +119,10 @@ impl Context {
             server_name,
             greeting: config.greeting(),
             passive_ports,
-            password_checks: Arc::new(Semaphore::new(
+            password_checks: Checker::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
-            )),
+            )
+            .map_err(StartError::Threads)?,
             kept_passive: Budget::new(match passive_ports {
                 Some((start, end)) => usize::from(end - start).div_ceil(2),
                 None => KEPT_PASSIVE_WITHOUT_RANGE,

@@ -15,10 +15,10 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use argon2::password_hash::{
-    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
-};
-use argon2::Argon2;
+use std::cell::RefCell;
+
+use argon2::password_hash::{rand_core::OsRng, Output, ParamsString, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use serde::Deserialize;
 
 use crate::permissions::{AccessPolicy, Network, Permission, PermissionSet};
@@ -162,8 +162,16 @@ impl Users {
 
 fn check(user: User) -> Result<Entry, String> {
     let name = &user.name;
-    PasswordHash::new(&user.password)
+    let hash = PasswordHash::new(&user.password)
         .map_err(|e| format!("user {name:?}: password is not an argon2 hash ({e})"))?;
+    let params = Params::try_from(&hash)
+        .map_err(|e| format!("user {name:?}: password is not an argon2 hash ({e})"))?;
+    if params.m_cost() > MAX_MEMORY_KIB {
+        return Err(format!(
+            "user {name:?}: the password hash asks for {} KiB of memory; at most {MAX_MEMORY_KIB} KiB",
+            params.m_cost()
+        ));
+    }
     if !user.root.is_dir() {
         return Err(format!(
             "user {name:?}: root {} is not a folder",
@@ -251,28 +259,104 @@ fn decoy_hash() -> &'static str {
     DECOY.get_or_init(|| hash_password("decoy password nobody has").unwrap_or_default())
 }
 
+/// The most memory a users-file hash may ask argon2 for (each checker thread keeps that much).
+const MAX_MEMORY_KIB: u32 = 256 * 1024;
+
 /// Hashes a password for the users file (argon2id, the crate's default cost: 19 MiB, 2 passes).
 pub fn hash_password(password: &str) -> Result<String, String> {
     let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| e.to_string())
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .as_salt()
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| e.to_string())?;
+    let argon2 = Argon2::default();
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    with_memory(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, blocks)
+    })
+    .map_err(|e| e.to_string())?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::default().ident(),
+        version: Some(Version::default().into()),
+        params: ParamsString::try_from(argon2.params()).map_err(|e| e.to_string())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| e.to_string())?),
+    };
+    Ok(hash.to_string())
 }
 
+/// Whether `password` matches the PHC string `hash` (compared in constant time).
 fn verify_password(password: &str, hash: &str) -> bool {
-    PasswordHash::new(hash)
-        .map(|parsed| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &parsed)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let version = parsed.version.map(Version::try_from).transpose();
+    let (Ok(algorithm), Ok(version), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        version,
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let argon2 = Argon2::new(algorithm, version.unwrap_or_default(), params);
+    let mut out = vec![0u8; expected.len()];
+    let computed = with_memory(argon2.params().block_count(), |blocks| {
+        argon2.hash_password_into_with_memory(password.as_bytes(), salt_bytes, &mut out, blocks)
+    });
+    // `Output`'s equality is constant-time.
+    computed.is_ok() && Output::new(&out).is_ok_and(|out| out == expected)
+}
+
+/// Runs `hash` with `blocks` blocks of argon2 memory that this thread keeps from one check to
+/// the next: a 19 MiB allocation freed after every login would make the allocator keep big
+/// blocks in every thread's arena (it raises its threshold for returning them to the system),
+/// which grew a server under a stream of logins by hundreds of MiB.
+fn with_memory<T>(blocks: usize, hash: impl FnOnce(&mut [Block]) -> T) -> T {
+    thread_local! {
+        static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    }
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        hash(&mut memory[..blocks])
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let theirs = Argon2::default()
+            .hash_password(b"correct horse", &SaltString::generate(&mut OsRng))
+            .unwrap()
+            .to_string();
+        assert!(verify_password("correct horse", &theirs));
+        assert!(!verify_password("correct horsf", &theirs));
+        let ours = hash_password("battery staple").unwrap();
+        let parsed = PasswordHash::new(&ours).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"battery staple", &parsed)
+            .is_ok());
+        assert!(verify_password("battery staple", &ours));
+        assert!(!verify_password("battery staple", "$argon2id$nonsense"));
+        let expensive = ours.replace("m=19456", "m=1048576");
+        let text = format!("[[user]]\nname = \"x\"\npassword = \"{expensive}\"\nroot = \"/\"\n");
+        let error = Users::parse(&text).unwrap_err();
+        assert!(error.contains("KiB of memory"), "{error}");
+    }
 
     const HERE: &str = "127.0.0.1";
 

@@ -5,6 +5,7 @@ mod concurrent;
 mod idle;
 mod listing;
 mod slow;
+mod soak;
 mod transfer;
 
 use serde::Serialize;
@@ -13,6 +14,7 @@ pub use concurrent::{logins, retr_small, Concurrency};
 pub use idle::{idle, raise_file_limit};
 pub use listing::list_big;
 pub use slow::{slow_readers, SlowLoad};
+pub use soak::{soak, Soak, SoakLoad};
 pub use transfer::{ceiling, retr_big, stor_big};
 
 /// The result of one workload.
@@ -29,6 +31,7 @@ pub enum Report {
     ListBig(Listing),
     Idle(Memory),
     SlowReaders(SlowReading),
+    Soak(Box<Soak>),
 }
 
 impl Report {

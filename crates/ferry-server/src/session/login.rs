@@ -131,23 +131,16 @@ impl Session {
         let context = Arc::clone(&self.context);
         let name = user.to_string();
         let peer = self.peer.ip();
-        // argon2 is CPU-heavy: keep it off the async workers, and run only as many at once as
-        // leaves them cores, so a flood of password attempts cannot starve everyone else.
-        // The turn goes with the hash: given back when it ends, even if this session does not
-        // wait for it.
-        let turn = Arc::clone(&self.context.password_checks)
-            .acquire_owned()
+        // argon2 is CPU-heavy: on the checker threads, never an async worker (see `checker`).
+        self.context
+            .password_checks
+            .run(move || {
+                context
+                    .authenticator
+                    .authenticate(&name, password.expose(), peer)
+            })
             .await
-            .ok()?;
-        tokio::task::spawn_blocking(move || {
-            let spec = context
-                .authenticator
-                .authenticate(&name, password.expose(), peer);
-            drop(turn);
-            spec
-        })
-        .await
-        .ok()?
+            .flatten()
     }
 
     fn account_for(

@@ -1,0 +1,84 @@
+//! Password checks on a few long-lived threads of their own.
+//!
+//! An argon2 check is CPU-heavy (about 15 ms of a core) and takes 19 MiB of memory for its
+//! time. Run on tokio's blocking pool, each check could land on another of hundreds of threads,
+//! and the allocator keeps each thread's freed 19 MiB for that thread's next use: a stream of
+//! password logins grew a server by some 800 MiB (the soak showed it). Here at most half the
+//! cores check at once, always on the same threads, so the memory held is bounded by their
+//! number, and a flood of attempts leaves the other cores to everyone else.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+
+/// A job for a checker thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// The checker threads, fed through one queue (each session has at most one check waiting,
+/// so the queue is bounded by the session limit).
+#[derive(Debug)]
+pub struct Checker {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Checker {
+    /// Starts `threads` checker threads (at least one).
+    pub fn new(threads: usize) -> std::io::Result<Checker> {
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let queue = Arc::new(Mutex::new(queue));
+        for index in 0..threads.max(1) {
+            let queue = Arc::clone(&queue);
+            std::thread::Builder::new()
+                .name(format!("ferryd-password-{index}"))
+                .spawn(move || loop {
+                    // The lock is held only to take a job, not while it runs.
+                    let job = queue.lock().unwrap_or_else(|p| p.into_inner()).recv();
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return,
+                    }
+                })?;
+        }
+        Ok(Checker {
+            jobs: Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `check` on a checker thread and waits for its result (`None` if the threads are
+    /// gone). The check runs to its end even if the caller stops waiting.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (result, answer) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let _ = result.send(check());
+        });
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .send(job)
+            .ok()?;
+        answer.await.ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn checks_run_on_the_checker_threads_only() {
+        let checker = Checker::new(2).unwrap();
+        let mut names = std::collections::HashSet::new();
+        for _ in 0..20 {
+            let name = checker
+                .run(|| std::thread::current().name().map(str::to_string))
+                .await
+                .flatten()
+                .unwrap();
+            assert!(name.starts_with("ferryd-password-"), "{name}");
+            names.insert(name);
+        }
+        assert!(names.len() <= 2);
+    }
+}
