@@ -5,52 +5,24 @@
 //! binary, so no other test's sockets or threads are counted.) `bench/soak.sh` runs the same
 //! workload against a release `ferryd` for as long as asked.
 
-use std::sync::Arc;
+mod support;
+
 use std::time::Duration;
 
 use ferry_bench::workloads::{self, SoakLoad};
-use ferry_bench::{Limits, Report, Target};
-use ferry_server::{Config, Context};
+use ferry_bench::{Limits, Report};
+use support::Server;
 
 #[test]
 fn two_hundred_clients_for_a_minute_see_no_error_and_leave_nothing_behind() {
-    let root = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        root: root.path().to_path_buf(),
-        server_name: Some("soak.test".into()),
-        log_level: "error".into(),
-        max_sessions: 1000,
-        ..Config::default()
-    };
-    config.anonymous.writable = true;
-    config.tls.self_signed = true;
-    config.limits.max_sessions_per_ip = 0;
-    config.limits.ban_after_failures = 0;
-    let context = Arc::new(Context::new(config).unwrap());
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.set_nonblocking(true).unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        runtime.block_on(async move {
-            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-            ferry_server::run(listener, context, async {
-                let _ = stopped.await;
-            })
-            .await;
-        });
+    let server = Server::start_with(|config| {
+        config.log_level = "error".into();
+        config.max_sessions = 1000;
+        config.tls.self_signed = true;
+        config.limits.max_sessions_per_ip = 0;
+        config.limits.ban_after_failures = 0;
     });
-    let target = Target {
-        addr,
-        user: "anonymous".into(),
-        password: "soak@test".into(),
-        tls: None,
-    };
+    let target = server.target();
     let load = SoakLoad {
         sessions: 200,
         duration: Duration::from_secs(60),
@@ -70,8 +42,7 @@ fn two_hundred_clients_for_a_minute_see_no_error_and_leave_nothing_behind() {
         .block_on(workloads::soak(&target, None, &Limits::default(), load))
         .unwrap();
     drop(runtime);
-    let _ = stop.send(());
-    server.join().unwrap();
+    drop(server);
     let Report::Soak(soak) = report else {
         panic!("not a soak report: {report:?}");
     };

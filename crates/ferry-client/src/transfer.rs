@@ -267,7 +267,20 @@ impl Client {
             Ok(count) => count,
             Err(error) => return Err(self.abort_after(error).await),
         };
-        let reply = self.control.read_final_reply().await?;
+        let reply =
+            match self.control.read_final_reply().await {
+                Ok(reply) => reply,
+                // The server went away before confirming the transfer (killed, say): what arrived
+                // may be short, so the transfer is broken, not merely the connection lost.
+                Err(FtpError::ConnectionClosed) => return Err(FtpError::TransferBroken {
+                    path: path.to_string(),
+                    error: std::io::Error::new(
+                        std::io::ErrorKind::ConnectionAborted,
+                        "the server closed the control connection before confirming the transfer",
+                    ),
+                }),
+                Err(error) => return Err(error),
+            };
         if reply.class() == 2 {
             Ok(count)
         } else {

@@ -417,3 +417,55 @@ fn many_transfers_over_ftps_resume_every_data_connection() {
         }
     }
 }
+
+/// A server that dies in the middle of a download (it sends part of the file, then both its
+/// connections close without a final reply): `ferry` exits with 6, keeps what arrived as
+/// `NAME.part` and makes no `NAME`; `reget` against a server that has the file finishes it byte
+/// for byte.
+#[test]
+fn a_server_killed_mid_download_leaves_a_part_file_that_reget_finishes() {
+    use std::io::Write;
+    use support::fake::{accept_data, fake_server};
+    let data = binary_bytes(300_000);
+    let first_part = data[..100_000].to_vec();
+    let fake = fake_server(move |conn| {
+        conn.reply("220 About to die.");
+        let mut listener = None;
+        for _ in 0..20 {
+            let Some(line) = conn.serve_until_other() else {
+                return;
+            };
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            match verb.as_str() {
+                "EPSV" => listener = Some(conn.answer_epsv()),
+                "SIZE" => conn.reply("213 300000"),
+                "RETR" => break,
+                _ => conn.reply("502 Not here."),
+            }
+        }
+        let Some(listener) = listener else {
+            return;
+        };
+        conn.reply("150 Opening BINARY mode data connection for big.bin (300000 bytes).");
+        if let Some(mut data) = accept_data(&listener) {
+            let _ = data.write_all(&first_part);
+        }
+        // Killed: the data and control connections close, no 226.
+    });
+    let local = tempfile::tempdir().unwrap();
+    let port = fake.port.to_string();
+    let script = "user u p\nbinary\nget big.bin\nbye\n";
+    ferry(&["-n", "127.0.0.1", &port], script, local.path()).expect_code(6);
+    let partial = local.path().join("big.bin.part");
+    assert_eq!(fs::read(&partial).unwrap(), &data[..100_000]);
+    assert!(!local.path().join("big.bin").exists());
+    let server = Ferryd::start();
+    fs::write(server.user_root.join("big.bin"), &data).unwrap();
+    let script = format!("{}reget big.bin\nbye\n", alice());
+    let port = server.port().to_string();
+    ferry(&["-n", "-d", "127.0.0.1", &port], &script, local.path())
+        .expect_code(0)
+        .expect_stdout("---> REST 100000");
+    assert_eq!(fs::read(local.path().join("big.bin")).unwrap(), data);
+    assert!(!partial.exists());
+}

@@ -1,4 +1,5 @@
-//! Faults while transfers run: files cut or removed under a download, clients that vanish.
+//! Faults while transfers run: files cut or removed under a download, a client that stops
+//! reading, a control connection that dies, a folder swapped for a symlink while it is listed.
 //! A download that cannot send what its 150 announced never ends with 226.
 
 mod support;
@@ -64,4 +65,87 @@ fn a_file_removed_during_a_download_is_sent_whole() {
     let received = support::read_all(data);
     assert_eq!(control.reply().code, 226);
     assert_eq!(received.len(), SIZE);
+}
+
+/// A download whose client stops reading (0 bytes/s) is broken off after the stall timeout with
+/// 426, and the session goes on.
+#[test]
+fn a_download_stalled_at_zero_bytes_per_second_gets_426() {
+    let server = TestServer::start_with(|c| c.timeouts.stalled_transfer = 2);
+    std::fs::write(server.root.join("stall.bin"), vec![b's'; SIZE]).unwrap();
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let data = control.epsv();
+    control.expect("RETR stall.bin", 150);
+    let started = std::time::Instant::now();
+    assert_eq!(control.reply().code, 426);
+    assert!(started.elapsed() < Duration::from_secs(15));
+    drop(data);
+    control.expect("NOOP", 200);
+}
+
+/// A control connection that dies in the middle of a transfer ends the transfer and frees the
+/// session's place: with one session allowed per address, the next connection is taken.
+#[test]
+fn a_control_connection_dying_mid_transfer_frees_its_slot() {
+    let server = TestServer::start_with(|c| c.limits.max_sessions_per_ip = 1);
+    std::fs::write(server.root.join("long.bin"), vec![b'l'; SIZE]).unwrap();
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let mut data = control.epsv();
+    control.expect("RETR long.bin", 150);
+    let mut first = [0u8; 1024];
+    data.read_exact(&mut first).unwrap();
+    drop(control);
+    // The server notices, stops sending and closes the data connection.
+    data.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut rest = Vec::new();
+    let _ = data.read_to_end(&mut rest);
+    assert!(
+        rest.len() + 1024 < SIZE,
+        "the transfer went on: {} bytes",
+        rest.len()
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut next = support::Control::connect(server.addr);
+        match next.reply().code {
+            220 => break,
+            421 if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(50))
+            }
+            code => panic!("the slot was not freed: {code}"),
+        }
+    }
+}
+
+/// A folder replaced by a symlink to outside the root while it is listed: the listing goes on
+/// in the folder it opened, and the next listing refuses the link.
+#[test]
+fn a_folder_replaced_by_a_symlink_during_list_leads_nowhere() {
+    let server = TestServer::start();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret.txt"), "outside\n").unwrap();
+    let folder = server.root.join("big");
+    std::fs::create_dir(&folder).unwrap();
+    for i in 0..20_000 {
+        std::fs::File::create(folder.join(format!("entry-{i:05}"))).unwrap();
+    }
+    let mut control = server.login("ftp");
+    let mut data = control.epsv();
+    control.expect("LIST big", 150);
+    let mut head = vec![0u8; 4096];
+    data.read_exact(&mut head).unwrap();
+    std::fs::rename(&folder, server.root.join("moved")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), &folder).unwrap();
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).unwrap();
+    head.extend(rest);
+    let listing = String::from_utf8(head).unwrap();
+    assert_eq!(control.reply().code, 226);
+    assert!(!listing.contains("secret.txt"));
+    assert_eq!(listing.lines().count(), 20_000);
+    let _data = control.epsv();
+    control.expect("LIST big", 550);
 }

@@ -53,19 +53,6 @@ fn retr(control: &mut Control, path: &str) -> (u16, Vec<u8>) {
     (control.reply().code, bytes)
 }
 
-/// STOR (or APPE) over a fresh passive connection: the final reply code.
-fn store(control: &mut Control, command: &str, bytes: &[u8]) -> u16 {
-    let mut data = control.epsv();
-    control.send(command);
-    let reply = control.reply();
-    if reply.code != 150 {
-        return reply.code;
-    }
-    data.write_all(bytes).unwrap();
-    drop(data);
-    control.reply().code
-}
-
 /// Waits (bounded) until `check` holds.
 fn wait_for(what: &str, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -129,14 +116,14 @@ fn finding_02_atomic_drop_box_uploads_belong_to_their_session() {
     for offset in ["50000", "1"] {
         attacker.expect(&format!("REST {offset}"), 350);
         assert_eq!(
-            store(&mut attacker, "STOR incoming/report2.pdf", b"EVIL"),
+            attacker.upload("STOR incoming/report2.pdf", b"EVIL"),
             554,
             "REST {offset} resumes nobody else's upload"
         );
     }
     // The same answer for a name nobody is uploading: no size oracle.
     attacker.expect("REST 50000", 350);
-    assert_eq!(store(&mut attacker, "STOR incoming/never.pdf", b"x"), 554);
+    assert_eq!(attacker.upload("STOR incoming/never.pdf", b"x"), 554);
     data.write_all(&[b'w'; 10]).unwrap();
     drop(data);
     assert_eq!(victim.reply().code, 226);
@@ -221,7 +208,7 @@ fn finding_04_site_chmod_refuses_setuid_setgid_and_the_root() {
     use std::os::unix::fs::PermissionsExt;
     let server = TestServer::start();
     let mut control = server.login("alice");
-    assert_eq!(store(&mut control, "STOR myid", b"#!/bin/sh\nid\n"), 226);
+    assert_eq!(control.upload("STOR myid", b"#!/bin/sh\nid\n"), 226);
     let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
     for bits in ["4755", "2755", "6755", "1755"] {
         control.expect(&format!("SITE CHMOD {bits} myid"), 550);
@@ -272,10 +259,7 @@ fn finding_07_symlinks_do_not_carry_a_user_past_folder_rules() {
     let mut control = server.login("carol");
     assert_eq!(retr(&mut control, "public/shortcut/plan.txt").0, 550);
     assert_eq!(retr(&mut control, "public/up/secret/plan.txt").0, 550);
-    assert_eq!(
-        store(&mut control, "STOR public/shortcut/new.txt", b"x"),
-        550
-    );
+    assert_eq!(control.upload("STOR public/shortcut/new.txt", b"x"), 550);
     control.expect("DELE public/shortcut/plan.txt", 550);
     control.expect("SITE CHMOD 666 public/shortcut/plan.txt", 550);
     assert!(home.join("projects/secret/plan.txt").exists());
@@ -307,7 +291,7 @@ fn finding_08_two_uploads_of_one_new_name_never_mix() {
     first_data.write_all(&[b'1'; 20_000]).unwrap();
     let mut second = server.login("ftp");
     assert_eq!(
-        store(&mut second, "STOR incoming/same.bin", &[b'2'; 30_000]),
+        second.upload("STOR incoming/same.bin", &[b'2'; 30_000]),
         226
     );
     first_data.write_all(&[b'1'; 20_000]).unwrap();
@@ -319,8 +303,8 @@ fn finding_08_two_uploads_of_one_new_name_never_mix() {
     );
     assert!(private_files(&incoming).is_empty());
     // APPE of a new name without the Append permission goes the same way.
-    assert_eq!(store(&mut second, "APPE incoming/same.bin", b"more"), 553);
-    assert_eq!(store(&mut second, "APPE incoming/new.bin", b"new"), 226);
+    assert_eq!(second.upload("APPE incoming/same.bin", b"more"), 553);
+    assert_eq!(second.upload("APPE incoming/new.bin", b"new"), 226);
     assert_eq!(std::fs::read(incoming.join("new.bin")).unwrap(), b"new");
 }
 
@@ -432,7 +416,7 @@ fn private_upload_files_are_hidden_refused_and_swept_when_old() {
     control.expect("SIZE .old.bin.u0123.ferry-upload", 550);
     control.expect("DELE .notes.txt.ferry-upload", 550);
     control.expect("RNFR .notes.txt.ferry-upload", 550);
-    assert_eq!(store(&mut control, "STOR .x.ferry-upload", b"x"), 550);
+    assert_eq!(control.upload("STOR .x.ferry-upload", b"x"), 550);
     assert!(legacy.exists());
     drop(control);
     drop(server);
@@ -549,7 +533,7 @@ fn drop_box_replies_do_not_tell_what_exists() {
     let nowhere = control.expect("MKD incoming/no/such", 550);
     assert_eq!(exists.lines, nowhere.lines);
     // An existing name is refused only after the data, like a race lost.
-    assert_eq!(store(&mut control, "STOR incoming/there.txt", b"y"), 553);
+    assert_eq!(control.upload("STOR incoming/there.txt", b"y"), 553);
     assert_eq!(
         std::fs::read(server.root.join("incoming/there.txt")).unwrap(),
         b"x"

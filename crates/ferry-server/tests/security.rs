@@ -40,25 +40,13 @@ fn server_with_carol(
     (server, dir)
 }
 
-fn upload(control: &mut support::Control, command: &str, bytes: &[u8]) -> u16 {
-    let mut data = control.epsv();
-    control.send(command);
-    let reply = control.reply();
-    if reply.code != 150 {
-        return reply.code;
-    }
-    data.write_all(bytes).unwrap();
-    drop(data);
-    control.reply().code
-}
-
 #[test]
 fn anonymous_drop_box_takes_uploads_it_will_not_give_back() {
     let server = TestServer::start_with(|c| c.anonymous.upload_folder = Some("/incoming".into()));
     std::fs::create_dir(server.root.join("incoming")).unwrap();
     let mut control = server.login("ftp");
     assert_eq!(
-        upload(&mut control, "STOR incoming/report.txt", b"secret report"),
+        control.upload("STOR incoming/report.txt", b"secret report"),
         226
     );
     assert_eq!(
@@ -69,13 +57,10 @@ fn anonymous_drop_box_takes_uploads_it_will_not_give_back() {
     control.expect("RETR incoming/report.txt", 550);
     // Refused after the data (553), so a STOR does not tell beforehand what exists.
     assert_eq!(
-        upload(&mut control, "STOR incoming/report.txt", b"overwritten"),
+        control.upload("STOR incoming/report.txt", b"overwritten"),
         553
     );
-    assert_eq!(
-        upload(&mut control, "APPE incoming/report.txt", b"more"),
-        553
-    );
+    assert_eq!(control.upload("APPE incoming/report.txt", b"more"), 553);
     assert_eq!(
         std::fs::read(server.root.join("incoming/report.txt")).unwrap(),
         b"secret report"
@@ -85,7 +70,7 @@ fn anonymous_drop_box_takes_uploads_it_will_not_give_back() {
     control.expect("DELE incoming/report.txt", 550);
     control.expect("RNFR incoming/report.txt", 550);
     control.expect("MKD incoming/sub", 550);
-    assert_eq!(upload(&mut control, "STOR pub/outside.txt", b"x"), 550);
+    assert_eq!(control.upload("STOR pub/outside.txt", b"x"), 550);
     control.expect("MLST incoming/report.txt", 550);
 }
 
@@ -98,10 +83,7 @@ fn anonymous_drop_box_with_mkdir() {
     std::fs::create_dir(server.root.join("incoming")).unwrap();
     let mut control = server.login("anonymous");
     control.expect("MKD incoming/batch", 257);
-    assert_eq!(
-        upload(&mut control, "STOR incoming/batch/one.bin", b"1"),
-        226
-    );
+    assert_eq!(control.upload("STOR incoming/batch/one.bin", b"1"), 226);
     control.expect("RMD incoming/batch", 550);
 }
 
@@ -111,10 +93,10 @@ fn per_folder_permissions_of_a_named_user() {
                  [[user.folders]]\npath = \"/drop\"\npermissions = [\"list\", \"upload\", \"delete\"]\n";
     let (server, dir) = server_with_carol(extra, |_| {});
     let mut control = server.login("carol");
-    assert_eq!(upload(&mut control, "STOR pub/new.txt", b"x"), 550);
-    assert_eq!(upload(&mut control, "STOR drop/new.txt", b"x"), 226);
+    assert_eq!(control.upload("STOR pub/new.txt", b"x"), 550);
+    assert_eq!(control.upload("STOR drop/new.txt", b"x"), 226);
     assert_eq!(
-        upload(&mut control, "STOR drop/new.txt", b"y"),
+        control.upload("STOR drop/new.txt", b"y"),
         553,
         "no overwrite permission: refused after the data"
     );
@@ -261,9 +243,7 @@ fn a_users_rate_is_shared_by_all_their_sessions() {
             let mut control = server.login("carol");
             control.expect("TYPE I", 200);
             let payload = payload.clone();
-            std::thread::spawn(move || {
-                upload(&mut control, &format!("STOR drop/{i}.bin"), &payload)
-            })
+            std::thread::spawn(move || control.upload(&format!("STOR drop/{i}.bin"), &payload))
         })
         .collect();
     for upload in uploads {
@@ -320,7 +300,7 @@ fn atomic_uploads_appear_only_when_complete_and_resume() {
     drop(data);
     assert!(!final_path.exists());
     control.expect("REST 1000", 350);
-    assert_eq!(upload(&mut control, "STOR file.bin", &[2u8; 500]), 226);
+    assert_eq!(control.upload("STOR file.bin", &[2u8; 500]), 226);
     let content = std::fs::read(&final_path).unwrap();
     assert_eq!(content.len(), 1500);
     assert!(content[..1000].iter().all(|&b| b == 1) && content[1000..].iter().all(|&b| b == 2));
@@ -369,13 +349,13 @@ fn a_full_disk_gets_452_and_leaves_no_partial_file() {
     });
     let mut control = server.login("ftp");
     control.expect("TYPE I", 200);
-    let code = upload(&mut control, "STOR too-big.bin", &vec![9u8; 1024 * 1024]);
+    let code = control.upload("STOR too-big.bin", &vec![9u8; 1024 * 1024]);
     assert_eq!(code, 452);
     assert!(
         !root.join("too-big.bin").exists(),
         "the partial file is removed"
     );
-    assert_eq!(upload(&mut control, "STOR small.bin", b"fits"), 226);
+    assert_eq!(control.upload("STOR small.bin", b"fits"), 226);
     drop(control);
     drop(server);
     let _ = std::process::Command::new("umount").arg(&root).status();

@@ -124,6 +124,14 @@ impl Tally {
         }
     }
 
+    /// A download whose bytes or length differed from what was stored.
+    fn mismatch(&mut self, what: String) {
+        self.mismatches += 1;
+        if self.first_errors.len() < FIRST_ERRORS {
+            self.first_errors.push(format!("mismatch: {what}"));
+        }
+    }
+
     fn provoked(&mut self, what: &str) {
         *self.provoked.entry(what.to_string()).or_default() += 1;
     }
@@ -613,9 +621,11 @@ async fn put_and_check(
     client.tally.timed("stor", started);
     client.files.push((name.clone(), stored));
     let started = Instant::now();
-    let matched = retrieve(control, &name, stored, 0, mode, limits).await?;
+    let differed = retrieve(control, &name, stored, 0, mode, limits).await?;
     client.tally.timed("retr", started);
-    client.tally.mismatches += u64::from(!matched);
+    if let Some(what) = differed {
+        client.tally.mismatch(what);
+    }
     Ok(())
 }
 
@@ -645,9 +655,11 @@ async fn get_and_check(
     };
     let kind = if with_rest { "retr rest" } else { "retr" };
     let started = Instant::now();
-    let matched = retrieve(control, &name, stored, offset, mode, limits).await?;
+    let differed = retrieve(control, &name, stored, offset, mode, limits).await?;
     client.tally.timed(kind, started);
-    client.tally.mismatches += u64::from(!matched);
+    if let Some(what) = differed {
+        client.tally.mismatch(what);
+    }
     Ok(())
 }
 
@@ -677,7 +689,12 @@ async fn listing(
     client.tally.timed(kind, started);
     // The big file at least, and every file the client keeps.
     if lines < 1 + client.files.len() as u64 {
-        client.tally.mismatches += 1;
+        let files = 1 + client.files.len();
+        let what = format!(
+            "{verb} of {} gave {lines} lines for {files} files",
+            folder(client.index)
+        );
+        client.tally.mismatch(what);
     }
     Ok(())
 }
@@ -847,7 +864,7 @@ async fn store(
 }
 
 /// RETR `name` from `offset` (REST when not 0) and compare every byte with `stored`'s content.
-/// Returns whether all matched and the length was right.
+/// Returns what differed, if anything (the length, or the first byte that differs).
 async fn retrieve(
     control: &mut Control,
     name: &str,
@@ -855,7 +872,7 @@ async fn retrieve(
     offset: u64,
     mode: Mode,
     limits: &Limits,
-) -> Result<bool, (&'static str, BenchError)> {
+) -> Result<Option<String>, (&'static str, BenchError)> {
     if offset > 0 {
         control
             .expect(&format!("REST {offset}"), 3)
@@ -870,7 +887,7 @@ async fn retrieve(
     let mut received = vec![0u8; 64 * 1024];
     let mut expected = vec![0u8; 64 * 1024];
     let mut position = offset;
-    let mut matched = true;
+    let mut first_difference = None;
     for _ in 0..limits.max_iterations {
         let read = crate::control::timed(
             "receiving data",
@@ -884,7 +901,12 @@ async fn retrieve(
             break;
         }
         content(stored.seed, position, &mut expected[..read]);
-        matched &= received[..read] == expected[..read];
+        if first_difference.is_none() {
+            let mut differs = received[..read].iter().zip(&expected[..read]);
+            first_difference = differs
+                .position(|(a, b)| a != b)
+                .map(|i| position + i as u64);
+        }
         position += read as u64;
     }
     crate::data::close(stream, limits).await;
@@ -892,7 +914,16 @@ async fn retrieve(
         .finish_transfer("RETR")
         .await
         .map_err(during("retr"))?;
-    Ok(matched && position == stored.size)
+    let size = stored.size;
+    Ok(match first_difference {
+        Some(at) => Some(format!(
+            "{name} from {offset}: byte {at} of {size} differs ({mode:?})"
+        )),
+        None if position != size => Some(format!(
+            "{name} from {offset}: {position} of {size} bytes ({mode:?})"
+        )),
+        None => None,
+    })
 }
 
 #[cfg(test)]

@@ -288,6 +288,20 @@ impl Control {
         TcpStream::connect((ip, port)).expect("connect to passive port")
     }
 
+    /// STOR (or APPE, ...) `bytes` over a fresh passive connection: the final reply code, or
+    /// the refusal's when there is no 150.
+    pub fn upload(&mut self, command: &str, bytes: &[u8]) -> u16 {
+        let mut data = self.epsv();
+        self.send(command);
+        let reply = self.reply();
+        if reply.code != 150 {
+            return reply.code;
+        }
+        data.write_all(bytes).unwrap();
+        drop(data);
+        self.reply().code
+    }
+
     /// Whether the server has closed the connection (reads EOF within the timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut byte = [0u8; 1];
