@@ -1,4 +1,9 @@
-//! Helpers shared by the fuzz targets: splitting one input into reads of fuzzer-chosen sizes.
+//! Helpers shared by the fuzz targets: splitting one input into reads of fuzzer-chosen sizes,
+//! and, for the `session` target, the folders it serves ([`fixture`]) and its reading of the
+//! control connection ([`replies`]).
+
+pub mod fixture;
+pub mod replies;
 
 /// Splits `data` into consecutive chunks whose sizes are drawn from `seed`.
 ///
