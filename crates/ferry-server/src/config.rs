@@ -192,7 +192,8 @@ pub struct TimeoutConfig {
     /// Pause before answering a failed login, in milliseconds.
     pub failed_login_delay_ms: u64,
     /// An upload's private file (`.NAME.OWNER.ferry-upload`, left by a broken upload or a
-    /// crash) not written to for this long is removed, at start and every hour; 0 keeps them.
+    /// crash) not written to for this long is removed, at start and every hour (when anyone can
+    /// upload); 0 keeps them.
     pub abandoned_upload: u64,
 }
 

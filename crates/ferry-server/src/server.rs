@@ -229,9 +229,15 @@ pub async fn run_with_implicit_tls(
     }
 }
 
-/// Removes abandoned uploads' private files from the served roots, at start and every hour.
+/// Removes abandoned uploads' private files from the served roots, at start and every hour;
+/// only where someone can upload (a read-only server's folders are never walked).
 async fn sweep_abandoned_uploads(context: Arc<Context>) {
-    let Some(age) = context.config.abandoned_upload() else {
+    let config = &context.config;
+    let uploads_possible = config.anonymous.writable
+        || config.anonymous.upload_folder.is_some()
+        || config.users_file.is_some()
+        || config.atomic_uploads;
+    let Some(age) = config.abandoned_upload().filter(|_| uploads_possible) else {
         return;
     };
     let mut roots = vec![context.config.root.clone(), context.config.anonymous_root()];
