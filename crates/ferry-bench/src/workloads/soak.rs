@@ -516,11 +516,8 @@ async fn prepare(client: &mut Client, control: &mut Control, limits: &Limits) ->
     if made.class() != 2 && made.code != 550 {
         return Err(("mkd", unexpected(control, "MKD", made)));
     }
-    let stored = Stored {
-        seed: splitmix(client.index as u64 ^ 0xB16),
-        size: BIG_FILE,
-    };
     let started = Instant::now();
+    let stored = big_stored(client.index);
     store(control, &big_file(client.index), stored, Mode::Pasv, limits).await?;
     client.tally.timed("stor", started);
     client.prepared = true;
@@ -620,13 +617,7 @@ async fn put_and_check(
     store(control, &name, stored, mode, limits).await?;
     client.tally.timed("stor", started);
     client.files.push((name.clone(), stored));
-    let started = Instant::now();
-    let differed = retrieve(control, &name, stored, 0, mode, limits).await?;
-    client.tally.timed("retr", started);
-    if let Some(what) = differed {
-        client.tally.mismatch(what);
-    }
-    Ok(())
+    check_download(client, control, (&name, stored, 0), mode, limits, "retr").await
 }
 
 /// RETR one of the client's files (or its big file), whole or from a random REST offset, and
@@ -639,13 +630,7 @@ async fn get_and_check(
     with_rest: bool,
 ) -> Outcome {
     let (name, stored) = match client.files.len() {
-        0 => (
-            big_file(client.index),
-            Stored {
-                seed: splitmix(client.index as u64 ^ 0xB16),
-                size: BIG_FILE,
-            },
-        ),
+        0 => (big_file(client.index), big_stored(client.index)),
         count => client.files[client.random.below(count as u64) as usize].clone(),
     };
     let offset = if with_rest {
@@ -654,13 +639,33 @@ async fn get_and_check(
         0
     };
     let kind = if with_rest { "retr rest" } else { "retr" };
+    check_download(client, control, (&name, stored, offset), mode, limits, kind).await
+}
+
+/// RETR a file from an offset, timed as `kind`, and count a mismatch if it differed.
+async fn check_download(
+    client: &mut Client,
+    control: &mut Control,
+    (name, stored, offset): (&str, Stored, u64),
+    mode: Mode,
+    limits: &Limits,
+    kind: &'static str,
+) -> Outcome {
     let started = Instant::now();
-    let differed = retrieve(control, &name, stored, offset, mode, limits).await?;
+    let differed = retrieve(control, name, stored, offset, mode, limits).await?;
     client.tally.timed(kind, started);
     if let Some(what) = differed {
         client.tally.mismatch(what);
     }
     Ok(())
+}
+
+/// The content of a client's big file.
+fn big_stored(index: usize) -> Stored {
+    Stored {
+        seed: splitmix(index as u64 ^ 0xB16),
+        size: BIG_FILE,
+    }
 }
 
 /// LIST, MLSD or NLST of the client's folder.
