@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::proxy::{Cidr, Trusted};
+
 /// Everything `ferryd` can be told.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -40,8 +42,19 @@ pub struct Config {
     pub atomic_uploads: bool,
     pub hardening: HardeningConfig,
     pub tls: TlsConfig,
+    pub proxy_protocol: ProxyProtocolConfig,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
+}
+
+/// The PROXY protocol (HAProxy's, v1 and v2), for a server behind a load balancer.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyProtocolConfig {
+    /// Networks (`"10.0.0.0/8"`, `"fd00::/8"`, or single addresses) of the proxies. Empty: the
+    /// PROXY protocol is off. Set: every control and passive data connection must come from one
+    /// of them and begin with a PROXY header, whose source address is then the client's.
+    pub from: Vec<String>,
 }
 
 /// Limits against abuse (RFC 2577): sessions per address, failed logins, bans, bandwidth.
@@ -215,6 +228,7 @@ impl Default for Config {
             atomic_uploads: false,
             hardening: HardeningConfig::default(),
             tls: TlsConfig::default(),
+            proxy_protocol: ProxyProtocolConfig::default(),
             log_level: "info".into(),
         }
     }
@@ -353,6 +367,7 @@ impl Config {
             }
         }
         self.validate_tls()?;
+        self.proxy_trust()?;
         if self.limits.max_login_failures == 0 {
             return invalid("limits.max_login_failures must be at least 1".into());
         }
@@ -395,6 +410,21 @@ impl Config {
                 "data.passive_ports {text:?} is not a range like \"50000-50100\" (1024..65535, start <= end)"
             ))
         })
+    }
+
+    /// The networks trusted to send PROXY headers; `None` when the PROXY protocol is off.
+    pub fn proxy_trust(&self) -> Result<Option<Trusted>, ConfigError> {
+        if self.proxy_protocol.from.is_empty() {
+            return Ok(None);
+        }
+        let networks = self
+            .proxy_protocol
+            .from
+            .iter()
+            .map(|text| text.parse::<Cidr>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|reason| ConfigError::Invalid(format!("proxy_protocol.from: {reason}")))?;
+        Ok(Some(Trusted::new(networks)))
     }
 
     /// The server's name: `server_name`, else the host name, else "localhost".
@@ -512,6 +542,30 @@ mod tests {
         config.timeouts.idle = 5;
         config.root = "/definitely/not/here".into();
         assert!(config.validate().unwrap_err().to_string().contains("root"));
+    }
+
+    #[test]
+    fn proxy_protocol_networks_are_checked() {
+        let mut config = Config {
+            root: std::env::temp_dir(),
+            ..Config::default()
+        };
+        assert_eq!(config.proxy_trust().unwrap(), None, "off by default");
+        config.proxy_protocol.from = vec!["127.0.0.1/32".into(), "fd00::/8".into()];
+        config.validate().unwrap();
+        let trusted = config.proxy_trust().unwrap().unwrap();
+        assert!(trusted.trusts("127.0.0.1".parse().unwrap()));
+        assert!(!trusted.trusts("127.0.0.2".parse().unwrap()));
+        config.proxy_protocol.from.push("10.0.0.0/40".into());
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.starts_with("proxy_protocol.from: \"10.0.0.0/40\"") && err.contains("prefix"),
+            "{err}"
+        );
+        let file: Config = toml::from_str("[proxy_protocol]\nfrom = [\"192.0.2.0/24\"]").unwrap();
+        assert_eq!(file.proxy_protocol.from, ["192.0.2.0/24"]);
+        let err = toml::from_str::<Config>("[proxy_protocol]\nfrm = []").unwrap_err();
+        assert!(err.to_string().contains("frm"), "{err}");
     }
 
     #[test]

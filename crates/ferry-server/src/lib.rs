@@ -9,6 +9,7 @@ pub mod data;
 pub mod hardening;
 pub mod limits;
 pub mod permissions;
+pub mod proxy;
 pub mod server;
 pub mod session;
 pub mod storage;

@@ -162,6 +162,11 @@ struct Args {
     /// Allow CCC (a clear control connection after login).
     #[arg(long)]
     allow_ccc: bool,
+    /// Accept PROXY protocol headers (v1 and v2, as HAProxy's send-proxy) from this network,
+    /// e.g. 10.0.0.0/8, fd00::/8 or 127.0.0.1; repeatable. Once set, every control and passive
+    /// data connection must come from one of them and begin with a header [default: off]
+    #[arg(long, value_name = "CIDR")]
+    proxy_protocol_from: Vec<String>,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -242,6 +247,9 @@ impl Args {
         tls.require_session_reuse &= !self.tls_no_session_reuse;
         set_some(&mut tls.implicit_listen, self.implicit_listen);
         tls.allow_ccc |= self.allow_ccc;
+        if !self.proxy_protocol_from.is_empty() {
+            config.proxy_protocol.from = self.proxy_protocol_from;
+        }
         set(&mut config.log_level, self.log_level);
         Ok(config)
     }
@@ -297,6 +305,12 @@ fn start(args: Args) -> anyhow::Result<()> {
         );
     }
     println!("{}", describe_access(&context));
+    if context.proxy.is_some() {
+        println!(
+            "PROXY protocol required, from {}",
+            context.config.proxy_protocol.from.join(", ")
+        );
+    }
     if context.tls.is_some() {
         let tls = &context.config.tls;
         println!(

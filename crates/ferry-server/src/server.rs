@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::checker::Checker;
 use crate::config::{Config, ConfigError};
 use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
+use crate::proxy::{self, Header, Trusted};
 use crate::session::Session;
 use crate::storage::{uploads, LocalFs, Storage};
 use crate::tls::{TlsError, TlsSettings};
@@ -40,6 +41,8 @@ pub struct Context {
     pub password_checks: Checker,
     /// FTPS, when a certificate is configured.
     pub tls: Option<TlsSettings>,
+    /// The proxies' networks, when the PROXY protocol is on (then required).
+    pub proxy: Option<Arc<Trusted>>,
     pub sessions_per_ip: Counter<IpAddr>,
     pub sessions_per_user: Counter<String>,
     pub bans: BanList,
@@ -116,6 +119,7 @@ impl Context {
         let passive_ports = config.passive_port_range()?;
         Ok(Context {
             tls,
+            proxy: config.proxy_trust()?.map(Arc::new),
             server_name,
             greeting: config.greeting(),
             passive_ports,
@@ -269,6 +273,8 @@ async fn accept_if_any(
     }
 }
 
+/// Starts the session of a new control connection: at once, or, with the PROXY protocol, once
+/// its header has said who the client is.
 fn start_session(
     sessions: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
@@ -278,31 +284,106 @@ fn start_session(
     limit: &Arc<Semaphore>,
     stop_signal: &watch::Receiver<Stop>,
 ) {
-    let ip = peer.ip().to_canonical();
-    let (ip_guard, permit) = match admit(context, limit, ip) {
-        Ok(admitted) => admitted,
-        Err(text) => {
-            tracing::warn!(peer = %ip, reason = text, "connection refused");
-            sessions.spawn(refuse(stream, text));
-            return;
-        }
-    };
-    let context = Arc::clone(context);
-    let stop_signal = stop_signal.clone();
-    // The session's future is the whole task: every byte of it is held for the session's life,
-    // ten thousand times over, so nothing else goes in.
-    match Session::new(
-        context,
-        stream,
-        peer,
-        stop_signal,
+    let start = Start {
         implicit_tls,
-        (permit, ip_guard),
-    ) {
-        Ok(session) => {
-            sessions.spawn(session.run());
+        context: Arc::clone(context),
+        limit: Arc::clone(limit),
+        stop_signal: stop_signal.clone(),
+    };
+    let Some(trusted) = &context.proxy else {
+        match start.admit(stream, peer) {
+            // The session's future is the whole task: every byte of it is held for the
+            // session's life, ten thousand times over, so nothing else goes in.
+            Ok(Some(session)) => {
+                sessions.spawn(session.run());
+            }
+            Ok(None) => {}
+            Err((stream, text)) => {
+                sessions.spawn(refuse(stream, text));
+            }
         }
-        Err(error) => tracing::debug!(%error, "connection closed before the session started"),
+        return;
+    };
+    if !trusted.trusts(peer.ip()) {
+        tracing::warn!(
+            peer = %peer.ip().to_canonical(),
+            "connection refused: not from a PROXY protocol source (proxy_protocol.from)"
+        );
+        return;
+    }
+    sessions.spawn(start.proxied(stream, peer));
+}
+
+/// What a session needs from the listener to start.
+struct Start {
+    implicit_tls: bool,
+    context: Arc<Context>,
+    limit: Arc<Semaphore>,
+    stop_signal: watch::Receiver<Stop>,
+}
+
+impl Start {
+    /// Admits a connection from `client` (its TCP peer, or the PROXY header's source) under the
+    /// bans and limits, and makes its session. `Err` carries the refusal to send; `Ok(None)`, a
+    /// connection that closed first.
+    fn admit(
+        self,
+        stream: tokio::net::TcpStream,
+        client: SocketAddr,
+    ) -> Result<Option<Session>, (tokio::net::TcpStream, &'static str)> {
+        let ip = client.ip().to_canonical();
+        let (ip_guard, permit) = match admit(&self.context, &self.limit, ip) {
+            Ok(admitted) => admitted,
+            Err(text) => {
+                tracing::warn!(peer = %ip, reason = text, "connection refused");
+                return Err((stream, text));
+            }
+        };
+        match Session::new(
+            self.context,
+            stream,
+            client,
+            self.stop_signal,
+            self.implicit_tls,
+            (permit, ip_guard),
+        ) {
+            Ok(session) => Ok(Some(session)),
+            Err(error) => {
+                tracing::debug!(%error, "connection closed before the session started");
+                Ok(None)
+            }
+        }
+    }
+
+    /// A connection from a proxy: reads its PROXY header (within the login timeout, before any
+    /// reply), then runs the session of the client it names. A connection without a valid
+    /// header is closed without a word; a `LOCAL` or `UNKNOWN` one (a health check) quietly.
+    async fn proxied(mut self, mut stream: tokio::net::TcpStream, proxy: SocketAddr) {
+        let proxy = proxy.ip().to_canonical();
+        let wait = self.context.config.login_timeout();
+        let header = tokio::select! {
+            header = proxy::read_header(&mut stream, wait) => header,
+            // The server is stopping: no new session.
+            _ = self.stop_signal.changed() => return,
+        };
+        let client = match header {
+            Ok(Header::Proxied(client)) => client,
+            Ok(Header::Local) => {
+                tracing::debug!(%proxy, "PROXY header without a client (LOCAL or UNKNOWN): closed");
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%proxy, %error, "connection closed: no valid PROXY header");
+                return;
+            }
+        };
+        tracing::debug!(peer = %client, %proxy, "PROXY header");
+        match self.admit(stream, client) {
+            // Boxed: this task's own state is small beside it.
+            Ok(Some(session)) => Box::pin(session.run()).await,
+            Ok(None) => {}
+            Err((stream, text)) => refuse(stream, text).await,
+        }
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::time::timeout;
 
 use crate::config::ActiveSource;
 use crate::limits::Throttle;
+use crate::proxy::{self, Header, Trusted};
 use crate::stream::MaybeTls;
 
 /// Size of the buffers transfers read and write with.
@@ -40,7 +41,8 @@ pub struct DataContext {
     /// The control connection's local address: active connections come from its IP (and its
     /// port minus one).
     pub control_local: SocketAddr,
-    /// The control connection's peer: only it may connect to a passive port.
+    /// The client (the control connection's peer, or its PROXY header's source): only it may
+    /// connect to a passive port.
     pub peer_ip: IpAddr,
     pub active_source: ActiveSource,
     pub connect_timeout: Duration,
@@ -104,14 +106,20 @@ pub enum TransferError {
     Local(io::Error),
 }
 
-/// Makes the data connection the plan describes, within the connect timeout.
-pub async fn open(plan: DataPlan, context: &DataContext) -> Result<TcpStream, TransferError> {
+/// Makes the data connection the plan describes, within the connect timeout. `proxy`: the
+/// proxies' networks, when the PROXY protocol is on (passive connections must come from them
+/// and name the client in their header).
+pub async fn open(
+    plan: DataPlan,
+    context: &DataContext,
+    proxy: Option<&Trusted>,
+) -> Result<TcpStream, TransferError> {
     let result = match plan {
         DataPlan::Active(target) => {
             timeout(context.connect_timeout, connect(target, context)).await
         }
         DataPlan::Passive(listener) => {
-            timeout(context.connect_timeout, accept(&listener, context)).await
+            timeout(context.connect_timeout, accept(&listener, context, proxy)).await
         }
         DataPlan::Accepted(stream) => return Ok(stream),
     };
@@ -187,13 +195,48 @@ fn bound_socket(local: SocketAddr) -> io::Result<TcpSocket> {
     Ok(socket)
 }
 
-/// Passive mode: accept the first connection that comes from the control connection's peer;
-/// others are dropped before a byte is sent (RFC 2577 §5, port stealing).
-async fn accept(listener: &TcpListener, context: &DataContext) -> io::Result<TcpStream> {
+/// Passive mode: accept the first connection that comes from the client; others are dropped
+/// before a byte is sent (RFC 2577 §5, port stealing). With the PROXY protocol the client is
+/// the one its header names.
+async fn accept(
+    listener: &TcpListener,
+    context: &DataContext,
+    proxy: Option<&Trusted>,
+) -> io::Result<TcpStream> {
     loop {
-        let (stream, peer) = listener.accept().await?;
-        if from_client(Some(peer), context) {
+        let (mut stream, peer) = listener.accept().await?;
+        let client = match proxy {
+            None => Some(peer),
+            Some(trusted) => proxied_client(&mut stream, peer, trusted, context).await,
+        };
+        if client.is_some_and(|client| from_client(Some(client), context)) {
             return Ok(stream);
+        }
+    }
+}
+
+/// The client a passive data connection from a proxy names in its PROXY header; `None` (and
+/// logged) when it does not come from a trusted proxy or has no valid header.
+async fn proxied_client(
+    stream: &mut TcpStream,
+    peer: SocketAddr,
+    trusted: &Trusted,
+    context: &DataContext,
+) -> Option<SocketAddr> {
+    let proxy = peer.ip().to_canonical();
+    if !trusted.trusts(proxy) {
+        tracing::warn!(%proxy, "dropped a passive data connection: not from a PROXY protocol source");
+        return None;
+    }
+    match proxy::read_header(stream, context.connect_timeout).await {
+        Ok(Header::Proxied(client)) => Some(client),
+        Ok(Header::Local) => {
+            tracing::debug!(%proxy, "dropped a passive data connection without a client (LOCAL or UNKNOWN)");
+            None
+        }
+        Err(error) => {
+            tracing::warn!(%proxy, %error, "dropped a passive data connection without a valid PROXY header");
+            None
         }
     }
 }
@@ -212,7 +255,8 @@ fn from_client(peer: Option<SocketAddr>, context: &DataContext) -> bool {
 /// client connects before it sends RETR), not registered with the runtime. `None` when it has
 /// not arrived yet; the caller then waits for it as usual.
 ///
-/// Connections from other addresses are dropped, as by [`accept`].
+/// Connections from other addresses are dropped, as by [`accept`]. Not for the PROXY protocol,
+/// where a connection's header has to be read first: its callers wait with [`open`] instead.
 pub fn accept_now(listener: &TcpListener, context: &DataContext) -> Option<std::net::TcpStream> {
     use rustix::net::{acceptfrom_with, SocketFlags};
     for _ in 0..64 {

@@ -307,6 +307,10 @@ impl Session {
         let DataPlan::Passive(listener) = &plan else {
             return Ok(plan);
         };
+        if self.context.proxy.is_some() {
+            // The data connection's PROXY header is read on the transfer's task, by data::open.
+            return Ok(plan);
+        }
         let Some(socket) = data::accept_now(listener, &self.data_context) else {
             return Ok(plan);
         };
@@ -605,8 +609,9 @@ impl Session {
         let context = self.data_context;
         let tls = self.data_tls(direction == Direction::Upload);
         let task_progress = Arc::clone(&progress);
+        let proxy = self.context.proxy.clone();
         let handle = tokio::spawn(async move {
-            let stream = data::open(plan, &context).await?;
+            let stream = data::open(plan, &context, proxy.as_deref()).await?;
             let stream = data::secure(stream, tls, context.connect_timeout).await?;
             pump(stream, context, task_progress).await
         });
