@@ -424,6 +424,7 @@ fn curl_through_haproxy_with_send_proxy_v2() {
             &ports,
             "--passive-address",
             "127.0.0.1",
+            "--tls-self-signed",
         ],
     );
     let front = TcpListener::bind("127.0.0.1:0")
@@ -441,9 +442,11 @@ fn curl_through_haproxy_with_send_proxy_v2() {
         listing.contains("file.bin") && listing.contains("notes.txt"),
         "{listing}"
     );
-    // EPSV (curl's first choice), then PASV, whose 227 names the proxy.
+    // EPSV (curl's first choice), then PASV, whose 227 names the proxy; then FTPS, whose TLS
+    // handshakes follow the headers on control and data connections.
     let out = dir.path().join("out.bin");
-    for extra in [None, Some("--disable-epsv")] {
+    let ways: [&[&str]; 3] = [&[], &["--disable-epsv"], &["--ssl-reqd", "-k"]];
+    for extra in ways {
         let _ = std::fs::remove_file(&out);
         let mut args = vec!["-s", "-S", "-o", out.to_str().unwrap()];
         args.extend(extra);
@@ -468,5 +471,5 @@ fn curl_through_haproxy_with_send_proxy_v2() {
             && line.contains("file.bin")
             && line.contains("bytes=300000")
     });
-    assert_eq!(transfers.count(), 2, "{log}");
+    assert_eq!(transfers.count(), 3, "{log}");
 }
