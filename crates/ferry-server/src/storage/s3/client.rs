@@ -858,6 +858,40 @@ mod tests {
         }
     }
 
+    /// HTTPS runs on the ring provider, and a certificate no root vouches for is refused.
+    #[tokio::test]
+    async fn https_refuses_an_untrusted_certificate() {
+        use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let generated = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+        let key = PrivateKeyDer::try_from(generated.signing_key.serialize_der()).unwrap();
+        let certificate = CertificateDer::from(generated.cert.der().to_vec());
+        let tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            acceptor.accept(stream).await.is_ok()
+        });
+        let mut config = config();
+        config.endpoint = format!("https://localhost:{port}");
+        config.allow_http = false;
+        config.retries = 0;
+        let error = S3Client::new(config).unwrap().check().await.unwrap_err();
+        assert!(
+            matches!(&error, S3Error::Unreachable(m) if m.to_lowercase().contains("certificate")),
+            "{error:?}"
+        );
+        assert!(!server.await.unwrap(), "the handshake must fail");
+    }
+
     #[test]
     fn computes_multipart_etags() {
         // Two parts whose MD5s are those of "a" and "b".

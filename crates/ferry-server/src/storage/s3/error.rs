@@ -61,20 +61,24 @@ impl S3Error {
     /// The error an error answer stands for: its status and, when it has a body, the `Code`
     /// and `Message` of the `<Error>` document.
     pub(crate) fn from_answer(status: u16, code: &str, message: &str) -> S3Error {
+        let described = || match code {
+            "" => format!("HTTP {status}"),
+            _ => format!("{code}: {message}"),
+        };
         match code {
             "NoSuchKey" => return S3Error::NotFound,
             "NoSuchBucket" => return S3Error::NoSuchBucket,
             "NoSuchUpload" => return S3Error::NoSuchUpload,
             "PreconditionFailed" => return S3Error::PreconditionFailed,
             "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
-                return S3Error::AccessDenied(format!("{code}: {message}"))
+                return S3Error::AccessDenied(described())
             }
             _ => {}
         }
         match status {
             404 if code.is_empty() => S3Error::NotFound,
             412 => S3Error::PreconditionFailed,
-            403 => S3Error::AccessDenied(format!("{code}: {message}")),
+            403 => S3Error::AccessDenied(described()),
             _ => S3Error::Status {
                 status,
                 code: code.to_string(),
@@ -115,10 +119,10 @@ mod tests {
             S3Error::from_answer(400, "SignatureDoesNotMatch", ""),
             S3Error::AccessDenied(_)
         ));
-        assert!(matches!(
+        assert_eq!(
             S3Error::from_answer(403, "", ""),
-            S3Error::AccessDenied(_)
-        ));
+            S3Error::AccessDenied("HTTP 403".into())
+        );
     }
 
     #[test]
