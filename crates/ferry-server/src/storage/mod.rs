@@ -8,6 +8,7 @@
 mod local;
 mod names;
 mod names_cache;
+pub mod s3;
 pub mod uploads;
 mod vpath;
 

@@ -1,8 +1,11 @@
 //! Test support: a `ferryd` running in-process on 127.0.0.1 port 0 over a temporary folder, and a
-//! small raw control-connection client for conformance tests.
+//! small raw control-connection client for conformance tests; [`garage`]: a Garage cluster
+//! for the S3 client's tests.
 //!
 //! Each test gets its own server; dropping [`TestServer`] shuts it down.
 #![allow(dead_code)]
+
+pub mod garage;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
