@@ -43,6 +43,8 @@ pub struct Config {
     pub hardening: HardeningConfig,
     pub tls: TlsConfig,
     pub proxy_protocol: ProxyProtocolConfig,
+    /// How `s3://BUCKET/PREFIX` roots reach their object store.
+    pub s3: S3Settings,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
 }
@@ -55,6 +57,46 @@ pub struct ProxyProtocolConfig {
     /// PROXY protocol is off. Set: every control and passive data connection must come from one
     /// of them and begin with a PROXY header, whose source address is then the client's.
     pub from: Vec<String>,
+}
+
+/// The object store behind `s3://` roots. Credentials come from the standard AWS environment
+/// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or from
+/// `credentials_file`; they are never logged. Unset fields fall back to `AWS_ENDPOINT_URL`
+/// and `AWS_REGION`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Settings {
+    /// The store's URL, like `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:3900`.
+    /// A plain `http://` endpoint is accepted only when given here or in `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// `https://host/BUCKET/key` rather than `https://BUCKET.host/key`; defaults to on when
+    /// an endpoint is given (most stores besides AWS want it), off for AWS.
+    pub path_style: Option<bool>,
+    /// A file in the AWS shared-credentials format (`[default]`, `aws_access_key_id`,
+    /// `aws_secret_access_key`, optional `aws_session_token`).
+    pub credentials_file: Option<PathBuf>,
+    /// Bytes per multipart-upload part (at least 5 MiB, S3's minimum).
+    pub part_size: u64,
+    /// Parts one upload sends at once; the client is not read while they are all in flight,
+    /// so an upload holds at most `part_size × (parts_in_flight + 1)` bytes.
+    pub parts_in_flight: usize,
+    /// Retries of a request that failed in a way that may pass (a 5xx, a reset connection).
+    pub retries: u32,
+}
+
+impl Default for S3Settings {
+    fn default() -> Self {
+        S3Settings {
+            endpoint: None,
+            region: None,
+            path_style: None,
+            credentials_file: None,
+            part_size: 8 * 1024 * 1024,
+            parts_in_flight: 4,
+            retries: 3,
+        }
+    }
 }
 
 /// Limits against abuse (RFC 2577): sessions per address, failed logins, bans, bandwidth.
@@ -229,6 +271,7 @@ impl Default for Config {
             hardening: HardeningConfig::default(),
             tls: TlsConfig::default(),
             proxy_protocol: ProxyProtocolConfig::default(),
+            s3: S3Settings::default(),
             log_level: "info".into(),
         }
     }
@@ -301,6 +344,22 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+/// A root is a local folder or an object store's `s3://BUCKET/PREFIX`.
+pub fn check_root(name: &str, root: &std::path::Path) -> Result<(), ConfigError> {
+    match crate::storage::ObjectRoot::parse(root) {
+        Some(Ok(_)) => Ok(()),
+        Some(Err(message)) => Err(ConfigError::Invalid(format!(
+            "{name} {}: {message}",
+            root.display()
+        ))),
+        None if root.is_dir() => Ok(()),
+        None => Err(ConfigError::Invalid(format!(
+            "{name} {} is not a folder",
+            root.display()
+        ))),
+    }
+}
+
 impl Config {
     /// Reads and validates a TOML file.
     pub fn load(path: &std::path::Path) -> Result<Config, ConfigError> {
@@ -334,13 +393,29 @@ impl Config {
             ));
         }
         self.passive_port_range()?;
-        if !self.root.is_dir() {
-            return invalid(format!("root {} is not a folder", self.root.display()));
-        }
+        check_root("root", &self.root)?;
         if let Some(root) = &self.anonymous.root {
-            if !root.is_dir() {
-                return invalid(format!("anonymous.root {} is not a folder", root.display()));
-            }
+            check_root("anonymous.root", root)?;
+        }
+        if self.s3.part_size < crate::storage::object::MIN_PART as u64
+            || self.s3.part_size > 512 * 1024 * 1024
+        {
+            return invalid(format!(
+                "s3.part_size = {} is out of range (5 MiB to 512 MiB)",
+                self.s3.part_size
+            ));
+        }
+        if self.s3.parts_in_flight == 0 || self.s3.parts_in_flight > 64 {
+            return invalid(format!(
+                "s3.parts_in_flight = {} is out of range (1 to 64)",
+                self.s3.parts_in_flight
+            ));
+        }
+        if self.s3.retries > 10 {
+            return invalid(format!(
+                "s3.retries = {} is too many (at most 10)",
+                self.s3.retries
+            ));
         }
         let t = &self.timeouts;
         for (name, value) in [

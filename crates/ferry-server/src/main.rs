@@ -167,6 +167,24 @@ struct Args {
     /// data connection must come from one of them and begin with a header [default: off]
     #[arg(long, value_name = "CIDR")]
     proxy_protocol_from: Vec<String>,
+    /// The object store for s3:// roots, e.g. http://127.0.0.1:3900 [default: AWS_ENDPOINT_URL, else AWS]
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// The object store's region [default: AWS_REGION, else us-east-1]
+    #[arg(long, value_name = "REGION")]
+    s3_region: Option<String>,
+    /// Address buckets as https://host/BUCKET rather than https://BUCKET.host [default: on with --s3-endpoint]
+    #[arg(long, value_name = "BOOL")]
+    s3_path_style: Option<bool>,
+    /// AWS shared-credentials file [default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY]
+    #[arg(long, value_name = "FILE")]
+    s3_credentials_file: Option<PathBuf>,
+    /// Bytes per multipart-upload part [default: 8388608]
+    #[arg(long, value_name = "BYTES")]
+    s3_part_size: Option<u64>,
+    /// Parts each upload sends at once [default: 4]
+    #[arg(long, value_name = "N")]
+    s3_parts_in_flight: Option<usize>,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -250,6 +268,13 @@ impl Args {
         if !self.proxy_protocol_from.is_empty() {
             config.proxy_protocol.from = self.proxy_protocol_from;
         }
+        let s3 = &mut config.s3;
+        set_some(&mut s3.endpoint, self.s3_endpoint);
+        set_some(&mut s3.region, self.s3_region);
+        set_some(&mut s3.path_style, self.s3_path_style);
+        set_some(&mut s3.credentials_file, self.s3_credentials_file);
+        set(&mut s3.part_size, self.s3_part_size);
+        set(&mut s3.parts_in_flight, self.s3_parts_in_flight);
         set(&mut config.log_level, self.log_level);
         Ok(config)
     }
@@ -285,6 +310,12 @@ fn start(args: Args) -> anyhow::Result<()> {
     let config = args.into_config()?;
     let context = Context::new(config).context("invalid configuration")?;
     if check_only {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        if let Err(error) = runtime.block_on(context.check_object_roots()) {
+            bail!("invalid configuration: {error}");
+        }
         println!("configuration OK");
         return Ok(());
     }
@@ -331,6 +362,10 @@ fn start(args: Args) -> anyhow::Result<()> {
         .build()?;
     let served = runtime.block_on(async move {
         ignore_hangups()?;
+        // A store that does not answer now may answer later: said, not fatal.
+        if let Err(error) = context.check_object_roots().await {
+            tracing::error!(%error, "an object store does not answer");
+        }
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let implicit = implicit
             .map(tokio::net::TcpListener::from_std)
@@ -395,6 +430,8 @@ fn harden(context: &Context) -> anyhow::Result<()> {
     if hardening.landlock {
         let mut folders = vec![context.config.root.clone(), context.config.anonymous_root()];
         folders.extend(context.authenticator.roots());
+        // An object store's roots are reached over the network, not through files.
+        folders.retain(|folder| ferry_server::storage::ObjectRoot::parse(folder).is_none());
         let confinement = ferry_server::hardening::confine_to(&folders)?;
         tracing::info!(?confinement, "landlock");
         if confinement == ferry_server::hardening::Confinement::Unsupported {

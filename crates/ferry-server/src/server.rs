@@ -22,7 +22,8 @@ use crate::config::{Config, ConfigError};
 use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
 use crate::proxy::{self, Header, Trusted};
 use crate::session::Session;
-use crate::storage::{uploads, LocalFs, Storage};
+use crate::storage::object::{ObjectFs, PartSettings};
+use crate::storage::{uploads, LocalFs, ObjectRoot, Storage};
 use crate::tls::{TlsError, TlsSettings};
 use crate::users::{Authenticator, Users, UsersError};
 
@@ -52,7 +53,7 @@ pub struct Context {
     /// Each named account's aggregate (download, upload) limiters, made at its first login.
     user_rates: Mutex<HashMap<String, UserRates>>,
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
-    roots: Mutex<HashMap<PathBuf, Weak<LocalFs>>>,
+    roots: Mutex<HashMap<PathBuf, Weak<dyn Storage>>>,
 }
 
 /// What the server tells its sessions when it stops.
@@ -149,9 +150,53 @@ impl Context {
             return Ok(open);
         }
         roots.retain(|_, open| open.strong_count() > 0);
-        let storage = Arc::new(LocalFs::open(root)?);
+        let storage: Arc<dyn Storage> = match ObjectRoot::parse(root) {
+            Some(Ok(object)) => Arc::new(self.object_fs(&object)?),
+            Some(Err(message)) => return Err(std::io::Error::other(message)),
+            None => Arc::new(LocalFs::open(root)?),
+        };
         roots.insert(root.to_path_buf(), Arc::downgrade(&storage));
         Ok(storage)
+    }
+
+    /// An object store's root (called inside the runtime its requests will use).
+    pub fn object_fs(&self, root: &ObjectRoot) -> std::io::Result<ObjectFs> {
+        let settings = &self.config.s3;
+        let client_config = crate::storage::object::client_config(settings, &root.bucket)
+            .map_err(std::io::Error::other)?;
+        let client = crate::storage::s3::S3Client::new(client_config)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let parts = PartSettings {
+            part_size: usize::try_from(settings.part_size).unwrap_or(usize::MAX),
+            parts_in_flight: settings.parts_in_flight,
+        };
+        Ok(ObjectFs::new(client, &root.prefix, parts))
+    }
+
+    /// Every root served: the server's, the anonymous one, the accounts'.
+    pub fn roots(&self) -> Vec<PathBuf> {
+        let mut roots = vec![self.config.root.clone(), self.config.anonymous_root()];
+        roots.extend(self.authenticator.roots());
+        roots.sort();
+        roots.dedup();
+        roots
+    }
+
+    /// Reaches every object store's bucket once, and says exactly what is wrong with the first
+    /// that does not answer (`--check-config`, and the start).
+    pub async fn check_object_roots(&self) -> Result<(), String> {
+        for root in self.roots() {
+            let Some(Ok(object)) = ObjectRoot::parse(&root) else {
+                continue;
+            };
+            let fs = self
+                .object_fs(&object)
+                .map_err(|e| format!("{}: {e}", root.display()))?;
+            fs.check()
+                .await
+                .map_err(|e| format!("{}: {e}", root.display()))?;
+        }
+        Ok(())
     }
 
     /// The shared limiters of an account with these rates (the first login's rates stay).
@@ -244,16 +289,33 @@ async fn sweep_abandoned_uploads(context: Arc<Context>) {
     let Some(age) = config.abandoned_upload().filter(|_| uploads_possible) else {
         return;
     };
-    let mut roots = vec![context.config.root.clone(), context.config.anonymous_root()];
-    roots.extend(context.authenticator.roots());
-    roots.sort();
-    roots.dedup();
+    let (objects, roots): (Vec<PathBuf>, Vec<PathBuf>) = context
+        .roots()
+        .into_iter()
+        .partition(|root| ObjectRoot::parse(root).is_some());
     let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
     loop {
         every_hour.tick().await;
         let roots = roots.clone();
         let swept = tokio::task::spawn_blocking(move || uploads::sweep(&roots, age)).await;
         tracing::debug!(removed = swept.unwrap_or(0), "swept abandoned uploads");
+        for root in &objects {
+            let Some(Ok(object)) = ObjectRoot::parse(root) else {
+                continue;
+            };
+            let swept = match context.object_fs(&object) {
+                Ok(fs) => fs.sweep_abandoned(age).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match swept {
+                Ok(count) => {
+                    tracing::info!(root = %root.display(), aborted = count, "swept abandoned multipart uploads")
+                }
+                Err(error) => {
+                    tracing::warn!(root = %root.display(), %error, "cannot sweep abandoned multipart uploads")
+                }
+            }
+        }
     }
 }
 

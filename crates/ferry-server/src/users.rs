@@ -172,11 +172,8 @@ fn check(user: User) -> Result<Entry, String> {
             params.m_cost()
         ));
     }
-    if !user.root.is_dir() {
-        return Err(format!(
-            "user {name:?}: root {} is not a folder",
-            user.root.display()
-        ));
+    if let Err(error) = crate::config::check_root("root", &user.root) {
+        return Err(format!("user {name:?}: {error}"));
     }
     if name.is_empty() || name.contains(|c: char| c.is_whitespace() || c.is_control()) {
         return Err(format!(

@@ -370,6 +370,11 @@ pub enum Source {
         offset: u64,
         end: u64,
     },
+    /// A stream (an object store's ranged GET) that must deliver exactly `len` bytes.
+    Stream {
+        reader: Box<dyn io::Read + Send>,
+        len: u64,
+    },
     /// Chunks made as they are sent (a listing, rendered a batch of entries at a time).
     Chunks(Box<dyn Chunks>),
 }
@@ -408,6 +413,16 @@ pub async fn send(
             // A listing is made from memory and a look-up per entry: big chunks from the
             // start (a slow reader still halves them), so fewer trips to the blocking pool.
             let sizes = (max_chunk, max_chunk);
+            send_chunks(stream, chunks, sizes, progress, stall, throttle).await?
+        }
+        Source::Stream { reader, len } => {
+            let chunks = Box::new(StreamChunks {
+                reader,
+                left: len,
+                raw: Vec::new(),
+                ascii,
+            });
+            let sizes = (SMALL_CHUNK.min(max_chunk), max_chunk);
             send_chunks(stream, chunks, sizes, progress, stall, throttle).await?
         }
         Source::File { file, offset, end } => {
@@ -631,6 +646,58 @@ impl Chunks for FileChunks {
     }
 }
 
+/// A stream read chunk by chunk on the blocking pool, each chunk converted to TYPE A's CRLF
+/// line ends when `ascii`. It must deliver the length announced: a stream that ends early is
+/// an error (451), never a short file sent as complete.
+struct StreamChunks {
+    reader: Box<dyn io::Read + Send>,
+    /// Bytes still to come.
+    left: u64,
+    /// TYPE A: the raw bytes, converted from here into the chunk.
+    raw: Vec<u8>,
+    ascii: bool,
+}
+
+impl StreamChunks {
+    /// Reads until `buffer` holds `size` bytes or the stream's announced end.
+    fn read_full(&mut self, buffer: &mut Vec<u8>, size: usize) -> io::Result<()> {
+        let size = usize::try_from(self.left).map_or(size, |left| left.min(size));
+        buffer.resize(size, 0);
+        let mut filled = 0;
+        while filled < size {
+            match self.reader.read(&mut buffer[filled..]) {
+                Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, SHRANK)),
+                Ok(read) => filled += read,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.left -= filled as u64;
+        Ok(())
+    }
+}
+
+impl Chunks for StreamChunks {
+    fn fill(&mut self, chunk: &mut Vec<u8>, size: usize) -> io::Result<()> {
+        if !self.ascii {
+            return self.read_full(chunk, size);
+        }
+        let mut raw = std::mem::take(&mut self.raw);
+        if raw.capacity() > 4 * size {
+            raw = Vec::new();
+        }
+        let read = self.read_full(&mut raw, size);
+        chunk.clear();
+        lf_to_crlf(&raw, chunk);
+        self.raw = raw;
+        read
+    }
+
+    fn finished(&self) -> bool {
+        self.left == 0
+    }
+}
+
 async fn write(stream: &mut MaybeTls, bytes: &[u8], stall: Duration) -> Result<(), TransferError> {
     timeout(stall, stream.write_all(bytes))
         .await
@@ -654,18 +721,23 @@ fn stalled() -> TransferError {
 const CHUNKS_IN_FLIGHT: usize = 4;
 
 /// Receives everything the client sends on `stream` into `file` (converting CRLF to LF when
-/// `ascii`) until the client closes the connection. Returns the bytes received.
+/// `ascii`) until the client closes the connection. Returns the bytes received, and the writer
+/// back (a staged upload is then committed; dropped on the way, it is aborted).
 ///
-/// A blocking writer thread takes the chunks, so the disk writes overlap the network reads
-/// instead of alternating with them.
-pub async fn receive(
+/// A blocking writer thread takes the chunks, so the disk writes (or an object store's part
+/// uploads) overlap the network reads instead of alternating with them. While the writer is
+/// busy the channel fills and the socket is not read: the client is slowed by TCP.
+pub async fn receive<W>(
     stream: &mut MaybeTls,
-    file: std::fs::File,
+    file: W,
     ascii: bool,
     progress: &Progress,
     stall: Duration,
     throttle: &Throttle,
-) -> Result<u64, TransferError> {
+) -> Result<(u64, W), TransferError>
+where
+    W: io::Write + Send + 'static,
+{
     let (chunks, mut pending) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
     // Written chunks come back to be read into again: no allocation (nor zeroing) per chunk.
     let (spares, mut returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
@@ -685,7 +757,7 @@ pub async fn receive(
             std::io::Write::write_all(&mut file, &chunk)?;
             let _ = spares.try_send(chunk);
         }
-        Ok::<(), io::Error>(())
+        Ok::<W, io::Error>(file)
     });
     let received = pump_into(
         stream,
@@ -704,13 +776,13 @@ pub async fn receive(
         .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
         .map_err(TransferError::Local);
     // A failed write ends the pump too; its error is the one to report.
-    let received = match (received, written) {
+    let (received, file) = match (received, written) {
         (_, Err(error)) => return Err(error),
-        (received, Ok(())) => received?,
+        (received, Ok(file)) => (received?, file),
     };
     // Answer the client's close (and close_notify, over TLS) with ours.
     let _ = timeout(stall, stream.shutdown()).await;
-    Ok(received)
+    Ok((received, file))
 }
 
 /// Reads the upload and hands it on in chunks until the client closes (or the writer stops).

@@ -103,7 +103,7 @@ impl Session {
                 if facts.size > ASCII_SIZE_LIMIT {
                     return Ok(None);
                 }
-                ascii_size(s.open_read(&path)?.0)
+                ascii_size(s.open_read(&path, 0)?.0)
                     .map(Some)
                     .map_err(|e| crate::storage::StorageError::from_io(&path, e))
             })
@@ -171,6 +171,14 @@ impl Session {
 
     /// SITE CHMOD <octal mode> <path>.
     async fn chmod(&mut self, arg: &str) -> Flow {
+        if self.storage().is_some_and(|s| !s.has_modes()) {
+            return self
+                .reply(
+                    502,
+                    "SITE CHMOD is not available: this storage has no permission bits.",
+                )
+                .await;
+        }
         let Some((mode, path)) = arg.trim().split_once(' ') else {
             return self.reply(501, "SITE CHMOD needs a mode and a path.").await;
         };
@@ -207,8 +215,12 @@ impl Session {
 }
 
 /// The TYPE A size of a file: its bytes plus one CR for every LF.
-fn ascii_size(mut file: std::fs::File) -> std::io::Result<u64> {
+fn ascii_size(body: crate::storage::ReadBody) -> std::io::Result<u64> {
     use std::io::Read;
+    let mut file: Box<dyn Read> = match body {
+        crate::storage::ReadBody::File(file) => Box::new(file),
+        crate::storage::ReadBody::Stream(stream) => stream,
+    };
     let mut buffer = vec![0; 64 * 1024];
     let (mut total, mut newlines) = (0u64, 0u64);
     loop {

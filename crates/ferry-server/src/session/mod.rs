@@ -573,6 +573,10 @@ pub fn reply_for_storage_error(kind: StorageErrorKind) -> (u16, &'static str) {
         K::NotAFile => (550, "Not a plain file."),
         K::DirectoryNotEmpty => (550, "Directory not empty."),
         K::NoSpace => (452, "Insufficient storage space."),
+        K::Unsupported => (
+            550,
+            "Requested action not taken: not possible on this storage.",
+        ),
         K::Other => (451, "Local error in processing."),
     }
 }
@@ -587,6 +591,7 @@ pub fn reply_for_unseen_storage_error(kind: StorageErrorKind) -> (u16, &'static 
         | K::NotADirectory
         | K::NotAFile
         | K::DirectoryNotEmpty
+        | K::Unsupported
         | K::PermissionDenied => (550, "Requested action not taken."),
         K::NoSpace | K::Other => reply_for_storage_error(kind),
     }

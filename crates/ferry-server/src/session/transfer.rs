@@ -17,7 +17,8 @@ use crate::data::{self, DataPlan, Progress, Source, TransferError};
 use crate::limits::{CountGuard, Throttle};
 use crate::permissions::Permission;
 use crate::storage::{
-    uploads, FileKind, Storage, StorageError, StorageErrorKind, VirtualPath, WriteMode,
+    uploads, FileKind, ReadBody, Storage, StorageError, StorageErrorKind, VirtualPath, WriteBody,
+    WriteMode,
 };
 use crate::stream::MaybeTls;
 
@@ -43,6 +44,8 @@ struct UploadPlan {
     mode: WriteMode,
     /// For an upload written under a private name: where it is published when complete.
     publish: Option<Publish>,
+    /// For a staged upload (an object store's): whether its commit may replace a file there.
+    replace: bool,
     /// When the disk is full: the length the file is cut back to (`None`: it is removed), so
     /// nothing half-written is left looking complete.
     rollback_len: Option<u64>,
@@ -64,12 +67,34 @@ impl UploadPlan {
         self.publish.as_ref().map_or(&self.target, |p| &p.to)
     }
 
+    /// Ends an upload: a staged one is committed when everything arrived (and aborted
+    /// otherwise, by being dropped); a file is published, or cut back when the disk filled.
     async fn finish(
         self,
-        received: Result<u64, TransferError>,
-        file: std::fs::File,
+        received: Result<(u64, Option<WriteBody>), TransferError>,
+        file: Option<std::fs::File>,
         storage: Arc<dyn Storage>,
     ) -> Result<u64, TransferError> {
+        let received = match received {
+            Ok((bytes, Some(WriteBody::Staged(upload)))) => {
+                let replace = self.replace;
+                return match tokio::task::spawn_blocking(move || upload.commit(replace)).await {
+                    Ok(Ok(())) => Ok(bytes),
+                    Ok(Err(error)) if error.kind == StorageErrorKind::AlreadyExists => {
+                        Err(TransferError::Exists)
+                    }
+                    Ok(Err(error)) => Err(TransferError::Local(error.source)),
+                    Err(join) => Err(TransferError::Local(std::io::Error::other(
+                        join.to_string(),
+                    ))),
+                };
+            }
+            Ok((bytes, _)) => Ok(bytes),
+            Err(error) => Err(error),
+        };
+        let Some(file) = file else {
+            return received;
+        };
         match received {
             Ok(bytes) => {
                 drop(file);
@@ -226,8 +251,8 @@ impl Session {
             Err((code, text)) => return self.reply(code, text).await,
         };
         let open_path = path.clone();
-        let opened = self.with_storage_quick(move |s| s.open_read(&open_path));
-        let (file, size) = match opened.await {
+        let opened = self.with_storage_quick(move |s| s.open_read(&open_path, offset));
+        let (body, size) = match opened.await {
             Ok(opened) => opened,
             Err(error) => return self.reply_storage_error(&error).await,
         };
@@ -236,6 +261,16 @@ impl Session {
                 .reply(554, "Restart offset is past the end of the file.")
                 .await;
         }
+        let file = match body {
+            ReadBody::File(file) => file,
+            ReadBody::Stream(reader) => {
+                let source = Source::Stream {
+                    reader,
+                    len: size - offset,
+                };
+                return self.retr_stream(plan, path, arg, size, source).await;
+            }
+        };
         let text = format!(
             "Opening {} mode data connection for {arg} ({size} bytes).",
             self.mode_name()
@@ -276,6 +311,45 @@ impl Session {
                         offset,
                         end: size,
                     },
+                    ascii,
+                    &progress.bytes,
+                    context.stall_timeout,
+                    &throttle,
+                )
+                .await
+            },
+        );
+        Flow::Continue
+    }
+
+    /// RETR of a streamed body (an object store's): always through the transfer task.
+    async fn retr_stream(
+        &mut self,
+        plan: DataPlan,
+        path: VirtualPath,
+        arg: &str,
+        size: u64,
+        source: Source,
+    ) -> Flow {
+        let text = format!(
+            "Opening {} mode data connection for {arg} ({size} bytes).",
+            self.mode_name()
+        );
+        if self.reply(150, text).await == Flow::Quit {
+            return Flow::Quit;
+        }
+        let ascii = self.transfer_type == TransferType::Ascii;
+        let throttle = self.throttle(Direction::Download);
+        self.start(
+            plan,
+            "RETR",
+            path,
+            Direction::Download,
+            Arc::default(),
+            move |mut stream, context, progress| async move {
+                data::send(
+                    &mut stream,
+                    source,
                     ascii,
                     &progress.bytes,
                     context.stall_timeout,
@@ -372,7 +446,8 @@ impl Session {
         if existing.is_none() && !self.permitted(Permission::Upload, &path).await {
             return Err((550, "Permission denied."));
         }
-        if self.context.config.atomic_uploads && upload == Upload::Store {
+        let staged = self.storage().is_some_and(|s| s.staged_uploads());
+        if self.context.config.atomic_uploads && upload == Upload::Store && !staged {
             return self.private_upload(path, offset, true).await;
         }
         let mode = match (upload, offset) {
@@ -388,6 +463,7 @@ impl Session {
             target: path,
             mode,
             publish: None,
+            replace: true,
             rollback_len: match mode {
                 WriteMode::Resume(offset) => Some(offset),
                 WriteMode::Append => existing,
@@ -408,6 +484,24 @@ impl Session {
         let account = self
             .account()
             .ok_or((530, "Please login with USER and PASS."))?;
+        if account.storage.staged_uploads() {
+            // Staged uploads are invisible until complete already; a failed one leaves
+            // nothing behind to resume.
+            if offset > 0 {
+                return Err((
+                    554,
+                    "Nothing to resume: an unfinished upload leaves no file here.",
+                ));
+            }
+            return Ok(UploadPlan {
+                target: path,
+                mode: WriteMode::Truncate,
+                publish: None,
+                replace,
+                rollback_len: None,
+                _private: None,
+            });
+        }
         let target = uploads::private_name(&path, &account.upload_owner);
         // One upload at a time per private file (two sessions of one user, same name).
         let storage = Arc::as_ptr(&account.storage) as *const () as usize;
@@ -433,6 +527,7 @@ impl Session {
             target,
             mode,
             publish: Some(Publish { to: path, replace }),
+            replace: true,
             rollback_len: match mode {
                 WriteMode::Resume(offset) => Some(offset),
                 _ => None,
@@ -456,6 +551,7 @@ impl Session {
                     target: path,
                     mode: WriteMode::CreateNew,
                     publish: None,
+                    replace: false,
                     rollback_len: None,
                     _private: None,
                 };
@@ -483,13 +579,15 @@ impl Session {
             Err((code, text)) => return self.reply(code, text).await,
         };
         let (target, mode) = (upload.target.clone(), upload.mode);
-        let opened = self.with_storage(move |s| {
-            let file = s.open_write(&target, mode)?;
-            // The writer thread gets its own handle; this one stays for the clean-up.
-            let writer = file
-                .try_clone()
-                .map_err(|e| StorageError::from_io(&target, e))?;
-            Ok((file, writer))
+        let opened = self.with_storage(move |s| match s.open_write(&target, mode)? {
+            WriteBody::File(file) => {
+                // The writer thread gets its own handle; this one stays for the clean-up.
+                let writer = file
+                    .try_clone()
+                    .map_err(|e| StorageError::from_io(&target, e))?;
+                Ok((Some(file), WriteBody::File(writer)))
+            }
+            staged => Ok((None, staged)),
         });
         let (file, writer) = match opened.await {
             Ok(files) => files,
@@ -512,13 +610,19 @@ impl Session {
             Arc::default(),
             move |stream, context, progress| async move {
                 let stall = context.stall_timeout;
-                let received = match stream {
+                let received = match (stream, writer) {
                     // Nothing to convert, count or encrypt: straight from socket to file.
-                    MaybeTls::Plain(tcp) if !ascii && throttle.is_unlimited() => {
-                        data::direct::receive(tcp, writer, progress, stall).await
+                    (MaybeTls::Plain(tcp), WriteBody::File(writer))
+                        if !ascii && throttle.is_unlimited() =>
+                    {
+                        data::direct::receive(tcp, writer, progress, stall)
+                            .await
+                            .map(|bytes| (bytes, None))
                     }
-                    mut stream => {
-                        data::receive(&mut stream, writer, ascii, &progress, stall, &throttle).await
+                    (mut stream, writer) => {
+                        data::receive(&mut stream, writer, ascii, &progress, stall, &throttle)
+                            .await
+                            .map(|(bytes, writer)| (bytes, Some(writer)))
                     }
                 };
                 upload.finish(received, file, storage).await

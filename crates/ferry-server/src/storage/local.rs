@@ -23,8 +23,8 @@ use cap_std::fs::{
 
 use super::names_cache::{self, Stamp};
 use super::{
-    FileFacts, FileKind, Listing, ListingOf, Names, Storage, StorageError, StorageErrorKind,
-    VirtualPath, WriteMode,
+    FileFacts, FileKind, Listing, ListingOf, Names, ReadBody, Storage, StorageError,
+    StorageErrorKind, VirtualPath, WriteBody, WriteMode,
 };
 
 /// Folders with at least this many entries are listed with several threads.
@@ -317,7 +317,7 @@ impl Storage for LocalFs {
         Ok(self.names_of(path, &folder)?.0)
     }
 
-    fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError> {
+    fn open_read(&self, path: &VirtualPath, _offset: u64) -> Result<(ReadBody, u64), StorageError> {
         // O_NONBLOCK: opening a FIFO (or some devices) would otherwise wait for a writer, and
         // this runs on an async worker; the flag changes nothing for a regular file.
         let mut options = OpenOptions::new();
@@ -333,7 +333,7 @@ impl Storage for LocalFs {
                 "not a plain file",
             ));
         }
-        Ok((file.into_std(), meta.len()))
+        Ok((ReadBody::File(file.into_std()), meta.len()))
     }
 
     fn real_path(&self, path: &VirtualPath) -> VirtualPath {
@@ -357,11 +357,7 @@ impl Storage for LocalFs {
         true
     }
 
-    fn open_write(
-        &self,
-        path: &VirtualPath,
-        mode: WriteMode,
-    ) -> Result<std::fs::File, StorageError> {
+    fn open_write(&self, path: &VirtualPath, mode: WriteMode) -> Result<WriteBody, StorageError> {
         if path.is_root() {
             return Err(StorageError::new(
                 StorageErrorKind::NotAFile,
@@ -406,7 +402,7 @@ impl Storage for LocalFs {
             Self::io(path, file.set_len(offset))?;
             Self::io(path, (&file).seek(SeekFrom::Start(offset)))?;
         }
-        Ok(file)
+        Ok(WriteBody::File(file))
     }
 
     fn create_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
@@ -543,14 +539,14 @@ mod tests {
         let jail = jail();
         let facts = jail.fs.metadata(&at("pub/readme.txt")).unwrap();
         assert_eq!((facts.kind, facts.size), (FileKind::File, 6));
-        assert!(jail.fs.open_read(&at("inside")).is_ok());
+        assert!(jail.fs.open_read(&at("inside"), 0).is_ok());
     }
 
     #[test]
     fn symlinks_cannot_escape() {
         let jail = jail();
         for path in ["escape", "absolute", "uplink/secret.txt", "pub/up/escape"] {
-            let err = jail.fs.open_read(&at(path)).unwrap_err();
+            let err = jail.fs.open_read(&at(path), 0).unwrap_err();
             assert_eq!(
                 err.kind,
                 StorageErrorKind::PermissionDenied,
@@ -558,7 +554,7 @@ mod tests {
             );
         }
         assert!(
-            jail.fs.open_read(&at("pub/up/inside")).is_ok(),
+            jail.fs.open_read(&at("pub/up/inside"), 0).is_ok(),
             "links inside the root work"
         );
         assert!(jail.fs.list(&at("uplink")).is_err());
@@ -596,7 +592,7 @@ mod tests {
     fn dot_dot_is_resolved_lexically_at_the_root() {
         let jail = jail();
         // "/../secret.txt" is "/secret.txt" inside the jail, which does not exist.
-        let err = jail.fs.open_read(&at("../secret.txt")).unwrap_err();
+        let err = jail.fs.open_read(&at("../secret.txt"), 0).unwrap_err();
         assert_eq!(err.kind, StorageErrorKind::NotFound);
     }
 
@@ -659,7 +655,7 @@ mod tests {
             StorageErrorKind::DirectoryNotEmpty
         );
         assert_eq!(
-            jail.fs.open_read(&at("pub")).unwrap_err().kind,
+            jail.fs.open_read(&at("pub"), 0).unwrap_err().kind,
             StorageErrorKind::NotAFile
         );
         jail.fs.rename(&at("new dir"), &at("pub/moved")).unwrap();
@@ -790,7 +786,7 @@ mod tests {
             0,
         )
         .unwrap();
-        let err = jail.fs.open_read(&at("pipe")).unwrap_err();
+        let err = jail.fs.open_read(&at("pipe"), 0).unwrap_err();
         assert_eq!(err.kind, StorageErrorKind::NotAFile);
     }
 

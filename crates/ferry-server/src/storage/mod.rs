@@ -2,11 +2,20 @@
 //!
 //! Back-ends are blocking (the session calls them on tokio's blocking pool, or inline for the
 //! quick lookups of a back-end that says it has them) and know nothing of
-//! FTP: they take [`VirtualPath`]s and return facts, files and [`StorageError`]s. The session maps
-//! errors to replies in one place (`session::reply_for_storage_error`).
+//! FTP: they take [`VirtualPath`]s and return facts, bodies and [`StorageError`]s. The session
+//! maps errors to replies in one place (`session::reply_for_storage_error`).
+//!
+//! A back-end's bytes come in two shapes. A local folder hands out files ([`ReadBody::File`],
+//! [`WriteBody::File`]), which keep the fast paths: sendfile(2) for downloads, the one-thread
+//! upload loop, positioned reads. An object store streams ([`ReadBody::Stream`], a ranged GET
+//! from the offset asked for) and stages uploads ([`WriteBody::Staged`]): nothing appears
+//! under the name until [`StagedUpload::commit`], and an upload dropped without it (ABOR, a
+//! broken or stalled connection, the session's or the server's end) is aborted.
 
 mod local;
 mod names;
+pub mod object;
+
 mod names_cache;
 pub mod s3;
 pub mod uploads;
@@ -19,6 +28,42 @@ pub use ferry_proto::listing::{FileFacts, FileKind};
 pub use local::LocalFs;
 pub use names::Names;
 pub use vpath::VirtualPath;
+
+/// A root on an object store: `s3://BUCKET/PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ObjectRoot {
+    pub bucket: String,
+    /// Without leading or trailing `/`; empty for the whole bucket.
+    pub prefix: String,
+}
+
+impl ObjectRoot {
+    /// `None` for a local folder; for an `s3://` root, the root or what is wrong with it.
+    pub fn parse(root: &std::path::Path) -> Option<Result<ObjectRoot, String>> {
+        let text = root.to_str()?.strip_prefix("s3://")?;
+        let (bucket, prefix) = text.split_once('/').unwrap_or((text, ""));
+        let valid_bucket = (3..=63).contains(&bucket.len())
+            && bucket
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.');
+        if !valid_bucket {
+            return Some(Err(format!(
+                "{bucket:?} is not a bucket name (3 to 63 of a-z, 0-9, '-', '.')"
+            )));
+        }
+        let prefix = prefix.trim_matches('/');
+        if prefix.split('/').any(|part| part == "." || part == "..")
+            || prefix.contains("//")
+            || prefix.chars().any(char::is_control)
+        {
+            return Some(Err(format!("{prefix:?} is not a key prefix")));
+        }
+        Some(Ok(ObjectRoot {
+            bucket: bucket.to_string(),
+            prefix: prefix.to_string(),
+        }))
+    }
+}
 
 /// How an upload opens its file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,14 +105,21 @@ pub trait Storage: Send + Sync + fmt::Debug {
         names.sort();
         Ok(std::sync::Arc::new(names))
     }
-    /// Opens a regular file for reading; returns it with its size.
-    fn open_read(&self, path: &VirtualPath) -> Result<(std::fs::File, u64), StorageError>;
+    /// Opens a regular file for reading; returns its body with the file's whole size. A
+    /// [`ReadBody::Stream`] starts at `offset` (and is empty when `offset` is not below the
+    /// size); a [`ReadBody::File`] is the whole file, read from `offset` by its reader.
+    fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadBody, u64), StorageError>;
     /// Opens a file for an upload.
-    fn open_write(
-        &self,
-        path: &VirtualPath,
-        mode: WriteMode,
-    ) -> Result<std::fs::File, StorageError>;
+    fn open_write(&self, path: &VirtualPath, mode: WriteMode) -> Result<WriteBody, StorageError>;
+    /// Whether uploads are staged ([`WriteBody::Staged`]): then an upload is invisible until
+    /// it completes, and the session needs no private name to keep it so.
+    fn staged_uploads(&self) -> bool {
+        false
+    }
+    /// Whether SITE CHMOD means anything here (an object store has no permission bits).
+    fn has_modes(&self) -> bool {
+        true
+    }
     fn create_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
     fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError>;
     fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError>;
@@ -92,6 +144,71 @@ pub trait Storage: Send + Sync + fmt::Debug {
     fn quick_lookups(&self) -> bool {
         false
     }
+}
+
+/// What [`Storage::open_read`] hands out.
+pub enum ReadBody {
+    /// A local file, read with positioned reads or sent with sendfile(2).
+    File(std::fs::File),
+    /// Bytes streamed from the offset asked for; read on the blocking pool.
+    Stream(Box<dyn io::Read + Send>),
+}
+
+impl fmt::Debug for ReadBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReadBody::File(file) => f.debug_tuple("File").field(file).finish(),
+            ReadBody::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+/// What [`Storage::open_write`] hands out.
+pub enum WriteBody {
+    /// A local file, written in place.
+    File(std::fs::File),
+    /// An upload that appears only when committed.
+    Staged(Box<dyn StagedUpload>),
+}
+
+impl fmt::Debug for WriteBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WriteBody::File(file) => f.debug_tuple("File").field(file).finish(),
+            WriteBody::Staged(_) => f.write_str("Staged"),
+        }
+    }
+}
+
+impl io::Write for WriteBody {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        match self {
+            WriteBody::File(file) => file.write(bytes),
+            WriteBody::Staged(upload) => upload.write_all(bytes).map(|()| bytes.len()),
+        }
+    }
+
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        match self {
+            WriteBody::File(file) => file.write_all(bytes),
+            WriteBody::Staged(upload) => upload.write_all(bytes),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// An upload that is invisible until committed, and aborted when dropped without a commit.
+/// Runs on the blocking pool.
+pub trait StagedUpload: Send {
+    /// Takes the next bytes; blocks while the back-end's budget of bytes in flight is used,
+    /// so a fast client is slowed by TCP, never buffered without bound.
+    fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// Makes the upload appear under its name; replaces a file there only if `replace`
+    /// (`AlreadyExists` otherwise, and the upload is aborted).
+    fn commit(self: Box<Self>, replace: bool) -> Result<(), StorageError>;
 }
 
 /// A folder being listed, a batch of entries at a time (from [`Storage::open_listing`]).
@@ -134,6 +251,9 @@ pub enum StorageErrorKind {
     NotAFile,
     DirectoryNotEmpty,
     NoSpace,
+    /// Something this back-end cannot do (an object store: permission bits, renaming a
+    /// folder that has files).
+    Unsupported,
     /// Anything else: an I/O error the client cannot fix.
     Other,
 }
