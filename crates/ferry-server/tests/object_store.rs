@@ -207,13 +207,13 @@ fn anonymous_users_read_an_s3_prefix_with_curl_and_cannot_write() {
     assert_eq!(names, ["a b%#[ü.txt", "deep"]);
 
     let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
     control.expect("CWD /docs/deep", 250);
     control.expect("CWD /nowhere", 550);
     control.expect_text("SIZE /readme.txt", 213, &readme.len().to_string());
     control.expect("MDTM /readme.txt", 213);
     let reply = control.expect("MLST /docs", 250);
     assert!(reply.lines[1].contains("type=dir"), "{reply:?}");
-    control.expect("TYPE I", 200);
     let (bytes, code) = download(&mut control, "RETR /docs/a b%#[ü.txt");
     assert_eq!((bytes.as_slice(), code), (&b"odd name\n"[..], 226));
     assert_eq!(control.upload("STOR new.txt", b"no"), 550);
@@ -448,24 +448,21 @@ fn ftplib_and_ftps_work_unchanged_on_s3() {
     let local = dir.path().join("up.bin");
     let bytes = content(6 * MIB + 3, 4);
     std::fs::write(&local, &bytes).unwrap();
+    // Plain, with Python's ftplib.
     let script = format!(
         r#"
-import ftplib, io, ssl
-ctx = ssl.create_default_context()
-ctx.check_hostname = False
-ctx.verify_mode = ssl.CERT_NONE
-f = ftplib.FTP_TLS(context=ctx, timeout=30)
+import ftplib, io
+f = ftplib.FTP(timeout=30)
 f.connect("127.0.0.1", {port})
 f.login("carol", "{PASSWORD}")
-f.prot_p()
 with open("{local}", "rb") as src:
-    f.storbinary("STOR up.bin", src)
+    f.storbinary("STOR plain.bin", src)
 got = io.BytesIO()
-f.retrbinary("RETR up.bin", got.write)
-assert got.getvalue() == open("{local}", "rb").read(), "FTPS round trip differs"
-f.cwd("/")
-assert "up.bin" in f.nlst()
-print("size", f.size("up.bin"))
+f.retrbinary("RETR plain.bin", got.write)
+assert got.getvalue() == open("{local}", "rb").read(), "round trip differs"
+assert "plain.bin" in f.nlst()
+f.voidcmd("TYPE I")
+print("size", f.size("plain.bin"))
 f.quit()
 "#,
         port = server.port(),
@@ -474,7 +471,40 @@ f.quit()
     let (ok, out, err) = run_tool("python3", &["-c", &script], None, None);
     assert!(ok, "{out}{err}");
     assert!(out.contains(&format!("size {}", bytes.len())), "{out}");
-    assert!(store.get("tls/home/up.bin").unwrap() == bytes);
+    assert!(store.get("tls/home/plain.bin").unwrap() == bytes);
+    // FTPS (AUTH TLS, PROT P, the session resumed on data connections), with curl.
+    let url = format!(
+        "ftp://carol:{}@{}/tls.bin",
+        PASSWORD.replace(' ', "%20"),
+        server.addr
+    );
+    let (ok, _, err) = run_tool(
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "-k",
+            "-T",
+            local.to_str().unwrap(),
+            &url,
+        ],
+        None,
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(store.get("tls/home/tls.bin").unwrap() == bytes);
+    let got = dir.path().join("got.bin");
+    let (ok, _, err) = run_tool(
+        "curl",
+        &["-sS", "--ssl-reqd", "-k", "-o", got.to_str().unwrap(), &url],
+        None,
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(
+        std::fs::read(&got).unwrap() == bytes,
+        "FTPS download differs"
+    );
 }
 
 #[test]
