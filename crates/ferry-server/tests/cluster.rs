@@ -278,7 +278,7 @@ fn two_nodes_behind_haproxy_share_one_bucket_and_survive_kills() {
             all
         })
     };
-    for i in 0..4 {
+    for (i, download) in downloads.iter().enumerate() {
         assert!(
             read(&format!("home/up-{i}.bin"))
                 == std::fs::read(files.join(format!("up-{i}.bin"))).unwrap(),
@@ -286,7 +286,7 @@ fn two_nodes_behind_haproxy_share_one_bucket_and_survive_kills() {
         );
         assert!(
             std::fs::read(files.join(format!("down-{i}.got"))).unwrap()
-                == std::fs::read(&downloads[i]).unwrap(),
+                == std::fs::read(download).unwrap(),
             "download {i} differs"
         );
     }
