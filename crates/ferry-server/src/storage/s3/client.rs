@@ -20,6 +20,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed between two reads of an answer: a dead store never hangs a request.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The slowest upload accepted, in bytes a second: a request with a body gets
+/// [`READ_TIMEOUT`] plus the body's size at this rate to be sent and answered (the read timeout
+/// alone does not cover a store that stops reading).
+const MIN_UPLOAD_RATE: u64 = 128 * 1024;
+
 /// The first pause before a retry; each next one is four times longer, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -294,6 +299,7 @@ impl S3Client {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
+            .tcp_keepalive(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!config.allow_http)
             .user_agent(concat!("ferryd/", env!("CARGO_PKG_VERSION")))
@@ -654,7 +660,16 @@ impl S3Client {
         if !call.body.is_empty() || call.method == Method::PUT || call.method == Method::POST {
             request = request.body(call.body.clone());
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let allowed = READ_TIMEOUT + Duration::from_secs(call.body.len() as u64 / MIN_UPLOAD_RATE);
+        let response = match tokio::time::timeout(allowed, request.send()).await {
+            Ok(sent) => sent.map_err(transport_error)?,
+            Err(_) => {
+                return Err(S3Error::Transport(format!(
+                    "no answer within {} s",
+                    allowed.as_secs()
+                )))
+            }
+        };
         if response.status().is_success() {
             return Ok(response);
         }
