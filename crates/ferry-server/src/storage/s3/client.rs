@@ -20,6 +20,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Time allowed between two reads of an answer: a dead store never hangs a request.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// The slowest upload accepted, in bytes a second: a request with a body gets
+/// [`READ_TIMEOUT`] plus the body's size at this rate to be sent and answered (the read timeout
+/// alone does not cover a store that stops reading).
+const MIN_UPLOAD_RATE: u64 = 128 * 1024;
+
 /// The first pause before a retry; each next one is four times longer, up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -294,6 +299,7 @@ impl S3Client {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
+            .tcp_keepalive(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!config.allow_http)
             .user_agent(concat!("ferryd/", env!("CARGO_PKG_VERSION")))
@@ -654,7 +660,16 @@ impl S3Client {
         if !call.body.is_empty() || call.method == Method::PUT || call.method == Method::POST {
             request = request.body(call.body.clone());
         }
-        let response = request.send().await.map_err(transport_error)?;
+        let allowed = READ_TIMEOUT + Duration::from_secs(call.body.len() as u64 / MIN_UPLOAD_RATE);
+        let response = match tokio::time::timeout(allowed, request.send()).await {
+            Ok(sent) => sent.map_err(transport_error)?,
+            Err(_) => {
+                return Err(S3Error::Transport(format!(
+                    "no answer within {} s",
+                    allowed.as_secs()
+                )))
+            }
+        };
         if response.status().is_success() {
             return Ok(response);
         }
@@ -856,6 +871,210 @@ mod tests {
         for good in ["a", "dir/", "a b/c%d#e[f]+g?h", ".hidden", "a..b", "ü/€"] {
             assert!(check_key(good).is_ok(), "{good}");
         }
+    }
+
+    /// A store on loopback that gives scripted answers, one per connection, and keeps the
+    /// request heads it got.
+    struct FakeStore {
+        endpoint: String,
+        requests: Arc<std::sync::Mutex<Vec<String>>>,
+    }
+
+    impl FakeStore {
+        /// Answers with `answers` in turn (the last one again when they run out).
+        async fn start(answers: Vec<String>) -> FakeStore {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let endpoint = format!("http://{}", listener.local_addr().unwrap());
+            let requests = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let seen = Arc::clone(&requests);
+            tokio::spawn(async move {
+                for turn in 0.. {
+                    let (mut stream, _) = listener.accept().await.unwrap();
+                    let mut head = Vec::new();
+                    while !head.ends_with(b"\r\n\r\n") {
+                        let mut byte = [0u8; 1];
+                        if stream.read(&mut byte).await.unwrap() == 0 {
+                            break;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let head = String::from_utf8(head).unwrap();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_lowercase()
+                                .strip_prefix("content-length: ")?
+                                .parse()
+                                .ok()
+                        })
+                        .unwrap_or(0);
+                    let mut body = vec![0u8; length];
+                    stream.read_exact(&mut body).await.unwrap();
+                    seen.lock().unwrap().push(head);
+                    let answer = &answers[turn.min(answers.len() - 1)];
+                    stream.write_all(answer.as_bytes()).await.unwrap();
+                    let _ = stream.shutdown().await;
+                }
+            });
+            FakeStore { endpoint, requests }
+        }
+
+        fn client(&self, retries: u32) -> S3Client {
+            let mut config = config();
+            config.endpoint = self.endpoint.clone();
+            config.retries = retries;
+            S3Client::new(config).unwrap()
+        }
+
+        fn requests(&self) -> Vec<String> {
+            self.requests.lock().unwrap().clone()
+        }
+    }
+
+    /// An HTTP answer with `headers` (each ending in CRLF) and `body`.
+    fn answer(status: &str, headers: &str, body: &str) -> String {
+        format!(
+            "HTTP/1.1 {status}\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn error_answer_of(status: &str, code: &str) -> String {
+        answer(
+            status,
+            "",
+            &format!("<Error><Code>{code}</Code><Message>m</Message></Error>"),
+        )
+    }
+
+    const EMPTY_LISTING: &str =
+        "<ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>";
+
+    #[tokio::test]
+    async fn retries_transient_answers_then_succeeds() {
+        let store = FakeStore::start(vec![
+            error_answer_of("503 Service Unavailable", "SlowDown"),
+            error_answer_of("500 Internal Server Error", "InternalError"),
+            answer("200 OK", "", EMPTY_LISTING),
+        ])
+        .await;
+        let page = store
+            .client(3)
+            .list("a b/", Some("/"), None, 10)
+            .await
+            .unwrap();
+        assert_eq!(page, ListPage::default());
+        let requests = store.requests();
+        assert_eq!(requests.len(), 3);
+        let first = requests[0].lines().next().unwrap();
+        assert_eq!(
+            first,
+            "GET /ferry?delimiter=%2F&encoding-type=url&list-type=2&max-keys=10&prefix=a%20b%2F HTTP/1.1"
+        );
+        let lower = requests[0].to_lowercase();
+        assert!(lower.contains("authorization: aws4-hmac-sha256 credential=gkexample/"));
+        assert!(lower.contains("x-amz-security-token: session-token-value"));
+        assert!(lower.contains("host: 127.0.0.1:"));
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_retries_and_on_lasting_errors() {
+        let store = FakeStore::start(vec![error_answer_of("503 Slow Down", "SlowDown")]).await;
+        let error = store.client(2).head("k").await.unwrap_err();
+        assert!(
+            matches!(error, S3Error::Status { status: 503, .. }),
+            "{error:?}"
+        );
+        assert_eq!(store.requests().len(), 3);
+
+        let store =
+            FakeStore::start(vec![error_answer_of("400 Bad Request", "InvalidArgument")]).await;
+        let error = store.client(3).put("k", Bytes::new()).await.unwrap_err();
+        assert!(
+            matches!(error, S3Error::Status { status: 400, .. }),
+            "{error:?}"
+        );
+        assert_eq!(store.requests().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn create_multipart_is_not_sent_twice() {
+        let store = FakeStore::start(vec![error_answer_of("503 Slow Down", "SlowDown")]).await;
+        let error = store.client(3).create_multipart("k").await.unwrap_err();
+        assert!(error.is_transient());
+        assert_eq!(store.requests().len(), 1);
+        assert!(store.requests()[0].starts_with("POST /ferry/k?uploads= HTTP/1.1"));
+    }
+
+    #[tokio::test]
+    async fn an_error_in_a_200_answer_is_an_error() {
+        let store = FakeStore::start(vec![answer(
+            "200 OK",
+            "",
+            "<Error><Code>InvalidPart</Code><Message>m</Message></Error>",
+        )])
+        .await;
+        let parts = [(1, "\"0cc175b9c0f1b6a831c399e269772661\"".to_string())];
+        let error = store
+            .client(3)
+            .complete_multipart("k", "u", &parts)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error,
+            S3Error::Status {
+                status: 200,
+                code: "InvalidPart".into(),
+                message: "m".into()
+            }
+        );
+        assert_eq!(store.requests().len(), 1);
+    }
+
+    /// The first completion is done but its answer lost (an error in the body here); the retry
+    /// finds no upload, and the object with the parts' ETag is accepted.
+    #[tokio::test]
+    async fn a_completion_whose_answer_was_lost_is_confirmed_by_its_etag() {
+        let parts = [
+            (1, "\"0cc175b9c0f1b6a831c399e269772661\"".to_string()),
+            (2, "\"92eb5ffee6ae2fec3ad71c777531578f\"".to_string()),
+        ];
+        let etag = multipart_etag(&parts).unwrap();
+        let head = |etag: &str| {
+            answer(
+                "200 OK",
+                &format!("etag: \"{etag}\"\r\nlast-modified: Sat, 05 Dec 2026 21:15:00 GMT\r\n"),
+                "",
+            )
+        };
+        let store = FakeStore::start(vec![
+            error_answer_of("200 OK", "InternalError"),
+            error_answer_of("404 Not Found", "NoSuchUpload"),
+            head(&etag),
+        ])
+        .await;
+        store
+            .client(3)
+            .complete_multipart("k", "u", &parts)
+            .await
+            .unwrap();
+        let methods: Vec<String> = store
+            .requests()
+            .iter()
+            .map(|r| r.split(' ').next().unwrap().to_string())
+            .collect();
+        assert_eq!(methods, ["POST", "POST", "HEAD"]);
+
+        // Another object under the key: the upload is reported gone.
+        let store = FakeStore::start(vec![
+            error_answer_of("503 Slow Down", "SlowDown"),
+            error_answer_of("404 Not Found", "NoSuchUpload"),
+            head("0cc175b9c0f1b6a831c399e269772661"),
+        ])
+        .await;
+        let error = store.client(3).complete_multipart("k", "u", &parts).await;
+        assert_eq!(error, Err(S3Error::NoSuchUpload));
     }
 
     /// HTTPS runs on the ring provider, and a certificate no root vouches for is refused.
