@@ -50,13 +50,15 @@ echo "|---|---|---|"
 t=$(seconds curl -sS -T "$big" ftp://demo:demo@127.0.0.1:2300/big.bin); row "ferryd STOR (curl)" "$t"
 t=$(seconds curl -sS -o /dev/null ftp://demo:demo@127.0.0.1:2300/big.bin); row "ferryd RETR (curl)" "$t"
 t=$(seconds python3 - "$big" <<'PY'
-import sys, boto3
-boto3.client("s3").upload_file(sys.argv[1], "ferry", "direct/big.bin")
+import sys, boto3, botocore.config
+config = botocore.config.Config(request_checksum_calculation="when_required", response_checksum_validation="when_required")
+boto3.client("s3", config=config).upload_file(sys.argv[1], "ferry", "direct/big.bin")
 PY
 ); row "boto3 upload_file (direct)" "$t"
 t=$(seconds python3 - <<'PY'
-import boto3
-boto3.client("s3").download_file("ferry", "direct/big.bin", "/dev/null")
+import boto3, botocore.config
+config = botocore.config.Config(request_checksum_calculation="when_required", response_checksum_validation="when_required")
+boto3.client("s3", config=config).download_file("ferry", "direct/big.bin", "/dev/null")
 PY
 ); row "boto3 download_file (direct)" "$t"
 
@@ -71,6 +73,17 @@ PYFTPD=$!
 sleep 1
 t=$(seconds curl -sS -T "$big" ftp://127.0.0.1:2301/big.bin); row "pyftpdlib on s3fs STOR (curl)" "$t"
 t=$(seconds curl -sS -o /dev/null ftp://127.0.0.1:2301/big.bin); row "pyftpdlib on s3fs RETR (curl)" "$t"
+echo
+echo "## An upload cut off after 2 s: what is under its name"
+exists() { python3 -c "import boto3,sys
+try: boto3.client('s3').head_object(Bucket='ferry', Key=sys.argv[1]); print('an object of', boto3.client('s3').head_object(Bucket='ferry', Key=sys.argv[1])['ContentLength'], 'bytes')
+except Exception: print('nothing')" "$1"; }
+timeout -s KILL 2 curl -sS -T "$big" ftp://127.0.0.1:2301/cut.bin 2>/dev/null || true
+sleep 3
+echo "pyftpdlib on s3fs: $(exists s3fs/cut.bin)"
+timeout -s KILL 2 curl -sS -T "$big" ftp://demo:demo@127.0.0.1:2300/cut.bin 2>/dev/null || true
+sleep 3
+echo "ferryd: $(exists home/cut.bin)"
 kill "$PYFTPD"; PYFTPD=
 
 echo

@@ -4,7 +4,7 @@
 #   protocol v2 on every server line; each node's passive ports (30000-30099 on node A,
 #   30100-30199 on node B) forwarded by HAProxy to that node;
 #   both nodes on bucket "ferry" of a 3-node Garage cluster (replication factor 3) on
-#   127.0.0.1:3900, :3910, :3920 (node A talks to the first store node, node B to the second).
+#   127.0.0.1:3900, :3910, :3920, reached through HAProxy on 127.0.0.1:3990.
 #
 # Usage: deploy/cluster/start.sh [WORKDIR]     (default /tmp/ferry-cluster; stop.sh WORKDIR stops it)
 # Needs: garage 2.5.0 (cargo install garage --version 2.5.0 --locked), haproxy, and ferryd
@@ -73,6 +73,11 @@ umask 077
 printf '[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n' "$key_id" "$key_secret" > "$WORK/credentials"
 umask 022
 
+# --- HAProxy ---
+sed "s|@WORK@|$WORK|g" deploy/cluster/haproxy.cfg > "$WORK/haproxy.cfg"
+"$HAPROXY" -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
+cat "$WORK/haproxy.pid" >> "$WORK/pids"
+
 # --- two ferryd nodes ---
 hash=$(echo demo | "$FERRYD" --hash-password)
 cat > "$WORK/users.toml" <<TOML
@@ -98,13 +103,8 @@ SH
   chmod +x "$WORK/ferryd-$1.sh"
   "$WORK/ferryd-$1.sh"
 }
-write_node a 127.0.0.2 30000-30099 http://127.0.0.1:3900
-write_node b 127.0.0.3 30100-30199 http://127.0.0.1:3910
-
-# --- HAProxy ---
-sed "s|@WORK@|$WORK|g" deploy/cluster/haproxy.cfg > "$WORK/haproxy.cfg"
-"$HAPROXY" -f "$WORK/haproxy.cfg" -D -p "$WORK/haproxy.pid"
-cat "$WORK/haproxy.pid" >> "$WORK/pids"
+write_node a 127.0.0.2 30000-30099 http://127.0.0.1:3990
+write_node b 127.0.0.3 30100-30199 http://127.0.0.1:3990
 
 # Ready when a greeting comes through HAProxy from each node.
 for node in a b; do

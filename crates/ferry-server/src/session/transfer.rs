@@ -538,11 +538,12 @@ impl Session {
 
     /// STOU: receives a file under a name the server makes up (RFC 1123 §4.1.2.9: `150 FILE: name`).
     pub(super) async fn stou(&mut self) -> Flow {
-        let stem = format!(
-            "ferry.{}.{}",
-            std::process::id(),
-            self.started.elapsed().as_nanos()
-        );
+        // The clock's nanoseconds, not the session's: several nodes on one bucket make names
+        // apart, and the commit is refused if the name was taken meanwhile.
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |since| since.as_nanos());
+        let stem = format!("ferry.{}.{now}", std::process::id());
         for attempt in 0..100 {
             let name = format!("{stem}.{attempt}");
             let path = self.resolve(&name);

@@ -408,7 +408,7 @@ impl Storage for ObjectFs {
             shared: Arc::clone(shared),
             path: path.clone(),
             key: shared.key(path),
-            buffer: Vec::new(),
+            buffer: PartBuffer::default(),
             upload_id: None,
             parts: Vec::new(),
             in_flight: JoinSet::new(),
@@ -719,7 +719,7 @@ struct ObjectUpload {
     path: VirtualPath,
     key: String,
     /// The part being filled.
-    buffer: Vec<u8>,
+    buffer: PartBuffer,
     /// Once the first part is sent: the multipart upload's id.
     upload_id: Option<String>,
     /// Parts sent: (number, ETag).
@@ -729,6 +729,10 @@ struct ObjectUpload {
 }
 
 impl ObjectUpload {
+    fn part_size(&self) -> usize {
+        self.shared.parts.part_size.max(MIN_PART)
+    }
+
     fn fail(&self, error: S3Error) -> io::Error {
         io::Error::other(format!("{}: {error}", self.path))
     }
@@ -763,11 +767,16 @@ impl ObjectUpload {
             let mut body = shared
                 .wait(shared.client.get(&self.key, 0))
                 .map_err(|e| error(&path, e))?;
+            let capacity = self.part_size();
+            // `len` is under one part: this loop ends when it is read, or the body ends.
             while (self.buffer.len() as u64) < len {
-                match shared.wait(body.chunk()).map_err(|e| error(&path, e))? {
-                    Some(chunk) => self.buffer.extend_from_slice(&chunk),
-                    None => break,
-                }
+                let Some(chunk) = shared.wait(body.chunk()).map_err(|e| error(&path, e))? else {
+                    break;
+                };
+                let wanted = (len as usize - self.buffer.len()).min(chunk.len());
+                self.buffer
+                    .fill(&chunk[..wanted], capacity)
+                    .map_err(to_storage)?;
             }
             if (self.buffer.len() as u64) < len {
                 return Err(StorageError::new(
@@ -776,7 +785,6 @@ impl ObjectUpload {
                     "the object became shorter",
                 ));
             }
-            self.buffer.truncate(len as usize);
             return Ok(());
         }
         let id = self.begin().map_err(to_storage)?;
@@ -849,20 +857,55 @@ impl ObjectUpload {
     }
 }
 
+/// The part being filled, in an anonymous memory mapping of its own: when the store has the
+/// part, its memory goes back to the system at once. (From the allocator, freed 8 MiB blocks
+/// stay with the process: 20 uploads peaked 190 MiB above their parts.)
+#[derive(Default)]
+struct PartBuffer {
+    map: Option<memmap2::MmapMut>,
+    len: usize,
+}
+
+impl PartBuffer {
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copies as much of `bytes` as fits in a part of `capacity` bytes; returns how much.
+    fn fill(&mut self, bytes: &[u8], capacity: usize) -> io::Result<usize> {
+        if self.map.is_none() {
+            self.map = Some(memmap2::MmapMut::map_anon(capacity)?);
+        }
+        let map = self.map.as_mut().expect("mapped above");
+        let take = (map.len() - self.len).min(bytes.len());
+        map[self.len..self.len + take].copy_from_slice(&bytes[..take]);
+        self.len += take;
+        Ok(take)
+    }
+
+    /// The filled bytes, leaving the buffer empty.
+    fn take(&mut self) -> Bytes {
+        let len = std::mem::take(&mut self.len);
+        match self.map.take() {
+            Some(map) => Bytes::from_owner(map).slice(..len),
+            None => Bytes::new(),
+        }
+    }
+}
+
 impl StagedUpload for ObjectUpload {
     fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        let part_size = self.shared.parts.part_size.max(MIN_PART);
+        let part_size = self.part_size();
         while !bytes.is_empty() {
-            if self.buffer.capacity() == 0 {
-                self.buffer.reserve_exact(part_size);
-            }
-            let room = part_size.saturating_sub(self.buffer.len());
-            let take = room.min(bytes.len());
-            self.buffer.extend_from_slice(&bytes[..take]);
-            bytes = &bytes[take..];
+            let taken = self.buffer.fill(bytes, part_size)?;
+            bytes = &bytes[taken..];
             if self.buffer.len() >= part_size {
-                let full = std::mem::take(&mut self.buffer);
-                self.send_part(Bytes::from(full))?;
+                let full = self.buffer.take();
+                self.send_part(full)?;
             }
         }
         Ok(())
@@ -877,7 +920,7 @@ impl StagedUpload for ObjectUpload {
             if !replace {
                 self.check_free()?;
             }
-            let body = Bytes::from(std::mem::take(&mut self.buffer));
+            let body = self.buffer.take();
             shared
                 .wait(shared.client.put(&self.key, body))
                 .map_err(|e| error(&path, e))?;
@@ -885,7 +928,7 @@ impl StagedUpload for ObjectUpload {
             return Ok(());
         }
         if !self.buffer.is_empty() || self.parts.is_empty() && self.in_flight.is_empty() {
-            let last = Bytes::from(std::mem::take(&mut self.buffer));
+            let last = self.buffer.take();
             self.send_part(last).map_err(to_storage)?;
         }
         while !self.in_flight.is_empty() {
