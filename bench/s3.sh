@@ -27,7 +27,7 @@ trap cleanup EXIT
 creds="$WORK/cluster/credentials"
 KEY=$(sed -n 's/^aws_access_key_id = //p' "$creds")
 SECRET=$(sed -n 's/^aws_secret_access_key = //p' "$creds")
-export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=garage AWS_ENDPOINT_URL=http://127.0.0.1:3900
+export AWS_ACCESS_KEY_ID=$KEY AWS_SECRET_ACCESS_KEY=$SECRET AWS_REGION=garage AWS_DEFAULT_REGION=garage AWS_ENDPOINT_URL=http://127.0.0.1:3900
 
 big="$WORK/big.bin"
 [ "$(stat -c %s "$big" 2>/dev/null || echo 0)" = $((SIZE_MIB * 1048576)) ] || head -c "${SIZE_MIB}M" /dev/urandom > "$big"
@@ -96,9 +96,9 @@ done
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 peak=$(awk '/VmHWM/ {print $2}' /proc/$SOLO/status)
-part=$((8 * 1024)); inflight=4
+
 echo "ferryd RSS before: $((base / 1024)) MiB; peak (VmHWM) during: $((peak / 1024)) MiB; failed uploads: $failed"
-echo "bound: base + $UPLOADS x part (8 MiB) x (parts in flight 4 + 1) = $(( base / 1024 + UPLOADS * 8 * 5 )) MiB"
+echo "bound: base + $UPLOADS x part (8 MiB) x (parts in flight 4 + 1) = $(( base / 1024 + UPLOADS * 8 * 5 )) MiB (ferryd holds at most 4 parts an upload, plus its 2.5 MiB receive pipeline)"
 
 echo
 echo "## Listing $OBJECTS objects"

@@ -114,4 +114,17 @@ for node in a b; do
     sleep 0.1
   done
 done
+# ... and HAProxy has found both up: four greetings in a row through it.
+greeted=0
+deadline=$((SECONDS + 30))
+while [ $greeted -lt 4 ]; do
+  [ $SECONDS -lt $deadline ] || { echo "no greeting through HAProxy" >&2; exit 1; }
+  if exec 3<>/dev/tcp/127.0.0.1/2121 && read -r -t 2 line <&3 && [ "${line:0:3}" = 220 ]; then
+    greeted=$((greeted + 1))
+  else
+    greeted=0
+    sleep 0.2
+  fi
+  exec 3>&- 3<&- 2>/dev/null || true
+done
 echo "cluster up in $WORK: ftp://127.0.0.1:2121 (anonymous, or demo/demo); stop with deploy/cluster/stop.sh $WORK"

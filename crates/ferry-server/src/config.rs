@@ -78,8 +78,9 @@ pub struct S3Settings {
     pub credentials_file: Option<PathBuf>,
     /// Bytes per multipart-upload part (at least 5 MiB, S3's minimum).
     pub part_size: u64,
-    /// Parts one upload sends at once; the client is not read while they are all in flight,
-    /// so an upload holds at most `part_size × (parts_in_flight + 1)` bytes.
+    /// Parts one upload holds at once, the one being filled included; the client is not read
+    /// while they are all in flight, so an upload holds at most `part_size × parts_in_flight`
+    /// bytes of parts.
     pub parts_in_flight: usize,
     /// Retries of a request that failed in a way that may pass (a 5xx, a reset connection).
     pub retries: u32,

@@ -814,9 +814,7 @@ impl ObjectUpload {
     fn send_part(&mut self, bytes: Bytes) -> io::Result<()> {
         let id = self.begin()?;
         let shared = Arc::clone(&self.shared);
-        while self.in_flight.len() >= shared.parts.parts_in_flight.max(1) {
-            self.wait_one()?;
-        }
+        self.wait_for_room()?;
         let part = self.next_part();
         let key = self.key.clone();
         let client = shared.client.clone();
@@ -827,6 +825,15 @@ impl ObjectUpload {
             },
             &shared.runtime,
         );
+        Ok(())
+    }
+
+    /// Waits while the budget of parts in flight is used.
+    fn wait_for_room(&mut self) -> io::Result<()> {
+        let most = self.shared.parts.parts_in_flight.max(1);
+        while self.in_flight.len() >= most {
+            self.wait_one()?;
+        }
         Ok(())
     }
 
@@ -901,6 +908,11 @@ impl StagedUpload for ObjectUpload {
     fn write_all(&mut self, mut bytes: &[u8]) -> io::Result<()> {
         let part_size = self.part_size();
         while !bytes.is_empty() {
+            if self.buffer.is_empty() {
+                // A new part is begun only when there is room for it: an upload holds at most
+                // `parts_in_flight` parts, the one being filled included.
+                self.wait_for_room()?;
+            }
             let taken = self.buffer.fill(bytes, part_size)?;
             bytes = &bytes[taken..];
             if self.buffer.len() >= part_size {
