@@ -95,15 +95,19 @@ fn lookup_user(passwd: &str, name: &str) -> Option<(u32, u32)> {
 }
 
 /// Confines the calling thread (and threads it starts later) to the given folders: full access
-/// beneath them, none elsewhere.
-pub fn confine_to(folders: &[PathBuf]) -> Result<Confinement, HardeningError> {
+/// beneath them, read access to `readable` (those that exist), none elsewhere.
+pub fn confine_to(folders: &[PathBuf], readable: &[&Path]) -> Result<Confinement, HardeningError> {
     let abi = ABI::V3;
     let access = AccessFs::from_all(abi);
     let folders: Vec<&Path> = folders.iter().map(PathBuf::as_path).collect();
+    let readable: Vec<&Path> = readable.iter().copied().filter(|p| p.exists()).collect();
     let status = Ruleset::default()
         .handle_access(access)
         .and_then(|ruleset| ruleset.create())
         .and_then(|ruleset| ruleset.add_rules(path_beneath_rules(&folders, access)))
+        .and_then(|ruleset| {
+            ruleset.add_rules(path_beneath_rules(&readable, AccessFs::from_read(abi)))
+        })
         .and_then(|ruleset| ruleset.restrict_self())
         .map_err(|e| HardeningError::Landlock(e.to_string()))?;
     Ok(match status.ruleset {

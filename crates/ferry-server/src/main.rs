@@ -430,9 +430,20 @@ fn harden(context: &Context) -> anyhow::Result<()> {
     if hardening.landlock {
         let mut folders = vec![context.config.root.clone(), context.config.anonymous_root()];
         folders.extend(context.authenticator.roots());
-        // An object store's roots are reached over the network, not through files.
+        // An object store's roots are reached over the network, not through files; looking up
+        // its host name reads these.
+        let before = folders.len();
         folders.retain(|folder| ferry_server::storage::ObjectRoot::parse(folder).is_none());
-        let confinement = ferry_server::hardening::confine_to(&folders)?;
+        let readable: &[&std::path::Path] = match folders.len() == before {
+            true => &[],
+            false => &[
+                std::path::Path::new("/etc/hosts"),
+                std::path::Path::new("/etc/resolv.conf"),
+                std::path::Path::new("/etc/nsswitch.conf"),
+                std::path::Path::new("/etc/gai.conf"),
+            ],
+        };
+        let confinement = ferry_server::hardening::confine_to(&folders, readable)?;
         tracing::info!(?confinement, "landlock");
         if confinement == ferry_server::hardening::Confinement::Unsupported {
             tracing::warn!("this kernel has no Landlock; file-system access is not confined");

@@ -23,6 +23,7 @@ use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
 use crate::proxy::{self, Header, Trusted};
 use crate::session::Session;
 use crate::storage::object::{ObjectFs, PartSettings};
+use crate::storage::s3::S3Client;
 use crate::storage::{uploads, LocalFs, ObjectRoot, Storage};
 use crate::tls::{TlsError, TlsSettings};
 use crate::users::{Authenticator, Users, UsersError};
@@ -54,6 +55,37 @@ pub struct Context {
     user_rates: Mutex<HashMap<String, UserRates>>,
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
     roots: Mutex<HashMap<PathBuf, Weak<dyn Storage>>>,
+    /// A client (and its connection pool) per bucket of the `s3://` roots, made at start: a
+    /// missing credential is a configuration error, and certificates are read before any
+    /// confinement.
+    object_clients: HashMap<String, S3Client>,
+}
+
+/// The S3 clients of every bucket a root is on.
+fn object_clients(
+    config: &Config,
+    authenticator: &dyn Authenticator,
+) -> Result<HashMap<String, S3Client>, ConfigError> {
+    let mut roots = vec![config.root.clone(), config.anonymous_root()];
+    roots.extend(authenticator.roots());
+    let mut clients = HashMap::new();
+    for root in roots {
+        let Some(Ok(object)) = ObjectRoot::parse(&root) else {
+            continue;
+        };
+        if clients.contains_key(&object.bucket) {
+            continue;
+        }
+        let client = new_client(&config.s3, &object.bucket)
+            .map_err(|e| ConfigError::Invalid(format!("{}: {e}", root.display())))?;
+        clients.insert(object.bucket, client);
+    }
+    Ok(clients)
+}
+
+fn new_client(settings: &crate::config::S3Settings, bucket: &str) -> Result<S3Client, String> {
+    let config = crate::storage::object::client_config(settings, bucket)?;
+    S3Client::new(config).map_err(|e| e.to_string())
 }
 
 /// What the server tells its sessions when it stops.
@@ -118,6 +150,7 @@ impl Context {
             tracing::warn!("using a self-signed certificate made at start: clients must pin it or skip verification");
         }
         let passive_ports = config.passive_port_range()?;
+        let object_clients = object_clients(&config, authenticator.as_ref())?;
         Ok(Context {
             tls,
             proxy: config.proxy_trust()?.map(Arc::new),
@@ -139,6 +172,7 @@ impl Context {
             private_uploads: Counter::default(),
             user_rates: Mutex::default(),
             roots: Mutex::default(),
+            object_clients,
             config,
         })
     }
@@ -162,10 +196,10 @@ impl Context {
     /// An object store's root (called inside the runtime its requests will use).
     pub fn object_fs(&self, root: &ObjectRoot) -> std::io::Result<ObjectFs> {
         let settings = &self.config.s3;
-        let client_config = crate::storage::object::client_config(settings, &root.bucket)
-            .map_err(std::io::Error::other)?;
-        let client = crate::storage::s3::S3Client::new(client_config)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let client = match self.object_clients.get(&root.bucket) {
+            Some(client) => client.clone(),
+            None => new_client(settings, &root.bucket).map_err(std::io::Error::other)?,
+        };
         let parts = PartSettings {
             part_size: usize::try_from(settings.part_size).unwrap_or(usize::MAX),
             parts_in_flight: settings.parts_in_flight,

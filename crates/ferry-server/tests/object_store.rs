@@ -635,3 +635,38 @@ fn ferryd_serves_an_s3_root_with_only_the_aws_environment() {
     assert!(ok, "{err}");
     assert_eq!(out.as_bytes(), readme.as_slice());
 }
+
+#[test]
+fn missing_credentials_and_bad_roots_are_configuration_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = |root: &str, credentials: &str| ferry_server::Config {
+        root: PathBuf::from(root),
+        s3: ferry_server::config::S3Settings {
+            endpoint: Some("http://127.0.0.1:9".into()),
+            credentials_file: Some(dir.path().join(credentials)),
+            ..Default::default()
+        },
+        ..ferry_server::Config::default()
+    };
+    let error = ferry_server::Context::new(config("s3://ferry/pub", "missing"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("s3://ferry/pub") && error.contains("credentials_file"),
+        "{error}"
+    );
+    std::fs::write(dir.path().join("other"), "[other]\naws_access_key_id = x\n").unwrap();
+    let error = ferry_server::Context::new(config("s3://ferry/pub", "other"))
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("[default]"), "{error}");
+    for (root, what) in [
+        ("s3://Bad_Bucket/x", "bucket name"),
+        ("s3://ferry/a/../b", "key prefix"),
+    ] {
+        let error = ferry_server::Context::new(config(root, "other"))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains(what), "{root}: {error}");
+    }
+}
