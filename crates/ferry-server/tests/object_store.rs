@@ -309,7 +309,11 @@ fn a_user_stores_appends_resumes_renames_and_deletes_on_s3() {
     control.expect("RMD empty", 250);
     assert!(!store.exists("rw/home/empty/"));
 
-    // Renames: a file is copied then deleted; a folder with files is refused.
+    // Renames: a file is copied then deleted; a folder with files is refused; a file renamed
+    // to its own name stays.
+    control.expect("RNFR big.bin", 350);
+    control.expect("RNTO big.bin", 250);
+    assert!(store.exists("rw/home/big.bin"));
     control.expect("RNFR small.txt", 350);
     control.expect("RNTO renamed.txt", 250);
     assert!(!store.exists("rw/home/small.txt"));
@@ -323,6 +327,9 @@ fn a_user_stores_appends_resumes_renames_and_deletes_on_s3() {
     assert!(!store.exists("rw/home/renamed.txt"));
     control.expect("DELE renamed.txt", 550);
     control.expect("SITE CHMOD 644 big.bin", 502);
+    // No file goes into a folder that is not there.
+    assert_eq!(control.upload("STOR nowhere/file.txt", b"x"), 550);
+    assert!(!store.exists("rw/home/nowhere/file.txt"));
 
     // Names round-trip as raw keys.
     let odd = "sp ace %41 #hash [br] ü€.txt";
@@ -669,4 +676,63 @@ fn missing_credentials_and_bad_roots_are_configuration_errors() {
             .to_string();
         assert!(error.contains(what), "{root}: {error}");
     }
+}
+
+#[test]
+fn a_store_that_stays_down_fails_the_transfer_with_451_and_commits_nothing() {
+    let Some(mut cluster) = cluster() else { return };
+    let store = Store::new(&cluster, 0);
+    let big = content(12 * MIB, 6);
+    store.put("down/home/big.bin", &big);
+    // The server talks to node 2 only; node 2 dies mid-transfer and stays dead.
+    let (server, _dir) = s3_server(&cluster, 2, "down", |_| {});
+    let mut control = server.login("carol");
+    control.expect("TYPE I", 200);
+
+    let mut data = control.epsv();
+    control.expect("STOR lost.bin", 150);
+    data.write_all(&big[..6 * MIB]).unwrap();
+    cluster.kill(2);
+    // Bounded: the rest is refused or taken until the server gives up.
+    let _ = data.write_all(&big[6 * MIB..]);
+    drop(data);
+    let reply = control.reply();
+    assert_eq!(reply.code, 451, "{reply:?}");
+
+    let data = control.epsv();
+    control.send("RETR big.bin");
+    let reply = control.reply();
+    assert_eq!(reply.code, 451, "{reply:?}");
+    drop(data);
+    control.expect("QUIT", 221);
+    // Through a living node: nothing under the name, and the upload was not completed.
+    assert!(!store.exists("down/home/lost.bin"));
+}
+
+#[test]
+fn an_object_replaced_before_its_download_starts_fails_it_instead_of_mixing() {
+    let Some(cluster) = cluster() else { return };
+    let store = Store::new(&cluster, 0);
+    store.put("swap/pub/file.bin", &content(3 * MIB, 7));
+    let (server, _dir) = s3_server(&cluster, 0, "swap", |_| {});
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    // The server looks the object up at RETR; the client connects only after it is replaced.
+    let reply = control.expect("EPSV", 229);
+    let port = ferry_proto::hostport::parse_epsv_reply(reply.text()).unwrap();
+    control.expect("RETR file.bin", 150);
+    store.put("swap/pub/file.bin", &content(3 * MIB, 8));
+    let data = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let received = support::read_all(data);
+    assert!(
+        received.len() < 3 * MIB,
+        "{} bytes of a replaced object",
+        received.len()
+    );
+    let reply = control.reply();
+    assert_eq!(reply.code, 451, "{reply:?}");
+    // The next download gets the new object whole.
+    let (bytes, code) = download(&mut control, "RETR file.bin");
+    assert_eq!(code, 226);
+    assert!(bytes == content(3 * MIB, 8));
 }

@@ -37,6 +37,14 @@ const MAX_PART: u64 = 5 * 1024 * 1024 * 1024;
 /// Keys a listing asks for per page.
 const PAGE: u32 = 1000;
 
+/// The multipart uploads this process is writing, by id: the sweep leaves them alone however
+/// old they are.
+static LIVE_UPLOADS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+fn live_uploads() -> std::sync::MutexGuard<'static, Vec<String>> {
+    LIVE_UPLOADS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// How uploads are cut and sent.
 #[derive(Debug, Clone, Copy)]
 pub struct PartSettings {
@@ -159,12 +167,18 @@ impl ObjectFs {
                 let old = now
                     .duration_since(upload.initiated)
                     .is_ok_and(|since| since >= age);
-                if old {
-                    shared
-                        .client
-                        .abort_multipart(&upload.key, &upload.upload_id)
-                        .await?;
-                    swept += 1;
+                if !old || live_uploads().contains(&upload.upload_id) {
+                    continue;
+                }
+                match shared
+                    .client
+                    .abort_multipart(&upload.key, &upload.upload_id)
+                    .await
+                {
+                    Ok(()) => swept += 1,
+                    // Another node swept it first.
+                    Err(S3Error::NoSuchUpload | S3Error::NotFound) => {}
+                    Err(e) => return Err(e),
                 }
             }
             match page.next {
@@ -263,12 +277,53 @@ fn read_credentials(file: &std::path::Path) -> Result<(String, String, Option<St
     }
 }
 
+/// Copies an object inside the bucket: one CopyObject up to S3's 5 GiB limit for it, a
+/// multipart copy of 5 GiB parts beyond (aborted if it fails).
+async fn copy_object(
+    client: &S3Client,
+    from: &str,
+    to: &str,
+    head: &super::s3::ObjectHead,
+) -> Result<(), S3Error> {
+    if head.size <= MAX_PART {
+        return client.copy(from, to).await;
+    }
+    let id = client.create_multipart(to).await?;
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut copied = Ok(());
+    // Bounded: 5 GiB a part, and an object is at most 5 TiB.
+    while start < head.size {
+        let end = head.size.min(start + MAX_PART);
+        let part = parts.len() as u32 + 1;
+        match client
+            .upload_part_copy_if(to, &id, part, from, start..end, Some(&head.etag))
+            .await
+        {
+            Ok(etag) => parts.push((part, etag)),
+            Err(e) => {
+                copied = Err(e);
+                break;
+            }
+        }
+        start = end;
+    }
+    let completed = match copied {
+        Ok(()) => client.complete_multipart(to, &id, &parts).await,
+        Err(e) => Err(e),
+    };
+    if completed.is_err() {
+        let _ = client.abort_multipart(to, &id).await;
+    }
+    completed
+}
+
 /// Maps a store's error to a storage error about `path`.
 fn error(path: &VirtualPath, error: S3Error) -> StorageError {
     let kind = match &error {
         S3Error::NotFound | S3Error::NoSuchUpload => StorageErrorKind::NotFound,
         S3Error::AccessDenied(_) => StorageErrorKind::PermissionDenied,
-        S3Error::PreconditionFailed => StorageErrorKind::AlreadyExists,
+        // Also a conditional request's failure: the object changed meanwhile.
         _ => StorageErrorKind::Other,
     };
     StorageError {
@@ -377,6 +432,7 @@ impl Storage for ObjectFs {
             key: shared.key(path),
             offset,
             end: head.size,
+            etag: head.etag,
             body: None,
         };
         Ok((ReadBody::Stream(Box::new(reader)), head.size))
@@ -391,8 +447,20 @@ impl Storage for ObjectFs {
         if shared.folder_state(path)? != FolderState::Missing {
             return Err(not_a_file());
         }
-        let existing = shared.head(path)?.map(|head| head.size);
-        let keep = match (mode, existing) {
+        // As in a folder: no file goes into a folder that is not there.
+        let parent = path.parent();
+        if !parent.is_root()
+            && shared.head(&parent)?.is_none()
+            && shared.folder_state(&parent)? == FolderState::Missing
+        {
+            return Err(StorageError::new(
+                StorageErrorKind::NotFound,
+                &parent,
+                "no such folder",
+            ));
+        }
+        let existing = shared.head(path)?;
+        let keep = match (mode, &existing) {
             (WriteMode::CreateNew, Some(_)) => {
                 return Err(StorageError::new(
                     StorageErrorKind::AlreadyExists,
@@ -401,8 +469,15 @@ impl Storage for ObjectFs {
                 ))
             }
             (WriteMode::Truncate | WriteMode::CreateNew, _) | (_, None) => 0,
-            (WriteMode::Append, Some(size)) => size,
-            (WriteMode::Resume(offset), Some(size)) => offset.min(size),
+            (WriteMode::Append, Some(head)) => head.size,
+            (WriteMode::Resume(offset), Some(head)) if offset <= head.size => offset,
+            (WriteMode::Resume(_), Some(_)) => {
+                return Err(StorageError::new(
+                    StorageErrorKind::Other,
+                    path,
+                    "the object became shorter than the restart offset",
+                ))
+            }
         };
         let mut upload = ObjectUpload {
             shared: Arc::clone(shared),
@@ -414,7 +489,8 @@ impl Storage for ObjectFs {
             in_flight: JoinSet::new(),
             committed: false,
         };
-        upload.keep_head(keep)?;
+        let etag = existing.map(|head| head.etag).unwrap_or_default();
+        upload.keep_head(keep, &etag)?;
         Ok(WriteBody::Staged(Box::new(upload)))
     }
 
@@ -498,7 +574,20 @@ impl Storage for ObjectFs {
                 "the root",
             ));
         }
-        if shared.head(from)?.is_some() {
+        if from == to {
+            // Nothing moves (a copy onto itself, then a delete, would lose it).
+            let exists =
+                shared.head(from)?.is_some() || shared.folder_state(from)? != FolderState::Missing;
+            return match exists {
+                true => Ok(()),
+                false => Err(StorageError::new(
+                    StorageErrorKind::NotFound,
+                    from,
+                    "no such object",
+                )),
+            };
+        }
+        if let Some(head) = shared.head(from)? {
             if shared.folder_state(to)? != FolderState::Missing {
                 return Err(StorageError::new(
                     StorageErrorKind::NotAFile,
@@ -507,8 +596,9 @@ impl Storage for ObjectFs {
                 ));
             }
             // Copy, then delete: a failure between leaves both names, never neither.
+            let (source, target) = (shared.key(from), shared.key(to));
             shared
-                .wait(shared.client.copy(&shared.key(from), &shared.key(to)))
+                .wait(copy_object(&shared.client, &source, &target, &head))
                 .map_err(|e| error(from, e))?;
             return shared
                 .wait(shared.client.delete(&shared.key(from)))
@@ -653,6 +743,9 @@ struct ObjectReader {
     offset: u64,
     /// The object's size when it was looked up.
     end: u64,
+    /// Its ETag then: every GET asks for that object, so a replaced one fails the download
+    /// instead of mixing two objects' bytes.
+    etag: String,
     body: Option<(GetBody, Bytes)>,
 }
 
@@ -663,11 +756,19 @@ impl ObjectReader {
         let mut failures = 0;
         loop {
             if self.body.is_none() {
-                match shared.wait(shared.client.get(&self.key, self.offset)) {
+                let request = shared
+                    .client
+                    .get_if(&self.key, self.offset, Some(&self.etag));
+                match shared.wait(request) {
                     Ok(body) => self.body = Some((body, Bytes::new())),
                     Err(e) if e.is_transient() && failures < BODY_RETRIES => {
                         failures += 1;
                         continue;
+                    }
+                    Err(S3Error::PreconditionFailed) => {
+                        return Err(io::Error::other(
+                            "the object was replaced during the download",
+                        ))
                     }
                     Err(e) => return Err(io::Error::other(e.to_string())),
                 }
@@ -729,8 +830,12 @@ struct ObjectUpload {
 }
 
 impl ObjectUpload {
+    /// The size of the next part: the configured one, doubled every 2,000 parts (up to 512
+    /// MiB), so that S3's 10,000 parts reach past 490 GiB with 8 MiB parts.
     fn part_size(&self) -> usize {
-        self.shared.parts.part_size.max(MIN_PART)
+        let doublings = ((self.next_part() - 1) / 2000).min(6);
+        let size = self.shared.parts.part_size.max(MIN_PART) << doublings;
+        size.min(512 * 1024 * 1024).max(self.shared.parts.part_size)
     }
 
     fn fail(&self, error: S3Error) -> io::Error {
@@ -750,13 +855,14 @@ impl ObjectUpload {
         let id = shared
             .wait(shared.client.create_multipart(&self.key))
             .map_err(|e| self.fail(e))?;
+        live_uploads().push(id.clone());
         self.upload_id = Some(id.clone());
         Ok(id)
     }
 
     /// Keeps the first `len` bytes of the object there now (APPE, REST+STOR): copied inside
     /// the store as parts when long enough for parts, else read into the first part.
-    fn keep_head(&mut self, len: u64) -> Result<(), StorageError> {
+    fn keep_head(&mut self, len: u64, etag: &str) -> Result<(), StorageError> {
         if len == 0 {
             return Ok(());
         }
@@ -765,7 +871,7 @@ impl ObjectUpload {
         let to_storage = |e: io::Error| StorageError::from_io(&path, e);
         if len < MIN_PART as u64 {
             let mut body = shared
-                .wait(shared.client.get(&self.key, 0))
+                .wait(shared.client.get_if(&self.key, 0, Some(etag)))
                 .map_err(|e| error(&path, e))?;
             let capacity = self.part_size();
             // `len` is under one part: this loop ends when it is read, or the body ends.
@@ -797,14 +903,17 @@ impl ObjectUpload {
                 end = len - MIN_PART as u64;
             }
             let part = self.next_part();
-            let etag = shared
-                .wait(
-                    shared
-                        .client
-                        .upload_part_copy(&self.key, &id, part, &self.key, start..end),
-                )
+            let copied = shared
+                .wait(shared.client.upload_part_copy_if(
+                    &self.key,
+                    &id,
+                    part,
+                    &self.key,
+                    start..end,
+                    Some(etag),
+                ))
                 .map_err(|e| error(&path, e))?;
-            self.parts.push((part, etag));
+            self.parts.push((part, copied));
             start = end;
         }
         Ok(())
@@ -965,6 +1074,9 @@ impl Drop for ObjectUpload {
     /// Should the abort itself fail, the sweep of abandoned uploads removes them later.
     fn drop(&mut self) {
         self.in_flight.abort_all();
+        if let Some(id) = &self.upload_id {
+            live_uploads().retain(|live| live != id);
+        }
         if self.committed {
             return;
         }

@@ -273,7 +273,11 @@ impl S3Client {
             "http" => return Err(S3Error::Invalid("http:// endpoint not allowed".into())),
             _ => return Err(S3Error::Invalid(format!("endpoint scheme {scheme:?}"))),
         }
-        if url.path() != "/" || url.query().is_some() || !url.username().is_empty() {
+        if url.path() != "/"
+            || url.query().is_some()
+            || !url.username().is_empty()
+            || url.password().is_some()
+        {
             return Err(S3Error::Invalid(
                 "the endpoint must be scheme://host[:port] alone".into(),
             ));
@@ -355,9 +359,23 @@ impl S3Client {
     /// An object's bytes from offset `start` to its end. A `start` at or past the end gives an
     /// empty body; a missing object is [`S3Error::NotFound`].
     pub async fn get(&self, key: &str, start: u64) -> Result<GetBody, S3Error> {
+        self.get_if(key, start, None).await
+    }
+
+    /// Like [`S3Client::get`], but only while the object still has the ETag `etag` (as HEAD
+    /// gave it): a replaced object is [`S3Error::PreconditionFailed`], never mixed bytes.
+    pub async fn get_if(
+        &self,
+        key: &str,
+        start: u64,
+        etag: Option<&str>,
+    ) -> Result<GetBody, S3Error> {
         let mut call = Call::new(Method::GET, Some(key));
         if start > 0 {
             call = call.header("range", format!("bytes={start}-"));
+        }
+        if let Some(etag) = etag {
+            call = call.header("if-match", etag.to_string());
         }
         let response = match self.retrying(call.retry, |_| self.send(&call)).await {
             Ok(response) => response,
@@ -467,16 +485,34 @@ impl S3Client {
         source: &str,
         range: std::ops::Range<u64>,
     ) -> Result<String, S3Error> {
+        self.upload_part_copy_if(key, upload_id, part, source, range, None)
+            .await
+    }
+
+    /// Like [`S3Client::upload_part_copy`], but only while the source still has the ETag
+    /// `etag` ([`S3Error::PreconditionFailed`] otherwise).
+    pub async fn upload_part_copy_if(
+        &self,
+        key: &str,
+        upload_id: &str,
+        part: u32,
+        source: &str,
+        range: std::ops::Range<u64>,
+        etag: Option<&str>,
+    ) -> Result<String, S3Error> {
         check_key(source)?;
         if range.is_empty() {
             return Err(S3Error::Invalid(format!("empty source range {range:?}")));
         }
-        let call = part_call(key, upload_id, part)?
+        let mut call = part_call(key, upload_id, part)?
             .header("x-amz-copy-source", self.source(source))
             .header(
                 "x-amz-copy-source-range",
                 format!("bytes={}-{}", range.start, range.end - 1),
             );
+        if let Some(etag) = etag {
+            call = call.header("x-amz-copy-source-if-match", etag.to_string());
+        }
         let (_, body) = self.fetch_checked(&call).await?;
         xml::copy_etag(&body)
     }
