@@ -736,3 +736,78 @@ fn an_object_replaced_before_its_download_starts_fails_it_instead_of_mixing() {
     assert_eq!(code, 226);
     assert!(bytes == content(3 * MIB, 8));
 }
+
+#[test]
+fn a_tls_upload_cut_without_close_notify_commits_nothing() {
+    let Some(cluster) = cluster() else { return };
+    let store = Store::new(&cluster, 0);
+    let (server, _dir) = s3_server(&cluster, 0, "notify", |config| {
+        config.tls.self_signed = true;
+        // Python's ftplib does not resume the TLS session on data connections.
+        config.tls.require_session_reuse = false;
+    });
+    let script = format!(
+        r#"
+import ftplib, socket, ssl
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+f = ftplib.FTP_TLS(context=ctx, timeout=30)
+f.connect("127.0.0.1", {port})
+f.login("carol", "{PASSWORD}")
+f.prot_p()
+f.voidcmd("TYPE I")
+# Whole: committed.
+conn = f.transfercmd("STOR whole.bin")
+conn.sendall(b"w" * (6 * 1024 * 1024))
+conn.unwrap().close()
+print("whole", f.voidresp())
+# Cut: the TCP connection ends without TLS's close_notify.
+conn = f.transfercmd("STOR cut.bin")
+conn.sendall(b"c" * (6 * 1024 * 1024))
+conn.shutdown(socket.SHUT_RDWR)
+conn.close()
+try:
+    print("cut", f.voidresp())
+except ftplib.Error as e:
+    print("cut", e)
+f.quit()
+"#,
+        port = server.port()
+    );
+    let (ok, out, err) = run_tool("python3", &["-c", &script], None, None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("whole 226"), "{out}");
+    assert!(out.contains("cut 426"), "{out}");
+    assert_eq!(store.get("notify/home/whole.bin").unwrap().len(), 6 * MIB);
+    assert!(
+        !store.exists("notify/home/cut.bin"),
+        "a cut TLS upload was committed"
+    );
+    assert_eq!(
+        store.wait_no_pending_uploads("notify/"),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn an_upload_running_when_the_server_stops_commits_nothing() {
+    let Some(cluster) = cluster() else { return };
+    let store = Store::new(&cluster, 0);
+    let (mut server, _dir) = s3_server(&cluster, 0, "stop", |config| {
+        config.timeouts.shutdown_grace = 1;
+    });
+    let mut control = server.login("carol");
+    control.expect("TYPE I", 200);
+    let mut data = control.epsv();
+    control.expect("STOR running.bin", 150);
+    data.write_all(&content(6 * MIB, 9)).unwrap();
+    server.stop();
+    let reply = control.reply();
+    assert_eq!(reply.code, 426, "{reply:?}");
+    drop(data);
+    assert!(
+        !store.exists("stop/home/running.bin"),
+        "committed at shutdown"
+    );
+}
