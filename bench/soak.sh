@@ -6,6 +6,11 @@
 #
 #   bench/soak.sh                    # 1000 sessions for 10 minutes
 #   bench/soak.sh 200 1              # SESSIONS MINUTES
+#
+# On an object store: SOAK_ROOT is the root of both the anonymous and the named user, and
+# FERRYD_EXTRA adds flags, e.g. with deploy/cluster/start.sh /tmp/ferry-cluster running:
+#   SOAK_ROOT=s3://ferry/soak FERRYD_EXTRA="--s3-endpoint http://127.0.0.1:3990 --s3-region garage
+#     --s3-credentials-file /tmp/ferry-cluster/credentials" bench/soak.sh 200 3
 set -euo pipefail
 
 SESSIONS=${1:-1000}
@@ -23,11 +28,13 @@ trap cleanup EXIT
 FERRYD="$REPO/target/release/ferryd"
 BENCH="$REPO/target/release/ferry-bench"
 mkdir -p "$WORK/root"
+ROOT=${SOAK_ROOT:-$WORK/root}
 HASH=$(echo 'soak password' | "$FERRYD" --hash-password)
 printf '[[user]]\nname = "soaker"\npassword = "%s"\nroot = "%s"\nwritable = true\n' \
-    "$HASH" "$WORK/root" > "$WORK/users.toml"
+    "$HASH" "$ROOT" > "$WORK/users.toml"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-"$FERRYD" --listen "127.0.0.1:$PORT" --root "$WORK/root" --anonymous-writable \
+# shellcheck disable=SC2086
+"$FERRYD" --listen "127.0.0.1:$PORT" --root "$ROOT" --anonymous-writable ${FERRYD_EXTRA:-} \
     --users-file "$WORK/users.toml" --tls-self-signed --max-sessions $((SESSIONS * 2 + 100)) \
     --max-sessions-per-ip 0 --ban-after-failures 0 --log-level warn >"$WORK/ferryd.out" 2>"$WORK/ferryd.err" &
 SERVER_PID=$!
