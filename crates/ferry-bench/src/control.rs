@@ -312,31 +312,29 @@ impl Control {
         self.check(&reply, command, 2)
     }
 
-    /// ABOR (RFC 959 § 4.1.3) after the data connection was dropped: reads replies until a
-    /// 2xx (servers answer 426 then 226, or 225/226 alone), within `wait`.
+    /// ABOR (RFC 959 § 4.1.3) after the data connection was dropped, while the transfer's final
+    /// reply is still to come: reads that reply (426 if the ABOR cut the transfer, 226 or 426 if
+    /// it had ended by itself) and then the ABOR's own (226, or 225 when nothing was left to
+    /// abort), within `wait`. Stopping at the first 2xx would leave the ABOR's reply unread
+    /// when the transfer had ended first, and every later command would read the reply of the
+    /// one before it.
     pub async fn abort(&mut self, wait: Duration) -> Result<(), BenchError> {
         self.send("ABOR").await?;
         let io_timeout = self.io_timeout;
         self.io_timeout = wait.min(io_timeout);
-        let mut result = Err(BenchError::Timeout {
-            what: "waiting for ABOR's reply",
-            addr: self.addr,
-        });
-        for _ in 0..3 {
-            match self.reply().await {
-                Ok(reply) if reply.class() == 4 => continue,
-                Ok(reply) => {
-                    result = self.check(&reply, "ABOR", 2);
-                    break;
-                }
-                Err(error) => {
-                    result = Err(error);
-                    break;
-                }
-            }
-        }
+        let result = self.abort_replies().await;
         self.io_timeout = io_timeout;
         result
+    }
+
+    /// The two replies that follow ABOR during a transfer.
+    async fn abort_replies(&mut self) -> Result<(), BenchError> {
+        let transfer = self.reply().await?;
+        if !matches!(transfer.class(), 2 | 4) {
+            return self.check(&transfer, "ABOR", 2);
+        }
+        let abor = self.reply().await?;
+        self.check(&abor, "ABOR", 2)
     }
 
     /// Sends QUIT, reads the 221 and waits briefly for the server to close, so the server side

@@ -271,13 +271,10 @@ impl Session {
                 return self.retr_stream(plan, path, arg, size, source).await;
             }
         };
-        let text = format!(
-            "Opening {} mode data connection for {arg} ({size} bytes).",
-            self.mode_name()
-        );
         // Held: when the file is sent at once below, the 150 leaves with the 226; otherwise it
         // is flushed before the transfer task starts.
-        self.control.hold(&Reply::new(150, text));
+        self.control
+            .hold(&Reply::new(150, self.retr_opening(arg, size)));
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Download);
         let progress = Arc::new(Progress::default());
@@ -297,28 +294,12 @@ impl Session {
         if self.flush_held().await == Flow::Quit {
             return Flow::Quit;
         }
-        self.start(
-            plan,
-            "RETR",
-            path,
-            Direction::Download,
-            progress,
-            move |mut stream, context, progress| async move {
-                data::send(
-                    &mut stream,
-                    Source::File {
-                        file,
-                        offset,
-                        end: size,
-                    },
-                    ascii,
-                    &progress.bytes,
-                    context.stall_timeout,
-                    &throttle,
-                )
-                .await
-            },
-        );
+        let source = Source::File {
+            file,
+            offset,
+            end: size,
+        };
+        self.start_download(plan, path, source, progress);
         Flow::Continue
     }
 
@@ -331,13 +312,29 @@ impl Session {
         size: u64,
         source: Source,
     ) -> Flow {
-        let text = format!(
-            "Opening {} mode data connection for {arg} ({size} bytes).",
-            self.mode_name()
-        );
-        if self.reply(150, text).await == Flow::Quit {
+        if self.reply(150, self.retr_opening(arg, size)).await == Flow::Quit {
             return Flow::Quit;
         }
+        self.start_download(plan, path, source, Arc::default());
+        Flow::Continue
+    }
+
+    /// RETR's 150 text.
+    fn retr_opening(&self, arg: &str, size: u64) -> String {
+        format!(
+            "Opening {} mode data connection for {arg} ({size} bytes).",
+            self.mode_name()
+        )
+    }
+
+    /// Starts the transfer task that sends a download's `source`.
+    fn start_download(
+        &mut self,
+        plan: DataPlan,
+        path: VirtualPath,
+        source: Source,
+        progress: Arc<Progress>,
+    ) {
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Download);
         self.start(
@@ -345,7 +342,7 @@ impl Session {
             "RETR",
             path,
             Direction::Download,
-            Arc::default(),
+            progress,
             move |mut stream, context, progress| async move {
                 data::send(
                     &mut stream,
@@ -358,7 +355,6 @@ impl Session {
                 .await
             },
         );
-        Flow::Continue
     }
 
     /// A passive TYPE I download on a plain connection, sent from the session's own task when

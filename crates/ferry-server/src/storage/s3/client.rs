@@ -17,6 +17,9 @@ use super::S3Error;
 /// Time allowed to open a connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long an idle connection to the store is kept for the next request.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// Time allowed between two reads of an answer: a dead store never hangs a request.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -304,6 +307,10 @@ impl S3Client {
             .connect_timeout(CONNECT_TIMEOUT)
             .read_timeout(READ_TIMEOUT)
             .tcp_keepalive(Duration::from_secs(30))
+            // Connections left idle by a burst of transfers are closed soon after it, so that
+            // descriptors come back to where they were (the store's connections are cheap to
+            // make again).
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!config.allow_http)
             .user_agent(concat!("ferryd/", env!("CARGO_PKG_VERSION")))
