@@ -195,8 +195,9 @@ impl ObjectFs {
     }
 }
 
-/// The client settings for `bucket`: the configuration's `[s3]`, then the standard AWS
-/// environment variables, then the credentials file.
+/// The client settings for `bucket`: the configuration's `[s3]` first, then the standard AWS
+/// environment variables; credentials from `s3.credentials_file` when it is set, else from the
+/// environment.
 pub fn client_config(
     settings: &crate::config::S3Settings,
     bucket: &str,
