@@ -811,3 +811,31 @@ fn an_upload_running_when_the_server_stops_commits_nothing() {
         "committed at shutdown"
     );
 }
+
+#[test]
+fn bandwidth_limits_hold_on_s3() {
+    let Some(cluster) = cluster() else { return };
+    let store = Store::new(&cluster, 0);
+    let bytes = content(4 * MIB, 10);
+    store.put("rate/pub/big.bin", &bytes);
+    let (server, _dir) = s3_server(&cluster, 0, "rate", |config| {
+        config.limits.download_rate = 2 * MIB as u64;
+        config.limits.upload_rate = 2 * MIB as u64;
+    });
+    let mut control = server.login("ftp");
+    control.expect("TYPE I", 200);
+    let started = Instant::now();
+    let (got, code) = download(&mut control, "RETR big.bin");
+    assert_eq!(code, 226);
+    assert!(got == bytes);
+    // 4 MiB at 2 MiB/s with 2 MiB of burst: at least about one second.
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "download in {took:?}");
+    let mut control = server.login("carol");
+    control.expect("TYPE I", 200);
+    let started = Instant::now();
+    assert_eq!(control.upload("STOR up.bin", &bytes), 226);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "upload in {took:?}");
+    assert!(store.get("rate/home/up.bin").unwrap() == bytes);
+}
