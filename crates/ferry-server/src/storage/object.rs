@@ -445,22 +445,25 @@ impl Storage for ObjectFs {
         if path.is_root() {
             return Err(not_a_file());
         }
-        if shared.folder_state(path)? != FolderState::Missing {
-            return Err(not_a_file());
-        }
-        // As in a folder: no file goes into a folder that is not there.
-        let parent = path.parent();
-        if !parent.is_root()
-            && shared.head(&parent)?.is_none()
-            && shared.folder_state(&parent)? == FolderState::Missing
-        {
-            return Err(StorageError::new(
-                StorageErrorKind::NotFound,
-                &parent,
-                "no such folder",
-            ));
-        }
+        // An existing file needs one request; a new name is checked further: not a folder,
+        // and (as on disk) no file goes into a folder that is not there.
         let existing = shared.head(path)?;
+        if existing.is_none() {
+            if shared.folder_state(path)? != FolderState::Missing {
+                return Err(not_a_file());
+            }
+            let parent = path.parent();
+            if !parent.is_root()
+                && shared.head(&parent)?.is_none()
+                && shared.folder_state(&parent)? == FolderState::Missing
+            {
+                return Err(StorageError::new(
+                    StorageErrorKind::NotFound,
+                    &parent,
+                    "no such folder",
+                ));
+            }
+        }
         let keep = match (mode, &existing) {
             (WriteMode::CreateNew, Some(_)) => {
                 return Err(StorageError::new(
