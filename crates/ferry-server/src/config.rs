@@ -45,8 +45,36 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocolConfig,
     /// How `s3://BUCKET/PREFIX` roots reach their object store.
     pub s3: S3Settings,
+    pub checksums: ChecksumConfig,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
+}
+
+/// HASH (draft-bryan-ftpext-hash) and the legacy XCRC, XMD5, XSHA1, XSHA256, XSHA512: a file's
+/// digest costs the server a read of the file and CPU, so they are bounded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksumConfig {
+    /// The checksum commands answer (and FEAT lists them).
+    pub enabled: bool,
+    /// Anonymous users may ask for checksums too (off: 552).
+    pub anonymous: bool,
+    /// Most bytes one request hashes; a larger file or range is refused (556).
+    pub max_size: u64,
+    /// Hashes computed at once in the whole server; a request beyond that gets 450 (busy, try
+    /// later). A session runs one command at a time, so it computes at most one.
+    pub max_running: usize,
+}
+
+impl Default for ChecksumConfig {
+    fn default() -> Self {
+        ChecksumConfig {
+            enabled: true,
+            anonymous: false,
+            max_size: 4 * 1024 * 1024 * 1024,
+            max_running: 2,
+        }
+    }
 }
 
 /// The PROXY protocol (HAProxy's, v1 and v2), for a server behind a load balancer.
@@ -273,6 +301,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             proxy_protocol: ProxyProtocolConfig::default(),
             s3: S3Settings::default(),
+            checksums: ChecksumConfig::default(),
             log_level: "info".into(),
         }
     }
@@ -392,6 +421,12 @@ impl Config {
                 "listen_backlog = {} is out of range (1 to 65535)",
                 self.listen_backlog
             ));
+        }
+        if self.checksums.enabled && self.checksums.max_running == 0 {
+            return invalid(
+                "checksums.max_running must be at least 1 (or set checksums.enabled = false)"
+                    .into(),
+            );
         }
         self.passive_port_range()?;
         check_root("root", &self.root)?;

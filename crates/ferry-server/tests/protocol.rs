@@ -429,6 +429,7 @@ fn mlst_mlsd_feat_and_opts() {
             " EPRT",
             " EPSV",
             " MDTM",
+            " MFMT",
             " MLST type*;size*;modify*;perm*;unix.mode*;",
             " PASV",
             " REST STREAM",

@@ -8,7 +8,7 @@ use ferry_proto::Reply;
 use super::{Flow, Session};
 
 /// The commands HELP lists: every verb Ferry implements.
-const IMPLEMENTED: &str = "ABOR ACCT ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD";
+const IMPLEMENTED: &str = "ABOR ACCT ALLO APPE AUTH AVBL CCC CDUP CWD DELE EPRT EPSV FEAT HASH HELP LIST MDTM MFMT MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT RANG REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER XCRC XCUP XCWD XMD5 XMKD XPWD XRMD XSHA1 XSHA256 XSHA512";
 
 impl Session {
     /// TYPE: A (and A N) or I (and L 8); other types are refused by the parser with 504.
@@ -46,6 +46,7 @@ impl Session {
             "EPRT",
             "EPSV",
             "MDTM",
+            "MFMT",
             &feat_mlst_line(&self.mlst_facts),
             "PASV",
             "REST STREAM",
@@ -54,6 +55,7 @@ impl Session {
             "UTF8",
         ];
         lines.extend(features.iter().map(|f| format!(" {f}")));
+        lines.extend(self.checksum_features().iter().map(|f| format!(" {f}")));
         lines.push("End".to_string());
         self.send(Reply::multi(211, lines)).await
     }
@@ -66,6 +68,7 @@ impl Session {
                 self.reply(200, "Always in UTF8 mode.").await
             }
             ("UTF8" | "UTF-8", _) => self.reply(504, "UTF8 cannot be turned off.").await,
+            ("HASH", _) => self.opts_hash(value).await,
             ("MLST", _) => {
                 self.mlst_facts = select_mlst_facts(value.unwrap_or(""));
                 let facts: String = self.mlst_facts.iter().map(|f| format!("{f};")).collect();

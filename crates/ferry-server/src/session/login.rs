@@ -251,6 +251,8 @@ impl Session {
         self.kept_passive = None;
         self.epsv_all = false;
         self.mlst_facts = ferry_proto::listing::MLST_FACTS.to_vec();
+        self.hash_algorithm = ferry_proto::command::HashAlgorithm::Sha256;
+        self.hash_range = None;
     }
 }
 

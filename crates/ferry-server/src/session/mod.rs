@@ -6,6 +6,7 @@
 //! holds the loop, the one `match` that dispatches, and the checks that apply to every command
 //! (login required, write permission) before dispatch.
 
+mod checksums;
 mod control;
 mod data_setup;
 mod files;
@@ -108,6 +109,11 @@ pub struct Session {
     kept_passive: Option<data_setup::KeptPassive>,
     epsv_all: bool,
     mlst_facts: Vec<&'static str>,
+    /// The algorithm of HASH (OPTS HASH).
+    hash_algorithm: ferry_proto::command::HashAlgorithm,
+    /// The inclusive byte range RANG set for the next HASH (boxed: rarely set, and every idle
+    /// session holds the field).
+    hash_range: Option<Box<(u64, u64)>>,
     transfer: Option<RunningTransfer>,
     queued: VecDeque<Frame>,
     shutdown: watch::Receiver<Stop>,
@@ -174,6 +180,8 @@ impl Session {
             kept_passive: None,
             epsv_all: false,
             mlst_facts: ferry_proto::listing::MLST_FACTS.to_vec(),
+            hash_algorithm: ferry_proto::command::HashAlgorithm::Sha256,
+            hash_range: None,
             transfer: None,
             queued: VecDeque::new(),
             shutdown,
@@ -355,6 +363,21 @@ impl Session {
             // RNFR must be followed directly by RNTO: any other command forgets it.
             self.rename_from = None;
         }
+        if !matches!(command, Command::Rang(..) | Command::Hash(_)) {
+            // RANG is for the HASH right after it: any other command forgets it, and a transfer,
+            // which would ignore the range, is refused rather than sending the whole file.
+            let ranged = self.hash_range.take().is_some();
+            if ranged
+                && matches!(
+                    command,
+                    Command::Retr(_) | Command::Stor(_) | Command::Appe(_)
+                )
+            {
+                return self
+                    .reply(504, "RANG applies to HASH only; range reset.")
+                    .await;
+            }
+        }
         if needs_login(&command) && !self.logged_in() {
             return self.reply(530, "Please login with USER and PASS.").await;
         }
@@ -424,6 +447,17 @@ impl Session {
             C::Pbsz(size) => self.pbsz(size).await,
             C::Prot(level) => self.prot(level).await,
             C::Ccc => self.ccc().await,
+            C::Hash(path) => self.hash(&path).await,
+            C::Checksum {
+                algorithm,
+                path,
+                start,
+                end,
+            } => self.legacy_checksum(algorithm, &path, start, end).await,
+            C::Rang(start, end) => self.rang(start, end).await,
+            C::Mfmt(secs, path) => self.mfmt(secs, &path).await,
+            C::Host(name) => self.host(&name).await,
+            C::Avbl(path) => self.avbl(path.as_deref()).await,
             C::Unimplemented(verb) => self.reply(502, format!("{verb} not implemented.")).await,
         }
     }
@@ -627,6 +661,9 @@ fn path_argument(command: &Command) -> Option<&str> {
         | C::Rnto(path)
         | C::Size(path)
         | C::Mdtm(path)
+        | C::Hash(path)
+        | C::Checksum { path, .. }
+        | C::Mfmt(_, path)
         | C::Cwd(path) => Some(path),
         C::Mlst(path) => path.as_deref(),
         _ => None,
@@ -653,6 +690,7 @@ fn needs_login(command: &Command) -> bool {
             | C::Ccc
             | C::Opts(..)
             | C::Stat(None)
+            | C::Host(_)
             | C::Unimplemented(_)
     )
 }
@@ -665,7 +703,8 @@ fn required_permission(command: &Command) -> Option<(Permission, &str)> {
     use Command as C;
     use Permission as P;
     Some(match command {
-        C::Retr(path) => (P::Download, path),
+        C::Retr(path) | C::Hash(path) | C::Checksum { path, .. } => (P::Download, path),
+        C::Mfmt(_, path) => (P::Overwrite, path),
         C::Stou => (P::Upload, "."),
         C::Dele(path) => (P::Delete, path),
         C::Rmd(path) => (P::Rmdir, path),
