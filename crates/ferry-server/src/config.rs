@@ -249,6 +249,11 @@ pub struct DataConfig {
     /// Let PORT/EPRT name another host than the client's (FXP, server-to-server). Off: such
     /// commands are refused before any connection is tried (RFC 2577 bounce attacks).
     pub allow_fxp: bool,
+    /// MODE Z (deflate-compressed data connections) is offered.
+    pub mode_z: bool,
+    /// The highest zlib level (0-9) a client may ask for with `OPTS MODE Z LEVEL`; the default
+    /// level is 6, or this if lower. Higher levels cost the server more CPU per byte.
+    pub mode_z_max_level: u32,
 }
 
 /// The source port of active-mode data connections.
@@ -328,6 +333,8 @@ impl Default for DataConfig {
             active_enabled: true,
             passive_enabled: true,
             allow_fxp: false,
+            mode_z: true,
+            mode_z_max_level: 9,
         }
     }
 }
@@ -420,6 +427,12 @@ impl Config {
             return invalid(format!(
                 "listen_backlog = {} is out of range (1 to 65535)",
                 self.listen_backlog
+            ));
+        }
+        if self.data.mode_z_max_level > 9 {
+            return invalid(format!(
+                "data.mode_z_max_level = {} is out of range (0 to 9)",
+                self.data.mode_z_max_level
             ));
         }
         if self.checksums.enabled && self.checksums.max_running == 0 {

@@ -195,3 +195,151 @@ fn mfmt_sets_times_that_mdtm_and_mlst_report() {
     let mut anonymous = server.login("ftp");
     anonymous.expect("MFMT 20200229123456 readme.txt", 550);
 }
+
+const MODE_Z_SCRIPT: &str = r#"
+import ftplib, io, ssl, sys, zlib
+PORT, ROOT, PASSWORD = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+TLS = len(sys.argv) > 4 and sys.argv[4] == "tls"
+if TLS:
+    ftp = ftplib.FTP_TLS(timeout=30, context=ssl._create_unverified_context())
+    ftp.connect("127.0.0.1", PORT)
+    ftp.login("alice", PASSWORD)
+    ftp.prot_p()
+else:
+    ftp = ftplib.FTP(timeout=30)
+    ftp.connect("127.0.0.1", PORT)
+    ftp.login("alice", PASSWORD)
+assert " MODE Z" in ftp.sendcmd("FEAT").split("\n"), "FEAT lacks MODE Z"
+assert ftp.sendcmd("MODE Z").startswith("200")
+
+def fetch(command, rest=None):
+    chunks = []
+    ftp.retrbinary(command, chunks.append, rest=rest)
+    return b"".join(chunks)
+
+def inflate(wire):
+    d = zlib.decompressobj()
+    out = d.decompress(wire)
+    assert d.eof, "the zlib stream did not end"
+    assert d.unused_data == b"", "bytes after the zlib stream"
+    return out
+
+data = open(ROOT + "/text.txt", "rb").read()
+ftp.voidcmd("TYPE I")
+wire = fetch("RETR text.txt")
+assert inflate(wire) == data
+assert len(wire) < len(data) // 4, (len(wire), len(data))
+# REST counts uncompressed bytes; the stream starts afresh there.
+assert inflate(fetch("RETR text.txt", rest=1000)) == data[1000:]
+# TYPE A converts LF to CRLF before compressing.
+ftp.voidcmd("TYPE A")
+conn = ftp.transfercmd("RETR text.txt")
+wire = b""
+while True:
+    block = conn.recv(65536)
+    if not block:
+        break
+    wire += block
+conn.close()
+ftp.voidresp()
+assert inflate(wire) == data.replace(b"\n", b"\r\n")
+ftp.voidcmd("TYPE I")
+# Listings are compressed too.
+names = inflate(fetch("NLST")).decode().split("\r\n")
+assert "text.txt" in names, names
+assert b"type=file;" in inflate(fetch("MLSD"))
+assert b"text.txt" in inflate(fetch("LIST"))
+# Uploads: a zlib stream in, the plain bytes on disk; levels 0 and 9.
+for level in ["0", "9"]:
+    assert ftp.sendcmd("OPTS MODE Z LEVEL " + level).startswith("200")
+    body = zlib.compress(data[:50000], int(level))
+    ftp.storbinary("STOR up%s.txt" % level, io.BytesIO(body))
+    assert open(ROOT + "/up%s.txt" % level, "rb").read() == data[:50000]
+try:
+    ftp.sendcmd("OPTS MODE Z LEVEL 10")
+    raise AssertionError("level 10 accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("501"), e
+# A cut or corrupt stream: 451, and the upload is not reported complete.
+for name, body in [("cut.txt", zlib.compress(data)[:3000]), ("bad.txt", b"\x78\x9c" + b"\xff" * 5000)]:
+    try:
+        try:
+            ftp.storbinary("STOR " + name, io.BytesIO(body))
+        except (ssl.SSLError, ConnectionError):
+            # The server broke the data connection off (over TLS without close_notify).
+            ftp.voidresp()
+        raise AssertionError(name + " accepted")
+    except ftplib.error_temp as e:
+        assert str(e).startswith("451"), e
+assert ftp.sendcmd("MODE S").startswith("200")
+assert fetch("RETR text.txt") == data
+ftp.quit()
+print("mode z ok")
+"#;
+
+fn write_text(root: &Path) -> Vec<u8> {
+    let text: Vec<u8> = (0..60_000)
+        .flat_map(|i| format!("line {i}: MODE Z compresses this text well\n").into_bytes())
+        .collect();
+    std::fs::write(root.join("text.txt"), &text).unwrap();
+    text
+}
+
+#[test]
+fn mode_z_with_python_zlib_downloads_listings_uploads_and_bad_streams() {
+    let server = TestServer::start();
+    write_text(&server.alice_root);
+    let output = python(&server, MODE_Z_SCRIPT);
+    assert!(output.contains("mode z ok"), "{output}");
+}
+
+#[test]
+fn mode_z_over_tls_compresses_then_encrypts() {
+    let server = TestServer::start_with(|c| {
+        c.tls.self_signed = true;
+        c.tls.require_session_reuse = false;
+    });
+    write_text(&server.alice_root);
+    let port = server.port().to_string();
+    let args = [
+        "-",
+        port.as_str(),
+        server.alice_root.to_str().unwrap(),
+        PASSWORD,
+        "tls",
+    ];
+    let (ok, stdout, stderr) = run_tool("python3", &args, Some(MODE_Z_SCRIPT), None);
+    assert!(ok && stdout.contains("mode z ok"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn mode_z_is_refused_when_turned_off() {
+    let server = TestServer::start_with(|c| c.data.mode_z = false);
+    let mut control = server.login("alice");
+    let feat = control.expect("FEAT", 211);
+    assert!(!feat.lines.iter().any(|l| l.contains("MODE Z")), "{feat:?}");
+    control.expect("MODE Z", 504);
+    control.expect("OPTS MODE Z LEVEL 1", 501);
+}
+
+#[test]
+fn lftp_uses_mode_z_both_ways() {
+    let server = TestServer::start();
+    let text = write_text(&server.alice_root);
+    let work = tempfile::tempdir().unwrap();
+    let script = format!(
+        "set cmd:fail-exit yes; set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 10; \
+         set xfer:clobber yes; set ftp:use-mode-z on; \
+         open -u alice,'{PASSWORD}' -p {} 127.0.0.1; ls; get text.txt -o got.txt; \
+         put got.txt -o sent.txt",
+        server.port()
+    );
+    let (ok, stdout, stderr) = run_tool("lftp", &["-d", "-c", &script], None, Some(work.path()));
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stderr.contains("---> MODE Z"), "{stderr}");
+    assert_eq!(std::fs::read(work.path().join("got.txt")).unwrap(), text);
+    assert_eq!(
+        std::fs::read(server.alice_root.join("sent.txt")).unwrap(),
+        text
+    );
+}

@@ -93,7 +93,7 @@ impl Session {
         let probe = path.clone();
         match self.with_storage_quick(move |s| s.metadata(&probe)).await {
             Ok(_) => {
-                self.rename_from = Some(path);
+                self.rename_from = Some(Box::new(path));
                 self.reply(350, "Ready for RNTO.").await
             }
             Err(error) => self.reply_storage_error(&error).await,
@@ -102,7 +102,7 @@ impl Session {
 
     /// RNTO: renames what RNFR named.
     pub(super) async fn rnto(&mut self, arg: &str) -> Flow {
-        let Some(from) = self.rename_from.take() else {
+        let Some(from) = self.rename_from.take().map(|from| *from) else {
             return self.reply(503, "RNFR required first.").await;
         };
         let to = self.resolve(arg);

@@ -41,6 +41,9 @@ const CUT_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 /// The reply that ends a session of a banned address.
 const BANNED: &str = "Too many failed logins from your address; try again later.";
 
+/// The zlib level of MODE Z unless OPTS MODE Z LEVEL says otherwise (zlib's own default).
+const DEFAULT_DEFLATE_LEVEL: u8 = 6;
+
 /// Most commands queued while a transfer runs; more are refused.
 const MAX_QUEUED: usize = 32;
 
@@ -103,12 +106,17 @@ pub struct Session {
     cwd: VirtualPath,
     transfer_type: TransferType,
     restart_offset: u64,
-    rename_from: Option<VirtualPath>,
+    rename_from: Option<Box<VirtualPath>>,
     data_plan: Option<DataPlan>,
     /// The passive listener PASV offers again, when the session has one.
     kept_passive: Option<data_setup::KeptPassive>,
     epsv_all: bool,
-    mlst_facts: Vec<&'static str>,
+    /// The facts OPTS MLST chose; `None`: the default ones (no allocation for most sessions).
+    mlst_facts: Option<Box<[&'static str]>>,
+    /// MODE Z: the zlib level data connections are compressed with; `None` in MODE S.
+    deflate: Option<u8>,
+    /// The level OPTS MODE Z LEVEL chose, for the next MODE Z.
+    deflate_level: u8,
     /// The algorithm of HASH (OPTS HASH).
     hash_algorithm: ferry_proto::command::HashAlgorithm,
     /// The inclusive byte range RANG set for the next HASH (boxed: rarely set, and every idle
@@ -156,6 +164,7 @@ impl Session {
             stall_timeout: context.config.stall_timeout(),
         };
         let login_deadline = tokio::time::Instant::now() + context.config.login_timeout();
+        let deflate_level = DEFAULT_DEFLATE_LEVEL.min(context.config.data.mode_z_max_level as u8);
         let tls = context
             .tls
             .as_ref()
@@ -179,7 +188,9 @@ impl Session {
             data_plan: None,
             kept_passive: None,
             epsv_all: false,
-            mlst_facts: ferry_proto::listing::MLST_FACTS.to_vec(),
+            mlst_facts: None,
+            deflate: None,
+            deflate_level,
             hash_algorithm: ferry_proto::command::HashAlgorithm::Sha256,
             hash_range: None,
             transfer: None,
@@ -480,6 +491,13 @@ impl Session {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Quit,
         }
+    }
+
+    /// The MLST/MLSD facts shown (OPTS MLST).
+    fn mlst_facts(&self) -> &[&'static str] {
+        self.mlst_facts
+            .as_deref()
+            .unwrap_or(&ferry_proto::listing::MLST_FACTS)
     }
 
     fn account(&self) -> Option<&Account> {
