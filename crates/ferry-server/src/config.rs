@@ -230,6 +230,11 @@ pub struct AnonymousConfig {
     pub upload_folder: Option<String>,
     /// Anonymous users may also make folders in the upload folder.
     pub upload_mkdir: bool,
+    /// Most bytes anonymous uploads may keep: under the upload folder when there is one (and
+    /// the root is not writable), else under the anonymous root.
+    pub quota_bytes: Option<u64>,
+    /// Most files, likewise.
+    pub quota_files: Option<u64>,
 }
 
 /// Where the server's data connections go.
@@ -320,6 +325,8 @@ impl Default for AnonymousConfig {
             writable: false,
             upload_folder: None,
             upload_mkdir: false,
+            quota_bytes: None,
+            quota_files: None,
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod hardening;
 pub mod limits;
 pub mod permissions;
 pub mod proxy;
+pub mod quota;
 pub mod server;
 pub mod session;
 pub mod storage;

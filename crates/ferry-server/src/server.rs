@@ -51,6 +51,8 @@ pub struct Context {
     /// Private upload files being written (by storage and path): one upload at a time each,
     /// though several sessions of one user share them.
     pub private_uploads: Counter<String>,
+    /// What the accounts with a quota use, shared by their sessions.
+    pub quotas: crate::quota::Ledger,
     /// Checksums being computed (HASH, XCRC, ...): at most `checksums.max_running` at once.
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// Each named account's aggregate (download, upload) limiters, made at its first login.
@@ -172,6 +174,7 @@ impl Context {
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             private_uploads: Counter::default(),
+            quotas: crate::quota::Ledger::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),
             roots: Mutex::default(),

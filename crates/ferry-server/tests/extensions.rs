@@ -343,3 +343,118 @@ fn lftp_uses_mode_z_both_ways() {
         text
     );
 }
+
+/// A users file whose `carol` (password [`PASSWORD`]) may write `root` under a quota.
+fn quota_users(dir: &Path, root: &Path, bytes: u64, files: u64) -> std::path::PathBuf {
+    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+    let text = format!(
+        "[[user]]\nname = \"carol\"\npassword = \"{hash}\"\nroot = \"{}\"\nwritable = true\n\
+         quota_bytes = {bytes}\nquota_files = {files}\n",
+        root.display()
+    );
+    let path = dir.join("users.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const QUOTA_SCRIPT: &str = r#"
+import ftplib, io, os, sys, zlib
+PORT, ROOT, PASSWORD = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def login():
+    ftp = ftplib.FTP(timeout=30)
+    ftp.connect("127.0.0.1", PORT)
+    ftp.login("carol", PASSWORD)
+    return ftp
+
+def quota(ftp):
+    lines = ftp.sendcmd("SITE QUOTA").split("\n")
+    used = [int(l.split()[1]) for l in lines if l.strip().startswith(("Bytes:", "Files:"))]
+    return tuple(used)
+
+def refused(code, call, *args):
+    try:
+        call(*args)
+    except ftplib.all_errors as e:
+        assert str(e).startswith(code), e
+        return
+    raise AssertionError("expected " + code)
+
+ftp = login()
+# 10,000 bytes in 2 files were there at login.
+assert quota(ftp) == (10000, 2), quota(ftp)
+assert ftp.sendcmd("AVBL") == "213 90000", ftp.sendcmd("AVBL")
+ftp.storbinary("STOR a.bin", io.BytesIO(b"a" * 50000))
+assert quota(ftp) == (60000, 3), quota(ftp)
+# Overwriting gives back the old size first.
+ftp.storbinary("STOR a.bin", io.BytesIO(b"b" * 30000))
+assert quota(ftp) == (40000, 3), quota(ftp)
+# An upload that would pass the limit stops at it with 552; the new file is removed.
+refused("552", ftp.storbinary, "STOR big.bin", io.BytesIO(b"c" * 200000))
+assert not os.path.exists(ROOT + "/big.bin")
+assert quota(ftp) == (40000, 3), quota(ftp)
+# APPE past the limit: cut back to what it was.
+refused("552", ftp.storbinary, "APPE a.bin", io.BytesIO(b"d" * 100000))
+assert os.path.getsize(ROOT + "/a.bin") == 30000
+assert quota(ftp) == (40000, 3), quota(ftp)
+# A MODE Z bomb: 2 MB of zeros in a few kilobytes fills at most the quota.
+ftp.sendcmd("MODE Z")
+refused("552", ftp.storbinary, "STOR bomb.bin", io.BytesIO(zlib.compress(b"\0" * 2000000, 9)))
+ftp.sendcmd("MODE S")
+assert not os.path.exists(ROOT + "/bomb.bin")
+# Two sessions share the usage: together they cannot pass it.
+other = login()
+ftp.storbinary("STOR b.bin", io.BytesIO(b"e" * 40000))
+assert quota(other) == (80000, 4), quota(other)
+refused("552", other.storbinary, "STOR c.bin", io.BytesIO(b"f" * 30000))
+# The file count: the fifth file is the last.
+other.storbinary("STOR c.bin", io.BytesIO(b"g" * 100))
+refused("552", other.storbinary, "STOR d.bin", io.BytesIO(b"h"))
+refused("552", other.sendcmd, "STOU")
+# Deleting and renaming over a file give back.
+other.delete("c.bin")
+other.rename("b.bin", "a.bin")
+assert quota(ftp) == (50000, 3), quota(ftp)
+# At the byte limit, uploads are refused before any data.
+ftp.storbinary("STOR fill.bin", io.BytesIO(b"i" * 50000))
+assert ftp.sendcmd("AVBL") == "213 0", ftp.sendcmd("AVBL")
+refused("552", ftp.storbinary, "STOR more.bin", io.BytesIO(b"j"))
+print("quota ok")
+"#;
+
+#[test]
+fn quotas_stop_uploads_and_are_shared_by_sessions() {
+    let users = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("sub")).unwrap();
+    std::fs::write(home.path().join("x"), [0u8; 4000]).unwrap();
+    std::fs::write(home.path().join("sub/y"), [0u8; 6000]).unwrap();
+    let file = quota_users(users.path(), home.path(), 100_000, 5);
+    let server = TestServer::start_with(|c| c.users_file = Some(file));
+    let port = server.port().to_string();
+    let args = ["-", port.as_str(), home.path().to_str().unwrap(), PASSWORD];
+    let (ok, stdout, stderr) = run_tool("python3", &args, Some(QUOTA_SCRIPT), None);
+    assert!(ok && stdout.contains("quota ok"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn anonymous_quota_counts_the_upload_folder() {
+    let server = TestServer::start_with(|c| {
+        c.anonymous.upload_folder = Some("/incoming".into());
+        c.anonymous.quota_bytes = Some(1000);
+    });
+    std::fs::create_dir(server.root.join("incoming")).unwrap();
+    let mut control = server.login("ftp");
+    let reply = control.expect("SITE QUOTA", 200);
+    assert!(
+        reply
+            .lines
+            .iter()
+            .any(|l| l.contains("Bytes: 0 used of 1000")),
+        "{reply:?}"
+    );
+    assert_eq!(control.upload("STOR /incoming/a.txt", &[b'x'; 600]), 226);
+    assert_eq!(control.upload("STOR /incoming/b.txt", &[b'x'; 600]), 552);
+    assert!(!server.root.join("incoming/b.txt").exists());
+    control.expect("AVBL /incoming", 213);
+}

@@ -95,7 +95,15 @@ impl Session {
         let Some(storage) = self.open_storage(&spec.root) else {
             return self.reply(530, "Cannot open your home folder.").await;
         };
-        let account = self.account_for(spec, anonymous, storage, count);
+        let quota = match self.quota_usage(&spec, anonymous, &storage).await {
+            Ok(quota) => quota,
+            Err(error) => {
+                tracing::error!(user = %escape(&spec.name), %error, "cannot count a quota's usage");
+                return self.reply(530, "Cannot count your quota's usage.").await;
+            }
+        };
+        let mut account = self.account_for(spec, anonymous, storage, count);
+        account.quota = quota;
         self.logged_in_as(account).await
     }
 
@@ -124,7 +132,51 @@ impl Session {
             download_rate: None,
             upload_rate: None,
             require_tls: false,
+            quota: crate::quota::Limits {
+                bytes: settings.quota_bytes,
+                files: settings.quota_files,
+            },
         }
+    }
+
+    /// The account's quota usage, shared with its other sessions (counted at its first login).
+    async fn quota_usage(
+        &self,
+        spec: &AccountSpec,
+        anonymous: bool,
+        storage: &Arc<dyn Storage>,
+    ) -> Result<Option<Arc<crate::quota::Usage>>, crate::storage::StorageError> {
+        if !spec.quota.is_limited() {
+            return Ok(None);
+        }
+        let settings = &self.context.config.anonymous;
+        let (key, scope) = match (&settings.upload_folder, anonymous) {
+            (Some(folder), true) if !settings.writable => (
+                format!("anonymous:{}:{folder}", spec.root.display()),
+                VirtualPath::root().join(folder),
+            ),
+            (_, true) => (
+                format!("anonymous:{}", spec.root.display()),
+                VirtualPath::root(),
+            ),
+            (_, false) => (format!("user:{}", spec.name), VirtualPath::root()),
+        };
+        let (context, storage, limits) =
+            (Arc::clone(&self.context), Arc::clone(storage), spec.quota);
+        tokio::task::spawn_blocking(move || {
+            context
+                .quotas
+                .usage(&key, storage.as_ref(), scope, limits)
+                .map(Some)
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(crate::storage::StorageError::new(
+                crate::storage::StorageErrorKind::Other,
+                &VirtualPath::root(),
+                &join.to_string(),
+            ))
+        })
     }
 
     async fn authenticate(&self, user: &str, password: Secret) -> Option<AccountSpec> {
@@ -168,6 +220,7 @@ impl Session {
             download: Throttle::new([session_rate(limits.download_rate), user_download]),
             upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
             require_tls: spec.require_tls,
+            quota: None,
             _session_count: count,
         }
     }

@@ -58,6 +58,8 @@ struct Account {
     upload: Throttle,
     /// The account must use TLS for control and data connections.
     require_tls: bool,
+    /// What the account uses of its quota, when it has one (shared with its other sessions).
+    quota: Option<Arc<crate::quota::Usage>>,
     /// Whose an upload's private file is (see `storage::uploads::owner`).
     upload_owner: String,
     /// Counts this session against the account's session limit while logged in.
@@ -595,6 +597,14 @@ impl Session {
             })
     }
 
+    /// The quota usage that counts `path`, if the account has a quota there.
+    fn quota_for(&self, path: &VirtualPath) -> Option<Arc<crate::quota::Usage>> {
+        self.account()
+            .and_then(|a| a.quota.as_ref())
+            .filter(|usage| usage.covers(path))
+            .cloned()
+    }
+
     /// Replies to a failed storage call; the one place storage errors become reply codes.
     /// In a folder the user may not list (a drop box), what exists there is not told: every
     /// "is there something" error gets the same reply.
@@ -683,7 +693,7 @@ fn path_argument(command: &Command) -> Option<&str> {
         | C::Checksum { path, .. }
         | C::Mfmt(_, path)
         | C::Cwd(path) => Some(path),
-        C::Mlst(path) => path.as_deref(),
+        C::Mlst(path) | C::Avbl(path) => path.as_deref(),
         _ => None,
     }
 }
