@@ -18,6 +18,7 @@ pub mod storage;
 pub mod stream;
 pub mod tls;
 pub mod users;
+pub mod vhost;
 
 pub use config::Config;
 pub use server::{run, run_with_implicit_tls, Context};

@@ -325,9 +325,4 @@ impl Session {
             None => self.reply(200, "No quota for this account.").await,
         }
     }
-
-    /// HOST (RFC 7151): virtual hosts come in a later change.
-    pub(super) async fn host(&mut self, _name: &str) -> Flow {
-        self.reply(502, "HOST not implemented.").await
-    }
 }

@@ -78,6 +78,17 @@ enum Login {
     LoggedIn(Account),
 }
 
+/// Which virtual host a session is on, and what chose it.
+#[derive(Debug, Clone, Copy, Default)]
+struct HostChoice {
+    /// Index into `Context::vhosts`; `None` is the default host.
+    vhost: Option<u16>,
+    /// HOST chose it.
+    by_host: bool,
+    /// The TLS server name (SNI) chose it; HOST must then agree.
+    by_sni: bool,
+}
+
 /// What the loop reacts to.
 enum Event {
     Frame(Frame),
@@ -115,6 +126,8 @@ pub struct Session {
     epsv_all: bool,
     /// The facts OPTS MLST chose; `None`: the default ones (no allocation for most sessions).
     mlst_facts: Option<Box<[&'static str]>>,
+    /// The virtual host this session is on (HOST, SNI).
+    host: HostChoice,
     /// MODE Z: the zlib level data connections are compressed with; `None` in MODE S.
     deflate: Option<u8>,
     /// The level OPTS MODE Z LEVEL chose, for the next MODE Z.
@@ -191,6 +204,7 @@ impl Session {
             kept_passive: None,
             epsv_all: false,
             mlst_facts: None,
+            host: HostChoice::default(),
             deflate: None,
             deflate_level,
             hash_algorithm: ferry_proto::command::HashAlgorithm::Sha256,
@@ -218,10 +232,11 @@ impl Session {
 
     async fn run_in_place(&mut self) {
         tracing::info!(peer = %self.peer, "connect");
-        let greeted = {
-            let greeting = Reply::new(220, self.context.greeting.clone());
-            // Boxed, like a command: the handshake's state is not kept for the session's life.
-            Box::pin(self.start_implicit_tls()).await && self.control.send(&greeting).await.is_ok()
+        // Boxed, like a command: the handshake's state is not kept for the session's life.
+        // Implicit FTPS greets after the handshake, as the host the client named (SNI).
+        let greeted = Box::pin(self.start_implicit_tls()).await && {
+            let greeting = Reply::new(220, self.greeting());
+            self.control.send(&greeting).await.is_ok()
         };
         if greeted {
             self.serve().await;
@@ -493,6 +508,27 @@ impl Session {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Quit,
         }
+    }
+
+    /// The virtual host the session is on (`None`: the default host).
+    fn vhost(&self) -> Option<&crate::vhost::Vhost> {
+        self.host
+            .vhost
+            .and_then(|i| self.context.vhosts.get(usize::from(i)))
+    }
+
+    /// The name the session's host gives itself in replies.
+    fn server_name(&self) -> String {
+        self.vhost().map_or_else(
+            || self.context.server_name.clone(),
+            |v| v.server_name.clone(),
+        )
+    }
+
+    /// The anonymous settings of the session's host.
+    fn anonymous_settings(&self) -> &crate::config::AnonymousConfig {
+        self.vhost()
+            .map_or(&self.context.config.anonymous, |v| &v.anonymous)
     }
 
     /// The MLST/MLSD facts shown (OPTS MLST).
