@@ -25,11 +25,12 @@ pub enum Kind {
     Note,
 }
 
-/// The head of a lifeline: a title and a line under it.
+/// The head of a lifeline: a title, its role, and its address once known.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lifeline {
     pub title: String,
-    pub detail: String,
+    pub role: String,
+    pub address: String,
 }
 
 /// One row of the diagram.
@@ -68,10 +69,11 @@ pub fn layout(entries: &[Entry]) -> Diagram {
     diagram
 }
 
-fn lifeline(title: &str, detail: &str) -> Lifeline {
+fn lifeline(title: &str, role: &str) -> Lifeline {
     Lifeline {
         title: title.to_string(),
-        detail: detail.to_string(),
+        role: role.to_string(),
+        address: String::new(),
     }
 }
 
@@ -168,7 +170,8 @@ fn tcp_row(at: Duration, from: usize, to: usize, label: &str, detail: String) ->
 }
 
 fn diagram_control(diagram: &mut Diagram, at: Duration, local: SocketAddr, remote: SocketAddr) {
-    diagram.lifelines[CONTROL].detail = format!("control port {remote}");
+    diagram.lifelines[CONTROL].address = remote.to_string();
+    diagram.lifelines[CLIENT].address = local.to_string();
     diagram.rows.push(tcp_row(
         at,
         CLIENT,
@@ -191,13 +194,14 @@ fn data_lane(diagram: &mut Diagram, id: u32, link: &DataLink) -> usize {
     if let Some(index) = diagram.lifelines.iter().position(|l| l.title == title) {
         return index;
     }
-    let side = match link.opener {
-        Opener::Client => "passive, server",
-        Opener::Server => "active, server",
+    let role = match link.opener {
+        Opener::Client => "data port, passive",
+        Opener::Server => "data port, active",
     };
     diagram.lifelines.push(Lifeline {
         title,
-        detail: format!("{side} {}", link.remote),
+        role: role.to_string(),
+        address: link.remote.to_string(),
     });
     diagram.lifelines.len() - 1
 }
@@ -304,10 +308,8 @@ mod tests {
             entry(Event::DataFinished { id: 1, link, end }),
         ]);
         assert_eq!(diagram.lifelines.len(), 5);
-        assert_eq!(
-            diagram.lifelines[4].detail,
-            "passive, server 127.0.0.1:50000"
-        );
+        assert_eq!(diagram.lifelines[4].role, "data port, passive");
+        assert_eq!(diagram.lifelines[4].address, "127.0.0.1:50000");
         let labels: Vec<_> = diagram.rows.iter().map(|r| r.label.as_str()).collect();
         assert_eq!(
             labels,

@@ -14,7 +14,7 @@ use super::{escape_controls, Entry};
 const LANE: usize = 240;
 const LEFT: usize = 150;
 const TOP: usize = 90;
-const HEAD: usize = 44;
+const HEAD: usize = 56;
 const ROW: usize = 46;
 const NOTE_ROW: usize = 30;
 /// Details shown under an arrow; the rest are counted.
@@ -33,11 +33,11 @@ pub fn render_diagram(diagram: &Diagram) -> String {
     let width = LEFT + lanes * LANE;
     let height = TOP + HEAD + 20 + diagram.rows.iter().map(row_height).sum::<usize>() + 30;
     let mut out = String::new();
-    let _ = write!(
+    let _ = writeln!(
         out,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\" \
          viewBox=\"0 0 {width} {height}\" font-family=\"DejaVu Sans Mono, monospace\" \
-         font-size=\"12\">\n"
+         font-size=\"12\">"
     );
     out.push_str(STYLE);
     let _ = writeln!(
@@ -53,14 +53,13 @@ pub fn render_diagram(diagram: &Diagram) -> String {
             out,
             "<rect x=\"{}\" y=\"{TOP}\" width=\"{}\" height=\"{HEAD}\" rx=\"6\" class=\"head\"/>\n\
              <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" font-weight=\"bold\">{}</text>\n\
-             <text x=\"{x}\" y=\"{}\" text-anchor=\"middle\" class=\"detail\">{}</text>\n\
-             <line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" class=\"life\"/>",
+             {}{}<line x1=\"{x}\" y1=\"{}\" x2=\"{x}\" y2=\"{}\" class=\"life\"/>",
             x - LANE / 2 + 10,
             LANE - 20,
             TOP + 18,
             escape(&lifeline.title),
-            TOP + 35,
-            escape(&lifeline.detail),
+            head_line(x, TOP + 34, &lifeline.role),
+            head_line(x, TOP + 49, &lifeline.address),
             TOP + HEAD,
             height - 20,
         );
@@ -74,6 +73,17 @@ pub fn render_diagram(diagram: &Diagram) -> String {
     out
 }
 
+/// A line of a lifeline's head; nothing when empty.
+fn head_line(x: usize, y: usize, text: &str) -> String {
+    if text.is_empty() {
+        return String::new();
+    }
+    format!(
+        "<text x=\"{x}\" y=\"{y}\" text-anchor=\"middle\" class=\"detail\">{}</text>\n",
+        escape(text)
+    )
+}
+
 const STYLE: &str = "<defs>\
 <marker id=\"head\" viewBox=\"0 0 10 10\" refX=\"10\" refY=\"5\" markerWidth=\"8\" \
 markerHeight=\"8\" orient=\"auto-start-reverse\"><path d=\"M0,0 L10,5 L0,10 z\" \
@@ -84,11 +94,11 @@ fill=\"context-stroke\"/></marker></defs>\n<style>\
 .time{fill:#7f8c8d;font-size:11px}\
 .note{fill:#fff8dc;stroke:#b7950b}\
 line.arrow{stroke-width:1.6;marker-end:url(#head)}\
-.User{stroke:#000000;fill:#000000}.Dns{stroke:#8e44ad;fill:#8e44ad}\
-.Tcp{stroke:#7f8c8d;fill:#5d6d7e}.Command{stroke:#1f618d;fill:#1f618d}\
-.Reply{stroke:#1e8449;fill:#1e8449}.Data{stroke:#ca6f1e;fill:#ca6f1e}\
-.Note{fill:#7d6608}\
-text.User,text.Dns,text.Tcp,text.Command,text.Reply,text.Data{stroke:none}\
+line.User{stroke:#000000}text.User{fill:#000000}line.Dns{stroke:#8e44ad}text.Dns{fill:#8e44ad}\
+line.Tcp{stroke:#7f8c8d}text.Tcp{fill:#5d6d7e}line.Command{stroke:#1f618d}text.Command{fill:#1f618d}\
+line.Reply{stroke:#1e8449}text.Reply{fill:#1e8449}line.Data{stroke:#ca6f1e}text.Data{fill:#ca6f1e}\
+text.Note{fill:#7d6608}\
+text{stroke:#ffffff;stroke-width:4px;stroke-linejoin:round;paint-order:stroke}\
 </style>\n";
 
 fn center(lane: usize) -> usize {
@@ -147,7 +157,11 @@ fn draw_row(out: &mut String, row: &Row, y: usize) {
         arrow_y - 5,
         escape(&row.label)
     );
-    for (index, detail) in details(row).iter().enumerate() {
+    for (index, detail) in details(row)
+        .iter()
+        .enumerate()
+        .filter(|(_, d)| !d.is_empty())
+    {
         let _ = writeln!(
             out,
             "<text x=\"{middle}\" y=\"{}\" text-anchor=\"middle\" class=\"detail\">{}</text>",

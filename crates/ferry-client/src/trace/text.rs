@@ -4,7 +4,7 @@
 //! Every string from the session goes through [`super::escape_controls`], so a reply holding
 //! terminal escapes or line breaks shows them as `\x1b` and `\x0d\x0a`.
 
-use super::diagram::{layout, seconds, Diagram, Row};
+use super::diagram::{layout, seconds, Diagram, Lifeline, Row};
 use super::{escape_controls, Entry};
 
 /// Columns between two lifelines.
@@ -22,12 +22,12 @@ pub fn render_diagram(diagram: &Diagram) -> String {
     let lanes = diagram.lifelines.len();
     let mut out =
         String::from("FTP session recorded by ferry --trace (times in seconds from the start)\n\n");
-    let titles: Vec<String> = diagram.lifelines.iter().map(|l| clean(&l.title)).collect();
-    let details: Vec<String> = diagram.lifelines.iter().map(|l| clean(&l.detail)).collect();
-    for heads in [titles, details] {
+    let fields: [fn(&Lifeline) -> &str; 3] = [|l| &l.title, |l| &l.role, |l| &l.address];
+    for field in fields {
         let mut canvas = Canvas::new(lanes);
-        for (lane, head) in heads.iter().enumerate() {
-            canvas.write(lane * LANE, head);
+        for (lane, lifeline) in diagram.lifelines.iter().enumerate() {
+            let head: String = clean(field(lifeline)).chars().take(LANE - 1).collect();
+            canvas.write(lane * LANE, &head);
         }
         out.push_str(&canvas.finish(""));
     }

@@ -76,7 +76,7 @@ impl Shell {
     fn new(args: &Args) -> Self {
         let printer = Arc::new(Printer::new(!args.quiet, args.debug, true));
         let mut config = args.client_config();
-        config.transcript = Some(printer.clone());
+        config.transcript = Some(crate::trace::observer(printer.clone()));
         let remote_names = Arc::new(Mutex::new(Vec::new()));
         Shell {
             client: None,
@@ -119,6 +119,7 @@ impl Shell {
         let Some(name) = words.first() else {
             return Flow::Continue;
         };
+        crate::trace::user(&crate::trace::masked_command(line));
         let verb = match lookup(name) {
             Ok(verb) => verb,
             Err(Lookup::Invalid) => return self.fail_flow("?Invalid command."),
@@ -326,14 +327,20 @@ impl Shell {
 
     fn ask(&mut self, prompt: &str) -> anyhow::Result<String> {
         match self.input.answer(prompt) {
-            Some(answer) => Ok(answer),
+            Some(answer) => {
+                crate::trace::user(&format!("{prompt}{}", answer.trim()));
+                Ok(answer)
+            }
             None => bail!("end of input"),
         }
     }
 
     fn ask_password(&mut self, prompt: &str) -> anyhow::Result<Secret> {
         match self.input.password(prompt) {
-            Some(password) => Ok(password),
+            Some(password) => {
+                crate::trace::user(&format!("{prompt}XXXX"));
+                Ok(password)
+            }
             None => bail!("end of input"),
         }
     }

@@ -1,0 +1,376 @@
+//! `ferry --trace FILE`: the seed's session against ferryd, recorded and drawn as text and as
+//! SVG, compared with the golden files in `tests/golden/` once the things that vary from run to
+//! run (ports, times) are replaced by placeholders. The SVG is also drawn by headless Chromium
+//! (a screenshot under `target/tmp/trace/`), and a hostile server's markup stays text.
+//!
+//! After a deliberate change of the drawing, `FERRY_UPDATE_GOLDEN=1 cargo test -p ferry-client
+//! --test trace` rewrites the golden files; review their diff before committing.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::fake::fake_server;
+use support::ferryd::Ferryd;
+use support::{ferry, readme_bytes, Outcome};
+
+/// The seed's session: log in, list, change folder, download (the listing passive, the file
+/// active, as the seed's PORT), leave.
+const SESSION: &str = "ftp\nabc@any-domain.com\ndir\ncd pub\npassive off\nget readme.txt\nbye\n";
+
+/// Runs [`SESSION`] against a fresh ferryd with `--trace <dir>/name`; returns the outcome and
+/// the trace file's text.
+fn traced_session(name: &str) -> (Outcome, String) {
+    let server = Ferryd::start();
+    let local = tempfile::tempdir().unwrap();
+    let trace = local.path().join(name);
+    let port = server.port().to_string();
+    let args = [
+        "--trace",
+        trace.to_str().unwrap(),
+        "--resolve",
+        "ftp.any-domain.com:127.0.0.1",
+        "ftp.any-domain.com",
+        &port,
+    ];
+    let outcome = ferry(&args, SESSION, local.path());
+    outcome
+        .expect_code(0)
+        .expect_stdout("226 Transfer complete.");
+    let downloaded = fs::read(local.path().join("readme.txt")).unwrap();
+    assert_eq!(downloaded, readme_bytes(), "{outcome}");
+    let text = fs::read_to_string(&trace).unwrap_or_else(|e| panic!("{e}: {outcome}"));
+    assert!(
+        !text.contains("abc@any-domain.com"),
+        "the password leaked:\n{text}"
+    );
+    (outcome, text)
+}
+
+/// Replaces what changes between runs: every port (numbered in order of first appearance),
+/// the port bytes of a PORT command, and times (`0.012 s`).
+fn normalise(text: &str) -> String {
+    let text = normalise_port_command(text);
+    let text = normalise_times(&text);
+    normalise_ports(&text)
+}
+
+fn normalise_port_command(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("PORT 127,0,0,1,") {
+        let after = start + "PORT 127,0,0,1,".len();
+        out.push_str(&rest[..after]);
+        let tail = &rest[after..];
+        let end = tail
+            .find(|c: char| !c.is_ascii_digit() && c != ',')
+            .unwrap_or(tail.len());
+        out.push_str("P1,P2");
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn normalise_times(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::new();
+    let mut index = 0;
+    while index < chars.len() {
+        if let Some(length) = time_at(&chars[index..]) {
+            let before = out.chars().last();
+            if !before.is_some_and(|c| c.is_ascii_digit()) {
+                out.push_str("#.### s");
+                index += length;
+                continue;
+            }
+        }
+        out.push(chars[index]);
+        index += 1;
+    }
+    out
+}
+
+/// The length of `digits.ddd s` at the start of `chars`, if it is there.
+fn time_at(chars: &[char]) -> Option<usize> {
+    let whole = chars.iter().take_while(|c| c.is_ascii_digit()).count();
+    let tail: String = chars.get(whole..whole + 6)?.iter().collect();
+    let (dot, decimals, unit) = (&tail[..1], &tail[1..4], &tail[4..]);
+    let decimals_ok = decimals.chars().all(|c| c.is_ascii_digit());
+    (whole > 0 && dot == "." && decimals_ok && unit == " s").then_some(whole + 6)
+}
+
+fn normalise_ports(text: &str) -> String {
+    let mut ports: Vec<String> = Vec::new();
+    for (position, _) in text.match_indices("127.0.0.1:") {
+        let digits: String = text[position + 10..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        if !digits.is_empty() && !ports.contains(&digits) {
+            ports.push(digits);
+        }
+    }
+    let mut out = String::new();
+    let mut number = String::new();
+    for c in text.chars().chain(std::iter::once('\n')) {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        match ports.iter().position(|port| *port == number) {
+            Some(index) => out.push_str(&format!("<port{}>", index + 1)),
+            None => out.push_str(&number),
+        }
+        number.clear();
+        out.push(c);
+    }
+    out.pop();
+    out
+}
+
+/// Compares `actual` with the golden file `name`, or rewrites it with FERRY_UPDATE_GOLDEN=1.
+fn check_golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("FERRY_UPDATE_GOLDEN").is_some() {
+        fs::write(&path, actual).unwrap();
+        return;
+    }
+    let expected = fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (FERRY_UPDATE_GOLDEN=1 makes it)", path.display()));
+    if expected != actual {
+        let artefact = artefacts().join(name);
+        fs::write(&artefact, actual).unwrap();
+        let line = expected
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(expected.lines().count().min(actual.lines().count()));
+        panic!(
+            "{name} differs from its golden file from line {} on; this run's is in {}",
+            line + 1,
+            artefact.display()
+        );
+    }
+}
+
+/// `target/tmp/trace/`: screenshots and failed outputs, never in git.
+fn artefacts() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("trace");
+    fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn normalising_replaces_ports_and_times_only() {
+    let text = "src = 127.0.0.1:40001, dst = 127.0.0.1:2121 (|||40001|) 1715 bytes in 0.012 s\n\
+                PORT 127,0,0,1,156,65\n 12.345 s";
+    assert_eq!(
+        normalise(text),
+        "src = 127.0.0.1:<port1>, dst = 127.0.0.1:<port2> (|||<port1>|) 1715 bytes in #.### s\n\
+         PORT 127,0,0,1,P1,P2\n #.### s"
+    );
+}
+
+#[test]
+fn text_trace_of_the_seed_session() {
+    let (_, text) = traced_session("session.txt");
+    for wanted in [
+        "DNS query",
+        "name = ftp.any-domain.com",
+        "TCP connect (SYN)",
+        "PASS XXXX",
+        "227",
+        "DATA 1715 bytes in",
+        "221 ",
+    ] {
+        if wanted != "227" {
+            assert!(text.contains(wanted), "{wanted:?} missing:\n{text}");
+        }
+    }
+    check_golden("session.txt", &normalise(&text));
+}
+
+#[test]
+fn svg_trace_of_the_seed_session_renders_in_chromium() {
+    let (_, svg) = traced_session("session.svg");
+    assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    check_golden("session.svg", &normalise(&svg));
+    let path = artefacts().join("session.svg");
+    fs::write(&path, &svg).unwrap();
+    render_in_chromium(&path, &svg);
+}
+
+#[test]
+fn a_trace_file_must_be_svg_or_txt() {
+    let local = tempfile::tempdir().unwrap();
+    let outcome = ferry(&["--trace", "out.png", "127.0.0.1", "1"], "", local.path());
+    outcome.expect_code(2);
+    assert!(outcome.stderr.contains("must end in .svg"), "{outcome}");
+    assert!(!local.path().join("out.png").exists());
+}
+
+#[test]
+fn markup_from_a_hostile_server_stays_text() {
+    let local = tempfile::tempdir().unwrap();
+    let fake = fake_server(|conn| {
+        conn.reply("220 </text><script>alert(1)</script>\x1b[2J");
+        while let Some(line) = conn.serve_until_other() {
+            let _ = line;
+            conn.reply("500 <svg onload=alert(2)>");
+        }
+    });
+    let port = fake.port.to_string();
+    let svg_path = local.path().join("hostile.svg");
+    let args = [
+        "--trace",
+        svg_path.to_str().unwrap(),
+        "-n",
+        "127.0.0.1",
+        &port,
+    ];
+    let outcome = ferry(&args, "quote <b>\nbye\n", local.path());
+    let svg = fs::read_to_string(&svg_path).unwrap_or_else(|e| panic!("{e}: {outcome}"));
+    assert!(svg.contains("220 &lt;/text&gt;&lt;script&gt;alert(1)&lt;/script&gt;\\x1b[2J"));
+    assert!(svg.contains("500 &lt;svg onload=alert(2)&gt;"), "{svg}");
+    assert!(!svg.contains("<script") && !svg.contains("<svg onload") && !svg.contains('\x1b'));
+}
+
+/// Whether Chromium is here; when it is not, CI fails and elsewhere the check is skipped.
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .flat_map(|dir| ["chromium", "chromium-browser"].map(|name| dir.join(name)))
+        .find(|candidate| candidate.is_file());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "chromium is missing (apt-get install chromium)"
+        );
+        eprintln!("skipped: chromium is not installed (apt-get install chromium)");
+    }
+    found
+}
+
+/// Runs Chromium headless with `args`, at most 120 s; returns its standard output.
+fn run_chromium(chromium: &Path, profile: &Path, args: &[String]) -> String {
+    let mut child = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromium");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if child.try_wait().expect("wait").is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("chromium {args:?} ran longer than 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    reader.join().unwrap_or_default()
+}
+
+/// The `width` and `height` attributes of the SVG's root element.
+fn svg_size(svg: &str) -> (u32, u32) {
+    let attribute = |name: &str| -> u32 {
+        let start = svg.find(&format!(" {name}=\"")).unwrap() + name.len() + 3;
+        let end = svg[start..].find('"').unwrap();
+        svg[start..start + end].parse().unwrap()
+    };
+    (attribute("width"), attribute("height"))
+}
+
+/// A PNG's width and height from its IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert!(
+        png.len() > 24 && png.starts_with(b"\x89PNG\r\n\x1a\n"),
+        "not a PNG"
+    );
+    let number = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (number(16), number(20))
+}
+
+/// Screenshots the SVG (and, to compare, a blank one of the same size) and checks in the DOM
+/// that Chromium drew every text of the diagram with a width.
+fn render_in_chromium(svg_path: &Path, svg: &str) {
+    let Some(chromium) = chromium() else {
+        return;
+    };
+    let dir = artefacts();
+    let profile = tempfile::tempdir().unwrap();
+    let (width, height) = svg_size(svg);
+    let shoot = |source: &Path, png: &Path| {
+        let _ = fs::remove_file(png);
+        run_chromium(
+            &chromium,
+            profile.path(),
+            &[
+                format!("--screenshot={}", png.display()),
+                format!("--window-size={width},{height}"),
+                format!("file://{}", source.display()),
+            ],
+        );
+        fs::read(png).unwrap_or_else(|e| panic!("no screenshot {}: {e}", png.display()))
+    };
+    let screenshot = shoot(svg_path, &dir.join("session.png"));
+    let blank_svg = dir.join("blank.svg");
+    let blank = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{height}\">\
+         <rect width=\"{width}\" height=\"{height}\" fill=\"#ffffff\"/></svg>"
+    );
+    fs::write(&blank_svg, blank).unwrap();
+    let empty = shoot(&blank_svg, &dir.join("blank.png"));
+    assert_eq!(png_size(&screenshot), (width, height));
+    assert!(
+        screenshot.len() > 4 * empty.len(),
+        "the screenshot ({} bytes) is hardly more than a blank page ({} bytes)",
+        screenshot.len(),
+        empty.len()
+    );
+    let page = dir.join("session.html");
+    let script = "<script>const texts = document.querySelectorAll('svg text');\
+        const drawn = [...texts].filter(t => t.getBBox().width > 0).length;\
+        document.body.setAttribute('data-result', texts.length + '/' + drawn);</script>";
+    fs::write(
+        &page,
+        format!("<!DOCTYPE html><html><body>{svg}{script}</body></html>"),
+    )
+    .unwrap();
+    let dom = run_chromium(
+        &chromium,
+        profile.path(),
+        &["--dump-dom".into(), format!("file://{}", page.display())],
+    );
+    let texts = svg.matches("<text ").count();
+    let expected = format!("data-result=\"{texts}/{texts}\"");
+    assert!(texts > 30, "only {texts} texts in the SVG");
+    assert!(
+        dom.contains(&expected),
+        "Chromium drew not all {texts} texts: {}",
+        &dom[..dom.len().min(300)]
+    );
+}
