@@ -12,9 +12,10 @@ use crate::config::ClientConfig;
 use crate::control::Control;
 use crate::error::FtpError;
 use crate::replies::{self, Features};
-use crate::resolve::{filter, lookup};
+use crate::resolve::{answer_source, filter, lookup};
 use crate::stream::Stream;
 use crate::tls::{TlsContext, TlsInfo, TlsMode};
+use crate::trace::AnswerSource;
 use crate::trace::DataLink;
 use crate::transcript::Transcript;
 
@@ -477,8 +478,12 @@ async fn resolve_observed(
     config: &ClientConfig,
 ) -> Result<Vec<SocketAddr>, FtpError> {
     let transcript = config.transcript.as_deref();
+    let overrides = &config.resolve_overrides;
     if let Some(transcript) = transcript {
-        transcript.resolving(host);
+        // Only the resolver sends a query; pins and addresses are answers of their own.
+        if answer_source(host, port, overrides) == AnswerSource::Resolver {
+            transcript.resolving(host);
+        }
     }
     let found = lookup(host, port, &config.resolve_overrides).await;
     match (&found, transcript) {

@@ -117,6 +117,18 @@ pub async fn lookup(
     Ok((addrs, AnswerSource::Resolver))
 }
 
+/// Where the addresses of `host:port` will come from, without looking them up.
+pub fn answer_source(host: &str, port: u16, overrides: &[ResolveOverride]) -> AnswerSource {
+    let host = unbracketed(host);
+    if !pinned(host, port, overrides).is_empty() {
+        AnswerSource::Pinned
+    } else if host.parse::<IpAddr>().is_ok() {
+        AnswerSource::Literal
+    } else {
+        AnswerSource::Resolver
+    }
+}
+
 fn unbracketed(host: &str) -> &str {
     host.strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))

@@ -21,7 +21,8 @@ pub trait Transcript: Send + Sync {
     fn note(&self, _text: &str) {}
     /// Something the user should know even when not verbose: a fallback to plain FTP, say.
     fn warning(&self, _text: &str) {}
-    /// The addresses of `host` are about to be looked up.
+    /// The addresses of `host` are about to be asked of the system resolver (not called for a
+    /// `--resolve` pin or an address).
     fn resolving(&self, _host: &str) {}
     /// The addresses found for `host` (before the `-4`/`-6` filter), and where from.
     fn resolved(&self, _host: &str, _addrs: &[SocketAddr], _source: AnswerSource) {}

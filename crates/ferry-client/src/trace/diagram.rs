@@ -95,7 +95,7 @@ fn add_rows(diagram: &mut Diagram, entry: &Entry) {
             CLIENT,
             RESOLVER,
             "DNS query".into(),
-            vec![format!("name = {host}, types A and AAAA")],
+            vec![format!("name = {host} (A and AAAA, by getaddrinfo)")],
         ),
         Event::DnsAnswer {
             addrs,
@@ -103,13 +103,30 @@ fn add_rows(diagram: &mut Diagram, entry: &Entry) {
             host,
         } => {
             let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            let mut details = vec![format!("answers = {}: {}", addrs.len(), list.join(", "))];
-            details.push(match source {
-                AnswerSource::Resolver => "from the system resolver".into(),
-                AnswerSource::Pinned => format!("pinned by --resolve {host}:..., no query sent"),
-                AnswerSource::Literal => "an address already, no query sent".into(),
-            });
-            push(Kind::Dns, RESOLVER, CLIENT, "DNS answer".into(), details)
+            let list = list.join(", ");
+            match source {
+                AnswerSource::Resolver => push(
+                    Kind::Dns,
+                    RESOLVER,
+                    CLIENT,
+                    "DNS answer".into(),
+                    vec![format!("answers = {}: {list}", addrs.len())],
+                ),
+                AnswerSource::Pinned => push(
+                    Kind::Dns,
+                    CLIENT,
+                    CLIENT,
+                    format!("{host} is {list} by --resolve: no DNS query"),
+                    vec![],
+                ),
+                AnswerSource::Literal => push(
+                    Kind::Dns,
+                    CLIENT,
+                    CLIENT,
+                    format!("{host} is an address: no DNS query"),
+                    vec![],
+                ),
+            }
         }
         Event::DnsFailed { host, error } => push(
             Kind::Dns,
@@ -326,6 +343,29 @@ mod tests {
             diagram.rows[0].details,
             ["src = 127.0.0.1:40000, dst = 127.0.0.1:50000"]
         );
+    }
+
+    #[test]
+    fn only_the_resolver_is_drawn_as_a_dns_exchange() {
+        let answer = |source| {
+            entry(Event::DnsAnswer {
+                host: "ftp.example.com".into(),
+                addrs: vec!["192.0.2.1".parse().unwrap()],
+                source,
+            })
+        };
+        let asked = layout(&[
+            entry(Event::DnsQuery {
+                host: "ftp.example.com".into(),
+            }),
+            answer(AnswerSource::Resolver),
+        ]);
+        let ends: Vec<_> = asked.rows.iter().map(|r| (r.from, r.to)).collect();
+        assert_eq!(ends, [(CLIENT, RESOLVER), (RESOLVER, CLIENT)]);
+        assert_eq!(asked.rows[1].details, ["answers = 1: 192.0.2.1"]);
+        let pinned = layout(&[answer(AnswerSource::Pinned)]);
+        assert_eq!((pinned.rows[0].from, pinned.rows[0].to), (CLIENT, CLIENT));
+        assert!(pinned.rows[0].label.contains("by --resolve: no DNS query"));
     }
 
     #[test]
