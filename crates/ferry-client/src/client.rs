@@ -127,6 +127,7 @@ impl Client {
             last_data_tls: None,
             data_link: None,
         };
+        client.report_control_tls();
         client.explicit_tls(mode, context).await?;
         Ok(client)
     }
@@ -169,10 +170,18 @@ impl Client {
         }
         let timeout = self.config.connect_timeout;
         self.control.start_tls(&context, timeout).await?;
+        self.report_control_tls();
         self.tls = Some(context);
         // What the server knew of the session before TLS no longer counts (RFC 4217 §4).
         self.features = None;
         Ok(reply)
+    }
+
+    /// Tells the transcript what the control connection's TLS handshake gave, if it is TLS.
+    fn report_control_tls(&self) {
+        if let (Some(transcript), Some(info)) = (&self.config.transcript, self.tls_info()) {
+            transcript.tls_handshake(None, &info);
+        }
     }
 
     /// Protects data connections (PBSZ 0 then PROT P, RFC 4217 §8-9); needs TLS on the control

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use ferry_proto::reply::Reply;
 
+use crate::tls::TlsInfo;
 use crate::trace::{AnswerSource, DataLink, TransferEnd};
 
 /// Receives what happens on the control connection. Every method has an empty default, so an
@@ -38,6 +39,8 @@ pub trait Transcript: Send + Sync {
     fn data_finished(&self, _link: &DataLink, _end: &TransferEnd) {}
     /// The client closed the control connection.
     fn closed(&self, _local: SocketAddr, _remote: SocketAddr) {}
+    /// A TLS handshake completed on the control connection (`None`) or a data connection.
+    fn tls_handshake(&self, _data: Option<&DataLink>, _info: &TlsInfo) {}
 }
 
 /// Two observers as one: each event goes to the first, then to the second.
@@ -95,6 +98,10 @@ impl Transcript for Both {
     fn closed(&self, local: SocketAddr, remote: SocketAddr) {
         self.0.closed(local, remote);
         self.1.closed(local, remote);
+    }
+    fn tls_handshake(&self, data: Option<&DataLink>, info: &TlsInfo) {
+        self.0.tls_handshake(data, info);
+        self.1.tls_handshake(data, info);
     }
 }
 

@@ -255,8 +255,14 @@ impl Client {
             remote,
             opener,
         });
-        if let (Some(transcript), Some(link)) = (&self.config.transcript, &self.data_link) {
+        let Some(transcript) = &self.config.transcript else {
+            return;
+        };
+        if let Some(link) = &self.data_link {
             transcript.data_connected(link);
+        }
+        if let Some(info) = &self.last_data_tls {
+            transcript.tls_handshake(self.data_link.as_ref(), info);
         }
     }
 

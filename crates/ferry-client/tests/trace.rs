@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use support::certs::TestPki;
 use support::fake::fake_server;
 use support::ferryd::Ferryd;
 use support::{ferry, readme_bytes, Outcome};
@@ -249,6 +250,47 @@ fn svg_trace_of_the_seed_session_renders_in_chromium() {
     let path = artefacts().join("session.svg");
     fs::write(&path, &svg).unwrap();
     render_in_chromium(&path, &svg);
+}
+
+/// Over FTPS the handshakes are drawn: the control connection's after AUTH TLS, and the data
+/// connection's, which resumes the control connection's session (ferryd requires it).
+#[test]
+fn an_ftps_session_shows_its_tls_handshakes() {
+    let certificates = tempfile::tempdir().unwrap();
+    let pki = TestPki::create(certificates.path());
+    let server = Ferryd::start_with(|config| {
+        config.tls.certificate = Some(pki.cert_pem.clone());
+        config.tls.key = Some(pki.key_pem.clone());
+    });
+    let local = tempfile::tempdir().unwrap();
+    let trace = local.path().join("ftps.txt");
+    let url = format!("ftp://127.0.0.1:{}/readme.txt", server.port());
+    let ca = pki.ca_pem.to_str().unwrap();
+    let args = [
+        "get",
+        &url,
+        "--tls",
+        "--cacert",
+        ca,
+        "--trace",
+        trace.to_str().unwrap(),
+    ];
+    ferry(&args, "", local.path()).expect_code(0);
+    let text = fs::read_to_string(&trace).unwrap();
+    let auth = text.find("AUTH TLS").expect("AUTH TLS");
+    let handshakes: Vec<usize> = text
+        .match_indices("TLS handshake")
+        .map(|(at, _)| at)
+        .collect();
+    let data = text.find("DATA 1715 bytes").expect("the download");
+    assert_eq!(handshakes.len(), 2, "{text}");
+    assert!(auth < handshakes[0] && handshakes[1] < data, "{text}");
+    let control_details = &text[handshakes[0]..handshakes[1]];
+    assert!(!control_details.contains("session resumed"), "{text}");
+    assert!(
+        text[handshakes[1]..data].contains("session resumed"),
+        "{text}"
+    );
 }
 
 #[test]

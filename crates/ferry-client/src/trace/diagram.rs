@@ -159,6 +159,27 @@ fn add_rows(diagram: &mut Diagram, entry: &Entry) {
         }
         Event::DataConnected { id, link } => data_connected(diagram, entry.at, *id, link),
         Event::DataFinished { id, link, end } => data_finished(diagram, entry.at, *id, link, end),
+        Event::Tls {
+            data,
+            version,
+            cipher_suite,
+            resumed,
+        } => {
+            let title = data.map(|id| format!("Data {id}"));
+            let lane = match title {
+                Some(title) => diagram.lifelines.iter().position(|l| l.title == title),
+                None => Some(CONTROL),
+            };
+            let resumed = if *resumed { ", session resumed" } else { "" };
+            diagram.rows.push(Row {
+                at: entry.at,
+                kind: Kind::Tcp,
+                from: CLIENT,
+                to: lane.unwrap_or(CONTROL),
+                label: "TLS handshake".into(),
+                details: vec![format!("{version} {cipher_suite}{resumed}")],
+            });
+        }
         Event::ControlClosed { local, remote } => push(
             Kind::Tcp,
             CLIENT,

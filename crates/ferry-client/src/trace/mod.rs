@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use ferry_proto::reply::Reply;
 
+use crate::tls::TlsInfo;
 use crate::transcript::Transcript;
 
 /// Where the addresses of a name came from.
@@ -97,6 +98,14 @@ pub enum Event {
         link: DataLink,
         end: TransferEnd,
     },
+    /// A TLS handshake completed on the control connection (`data` is `None`) or on data
+    /// connection `data`.
+    Tls {
+        data: Option<u32>,
+        version: String,
+        cipher_suite: String,
+        resumed: bool,
+    },
     /// The control connection was closed by the client.
     ControlClosed {
         local: SocketAddr,
@@ -129,7 +138,8 @@ struct State {
     next_data: u32,
 }
 
-/// The most events kept: a long session keeps its beginning and says that more happened.
+/// The most events kept: a long session keeps its beginning, and its last event kept says
+/// that the rest was cut.
 pub const MAX_ENTRIES: usize = 100_000;
 
 impl Default for Recorder {
@@ -152,9 +162,14 @@ impl Recorder {
         let Ok(mut state) = self.state.lock() else {
             return;
         };
-        if state.entries.len() < MAX_ENTRIES {
-            state.entries.push(Entry { at, event });
-        }
+        let event = match state.entries.len() {
+            count if count + 1 < MAX_ENTRIES => event,
+            count if count + 1 == MAX_ENTRIES => Event::Note {
+                text: format!("trace cut after {MAX_ENTRIES} events: the rest is not drawn"),
+            },
+            _ => return,
+        };
+        state.entries.push(Entry { at, event });
     }
 
     /// Adds an event that happens now.
@@ -175,6 +190,13 @@ impl Recorder {
             .lock()
             .map(|state| state.entries.clone())
             .unwrap_or_default()
+    }
+
+    /// The number of the open data connection `link`, if it is open.
+    fn open_id(&self, link: &DataLink) -> Option<u32> {
+        let state = self.state.lock().ok()?;
+        let found = state.open.iter().find(|(_, open)| open == link);
+        found.map(|(id, _)| *id)
     }
 
     fn data_id(&self, link: &DataLink, opening: bool) -> u32 {
@@ -258,6 +280,15 @@ impl Transcript for Recorder {
         self.record_now(Event::ControlClosed { local, remote });
     }
 
+    fn tls_handshake(&self, data: Option<&DataLink>, info: &TlsInfo) {
+        self.record_now(Event::Tls {
+            data: data.and_then(|link| self.open_id(link)),
+            version: info.version.clone(),
+            cipher_suite: info.cipher_suite.clone(),
+            resumed: info.resumed,
+        });
+    }
+
     fn note(&self, text: &str) {
         self.record_now(Event::Note {
             text: text.to_string(),
@@ -322,6 +353,24 @@ mod tests {
             })
             .collect();
         assert_eq!(ids, vec![1, 2, 2, 1]);
+    }
+
+    #[test]
+    fn a_long_session_is_cut_with_a_note() {
+        let recorder = Recorder::default();
+        for _ in 0..MAX_ENTRIES + 5 {
+            recorder.record(
+                Duration::ZERO,
+                Event::Command {
+                    line: "NOOP".into(),
+                },
+            );
+        }
+        let entries = recorder.entries();
+        assert_eq!(entries.len(), MAX_ENTRIES);
+        assert!(
+            matches!(&entries[MAX_ENTRIES - 1].event, Event::Note { text } if text.contains("cut"))
+        );
     }
 
     #[test]
