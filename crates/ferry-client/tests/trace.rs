@@ -300,6 +300,26 @@ fn a_trace_file_must_be_svg_or_txt() {
     outcome.expect_code(2);
     assert!(outcome.stderr.contains("must end in .svg"), "{outcome}");
     assert!(!local.path().join("out.png").exists());
+    let missing = local.path().join("no-such-folder/out.svg");
+    // Nothing listens there: the session must not even be tried.
+    let port = support::dead_port().to_string();
+    let outcome = ferry(
+        &[
+            "--trace",
+            missing.to_str().unwrap(),
+            "-n",
+            "127.0.0.1",
+            &port,
+        ],
+        "",
+        local.path(),
+    );
+    outcome.expect_code(7);
+    assert!(
+        outcome.stderr.contains("cannot write the trace to"),
+        "{outcome}"
+    );
+    assert!(!outcome.stderr.contains("cannot connect"), "{outcome}");
 }
 
 #[test]

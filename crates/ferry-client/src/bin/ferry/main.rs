@@ -53,6 +53,10 @@ async fn run(args: args::Args) -> u8 {
             return 2;
         }
     };
+    if let Err(error) = trace::create(trace) {
+        eprintln!("ferry: {}", printer::printable(&error));
+        return exit::LOCAL_IO;
+    }
     trace::start();
     let words: Vec<String> = args.words.iter().map(|w| trace::masked_word(w)).collect();
     trace::user(format!("ferry {}", words.join(" ")).trim_end());

@@ -94,6 +94,14 @@ pub fn masked_word(word: &str) -> String {
     }
 }
 
+/// Creates (or empties) the trace file, so that a path that cannot be written fails before
+/// the session rather than after it.
+pub fn create(path: &Path) -> Result<(), String> {
+    std::fs::File::create(path)
+        .map(drop)
+        .map_err(|error| format!("cannot write the trace to {}: {error}", path.display()))
+}
+
 /// Writes the trace to `path` in `format`.
 pub fn write(path: &PathBuf, format: Format) -> Result<(), String> {
     let Some(recorder) = RECORDER.get() else {
