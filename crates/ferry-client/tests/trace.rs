@@ -293,6 +293,43 @@ fn an_ftps_session_shows_its_tls_handshakes() {
     );
 }
 
+/// An upload's data goes from the client to the data connection, which the client closes.
+#[test]
+fn an_upload_is_drawn_from_the_client() {
+    let server = Ferryd::start();
+    let local = tempfile::tempdir().unwrap();
+    fs::write(local.path().join("up.bin"), support::binary_bytes(5000)).unwrap();
+    let trace = local.path().join("upload.txt");
+    let password = support::ferryd::PASSWORD.replace(' ', "%20");
+    let url = format!("ftp://alice:{password}@127.0.0.1:{}/", server.port());
+    let args = ["put", "up.bin", &url, "--trace", trace.to_str().unwrap()];
+    ferry(&args, "", local.path()).expect_code(0);
+    assert_eq!(
+        fs::read(server.user_root.join("up.bin")).unwrap().len(),
+        5000
+    );
+    let text = fs::read_to_string(&trace).unwrap();
+    assert!(
+        text.contains("ferry put up.bin ftp://alice:XXXX@127.0.0.1:"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(support::ferryd::PASSWORD) && !text.contains(&password),
+        "{text}"
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    let label = lines
+        .iter()
+        .position(|l| l.contains("DATA 5000 bytes in"))
+        .expect("DATA row");
+    assert!(lines[label + 1].trim_end().ends_with("->|"), "{text}");
+    let closes = text.matches("TCP close (FIN)").count();
+    assert_eq!(
+        closes, 2,
+        "one for the data connection, one for the control one:\n{text}"
+    );
+}
+
 #[test]
 fn a_trace_file_must_be_svg_or_txt() {
     let local = tempfile::tempdir().unwrap();
