@@ -102,31 +102,8 @@ fn add_rows(diagram: &mut Diagram, entry: &Entry) {
             source,
             host,
         } => {
-            let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
-            let list = list.join(", ");
-            match source {
-                AnswerSource::Resolver => push(
-                    Kind::Dns,
-                    RESOLVER,
-                    CLIENT,
-                    "DNS answer".into(),
-                    vec![format!("answers = {}: {list}", addrs.len())],
-                ),
-                AnswerSource::Pinned => push(
-                    Kind::Dns,
-                    CLIENT,
-                    CLIENT,
-                    format!("{host} is {list} by --resolve: no DNS query"),
-                    vec![],
-                ),
-                AnswerSource::Literal => push(
-                    Kind::Dns,
-                    CLIENT,
-                    CLIENT,
-                    format!("{host} is an address: no DNS query"),
-                    vec![],
-                ),
-            }
+            let (from, label, details) = dns_answer(host, addrs, *source);
+            push(Kind::Dns, from, CLIENT, label, details)
         }
         Event::DnsFailed { host, error } => push(
             Kind::Dns,
@@ -165,9 +142,8 @@ fn add_rows(diagram: &mut Diagram, entry: &Entry) {
             cipher_suite,
             resumed,
         } => {
-            let title = data.map(|id| format!("Data {id}"));
-            let lane = match title {
-                Some(title) => diagram.lifelines.iter().position(|l| l.title == title),
+            let lane = match data {
+                Some(id) => lane_of(diagram, *id),
                 None => Some(CONTROL),
             };
             let resumed = if *resumed { ", session resumed" } else { "" };
@@ -189,6 +165,40 @@ fn add_rows(diagram: &mut Diagram, entry: &Entry) {
         ),
         Event::Note { text } => push(Kind::Note, CLIENT, CLIENT, text.clone(), vec![]),
     }
+}
+
+/// Where a DNS answer starts, its label and details: from the resolver when it was asked, a
+/// note on the client for a `--resolve` pin or an address.
+fn dns_answer(
+    host: &str,
+    addrs: &[std::net::IpAddr],
+    source: AnswerSource,
+) -> (usize, String, Vec<String>) {
+    let list: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+    let list = list.join(", ");
+    match source {
+        AnswerSource::Resolver => (
+            RESOLVER,
+            "DNS answer".into(),
+            vec![format!("answers = {}: {list}", addrs.len())],
+        ),
+        AnswerSource::Pinned => (
+            CLIENT,
+            format!("{host} is {list} by --resolve: no DNS query"),
+            vec![],
+        ),
+        AnswerSource::Literal => (
+            CLIENT,
+            format!("{host} is an address: no DNS query"),
+            vec![],
+        ),
+    }
+}
+
+/// The lifeline of data connection `id`, if it has one yet.
+fn lane_of(diagram: &Diagram, id: u32) -> Option<usize> {
+    let title = format!("Data {id}");
+    diagram.lifelines.iter().position(|l| l.title == title)
 }
 
 /// `src = A, dst = B`.
@@ -228,10 +238,10 @@ fn diagram_control(diagram: &mut Diagram, at: Duration, local: SocketAddr, remot
 
 /// The lifeline of data connection `id`, added when first seen.
 fn data_lane(diagram: &mut Diagram, id: u32, link: &DataLink) -> usize {
-    let title = format!("Data {id}");
-    if let Some(index) = diagram.lifelines.iter().position(|l| l.title == title) {
+    if let Some(index) = lane_of(diagram, id) {
         return index;
     }
+    let title = format!("Data {id}");
     let role = match link.opener {
         Opener::Client => "data port, passive",
         Opener::Server => "data port, active",
