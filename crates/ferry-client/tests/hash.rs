@@ -1,5 +1,6 @@
 //! `hash` in the shell against ferryd: the classic 1024 bytes a mark for small files, a mark
-//! size that grows with big files (at most 100 marks a file), and `hash SIZE` (tnftp's form).
+//! size that grows with big files (at most 100 marks a file), `hash SIZE` (tnftp's form) and
+//! `hash auto`.
 
 mod support;
 
@@ -43,8 +44,13 @@ fn hash_marks_scale_with_the_file_and_take_a_size() {
     fixed.expect_stdout("Hash mark printing on (102400 bytes/hash mark).");
     assert_eq!(marks(&fixed.stdout), 3_000_000 / 102_400, "{fixed}");
 
+    // `hash auto` goes back to the default after a fixed size.
+    let auto = run("hash 100k\nhash auto\nget big.bin\n");
+    assert_eq!(marks(&auto.stdout), 3_000_000 / 32_768, "{auto}");
+
     // Bad sizes are refused with the usage, and marks stay off.
-    let bad = run("hash 0\nhash lots\nget small.bin\n");
-    bad.expect_stdout("usage: hash [on | off | size]");
+    let bad = run("hash 0\nhash lots\nhash 1 2\nget small.bin\n");
+    bad.expect_stdout("usage: hash [on | off | auto | size]");
+    assert_eq!(bad.stdout.matches("usage: hash").count(), 3, "{bad}");
     assert_eq!(marks(&bad.stdout), 0, "{bad}");
 }

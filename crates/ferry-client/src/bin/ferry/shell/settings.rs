@@ -61,24 +61,19 @@ impl Shell {
         Ok(())
     }
 
-    /// `hash [on | off | size]` (as tnftp): without an argument, toggles. The default mark is
-    /// the classic 1024 bytes, larger for big files so that one takes at most [`MAX_MARKS`]
-    /// marks; `hash SIZE` (`4096`, `64k`, `1m`) fixes the size and turns marks on.
+    /// `hash [on | off | auto | size]` (tnftp's form, plus `auto`): without an argument,
+    /// toggles. The default mark is the classic 1024 bytes, larger for big files so that one
+    /// takes at most [`MAX_MARKS`] marks; `hash SIZE` (`4096`, `64k`, `1m`) fixes the size and
+    /// turns marks on, `hash auto` goes back to the default.
     pub(super) fn hash_command(&mut self, args: &[String]) -> anyhow::Result<()> {
-        match args {
-            [size] if size != "on" && size != "off" => match parse_mark(size) {
-                Some(bytes) => {
-                    self.hash = true;
-                    self.hash_size = Some(bytes);
-                }
-                None => {
-                    return notice("usage: hash [on | off | size], size in bytes or with k, m, g")
-                }
-            },
-            _ => {
-                self.hash =
-                    on_off(args, self.hash).or_else(|_| notice("usage: hash [on | off | size]"))?
+        const USAGE: &str = "usage: hash [on | off | auto | size], size in bytes or with k, m, g";
+        match args.first().map(String::as_str) {
+            Some("auto") if args.len() == 1 => (self.hash, self.hash_size) = (true, None),
+            Some(size) if args.len() == 1 && size != "on" && size != "off" => {
+                let bytes = parse_mark(size).map_or_else(|| notice(USAGE), Ok)?;
+                (self.hash, self.hash_size) = (true, Some(bytes));
             }
+            _ => self.hash = on_off(args, self.hash).or_else(|_| notice(USAGE))?,
         }
         match (self.hash, self.hash_size) {
             (false, _) => println!("Hash mark printing off."),
