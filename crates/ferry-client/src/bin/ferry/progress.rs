@@ -16,7 +16,7 @@ pub const HASH_BYTES: u64 = 1024;
 pub const MAX_MARKS: u64 = 100;
 
 /// The default bytes per mark for a transfer of `expected` bytes: the classic 1024, doubled
-/// until the file takes at most [`MAX_MARKS`] marks (a 300 MB file: 4 MiB a mark, 75 marks).
+/// until the file takes at most [`MAX_MARKS`] marks (a 300 MB file: 4 MiB a mark, 71 marks).
 /// Unknown sizes keep 1024.
 pub fn default_mark(expected: Option<u64>) -> u64 {
     let mut mark = HASH_BYTES;
