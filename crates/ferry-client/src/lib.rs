@@ -24,6 +24,7 @@
 //! - [`tls`], [`stream`]: FTPS (RFC 4217): AUTH TLS or implicit TLS, PROT P data connections
 //!   that resume the control connection's TLS session, certificate pins and known hosts.
 //! - [`url`], [`netrc`], [`resolve`]: where to connect and as whom.
+//! - [`transcript`], [`trace`]: observing a session, and drawing it as a sequence diagram.
 
 pub mod client;
 pub mod config;
@@ -36,6 +37,7 @@ pub mod replies;
 pub mod resolve;
 pub mod stream;
 pub mod tls;
+pub mod trace;
 pub mod transcript;
 pub mod transfer;
 pub mod url;

@@ -102,6 +102,10 @@ pub struct Args {
     /// Testing: offer only this TLS version (1.2 or 1.3)
     #[arg(long = "tls-version", value_name = "VERSION", hide = true)]
     pub tls_version: Option<TlsVersions>,
+    /// Record the session and draw it as a sequence diagram in FILE when done: SVG for
+    /// FILE.svg, text for FILE.txt
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Print the version
     #[arg(long)]
     pub version: bool,
