@@ -543,8 +543,8 @@ fn checksum(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
 }
 
 impl Command {
-    /// The RFC verb, for logs and for STAT's view of a running transfer.
-    pub fn verb(&self) -> &str {
+    /// The RFC verb, for logs, metrics and STAT's view of a running transfer.
+    pub fn verb(&self) -> &'static str {
         use Command as C;
         match self {
             C::User(_) => "USER",
@@ -597,7 +597,11 @@ impl Command {
             C::Mfmt(..) => "MFMT",
             C::Host(_) => "HOST",
             C::Avbl(_) => "AVBL",
-            C::Unimplemented(verb) => verb,
+            C::Unimplemented(verb) => UNIMPLEMENTED
+                .iter()
+                .find(|known| **known == verb.as_str())
+                .copied()
+                .unwrap_or("UNKNOWN"),
         }
     }
 }

@@ -54,6 +54,20 @@ pub struct Config {
     pub unknown_host: UnknownHost,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
+    pub logs: LogsConfig,
+}
+
+/// Log files beside the log lines on standard error. Each reopens on SIGHUP (logrotate); a
+/// file that cannot be written never stops a transfer (a warning, at most once a minute).
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogsConfig {
+    /// An xferlog file (wu-ftpd format, as vsftpd's `xferlog_std_format`): one line per file
+    /// transfer.
+    pub xferlog: Option<PathBuf>,
+    /// JSON lines, one object per event (see the README for the fields); `"-"` is standard
+    /// error.
+    pub json: Option<PathBuf>,
 }
 
 /// One virtual host: its names, its anonymous site, its accounts, its greeting and its
@@ -388,6 +402,7 @@ impl Default for Config {
             vhosts: Vec::new(),
             unknown_host: UnknownHost::Refuse,
             log_level: "info".into(),
+            logs: LogsConfig::default(),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod checker;
 pub mod checksum;
 pub mod config;
 pub mod data;
+pub mod events;
 pub mod hardening;
 pub mod limits;
 pub mod permissions;

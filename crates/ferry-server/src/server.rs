@@ -51,6 +51,8 @@ pub struct Context {
     /// Private upload files being written (by storage and path): one upload at a time each,
     /// though several sessions of one user share them.
     pub private_uploads: Counter<String>,
+    /// Where events (sessions, logins, transfers) go: the log line, log files, metrics.
+    pub events: crate::events::Events,
     /// What the accounts with a quota use, shared by their sessions.
     pub quotas: crate::quota::Ledger,
     /// Checksums being computed (HASH, XCRC, ...): at most `checksums.max_running` at once.
@@ -142,6 +144,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("cannot start the password-check threads: {0}")]
     Threads(std::io::Error),
+    #[error("{0}")]
+    Logs(String),
 }
 
 impl Context {
@@ -194,6 +198,7 @@ impl Context {
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             private_uploads: Counter::default(),
+            events: crate::events::Events::from_config(&config.logs).map_err(StartError::Logs)?,
             quotas: crate::quota::Ledger::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),

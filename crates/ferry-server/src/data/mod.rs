@@ -58,6 +58,8 @@ pub struct Progress {
     pub bytes: AtomicU64,
     /// Held by an upload's writing thread until it returns.
     writer: Arc<tokio::sync::Semaphore>,
+    /// The data connection's TLS, once its handshake is done.
+    pub tls: std::sync::OnceLock<crate::events::TlsFacts>,
 }
 
 impl Default for Progress {
@@ -65,6 +67,7 @@ impl Default for Progress {
         Progress {
             bytes: AtomicU64::new(0),
             writer: Arc::new(tokio::sync::Semaphore::new(1)),
+            tls: std::sync::OnceLock::new(),
         }
     }
 }

@@ -66,8 +66,13 @@ impl Session {
             self.reply(421, super::BANNED).await;
             return Flow::Quit;
         }
+        // An anonymous user's identity, kept (at most 64 characters) for the transfer log.
+        let identity: String = match anonymous {
+            true => password.expose().chars().take(64).collect(),
+            false => String::new(),
+        };
         let spec = if anonymous {
-            tracing::debug!(identity = %escape(password.expose()), "anonymous identity");
+            tracing::debug!(identity = %escape(&identity), "anonymous identity");
             Some(self.anonymous_spec(&user))
         } else {
             self.authenticate(&user, password).await
@@ -105,6 +110,9 @@ impl Session {
         };
         let mut account = self.account_for(spec, anonymous, storage, count);
         account.quota = quota;
+        if anonymous {
+            account.identity = identity;
+        }
         self.logged_in_as(account).await
     }
 
@@ -225,6 +233,7 @@ impl Session {
             upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
             require_tls: spec.require_tls,
             quota: None,
+            identity: String::new(),
             _session_count: count,
         }
     }
@@ -235,7 +244,16 @@ impl Session {
     async fn login_failed(&mut self, user: &str) -> Flow {
         self.failed_logins += 1;
         let ip = self.peer.ip();
-        tracing::warn!(peer = %ip, user = %escape(user), "login failed");
+        self.context
+            .events
+            .emit(crate::events::Event::Login(&crate::events::Login {
+                session: self.id,
+                peer: self.peer,
+                user,
+                anonymous: false,
+                ok: false,
+                reason: None,
+            }));
         let ban = self.context.bans.record_failure(ip);
         if let Some(ban) = ban {
             tracing::warn!(peer = %ip, seconds = ban.as_secs(), "address banned after repeated failed logins");
@@ -260,8 +278,17 @@ impl Session {
         } else {
             format!("User {} logged in.", account.name)
         };
-        tracing::info!(peer = %self.peer.ip(), user = %escape(&account.name), anonymous = account.anonymous, "login");
-        self.login = Login::LoggedIn(account);
+        self.context
+            .events
+            .emit(crate::events::Event::Login(&crate::events::Login {
+                session: self.id,
+                peer: self.peer,
+                user: &account.name,
+                anonymous: account.anonymous,
+                ok: true,
+                reason: None,
+            }));
+        self.login = Login::LoggedIn(Box::new(account));
         self.cwd = VirtualPath::root();
         let welcome = format!("Welcome to {}", self.server_name());
         self.send(Reply::multi(230, vec![welcome, last_line])).await
@@ -372,10 +399,7 @@ impl Session {
     }
 }
 
-/// Escapes control characters in client-supplied text before it goes into a log line.
-pub(crate) fn escape(text: &str) -> String {
-    text.escape_debug().to_string()
-}
+pub(crate) use crate::events::escape;
 
 #[cfg(test)]
 mod tests {

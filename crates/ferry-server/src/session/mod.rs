@@ -28,6 +28,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 
 use crate::data::{DataContext, DataPlan};
+use crate::events;
 use crate::limits::{CountGuard, Throttle};
 use crate::permissions::{AccessPolicy, Permission};
 use crate::server::{Context, Stop};
@@ -60,6 +61,8 @@ struct Account {
     require_tls: bool,
     /// What the account uses of its quota, when it has one (shared with its other sessions).
     quota: Option<Arc<crate::quota::Usage>>,
+    /// An anonymous user's identity (the e-mail address given as password), for xferlog.
+    identity: String,
     /// Whose an upload's private file is (see `storage::uploads::owner`).
     upload_owner: String,
     /// Counts this session against the account's session limit while logged in.
@@ -71,11 +74,9 @@ enum Login {
     /// No USER yet (or after REIN / a failed PASS).
     Anonymous,
     /// USER given, waiting for PASS.
-    AwaitingPassword {
-        user: String,
-        anonymous: bool,
-    },
-    LoggedIn(Account),
+    AwaitingPassword { user: String, anonymous: bool },
+    /// Boxed: an idle session that has not logged in holds none of it.
+    LoggedIn(Box<Account>),
 }
 
 /// Which virtual host a session is on, and what chose it.
@@ -126,6 +127,10 @@ pub struct Session {
     epsv_all: bool,
     /// The facts OPTS MLST chose; `None`: the default ones (no allocation for most sessions).
     mlst_facts: Option<Box<[&'static str]>>,
+    /// This session's number in events and logs.
+    id: u64,
+    /// The code of the last reply sent, for the command's event.
+    last_code: u16,
     /// The virtual host this session is on (HOST, SNI).
     host: HostChoice,
     /// MODE Z: the zlib level data connections are compressed with; `None` in MODE S.
@@ -179,6 +184,7 @@ impl Session {
             stall_timeout: context.config.stall_timeout(),
         };
         let login_deadline = tokio::time::Instant::now() + context.config.login_timeout();
+        let id = context.events.next_session();
         let deflate_level = DEFAULT_DEFLATE_LEVEL.min(context.config.data.mode_z_max_level as u8);
         let tls = context
             .tls
@@ -204,6 +210,8 @@ impl Session {
             kept_passive: None,
             epsv_all: false,
             mlst_facts: None,
+            id,
+            last_code: 0,
             host: HostChoice::default(),
             deflate: None,
             deflate_level,
@@ -231,7 +239,10 @@ impl Session {
     }
 
     async fn run_in_place(&mut self) {
-        tracing::info!(peer = %self.peer, "connect");
+        self.context.events.emit(events::Event::Connected {
+            session: self.id,
+            peer: self.peer,
+        });
         // Boxed, like a command: the handshake's state is not kept for the session's life.
         // Implicit FTPS greets after the handshake, as the host the client named (SNI).
         let greeted = Box::pin(self.start_implicit_tls()).await && {
@@ -245,12 +256,12 @@ impl Session {
             running.abort(self.data_context.stall_timeout).await;
         }
         self.control.close().await;
-        tracing::info!(
-            peer = %self.peer,
-            user = self.user_name(),
-            seconds = self.started.elapsed().as_secs_f64(),
-            "disconnect"
-        );
+        self.context.events.emit(events::Event::Disconnected {
+            session: self.id,
+            peer: self.peer,
+            user: self.user_name(),
+            elapsed: self.started.elapsed(),
+        });
     }
 
     async fn serve(&mut self) {
@@ -368,6 +379,20 @@ impl Session {
     }
 
     async fn reply_parse_error(&mut self, error: &ParseError) -> Flow {
+        let flow = self.reply_parse_error_text(error).await;
+        let verb = match error {
+            ParseError::Syntax { verb, .. } | ParseError::Parameter { verb } => verb,
+            ParseError::Empty | ParseError::Unknown(_) => "UNKNOWN",
+        };
+        self.context.events.emit(events::Event::Command {
+            session: self.id,
+            verb,
+            code: self.last_code,
+        });
+        flow
+    }
+
+    async fn reply_parse_error_text(&mut self, error: &ParseError) -> Flow {
         match error {
             ParseError::Empty => self.reply(500, "Empty command.").await,
             ParseError::Unknown(verb) => {
@@ -384,8 +409,23 @@ impl Session {
         }
     }
 
-    /// The checks every command goes through, then the one dispatch `match`.
+    /// Runs a command, then tells its event: verb and final reply (a transfer's is told when the
+    /// transfer ends, with its final reply).
     async fn execute(&mut self, command: Command) -> Flow {
+        let verb = command.verb();
+        let flow = self.checked_dispatch(command).await;
+        if self.transfer.is_none() {
+            self.context.events.emit(events::Event::Command {
+                session: self.id,
+                verb,
+                code: self.last_code,
+            });
+        }
+        flow
+    }
+
+    /// The checks every command goes through, then the one dispatch `match`.
+    async fn checked_dispatch(&mut self, command: Command) -> Flow {
         tracing::debug!(peer = %self.peer, command = ?command, "command");
         if !matches!(command, Command::Rnfr(_) | Command::Rnto(_)) {
             // RNFR must be followed directly by RNTO: any other command forgets it.
@@ -496,6 +536,7 @@ impl Session {
     }
 
     async fn send(&mut self, reply: Reply) -> Flow {
+        self.last_code = reply.code;
         match self.control.send(&reply).await {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Quit,
@@ -540,7 +581,7 @@ impl Session {
 
     fn account(&self) -> Option<&Account> {
         match &self.login {
-            Login::LoggedIn(account) => Some(account),
+            Login::LoggedIn(account) => Some(account.as_ref()),
             _ => None,
         }
     }

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::{Flow, Session};
 use crate::data::{self, DataPlan, Progress, Source, TransferError};
+use crate::events::{self, Direction, Status, TlsFacts};
 use crate::limits::{CountGuard, Throttle};
 use crate::permissions::Permission;
 use crate::quota;
@@ -56,6 +57,26 @@ impl Wrapped {
             ))),
         }
     }
+}
+
+/// The TLS of a data connection, for the transfer's event.
+fn tls_facts(stream: &MaybeTls) -> Option<TlsFacts> {
+    let MaybeTls::Tls(tls) = stream else {
+        return None;
+    };
+    let connection = tls.get_ref().1;
+    let version = match connection.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3",
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2",
+        _ => "TLS",
+    };
+    Some(TlsFacts {
+        version,
+        cipher: connection
+            .negotiated_cipher_suite()
+            .map_or_else(String::new, |suite| format!("{:?}", suite.suite())),
+        resumed: connection.handshake_kind() == Some(rustls::HandshakeKind::Resumed),
+    })
 }
 
 /// Settling a quota after an upload: what changed on disk, against what was charged.
@@ -101,11 +122,19 @@ pub(super) enum Upload {
     Append,
 }
 
-/// Which way the bytes go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Direction {
-    Download,
-    Upload,
+/// What the events tell of a transfer, fixed when it starts.
+#[derive(Debug, Clone)]
+pub(super) struct Facts {
+    id: u64,
+    verb: &'static str,
+    /// The path as the user sees it.
+    path: String,
+    direction: Direction,
+    /// The size a download announced.
+    size: Option<u64>,
+    ascii: bool,
+    passive: bool,
+    started: Instant,
 }
 
 /// Where an upload writes, and what happens to the file when it ends.
@@ -270,10 +299,7 @@ const PAST_THE_END: (u16, &str) = (554, "Restart offset is past the end of the f
 pub(super) struct RunningTransfer {
     handle: JoinHandle<Result<u64, TransferError>>,
     progress: Arc<Progress>,
-    verb: &'static str,
-    path: String,
-    direction: Direction,
-    started: Instant,
+    facts: Facts,
 }
 
 /// What a finished transfer reports.
@@ -308,7 +334,7 @@ impl RunningTransfer {
             .is_err()
         {
             tracing::warn!(
-                verb = self.verb,
+                verb = self.facts.verb,
                 "an aborted upload's last write to disk is still running"
             );
         }
@@ -359,6 +385,7 @@ impl Session {
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Download);
         let progress = Arc::new(Progress::default());
+        let facts = self.facts("RETR", &path, Direction::Download, Some(size), &plan);
         let (mut plan, mut offset) = (plan, offset);
         if !ascii
             && throttle.is_unlimited()
@@ -369,10 +396,8 @@ impl Session {
                 Ok(rest) => plan = rest,
                 Err((result, started)) => {
                     let bytes = progress.bytes.load(Ordering::Relaxed);
-                    let path = path.to_string();
-                    return self
-                        .report_transfer(result, "RETR", &path, bytes, started)
-                        .await;
+                    let facts = Facts { started, ..facts };
+                    return self.report_transfer(result, &facts, bytes, None).await;
                 }
             }
         }
@@ -384,7 +409,7 @@ impl Session {
             offset,
             end: size,
         };
-        self.start_download(plan, path, source, progress);
+        self.start_download(plan, facts, source, progress);
         Flow::Continue
     }
 
@@ -400,7 +425,8 @@ impl Session {
         if self.reply(150, self.retr_opening(arg, size)).await == Flow::Quit {
             return Flow::Quit;
         }
-        self.start_download(plan, path, source, Arc::default());
+        let facts = self.facts("RETR", &path, Direction::Download, Some(size), &plan);
+        self.start_download(plan, facts, source, Arc::default());
         Flow::Continue
     }
 
@@ -416,7 +442,7 @@ impl Session {
     fn start_download(
         &mut self,
         plan: DataPlan,
-        path: VirtualPath,
+        facts: Facts,
         source: Source,
         progress: Arc<Progress>,
     ) {
@@ -425,9 +451,7 @@ impl Session {
         let deflate = self.deflate.map(u32::from);
         self.start(
             plan,
-            "RETR",
-            path,
-            Direction::Download,
+            facts,
             progress,
             move |mut stream, context, progress| async move {
                 data::send(
@@ -708,15 +732,13 @@ impl Session {
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Upload);
         let inflate = self.deflate.is_some();
-        let path = upload.named().clone();
+        let facts = self.facts(verb, upload.named(), Direction::Upload, None, &plan);
         let usage = settlement.as_ref().map(|(usage, ..)| Arc::clone(usage));
         let charged = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counted = Arc::clone(&charged);
         self.start(
             plan,
-            verb,
-            path,
-            Direction::Upload,
+            facts,
             Arc::default(),
             move |stream, context, progress| async move {
                 let stall = context.stall_timeout;
@@ -769,14 +791,12 @@ impl Session {
         {
             return Flow::Quit;
         }
-        let path = self.cwd.clone();
+        let facts = self.facts(verb, &self.cwd.clone(), Direction::Download, None, &plan);
         let throttle = self.throttle(Direction::Download);
         let deflate = self.deflate.map(u32::from);
         self.start(
             plan,
-            verb,
-            path,
-            Direction::Download,
+            facts,
             Arc::default(),
             move |mut stream, context, progress| async move {
                 data::send(
@@ -823,70 +843,120 @@ impl Session {
         }
     }
 
-    /// Spawns the transfer task: open the data connection, then run `pump` on it.
-    fn start<F, Fut>(
-        &mut self,
-        plan: DataPlan,
+    /// What the events will tell of a transfer that starts now.
+    fn facts(
+        &self,
         verb: &'static str,
-        path: VirtualPath,
+        path: &VirtualPath,
         direction: Direction,
-        progress: Arc<Progress>,
-        pump: F,
-    ) where
+        size: Option<u64>,
+        plan: &DataPlan,
+    ) -> Facts {
+        Facts {
+            id: self.context.events.next_transfer(),
+            verb,
+            path: path.to_string(),
+            direction,
+            size,
+            ascii: self.transfer_type == TransferType::Ascii,
+            passive: !matches!(plan, DataPlan::Active(_)),
+            started: Instant::now(),
+        }
+    }
+
+    /// Spawns the transfer task: open the data connection, then run `pump` on it.
+    fn start<F, Fut>(&mut self, plan: DataPlan, facts: Facts, progress: Arc<Progress>, pump: F)
+    where
         F: FnOnce(MaybeTls, data::DataContext, Arc<Progress>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<u64, TransferError>> + Send,
     {
         let context = self.data_context;
-        let tls = self.data_tls(direction == Direction::Upload);
+        let tls = self.data_tls(facts.direction == Direction::Upload);
         let task_progress = Arc::clone(&progress);
         let proxy = self.context.proxy.clone();
         let handle = tokio::spawn(async move {
             let stream = data::open(plan, &context, proxy.as_deref()).await?;
             let stream = data::secure(stream, tls, context.connect_timeout).await?;
+            if let Some(facts) = tls_facts(&stream) {
+                let _ = task_progress.tls.set(facts);
+            }
             pump(stream, context, task_progress).await
         });
         self.transfer = Some(RunningTransfer {
             handle,
             progress,
-            verb,
-            path: path.to_string(),
-            direction,
-            started: Instant::now(),
+            facts,
         });
     }
 
-    /// Replies to a finished transfer and logs it.
+    /// Replies to a finished transfer and tells its events.
     pub(super) async fn finish_transfer(&mut self, outcome: Outcome) -> Flow {
         let Outcome { result, transfer } = outcome;
         let bytes = transfer.progress.bytes.load(Ordering::Relaxed);
-        self.report_transfer(
-            result,
-            transfer.verb,
-            &transfer.path,
-            bytes,
-            transfer.started,
-        )
-        .await
+        let tls = transfer.progress.tls.get().cloned();
+        let flow = self
+            .report_transfer(result, &transfer.facts, bytes, tls.as_ref())
+            .await;
+        self.context.events.emit(events::Event::Command {
+            session: self.id,
+            verb: transfer.facts.verb,
+            code: self.last_code,
+        });
+        flow
     }
 
-    /// Logs a transfer that ended and sends its final reply.
+    /// Tells a transfer that ended (one event, which the log line, xferlog, JSON lines and
+    /// metrics all write from).
+    fn tell_transfer(
+        &self,
+        facts: &Facts,
+        bytes: u64,
+        status: Status,
+        error: Option<&str>,
+        tls: Option<&TlsFacts>,
+    ) {
+        let account = self.account();
+        self.context
+            .events
+            .emit(events::Event::Transfer(&events::Transfer {
+                session: self.id,
+                transfer: facts.id,
+                peer: self.peer,
+                user: self.user_name(),
+                anonymous: account.is_some_and(|a| a.anonymous),
+                identity: account.map_or("", |a| a.identity.as_str()),
+                verb: facts.verb,
+                path: &facts.path,
+                direction: facts.direction,
+                bytes,
+                size: facts.size,
+                elapsed: facts.started.elapsed(),
+                status,
+                error,
+                ascii: facts.ascii,
+                passive: facts.passive,
+                tls,
+                at: std::time::SystemTime::now(),
+            }));
+    }
+
+    /// Tells a transfer that ended and sends its final reply.
     async fn report_transfer(
         &mut self,
         result: Result<u64, TransferError>,
-        verb: &'static str,
-        path: &str,
+        facts: &Facts,
         bytes: u64,
-        started: Instant,
+        tls: Option<&TlsFacts>,
     ) -> Flow {
-        let seconds = started.elapsed().as_secs_f64();
-        let user = self.user_name().to_string();
-        let path = super::login::escape(path);
         match &result {
-            Ok(_) => {
-                tracing::info!(peer = %self.peer, user, verb, path, bytes, seconds, "transfer")
-            }
+            Ok(_) => self.tell_transfer(facts, bytes, Status::Ok, None, tls),
             Err(error) => {
-                tracing::warn!(peer = %self.peer, user, verb, path, bytes, seconds, %error, "transfer failed")
+                // The client's connection going away is its doing; the rest is a failure.
+                let status = match error {
+                    TransferError::Broken(_) => Status::Aborted,
+                    _ => Status::Failed,
+                };
+                self.tell_transfer(facts, bytes, status, Some(&error.to_string()), tls);
             }
         }
         match result {
@@ -936,7 +1006,19 @@ impl Session {
     pub(super) async fn abort_transfer(&mut self) -> Flow {
         if let Some(running) = self.transfer.take() {
             let bytes = running.progress.bytes.load(Ordering::Relaxed);
-            tracing::info!(peer = %self.peer, verb = running.verb, path = %super::login::escape(&running.path), bytes, "transfer aborted");
+            let tls = running.progress.tls.get().cloned();
+            self.tell_transfer(
+                &running.facts,
+                bytes,
+                Status::Aborted,
+                Some("ABOR"),
+                tls.as_ref(),
+            );
+            self.context.events.emit(events::Event::Command {
+                session: self.id,
+                verb: running.facts.verb,
+                code: 426,
+            });
             running.abort(self.data_context.stall_timeout).await;
         }
         self.data_plan = None;
@@ -950,16 +1032,21 @@ impl Session {
         self.reply(226, "ABOR command successful.").await
     }
 
-    /// Breaks the running transfer (if any) off because the server stops: logged as failed,
+    /// Breaks the running transfer (if any) off because the server stops: told as failed,
     /// and 426. An upload's last write is waited for up to `write_wait`.
     pub(super) async fn cut_transfer(&mut self, write_wait: std::time::Duration) {
         let Some(running) = self.transfer.take() else {
             return;
         };
         let bytes = running.progress.bytes.load(Ordering::Relaxed);
-        let seconds = running.started.elapsed().as_secs_f64();
-        let path = super::login::escape(&running.path);
-        tracing::warn!(peer = %self.peer, user = self.user_name(), verb = running.verb, path, bytes, seconds, error = "server shutting down", "transfer failed");
+        let tls = running.progress.tls.get().cloned();
+        self.tell_transfer(
+            &running.facts,
+            bytes,
+            Status::Failed,
+            Some("server shutting down"),
+            tls.as_ref(),
+        );
         running.abort(write_wait).await;
         self.reply(426, "Server shutting down; transfer aborted.")
             .await;
@@ -971,13 +1058,13 @@ impl Session {
             return self.reply(211, "No transfer in progress.").await;
         };
         let bytes = running.progress.bytes.load(Ordering::Relaxed);
-        let way = match running.direction {
+        let way = match running.facts.direction {
             Direction::Download => "sent",
             Direction::Upload => "received",
         };
         let text = format!(
             "Status: {} {}, {bytes} bytes {way}.",
-            running.verb, running.path
+            running.facts.verb, running.facts.path
         );
         self.reply(213, text).await
     }

@@ -1,0 +1,385 @@
+//! What happens, said once: a session's start and end, a login, a command's reply, a transfer,
+//! a TLS handshake. Sessions emit these typed [`Event`]s; every writer (the log line, xferlog,
+//! JSON lines, metrics, the status page) consumes them and formats what it needs, so no fact is
+//! written down twice by hand.
+
+pub mod json;
+pub mod xferlog;
+
+use std::fmt;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+/// One thing that happened.
+#[derive(Debug, Clone, Copy)]
+pub enum Event<'a> {
+    /// A control connection was accepted (its address is the client's, after PROXY).
+    Connected {
+        session: u64,
+        peer: SocketAddr,
+    },
+    Login(&'a Login<'a>),
+    /// A command got its final reply (a transfer's, when it ends).
+    Command {
+        session: u64,
+        verb: &'a str,
+        code: u16,
+    },
+    Transfer(&'a Transfer<'a>),
+    /// A TLS handshake on the control (`data: false`) or a data connection.
+    TlsHandshake {
+        session: u64,
+        data: bool,
+        ok: bool,
+        resumed: bool,
+    },
+    Disconnected {
+        session: u64,
+        peer: SocketAddr,
+        user: &'a str,
+        elapsed: Duration,
+    },
+}
+
+impl Event<'_> {
+    /// The event's name in JSON lines and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Connected { .. } => "connect",
+            Event::Login(login) if login.ok => "login",
+            Event::Login(_) => "login_failed",
+            Event::Command { .. } => "command",
+            Event::Transfer(_) => "transfer",
+            Event::TlsHandshake { .. } => "tls_handshake",
+            Event::Disconnected { .. } => "disconnect",
+        }
+    }
+}
+
+/// A login attempt.
+#[derive(Debug, Clone, Copy)]
+pub struct Login<'a> {
+    pub session: u64,
+    pub peer: SocketAddr,
+    /// The name given (as given, for a failure).
+    pub user: &'a str,
+    pub anonymous: bool,
+    pub ok: bool,
+    /// Why it failed (`None` for a wrong password, to keep the reason from clients' logs too).
+    pub reason: Option<&'a str>,
+}
+
+/// How a transfer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok,
+    /// ABOR, or the client's connection going away.
+    Aborted,
+    Failed,
+}
+
+impl Status {
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Aborted => "aborted",
+            Status::Failed => "failed",
+        }
+    }
+}
+
+/// Which way a transfer's bytes went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// To the client (RETR, listings).
+    Download,
+    /// From the client (STOR, APPE, STOU).
+    Upload,
+}
+
+/// The TLS of a data connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    pub version: &'static str,
+    pub cipher: String,
+    /// The handshake resumed the control connection's TLS session.
+    pub resumed: bool,
+}
+
+/// A transfer that ended.
+#[derive(Debug, Clone)]
+pub struct Transfer<'a> {
+    pub session: u64,
+    pub transfer: u64,
+    pub peer: SocketAddr,
+    pub user: &'a str,
+    pub anonymous: bool,
+    /// For anonymous users, the identity they gave as password (xferlog's user field).
+    pub identity: &'a str,
+    pub verb: &'a str,
+    /// The path as the user sees it.
+    pub path: &'a str,
+    pub direction: Direction,
+    pub bytes: u64,
+    /// The size a download announced in its 150 reply.
+    pub size: Option<u64>,
+    pub elapsed: Duration,
+    pub status: Status,
+    pub error: Option<&'a str>,
+    pub ascii: bool,
+    pub passive: bool,
+    pub tls: Option<&'a TlsFacts>,
+    /// When it ended.
+    pub at: SystemTime,
+}
+
+impl Transfer<'_> {
+    /// A file transfer (RETR, STOR, APPE, STOU), not a listing.
+    pub fn is_file(&self) -> bool {
+        matches!(self.verb, "RETR" | "STOR" | "APPE" | "STOU")
+    }
+}
+
+/// Something that consumes events. Called on the session's task: it must not block (file
+/// writers hand their lines to a thread of their own).
+pub trait Writer: Send + Sync + fmt::Debug {
+    fn write(&self, event: &Event<'_>);
+    /// SIGHUP: reopen files (after logrotate moved them).
+    fn reopen(&self) {}
+}
+
+/// The writers events go to.
+#[derive(Debug, Default, Clone)]
+pub struct Events {
+    writers: Vec<Arc<dyn Writer>>,
+    ids: Arc<Ids>,
+}
+
+/// Session and transfer numbers, unique in the process.
+#[derive(Debug, Default)]
+struct Ids {
+    sessions: AtomicU64,
+    transfers: AtomicU64,
+}
+
+impl Events {
+    pub fn new(writers: Vec<Arc<dyn Writer>>) -> Events {
+        Events {
+            writers,
+            ids: Arc::default(),
+        }
+    }
+
+    /// The log line, and the log files the configuration names (opened now: a file that
+    /// cannot be opened at start is a configuration error).
+    pub fn from_config(logs: &crate::config::LogsConfig) -> Result<Events, String> {
+        let mut events = Events::new(vec![Arc::new(LogLines)]);
+        if let Some(path) = &logs.xferlog {
+            let writer = xferlog::Xferlog::open(path)
+                .map_err(|e| format!("logs.xferlog {}: {e}", path.display()))?;
+            events.add(Arc::new(writer));
+        }
+        if let Some(path) = &logs.json {
+            let writer = json::JsonLines::open(path)
+                .map_err(|e| format!("logs.json {}: {e}", path.display()))?;
+            events.add(Arc::new(writer));
+        }
+        Ok(events)
+    }
+
+    pub fn add(&mut self, writer: Arc<dyn Writer>) {
+        self.writers.push(writer);
+    }
+
+    pub fn emit(&self, event: Event<'_>) {
+        for writer in &self.writers {
+            writer.write(&event);
+        }
+    }
+
+    pub fn reopen(&self) {
+        for writer in &self.writers {
+            writer.reopen();
+        }
+    }
+
+    pub fn next_session(&self) -> u64 {
+        self.ids.sessions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub fn next_transfer(&self) -> u64 {
+        self.ids.transfers.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// The log line on standard error (through `tracing`): connect, login, transfer, disconnect.
+/// A failed login is `login failed peer=<address> user="<name>"`, which fail2ban can match.
+#[derive(Debug, Default)]
+pub struct LogLines;
+
+impl Writer for LogLines {
+    fn write(&self, event: &Event<'_>) {
+        match event {
+            Event::Connected { peer, .. } => tracing::info!(peer = %peer, "connect"),
+            Event::Login(login) if login.ok => tracing::info!(
+                peer = %login.peer.ip(),
+                user = %escape(login.user),
+                anonymous = login.anonymous,
+                "login"
+            ),
+            Event::Login(login) => match login.reason {
+                None => {
+                    tracing::warn!(peer = %login.peer.ip(), user = %escape(login.user), "login failed")
+                }
+                Some(reason) => {
+                    tracing::warn!(peer = %login.peer.ip(), user = %escape(login.user), reason, "login failed")
+                }
+            },
+            Event::Transfer(t) => {
+                let seconds = t.elapsed.as_secs_f64();
+                let path = escape(t.path);
+                match (t.status, t.error) {
+                    (Status::Ok, _) => tracing::info!(
+                        peer = %t.peer, user = t.user, verb = t.verb, path, bytes = t.bytes, seconds,
+                        "transfer"
+                    ),
+                    (Status::Aborted, _) => tracing::info!(
+                        peer = %t.peer, user = t.user, verb = t.verb, path, bytes = t.bytes, seconds,
+                        "transfer aborted"
+                    ),
+                    (Status::Failed, error) => tracing::warn!(
+                        peer = %t.peer, user = t.user, verb = t.verb, path, bytes = t.bytes, seconds,
+                        error = error.unwrap_or(""), "transfer failed"
+                    ),
+                }
+            }
+            Event::Disconnected {
+                peer,
+                user,
+                elapsed,
+                ..
+            } => tracing::info!(
+                peer = %peer,
+                user = *user,
+                seconds = elapsed.as_secs_f64(),
+                "disconnect"
+            ),
+            Event::Command { .. } | Event::TlsHandshake { .. } => {}
+        }
+    }
+}
+
+/// Escapes control characters in client-supplied text before it goes into a log line.
+pub fn escape(text: &str) -> String {
+    text.escape_debug().to_string()
+}
+
+/// Lines queued for a file writer's thread before new ones are dropped (and counted).
+const QUEUED_LINES: usize = 65_536;
+
+/// A warning about a log file is printed at most this often.
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// A log file written by a thread of its own: a slow or full disk never holds a session up.
+/// A line that cannot be written is dropped, with a warning on standard error at most once a
+/// minute; SIGHUP reopens the file (logrotate).
+#[derive(Debug)]
+pub struct LogFile {
+    lines: Mutex<mpsc::SyncSender<Message>>,
+    dropped: Arc<AtomicU64>,
+}
+
+enum Message {
+    Line(String),
+    Reopen,
+}
+
+impl LogFile {
+    /// Opens (creating, appending) `path`; an error if it cannot be opened now.
+    pub fn open(path: &Path) -> io::Result<LogFile> {
+        let file = open_append(path)?;
+        let (lines, queue) = mpsc::sync_channel::<Message>(QUEUED_LINES);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let path = path.to_path_buf();
+        let lost = Arc::clone(&dropped);
+        std::thread::Builder::new()
+            .name("ferry-log".into())
+            .spawn(move || write_lines(path, file, queue, lost))?;
+        Ok(LogFile {
+            lines: Mutex::new(lines),
+            dropped,
+        })
+    }
+
+    /// Queues a line (its newline included).
+    pub fn push(&self, line: String) {
+        let sender = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        if sender.try_send(Message::Line(line)).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    pub fn reopen(&self) {
+        let sender = self.lines.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = sender.try_send(Message::Reopen);
+    }
+}
+
+fn open_append(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+}
+
+/// The writer thread: appends each line, reopens on request, and warns (at most once a
+/// minute) about lines it could not write or that were dropped.
+fn write_lines(
+    path: PathBuf,
+    file: std::fs::File,
+    queue: mpsc::Receiver<Message>,
+    dropped: Arc<AtomicU64>,
+) {
+    let mut file = Some(file);
+    let mut failed = 0u64;
+    let mut last_warning: Option<Instant> = None;
+    let mut warn = |what: String| {
+        if last_warning.is_none_or(|at| at.elapsed() >= WARN_EVERY) {
+            eprintln!("ferryd: log file {}: {what}", path.display());
+            last_warning = Some(Instant::now());
+        }
+    };
+    while let Ok(message) = queue.recv() {
+        match message {
+            Message::Reopen => match open_append(&path) {
+                Ok(reopened) => file = Some(reopened),
+                Err(error) => {
+                    file = None;
+                    warn(format!("cannot reopen: {error}"));
+                }
+            },
+            Message::Line(line) => {
+                let written = match file.as_mut() {
+                    Some(file) => file.write_all(line.as_bytes()),
+                    None => open_append(&path).and_then(|mut reopened| {
+                        let result = reopened.write_all(line.as_bytes());
+                        file = Some(reopened);
+                        result
+                    }),
+                };
+                if let Err(error) = written {
+                    failed += 1;
+                    warn(format!("{failed} line(s) not written: {error}"));
+                }
+            }
+        }
+        let lost = dropped.swap(0, Ordering::Relaxed);
+        if lost > 0 {
+            warn(format!("{lost} line(s) dropped: the writer fell behind"));
+        }
+    }
+}
