@@ -14,6 +14,7 @@ pub mod server;
 pub mod session;
 pub mod storage;
 pub mod stream;
+pub mod systemd;
 pub mod tls;
 pub mod users;
 

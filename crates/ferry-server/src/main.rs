@@ -307,6 +307,8 @@ fn start(args: Args) -> anyhow::Result<()> {
         return hash_password();
     }
     let check_only = args.check_config;
+    // Before any thread starts: it takes LISTEN_FDS out of the environment.
+    let activated = ferry_server::systemd::activated_listeners()?;
     let config = args.into_config()?;
     let context = Context::new(config).context("invalid configuration")?;
     if check_only {
@@ -320,14 +322,7 @@ fn start(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&context.config.log_level);
-    let backlog = context.config.listen_backlog;
-    let listener = bind(context.config.listen, backlog)?;
-    let implicit = context
-        .config
-        .tls
-        .implicit_listen
-        .map(|address| bind(address, backlog))
-        .transpose()?;
+    let (listener, implicit) = listeners(&context, activated)?;
     println!("ferryd listening on {}", listener.local_addr()?);
     if let Some(implicit) = &implicit {
         println!(
@@ -360,6 +355,7 @@ fn start(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
+    let ready = format!("listening on {}", listener.local_addr()?);
     let served = runtime.block_on(async move {
         ignore_hangups()?;
         // A store that does not answer now may answer later: said, not fatal.
@@ -374,6 +370,7 @@ fn start(args: Args) -> anyhow::Result<()> {
         // worker's own queue instead of waking a worker through the shared one.
         let server =
             run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal());
+        ferry_server::systemd::ready(&ready);
         tokio::spawn(server).await?;
         Ok(())
     });
@@ -398,6 +395,30 @@ fn ignore_hangups() -> std::io::Result<()> {
 
 /// Threads for blocking work (disk writes of uploads, listings, password checks).
 const MAX_BLOCKING_THREADS: usize = 4096;
+
+/// The control listener and the implicit FTPS one, if configured: those systemd passed
+/// (socket activation), else bound here.
+fn listeners(
+    context: &Context,
+    activated: Vec<std::net::TcpListener>,
+) -> anyhow::Result<(std::net::TcpListener, Option<std::net::TcpListener>)> {
+    let backlog = context.config.listen_backlog;
+    let implicit_address = context.config.tls.implicit_listen;
+    let mut activated = activated.into_iter();
+    let listener = match activated.next() {
+        Some(listener) => listener,
+        None => bind(context.config.listen, backlog)?,
+    };
+    let implicit = match (activated.next(), implicit_address) {
+        (Some(implicit), Some(_)) => Some(implicit),
+        (Some(_), None) => {
+            bail!("socket activation passed a second socket, but tls.implicit_listen is not set")
+        }
+        (None, Some(address)) => Some(bind(address, backlog)?),
+        (None, None) => None,
+    };
+    Ok((listener, implicit))
+}
 
 /// Binds the control listener (before any privilege is dropped, so port 21 works), with room
 /// for `backlog` connections waiting to be accepted (the kernel caps it at somaxconn).
@@ -491,6 +512,7 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+    ferry_server::systemd::stopping();
 }
 
 fn init_logging(level: &str) {
