@@ -8,6 +8,7 @@ pub mod config;
 pub mod data;
 pub mod hardening;
 pub mod limits;
+pub mod passive;
 pub mod permissions;
 pub mod proxy;
 pub mod server;

@@ -4,13 +4,14 @@
 //! `--config FILE` loads a TOML file (see `ferryd.example.toml`); every option is also a flag,
 //! and flags win over the file.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use ferry_server::config::{ActiveSource, Config, TlsPolicy};
+use ferry_server::passive::PassiveAddress;
 use ferry_server::{run_with_implicit_tls, Context};
 
 /// Ferry FTP server. Serves a folder over FTP; anonymous read-only by default.
@@ -69,9 +70,10 @@ struct Args {
     /// Passive port range, e.g. 50000-50100 [default: any free port]
     #[arg(long, value_name = "START-END")]
     passive_ports: Option<String>,
-    /// Address to advertise in PASV replies (behind NAT) [default: the control connection's]
-    #[arg(long, value_name = "IP")]
-    passive_address: Option<IpAddr>,
+    /// IPv4 address or host name to advertise in PASV replies (behind NAT); per client
+    /// network in the file (data.passive_address) [default: the control connection's]
+    #[arg(long, value_name = "ADDRESS")]
+    passive_address: Option<PassiveAddress>,
     /// Source port of active data connections: adjacent (control port - 1) or ephemeral.
     #[arg(long, value_name = "SOURCE", value_parser = parse_active_source)]
     active_source: Option<ActiveSource>,
