@@ -6,6 +6,7 @@
 pub mod checker;
 pub mod config;
 pub mod data;
+pub mod doctor;
 pub mod hardening;
 pub mod limits;
 pub mod passive;

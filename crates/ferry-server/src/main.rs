@@ -18,178 +18,205 @@ use ferry_server::{run_with_implicit_tls, Context};
 #[derive(Debug, Parser)]
 #[command(name = "ferryd", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML configuration file; flags override its settings.
-    #[arg(long, short = 'c', value_name = "FILE")]
+    #[arg(global = true, long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the configuration (file and flags), say what is wrong, and exit.
-    #[arg(long)]
+    #[arg(global = true, long)]
     check_config: bool,
     /// Read a password from standard input, print its argon2 hash for the users file, and exit.
-    #[arg(long)]
+    #[arg(global = true, long)]
     hash_password: bool,
     /// Address and port to listen on, e.g. 0.0.0.0:21, [::]:21, [::1]:2121 [default: 0.0.0.0:21]
-    #[arg(long, short = 'l', value_name = "ADDR:PORT")]
+    #[arg(global = true, long, short = 'l', value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
     /// Folder to serve [default: the current folder]
-    #[arg(long, short = 'r', value_name = "DIR")]
+    #[arg(global = true, long, short = 'r', value_name = "DIR")]
     root: Option<PathBuf>,
     /// Name the server gives itself in replies [default: the host name]
-    #[arg(long, value_name = "NAME")]
+    #[arg(global = true, long, value_name = "NAME")]
     server_name: Option<String>,
     /// Text of the 220 greeting [default: "<DOMAIN> FTP Service"]
-    #[arg(long, value_name = "TEXT")]
+    #[arg(global = true, long, value_name = "TEXT")]
     banner: Option<String>,
     /// Longest control line accepted, in bytes [default: 4096]
-    #[arg(long, value_name = "BYTES")]
+    #[arg(global = true, long, value_name = "BYTES")]
     max_line: Option<usize>,
     /// Most sessions at once [default: 1000]
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     max_sessions: Option<usize>,
     /// Connections waiting to be accepted that the listener holds [default: 1024]
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     listen_backlog: Option<u32>,
     /// Refuse anonymous logins.
-    #[arg(long)]
+    #[arg(global = true, long)]
     no_anonymous: bool,
     /// Folder served to anonymous users [default: --root]
-    #[arg(long, value_name = "DIR")]
+    #[arg(global = true, long, value_name = "DIR")]
     anonymous_root: Option<PathBuf>,
     /// Let anonymous users upload, delete, rename and make folders.
-    #[arg(long)]
+    #[arg(global = true, long)]
     anonymous_writable: bool,
     /// Folder (as users see it, e.g. /incoming) where anonymous users may upload new files they
     /// cannot then download, list or overwrite.
-    #[arg(long, value_name = "PATH")]
+    #[arg(global = true, long, value_name = "PATH")]
     anonymous_upload_folder: Option<String>,
     /// Let anonymous users make folders in the upload folder.
-    #[arg(long)]
+    #[arg(global = true, long)]
     anonymous_upload_mkdir: bool,
     /// TOML file of named accounts with argon2 password hashes.
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     users_file: Option<PathBuf>,
     /// Passive port range, e.g. 50000-50100 [default: any free port]
-    #[arg(long, value_name = "START-END")]
+    #[arg(global = true, long, value_name = "START-END")]
     passive_ports: Option<String>,
     /// IPv4 address or host name to advertise in PASV replies (behind NAT); per client
     /// network in the file (data.passive_address) [default: the control connection's]
-    #[arg(long, value_name = "ADDRESS")]
+    #[arg(global = true, long, value_name = "ADDRESS")]
     passive_address: Option<PassiveAddress>,
     /// Source port of active data connections: adjacent (control port - 1) or ephemeral.
-    #[arg(long, value_name = "SOURCE", value_parser = parse_active_source)]
+    #[arg(global = true, long, value_name = "SOURCE", value_parser = parse_active_source)]
     active_source: Option<ActiveSource>,
     /// Allow PORT/EPRT to other hosts than the client (FXP); off, they are refused.
-    #[arg(long)]
+    #[arg(global = true, long)]
     allow_fxp: bool,
     /// Refuse PORT and EPRT.
-    #[arg(long)]
+    #[arg(global = true, long)]
     no_active: bool,
     /// Refuse PASV and EPSV.
-    #[arg(long)]
+    #[arg(global = true, long)]
     no_passive: bool,
     /// Seconds a logged-in session may be idle [default: 300]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     idle_timeout: Option<u64>,
     /// Seconds a client has to log in [default: 60]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     login_timeout: Option<u64>,
     /// Seconds to wait for a data connection [default: 30]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     data_timeout: Option<u64>,
     /// Seconds a transfer may move no byte before it is broken off [default: 300]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     stall_timeout: Option<u64>,
     /// Seconds running transfers may finish after SIGINT/SIGTERM [default: 10]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     shutdown_grace: Option<u64>,
     /// Milliseconds to wait before answering a failed login [default: 1000]
-    #[arg(long, value_name = "MS")]
+    #[arg(global = true, long, value_name = "MS")]
     failed_login_delay: Option<u64>,
     /// Seconds after which a broken upload's private file is removed, 0 to keep them [default: 86400]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     abandoned_upload: Option<u64>,
     /// Most sessions from one IP address, 0 for no limit [default: 20]
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     max_sessions_per_ip: Option<usize>,
     /// Failed logins a session may make before it is closed [default: 3]
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     max_login_failures: Option<u32>,
     /// Failed logins from one address within the ban window that get it banned, 0 for never [default: 10]
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     ban_after_failures: Option<u32>,
     /// Seconds over which failed logins are counted for bans [default: 600]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     ban_window: Option<u64>,
     /// Seconds a ban lasts [default: 900]
-    #[arg(long, value_name = "SECS")]
+    #[arg(global = true, long, value_name = "SECS")]
     ban_seconds: Option<u64>,
     /// Bytes per second for each session's downloads, 0 for no limit [default: 0]
-    #[arg(long, value_name = "BYTES")]
+    #[arg(global = true, long, value_name = "BYTES")]
     download_rate: Option<u64>,
     /// Bytes per second for each session's uploads, 0 for no limit [default: 0]
-    #[arg(long, value_name = "BYTES")]
+    #[arg(global = true, long, value_name = "BYTES")]
     upload_rate: Option<u64>,
     /// Write uploads to a hidden name and rename them when complete.
-    #[arg(long)]
+    #[arg(global = true, long)]
     atomic_uploads: bool,
     /// After binding, switch to this user (when started as root).
-    #[arg(long, value_name = "USER")]
+    #[arg(global = true, long, value_name = "USER")]
     run_as_user: Option<String>,
     /// Restrict file-system access to the served folders with Landlock (Linux).
-    #[arg(long)]
+    #[arg(global = true, long)]
     landlock: bool,
     /// PEM certificate chain for FTPS.
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     tls_certificate: Option<PathBuf>,
     /// PEM private key for FTPS.
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
     /// Generate a self-signed certificate at start (for trying FTPS out).
-    #[arg(long)]
+    #[arg(global = true, long)]
     tls_self_signed: bool,
     /// TLS on the control connection: off, optional or required [default: optional]
-    #[arg(long, value_name = "POLICY", value_parser = parse_tls_policy)]
+    #[arg(global = true, long, value_name = "POLICY", value_parser = parse_tls_policy)]
     tls_control: Option<TlsPolicy>,
     /// TLS on data connections: off, optional or required [default: optional]
-    #[arg(long, value_name = "POLICY", value_parser = parse_tls_policy)]
+    #[arg(global = true, long, value_name = "POLICY", value_parser = parse_tls_policy)]
     tls_data: Option<TlsPolicy>,
     /// Required TLS applies to anonymous users too.
-    #[arg(long)]
+    #[arg(global = true, long)]
     tls_anonymous_too: bool,
     /// Do not require data connections to resume the control connection's TLS session.
-    #[arg(long)]
+    #[arg(global = true, long)]
     tls_no_session_reuse: bool,
     /// Also listen for implicit FTPS (TLS from the first byte) here, e.g. 0.0.0.0:990.
-    #[arg(long, value_name = "ADDR:PORT")]
+    #[arg(global = true, long, value_name = "ADDR:PORT")]
     implicit_listen: Option<SocketAddr>,
     /// Allow CCC (a clear control connection after login).
-    #[arg(long)]
+    #[arg(global = true, long)]
     allow_ccc: bool,
     /// Accept PROXY protocol headers (v1 and v2, as HAProxy's send-proxy) from this network,
     /// e.g. 10.0.0.0/8, fd00::/8 or 127.0.0.1; repeatable. Once set, every control and passive
     /// data connection must come from one of them and begin with a header [default: off]
-    #[arg(long, value_name = "CIDR")]
+    #[arg(global = true, long, value_name = "CIDR")]
     proxy_protocol_from: Vec<String>,
     /// The object store for s3:// roots, e.g. http://127.0.0.1:3900 [default: AWS_ENDPOINT_URL, else AWS]
-    #[arg(long, value_name = "URL")]
+    #[arg(global = true, long, value_name = "URL")]
     s3_endpoint: Option<String>,
     /// The object store's region [default: AWS_REGION, else us-east-1]
-    #[arg(long, value_name = "REGION")]
+    #[arg(global = true, long, value_name = "REGION")]
     s3_region: Option<String>,
     /// Address buckets as https://host/BUCKET rather than https://BUCKET.host [default: on with --s3-endpoint]
-    #[arg(long, value_name = "BOOL")]
+    #[arg(global = true, long, value_name = "BOOL")]
     s3_path_style: Option<bool>,
     /// AWS shared-credentials file [default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY]
-    #[arg(long, value_name = "FILE")]
+    #[arg(global = true, long, value_name = "FILE")]
     s3_credentials_file: Option<PathBuf>,
     /// Bytes per multipart-upload part [default: 8388608]
-    #[arg(long, value_name = "BYTES")]
+    #[arg(global = true, long, value_name = "BYTES")]
     s3_part_size: Option<u64>,
     /// Parts each upload sends at once [default: 4]
-    #[arg(long, value_name = "N")]
+    #[arg(global = true, long, value_name = "N")]
     s3_parts_in_flight: Option<usize>,
     /// error, warn, info, debug or trace [default: info]
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(global = true, long, value_name = "LEVEL")]
     log_level: Option<String>,
+}
+
+/// What ferryd does instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check the configuration (file and flags), the listen and passive ports, the passive
+    /// address and the certificate, then connect to the server as a client would (control,
+    /// PASV, EPSV, a TLS data connection); prints ok, warn or fail for each, and exits
+    /// non-zero when one fails.
+    Doctor,
+    /// Write ferryd's man page or shell completions into a folder (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generated,
+    },
+}
+
+/// What `ferryd generate` writes.
+#[derive(Debug, clap::Subcommand)]
+enum Generated {
+    /// ferryd.1
+    Man { folder: PathBuf },
+    /// ferryd.bash, _ferryd (zsh) and ferryd.fish
+    Completions { folder: PathBuf },
 }
 
 fn parse_tls_policy(text: &str) -> Result<TlsPolicy, String> {
@@ -295,13 +322,60 @@ fn set_some<T>(field: &mut Option<T>, value: Option<T>) {
 }
 
 fn main() -> std::process::ExitCode {
-    match start(Args::parse()) {
+    let mut args = Args::parse();
+    let outcome = match args.command.take() {
+        Some(Command::Doctor) => return doctor(args),
+        Some(Command::Generate { what }) => generate(what),
+        None => start(args),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ferryd: {error:#}");
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `ferryd doctor`: the exit code is 1 when a check fails.
+fn doctor(args: Args) -> std::process::ExitCode {
+    let config = args.into_config().map_err(|e| format!("{e:#}"));
+    match ferry_server::doctor::run(config, std::io::stdout()) {
+        ferry_server::doctor::Status::Fail => std::process::ExitCode::FAILURE,
+        _ => std::process::ExitCode::SUCCESS,
+    }
+}
+
+/// `ferryd generate man|completions FOLDER`.
+fn generate(what: Generated) -> anyhow::Result<()> {
+    use clap::CommandFactory;
+    let (folder, written) = match what {
+        Generated::Man { folder } => {
+            let path = folder.join("ferryd.1");
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Args::command()).render(&mut page)?;
+            std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+            (folder, vec![path])
+        }
+        Generated::Completions { folder } => {
+            let mut command = Args::command();
+            let mut written = Vec::new();
+            for shell in [
+                clap_complete::Shell::Bash,
+                clap_complete::Shell::Zsh,
+                clap_complete::Shell::Fish,
+            ] {
+                let path = clap_complete::generate_to(shell, &mut command, "ferryd", &folder)
+                    .with_context(|| format!("writing completions into {}", folder.display()))?;
+                written.push(path);
+            }
+            (folder, written)
+        }
+    };
+    for path in written {
+        println!("{}", path.strip_prefix(&folder).unwrap_or(&path).display());
+    }
+    Ok(())
 }
 
 fn start(args: Args) -> anyhow::Result<()> {

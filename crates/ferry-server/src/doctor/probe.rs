@@ -1,0 +1,465 @@
+//! The doctor as a client: a control connection, PASV and EPSV listings over the advertised
+//! address, and a TLS data connection that must resume the control connection's TLS session.
+//!
+//! When the listen port is free the doctor runs the configured server itself for the length of
+//! the checks (with a one-off read-only account when anonymous logins are off); when it is
+//! taken, it talks to the server that holds it.
+
+use std::io::Write;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+
+use super::account::DoctorAccount;
+use super::local::{is_local, Listen, Listeners};
+use super::tls::client_config;
+use super::{Finding, Report};
+use crate::config::TlsPolicy;
+use crate::server::Context;
+
+/// How long any one step (connect, reply, listing) may take.
+const STEP: Duration = Duration::from_secs(10);
+
+/// The doctor's control connection (plain or TLS).
+struct Control<S> {
+    reader: BufReader<S>,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Control<S> {
+    /// One reply: its code and its last line.
+    async fn reply(&mut self) -> Result<(u16, String), String> {
+        for _ in 0..1000 {
+            let mut line = String::new();
+            let mut bounded = (&mut self.reader).take(8192);
+            match tokio::time::timeout(STEP, bounded.read_line(&mut line)).await {
+                Err(_) => return Err("no reply within 10 s".into()),
+                Ok(Err(error)) => return Err(format!("connection failed: {error}")),
+                Ok(Ok(0)) => return Err("the server closed the connection".into()),
+                Ok(Ok(_)) => {}
+            }
+            let line = line.trim_end().to_string();
+            let code = line.get(..3).and_then(|code| code.parse::<u16>().ok());
+            if let (Some(code), Some(b' ')) = (code, line.as_bytes().get(3)) {
+                return Ok((code, line));
+            }
+        }
+        Err("a reply of more than 1000 lines".into())
+    }
+
+    async fn command(&mut self, line: &str) -> Result<(u16, String), String> {
+        let bytes = format!("{line}\r\n");
+        let stream = self.reader.get_mut();
+        tokio::time::timeout(STEP, stream.write_all(bytes.as_bytes()))
+            .await
+            .map_err(|_| "cannot send within 10 s".to_string())?
+            .map_err(|e| format!("cannot send: {e}"))?;
+        self.reply().await
+    }
+
+    /// Sends `line` and requires `code`.
+    async fn expect(&mut self, line: &str, code: u16) -> Result<String, String> {
+        let verb = line.split(' ').next().unwrap_or(line);
+        let verb = if verb == "PASS" { "PASS" } else { verb };
+        match self.command(line).await? {
+            (got, text) if got == code => Ok(text),
+            (_, text) => Err(format!("{verb}: {text}")),
+        }
+    }
+}
+
+/// Where the doctor connects, and which addresses it may be sent to.
+struct Target {
+    control: SocketAddr,
+    /// The configured addresses: the only ones PASV may send the doctor to.
+    allowed: Vec<IpAddr>,
+    user: String,
+    password: String,
+}
+
+/// Runs the client checks.
+pub async fn run(context: Context, listeners: Listeners, report: &mut Report<impl Write>) {
+    const CHECK: &str = "client";
+    if context.proxy.is_some() {
+        return report.add(Finding::warn(
+            CHECK,
+            "skipped: the PROXY protocol is on, and the doctor is not the proxy",
+            "check through the load balancer with any FTP client, e.g. curl ftp://HOST/",
+        ));
+    }
+    let account = DoctorAccount::new(&context);
+    let (listen, server) = match listeners.control {
+        Listen::Unusable => {
+            return report.add(Finding::warn(
+                CHECK,
+                "skipped: the listen address cannot be used",
+                "fix the listen check above first",
+            ))
+        }
+        Listen::InUse(address) => (address, None),
+        Listen::Bound(listener) => match OwnServer::start(
+            context.config.clone(),
+            account.clone(),
+            listener,
+            listeners.implicit,
+        ) {
+            Ok((address, server)) => (address, Some(server)),
+            Err(error) => {
+                return report.add(Finding::fail(CHECK, error, "see the configuration check"))
+            }
+        },
+    };
+    let (user, password) = match (&server, context.config.anonymous.enabled) {
+        (_, true) => ("anonymous".to_string(), "doctor@".to_string()),
+        (Some(_), false) => (account.user.clone(), account.password.clone()),
+        (None, false) => {
+            return report.add(Finding::warn(
+                CHECK,
+                "skipped: a running server with anonymous logins off",
+                "stop ferryd while the doctor runs, so that it can run the server itself",
+            ))
+        }
+    };
+    let target = Target {
+        control: control_address(listen, &context),
+        allowed: allowed_addresses(listen, &context),
+        user,
+        password,
+    };
+    let plain = plain_allowed(&context, &target);
+    if plain {
+        plain_checks(&target, report).await;
+    } else {
+        report.add(Finding::ok(
+            "plain connections",
+            "refused by the configuration (TLS required): checked over TLS only",
+        ));
+    }
+    if context.tls.is_some() && context.config.tls.control != TlsPolicy::Off {
+        report.add(tls_check(&target, &context).await);
+    }
+    if let Some(server) = server {
+        server.stop().await;
+    }
+}
+
+/// The control address to connect to: the listen address; for a wildcard, a configured passive
+/// address of this machine (so PASV's answer is reachable), else loopback.
+fn control_address(listen: SocketAddr, context: &Context) -> SocketAddr {
+    if !listen.ip().is_unspecified() {
+        return listen;
+    }
+    let local_passive = context.passive_addresses.as_ref().and_then(|addresses| {
+        addresses
+            .entries()
+            .into_iter()
+            .map(|(_, ip)| IpAddr::V4(ip))
+            .find(|ip| is_local(*ip))
+    });
+    let loopback = match listen {
+        SocketAddr::V4(_) => IpAddr::from([127, 0, 0, 1]),
+        SocketAddr::V6(_) => IpAddr::from(std::net::Ipv6Addr::LOCALHOST),
+    };
+    SocketAddr::new(local_passive.unwrap_or(loopback), listen.port())
+}
+
+fn allowed_addresses(listen: SocketAddr, context: &Context) -> Vec<IpAddr> {
+    let mut allowed = vec![control_address(listen, context).ip()];
+    if let Some(addresses) = &context.passive_addresses {
+        allowed.extend(
+            addresses
+                .entries()
+                .into_iter()
+                .map(|(_, ip)| IpAddr::V4(ip)),
+        );
+    }
+    allowed
+}
+
+/// Whether this login may use plain control and data connections.
+fn plain_allowed(context: &Context, target: &Target) -> bool {
+    let tls = &context.config.tls;
+    let exempt = target.user == "anonymous" && tls.anonymous_exempt;
+    exempt || (tls.control != TlsPolicy::Required && tls.data != TlsPolicy::Required)
+}
+
+async fn connect(address: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, String> {
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(|e| e.to_string())?;
+    if let Some(source) = source {
+        socket
+            .bind(SocketAddr::new(source, 0))
+            .map_err(|e| format!("cannot bind {source}: {e}"))?;
+    }
+    match tokio::time::timeout(STEP, socket.connect(address)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(error)) => Err(format!("cannot connect to {address}: {error}")),
+        Err(_) => Err(format!(
+            "cannot connect to {address}: no answer within 10 s"
+        )),
+    }
+}
+
+/// Connects, reads the greeting and logs in.
+async fn login<S: AsyncRead + AsyncWrite + Unpin>(
+    control: &mut Control<S>,
+    target: &Target,
+) -> Result<(), String> {
+    control
+        .expect(&format!("USER {}", target.user), 331)
+        .await?;
+    control
+        .expect(&format!("PASS {}", target.password), 230)
+        .await
+        .map_err(|_| "PASS: login refused".to_string())?;
+    control.expect("TYPE I", 200).await?;
+    Ok(())
+}
+
+/// The plain control connection, then a PASV and an EPSV listing.
+async fn plain_checks(target: &Target, report: &mut Report<impl Write>) {
+    const CHECK: &str = "control connection";
+    let (mut control, local) = match plain_login(target).await {
+        Ok(connected) => connected,
+        Err(error) => {
+            return report.add(Finding::fail(
+                CHECK,
+                error,
+                "is ferryd running there, and does the firewall let this machine in?",
+            ))
+        }
+    };
+    report.add(Finding::ok(
+        CHECK,
+        format!("{} answers, {} logs in", target.control, target.user),
+    ));
+    if local.is_ipv4() {
+        report.add(passive_listing(&mut control, target, local, "PASV").await);
+    }
+    report.add(passive_listing(&mut control, target, local, "EPSV").await);
+    let _ = control.command("QUIT").await;
+}
+
+/// A plain control connection, logged in; and its local address.
+async fn plain_login(target: &Target) -> Result<(Control<TcpStream>, IpAddr), String> {
+    let stream = connect(target.control, None).await?;
+    let local = stream.local_addr().map_err(|e| e.to_string())?.ip();
+    let mut control = Control {
+        reader: BufReader::new(stream),
+    };
+    let (code, greeting) = control.reply().await?;
+    if code != 220 {
+        return Err(format!("greeting: {greeting}"));
+    }
+    login(&mut control, target).await?;
+    Ok((control, local))
+}
+
+/// The data address a PASV or EPSV reply names, if it is one the doctor may connect to.
+fn data_address(verb: &str, text: &str, target: &Target) -> Result<SocketAddr, String> {
+    let argument = text.get(4..).unwrap_or("");
+    let address = match verb {
+        "PASV" => {
+            ferry_proto::hostport::parse_pasv_reply(argument).map_err(|e| format!("{text}: {e}"))?
+        }
+        _ => SocketAddr::new(
+            target.control.ip(),
+            ferry_proto::hostport::parse_epsv_reply(argument)
+                .map_err(|e| format!("{text}: {e}"))?,
+        ),
+    };
+    if !target.allowed.contains(&address.ip()) {
+        return Err(format!(
+            "{verb} named {}, which is not a configured address; not connecting",
+            address.ip()
+        ));
+    }
+    Ok(address)
+}
+
+async fn passive_listing<S: AsyncRead + AsyncWrite + Unpin>(
+    control: &mut Control<S>,
+    target: &Target,
+    local: IpAddr,
+    verb: &str,
+) -> Finding {
+    let check = format!("{verb} data connection");
+    let reply = match control.command(verb).await {
+        Ok((227 | 229, text)) => text,
+        Ok((_, text)) => {
+            return Finding::fail(
+                check,
+                text,
+                "data.passive_enabled must be on for clients behind NAT",
+            )
+        }
+        Err(error) => return Finding::fail(check, error, "the control connection broke"),
+    };
+    let address = match data_address(verb, &reply, target) {
+        Ok(address) => address,
+        Err(error) => {
+            return Finding::fail(
+                check,
+                error,
+                "set data.passive_address to this server's public address",
+            )
+        }
+    };
+    // From the control connection's own address, as ferryd takes passive connections only from
+    // the client's address.
+    let data = match connect(address, Some(local)).await {
+        Ok(data) => data,
+        Err(error) if !is_local(address.ip()) => {
+            return Finding::warn(
+                check,
+                format!("{error} (from this machine)"),
+                "normal behind a NAT without hairpinning: check from outside that the passive ports are forwarded",
+            )
+        }
+        Err(error) => return Finding::fail(check, error, "a firewall on this machine blocks the passive ports?"),
+    };
+    match listing(control, data).await {
+        Ok(bytes) => Finding::ok(check, format!("LIST over {address}: {bytes} bytes")),
+        Err(error) => Finding::fail(check, error, "see ferryd's log for the session"),
+    }
+}
+
+/// LIST over an open data connection; the listing's size.
+async fn listing<S, D>(control: &mut Control<S>, mut data: D) -> Result<usize, String>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+    D: AsyncRead + Unpin,
+{
+    match control.command("LIST").await? {
+        (125 | 150, _) => {}
+        (_, text) => return Err(format!("LIST: {text}")),
+    }
+    let bytes = read_listing(&mut data).await?;
+    match control.reply().await? {
+        (226 | 250, _) => Ok(bytes),
+        (_, text) => Err(format!("after LIST: {text}")),
+    }
+}
+
+/// Reads a listing to its end (at most 64 MiB, within 30 s); its size.
+async fn read_listing(data: &mut (impl AsyncRead + Unpin)) -> Result<usize, String> {
+    let mut bytes = Vec::new();
+    let mut bounded = data.take(64 * 1024 * 1024);
+    tokio::time::timeout(Duration::from_secs(30), bounded.read_to_end(&mut bytes))
+        .await
+        .map_err(|_| "the listing did not end within 30 s".to_string())?
+        .map_err(|e| format!("reading the listing: {e}"))?;
+    Ok(bytes.len())
+}
+
+/// AUTH TLS, PROT P, and a listing over a TLS data connection that resumes the control
+/// connection's session.
+async fn tls_check(target: &Target, context: &Context) -> Finding {
+    const CHECK: &str = "TLS data connection";
+    match tls_listing(target, context).await {
+        Ok(detail) => Finding::ok(CHECK, detail),
+        Err(error) => Finding::fail(
+            CHECK,
+            error,
+            "see ferryd's log; tls.require_session_reuse needs clients that resume",
+        ),
+    }
+}
+
+async fn tls_listing(target: &Target, _context: &Context) -> Result<String, String> {
+    let connector = tokio_rustls::TlsConnector::from(client_config()?);
+    let name = rustls::pki_types::ServerName::IpAddress(target.control.ip().into());
+    let stream = connect(target.control, None).await?;
+    let local = stream.local_addr().map_err(|e| e.to_string())?.ip();
+    let mut plain = Control {
+        reader: BufReader::new(stream),
+    };
+    plain.reply().await?;
+    plain.expect("AUTH TLS", 234).await?;
+    let stream = plain.reader.into_inner();
+    let secured = tokio::time::timeout(STEP, connector.connect(name.clone(), stream))
+        .await
+        .map_err(|_| "TLS handshake: no answer within 10 s".to_string())?
+        .map_err(|e| format!("TLS handshake on the control connection: {e}"))?;
+    let mut control = Control {
+        reader: BufReader::new(secured),
+    };
+    control.expect("PBSZ 0", 200).await?;
+    control.expect("PROT P", 200).await?;
+    login(&mut control, target).await?;
+    let text = control.expect("EPSV", 229).await?;
+    let address = data_address("EPSV", &text, target)?;
+    let data = connect(address, Some(local)).await?;
+    control
+        .reader
+        .get_mut()
+        .write_all(b"LIST\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    match control.reply().await? {
+        (125 | 150, _) => {}
+        (_, text) => return Err(format!("LIST: {text}")),
+    }
+    let data = tokio::time::timeout(STEP, connector.connect(name, data))
+        .await
+        .map_err(|_| "TLS handshake on the data connection: no answer within 10 s".to_string())?
+        .map_err(|e| format!("TLS handshake on the data connection: {e}"))?;
+    let resumed = data.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+    let mut data = data;
+    let bytes = read_listing(&mut data).await?;
+    match control.reply().await? {
+        (226 | 250, _) => {}
+        (_, text) => return Err(format!("after LIST: {text}")),
+    }
+    let _ = control.command("QUIT").await;
+    if !resumed {
+        return Err("the data connection's TLS session was not a resumption".into());
+    }
+    Ok(format!(
+        "LIST over {address} with TLS, session resumed: {bytes} bytes"
+    ))
+}
+
+/// The configured server, run by the doctor on the listener it bound.
+struct OwnServer {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl OwnServer {
+    fn start(
+        config: crate::config::Config,
+        account: DoctorAccount,
+        listener: std::net::TcpListener,
+        implicit: Option<Listen>,
+    ) -> Result<(SocketAddr, OwnServer), String> {
+        let context =
+            Context::with_authenticator(config, Arc::new(account)).map_err(|e| e.to_string())?;
+        let address = listener.local_addr().map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let implicit = match implicit {
+            Some(Listen::Bound(implicit)) => {
+                Some(tokio::net::TcpListener::from_std(implicit).map_err(|e| e.to_string())?)
+            }
+            _ => None,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(crate::server::run_with_implicit_tls(
+            listener,
+            implicit,
+            Arc::new(context),
+            stopped,
+        ));
+        Ok((address, OwnServer { stop, task }))
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(STEP, self.task).await;
+    }
+}
