@@ -321,7 +321,16 @@ async fn passive_listing<S: AsyncRead + AsyncWrite + Unpin>(
                 "normal behind a NAT without hairpinning: check from outside that the passive ports are forwarded",
             )
         }
-        Err(error) => return Finding::fail(check, error, "a firewall on this machine blocks the passive ports?"),
+        Err(error) if address.ip() != target.control.ip() => {
+            return Finding::fail(
+                check,
+                error,
+                "ferryd takes data connections on the address the client reached it at: advertise that one, or the NAT's",
+            )
+        }
+        Err(error) => {
+            return Finding::fail(check, error, "does a firewall on this machine block the passive ports?")
+        }
     };
     match listing(control, data).await {
         Ok(bytes) => Finding::ok(check, format!("LIST over {address}: {bytes} bytes")),
