@@ -197,10 +197,13 @@ struct Args {
 /// What ferryd does instead of serving.
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Check the configuration (file and flags), the listen and passive ports, the passive
-    /// address and the certificate, then connect to the server as a client would (control,
-    /// PASV, EPSV, a TLS data connection); prints ok, warn or fail for each, and exits
-    /// non-zero when one fails.
+    /// Check the configuration and this machine, then connect to the server as a client would
+    ///
+    /// Checks the certificate, the configuration (file and flags), that the listen and passive
+    /// ports can be bound and the passive address is this machine's or plausibly a NAT's; then
+    /// makes a control connection, PASV and EPSV listings and a TLS listing that resumes the
+    /// session, against the running server or one it starts itself. Prints ok, warn or fail for
+    /// each check with advice, and exits with 1 when one fails.
     Doctor,
     /// Write ferryd's man page or shell completions into a folder (for packaging).
     #[command(hide = true)]
