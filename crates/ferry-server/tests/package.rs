@@ -89,7 +89,9 @@ fn the_package_ships_every_generated_file() {
         .collect();
     let (_, man) = generate("man");
     let (_, completions) = generate("completions");
-    for name in man.iter().chain(&completions) {
+    // Man pages are packaged compressed (.ci/package gzips them).
+    let man = man.iter().map(|name| format!("{name}.gz"));
+    for name in man.chain(completions) {
         for binary in [name.clone(), name.replace("ferryd", "ferry")] {
             let source = format!("target/release/generated/{binary}");
             assert!(
