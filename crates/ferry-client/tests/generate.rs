@@ -27,7 +27,10 @@ fn the_man_page_is_made_from_the_help() {
     let page = std::fs::read_to_string(folder.path().join("ferry.1")).unwrap();
     assert!(page.contains("\n.TH ferry 1"), "{page}");
     assert!(page.contains("\\-\\-passive"), "{page}");
-    assert!(!page.contains("generate"), "hidden flags stay out: {page}");
+    assert!(
+        !page.contains("\\-\\-generate"),
+        "hidden flags stay out: {page}"
+    );
 }
 
 #[test]

@@ -58,7 +58,7 @@ fn write_certificate(folder: &Path, not_after: i32, wrong_key: bool) -> (String,
 }
 
 #[test]
-fn a_sound_anonymous_server_passes_with_pasv_epsv_and_resumed_tls() {
+fn a_sound_anonymous_server_passes_with_pasv_epsv_resumed_tls_and_implicit_ftps() {
     let root = served();
     let (code, output) = doctor(&[
         "--listen",
@@ -66,9 +66,14 @@ fn a_sound_anonymous_server_passes_with_pasv_epsv_and_resumed_tls() {
         "--root",
         root.path().to_str().unwrap(),
         "--tls-self-signed",
+        "--implicit-listen",
+        "127.0.0.1:0",
     ]);
     assert_eq!(code, Some(0), "{output}");
     line(&output, "ok", "configuration");
+    line(&output, "ok", "implicit FTPS listen");
+    let implicit = line(&output, "ok", "implicit FTPS");
+    assert!(implicit.contains("answers over TLS: 220"), "{implicit}");
     line(&output, "ok", "listen");
     line(&output, "warn", "certificate");
     line(&output, "ok", "control connection");

@@ -90,6 +90,12 @@ pub async fn run(context: Context, listeners: Listeners, report: &mut Report<imp
         ));
     }
     let account = DoctorAccount::new(&context);
+    // Checked where a server is: the doctor's own (both listeners free) or a running one.
+    let implicit = match (&listeners.control, &listeners.implicit) {
+        (Listen::Bound(_), Some(Listen::Bound(listener))) => listener.local_addr().ok(),
+        (Listen::InUse(_), Some(Listen::InUse(address))) => Some(*address),
+        _ => None,
+    };
     let (listen, server) = match listeners.control {
         Listen::Unusable => {
             return report.add(Finding::warn(
@@ -139,6 +145,9 @@ pub async fn run(context: Context, listeners: Listeners, report: &mut Report<imp
     }
     if context.tls.is_some() && context.config.tls.control != TlsPolicy::Off {
         report.add(tls_check(&target, &context).await);
+    }
+    if let Some(address) = implicit {
+        report.add(implicit_check(control_address(address, &context)).await);
     }
     if let Some(server) = server {
         server.stop().await;
@@ -434,6 +443,38 @@ async fn tls_listing(target: &Target, _context: &Context) -> Result<String, Stri
     ))
 }
 
+/// A TLS connection from the first byte to the implicit FTPS listener, and its greeting.
+async fn implicit_check(address: SocketAddr) -> Finding {
+    const CHECK: &str = "implicit FTPS";
+    match implicit_greeting(address).await {
+        Ok(greeting) => Finding::ok(CHECK, format!("{address} answers over TLS: {greeting}")),
+        Err(error) => Finding::fail(
+            CHECK,
+            error,
+            "see ferryd's log; is tls.implicit_listen's port open?",
+        ),
+    }
+}
+
+async fn implicit_greeting(address: SocketAddr) -> Result<String, String> {
+    let connector = tokio_rustls::TlsConnector::from(client_config()?);
+    let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+    let stream = connect(address, None).await?;
+    let secured = tokio::time::timeout(STEP, connector.connect(name, stream))
+        .await
+        .map_err(|_| "TLS handshake: no answer within 10 s".to_string())?
+        .map_err(|e| format!("TLS handshake: {e}"))?;
+    let mut control = Control {
+        reader: BufReader::new(secured),
+    };
+    let (code, greeting) = control.reply().await?;
+    if code != 220 {
+        return Err(format!("greeting: {greeting}"));
+    }
+    let _ = control.command("QUIT").await;
+    Ok(greeting)
+}
+
 /// The configured server, run by the doctor on the listener it bound.
 struct OwnServer {
     stop: tokio::sync::oneshot::Sender<()>,
@@ -470,5 +511,48 @@ impl OwnServer {
     async fn stop(self) {
         let _ = self.stop.send(());
         let _ = tokio::time::timeout(STEP, self.task).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target() -> Target {
+        Target {
+            control: "127.0.0.1:2121".parse().unwrap(),
+            allowed: vec!["127.0.0.1".parse().unwrap(), "127.0.0.9".parse().unwrap()],
+            user: "anonymous".into(),
+            password: "doctor@".into(),
+        }
+    }
+
+    #[test]
+    fn only_configured_addresses_are_connected_to() {
+        let target = target();
+        let address = data_address(
+            "PASV",
+            "227 Entering Passive Mode (127,0,0,9,195,80).",
+            &target,
+        );
+        assert_eq!(address, Ok("127.0.0.9:50000".parse().unwrap()));
+        let error = data_address(
+            "PASV",
+            "227 Entering Passive Mode (10,0,0,1,195,80).",
+            &target,
+        )
+        .unwrap_err();
+        assert!(
+            error.contains("10.0.0.1") && error.contains("not connecting"),
+            "{error}"
+        );
+        // EPSV's address is the control connection's.
+        let address = data_address(
+            "EPSV",
+            "229 Entering Extended Passive Mode (|||50001|)",
+            &target,
+        );
+        assert_eq!(address, Ok("127.0.0.1:50001".parse().unwrap()));
+        assert!(data_address("PASV", "227 nonsense", &target).is_err());
     }
 }
