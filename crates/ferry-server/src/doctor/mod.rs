@@ -8,6 +8,7 @@
 
 mod account;
 mod certificate;
+mod client;
 mod local;
 mod probe;
 mod tls;

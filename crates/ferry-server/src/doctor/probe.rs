@@ -8,67 +8,17 @@
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
 use super::account::DoctorAccount;
+use super::client::{connect, listing, read_listing, Control, STEP};
 use super::local::{is_local, Listen, Listeners};
 use super::tls::client_config;
 use super::{Finding, Report};
 use crate::config::TlsPolicy;
 use crate::server::Context;
-
-/// How long any one step (connect, reply, listing) may take.
-const STEP: Duration = Duration::from_secs(10);
-
-/// The doctor's control connection (plain or TLS).
-struct Control<S> {
-    reader: BufReader<S>,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Control<S> {
-    /// One reply: its code and its last line.
-    async fn reply(&mut self) -> Result<(u16, String), String> {
-        for _ in 0..1000 {
-            let mut line = String::new();
-            let mut bounded = (&mut self.reader).take(8192);
-            match tokio::time::timeout(STEP, bounded.read_line(&mut line)).await {
-                Err(_) => return Err("no reply within 10 s".into()),
-                Ok(Err(error)) => return Err(format!("connection failed: {error}")),
-                Ok(Ok(0)) => return Err("the server closed the connection".into()),
-                Ok(Ok(_)) => {}
-            }
-            let line = line.trim_end().to_string();
-            let code = line.get(..3).and_then(|code| code.parse::<u16>().ok());
-            if let (Some(code), Some(b' ')) = (code, line.as_bytes().get(3)) {
-                return Ok((code, line));
-            }
-        }
-        Err("a reply of more than 1000 lines".into())
-    }
-
-    async fn command(&mut self, line: &str) -> Result<(u16, String), String> {
-        let bytes = format!("{line}\r\n");
-        let stream = self.reader.get_mut();
-        tokio::time::timeout(STEP, stream.write_all(bytes.as_bytes()))
-            .await
-            .map_err(|_| "cannot send within 10 s".to_string())?
-            .map_err(|e| format!("cannot send: {e}"))?;
-        self.reply().await
-    }
-
-    /// Sends `line` and requires `code`.
-    async fn expect(&mut self, line: &str, code: u16) -> Result<String, String> {
-        let verb = line.split(' ').next().unwrap_or(line);
-        let verb = if verb == "PASS" { "PASS" } else { verb };
-        match self.command(line).await? {
-            (got, text) if got == code => Ok(text),
-            (_, text) => Err(format!("{verb}: {text}")),
-        }
-    }
-}
 
 /// Where the doctor connects, and which addresses it may be sent to.
 struct Target {
@@ -81,10 +31,9 @@ struct Target {
 
 /// Runs the client checks.
 pub async fn run(context: Context, listeners: Listeners, report: &mut Report<impl Write>) {
-    const CHECK: &str = "client";
     if context.proxy.is_some() {
         return report.add(Finding::warn(
-            CHECK,
+            CLIENT,
             "skipped: the PROXY protocol is on, and the doctor is not the proxy",
             "check through the load balancer with any FTP client, e.g. curl ftp://HOST/",
         ));
@@ -96,33 +45,15 @@ pub async fn run(context: Context, listeners: Listeners, report: &mut Report<imp
         (Listen::InUse(_), Some(Listen::InUse(address))) => Some(*address),
         _ => None,
     };
-    let (listen, server) = match listeners.control {
-        Listen::Unusable => {
-            return report.add(Finding::warn(
-                CHECK,
-                "skipped: the listen address cannot be used",
-                "fix the listen check above first",
-            ))
-        }
-        Listen::InUse(address) => (address, None),
-        Listen::Bound(listener) => match OwnServer::start(
-            context.config.clone(),
-            account.clone(),
-            listener,
-            listeners.implicit,
-        ) {
-            Ok((address, server)) => (address, Some(server)),
-            Err(error) => {
-                return report.add(Finding::fail(CHECK, error, "see the configuration check"))
-            }
-        },
+    let Some((listen, server)) = server_to_check(&context, &account, listeners, report) else {
+        return;
     };
     let (user, password) = match (&server, context.config.anonymous.enabled) {
         (_, true) => ("anonymous".to_string(), "doctor@".to_string()),
         (Some(_), false) => (account.user.clone(), account.password.clone()),
         (None, false) => {
             return report.add(Finding::warn(
-                CHECK,
+                CLIENT,
                 "skipped: a running server with anonymous logins off",
                 "stop ferryd while the doctor runs, so that it can run the server itself",
             ))
@@ -134,9 +65,54 @@ pub async fn run(context: Context, listeners: Listeners, report: &mut Report<imp
         user,
         password,
     };
-    let plain = plain_allowed(&context, &target);
-    if plain {
-        plain_checks(&target, report).await;
+    checks(&context, &target, implicit, report).await;
+    if let Some(server) = server {
+        server.stop().await;
+    }
+}
+
+/// The name of the findings about the client checks as a whole.
+const CLIENT: &str = "client";
+
+/// The listen address of the server to check, and the doctor's own server when it started one.
+fn server_to_check(
+    context: &Context,
+    account: &DoctorAccount,
+    listeners: Listeners,
+    report: &mut Report<impl Write>,
+) -> Option<(SocketAddr, Option<OwnServer>)> {
+    match listeners.control {
+        Listen::Unusable => {
+            report.add(Finding::warn(
+                CLIENT,
+                "skipped: the listen address cannot be used",
+                "fix the listen check above first",
+            ));
+            None
+        }
+        Listen::InUse(address) => Some((address, None)),
+        Listen::Bound(listener) => {
+            let config = context.config.clone();
+            match OwnServer::start(config, account.clone(), listener, listeners.implicit) {
+                Ok((address, server)) => Some((address, Some(server))),
+                Err(error) => {
+                    report.add(Finding::fail(CLIENT, error, "see the configuration check"));
+                    None
+                }
+            }
+        }
+    }
+}
+
+/// Plain, TLS and implicit FTPS connections, as the configuration allows them.
+async fn checks(
+    context: &Context,
+    target: &Target,
+    implicit: Option<SocketAddr>,
+    report: &mut Report<impl Write>,
+) {
+    if plain_allowed(context, target) {
+        plain_checks(target, report).await;
     } else {
         report.add(Finding::ok(
             "plain connections",
@@ -144,13 +120,10 @@ pub async fn run(context: Context, listeners: Listeners, report: &mut Report<imp
         ));
     }
     if context.tls.is_some() && context.config.tls.control != TlsPolicy::Off {
-        report.add(tls_check(&target, &context).await);
+        report.add(tls_check(target).await);
     }
     if let Some(address) = implicit {
-        report.add(implicit_check(control_address(address, &context)).await);
-    }
-    if let Some(server) = server {
-        server.stop().await;
+        report.add(implicit_check(control_address(address, context)).await);
     }
 }
 
@@ -193,27 +166,6 @@ fn plain_allowed(context: &Context, target: &Target) -> bool {
     let exempt = target.user == "anonymous" && tls.anonymous_exempt;
     exempt || (tls.control != TlsPolicy::Required && tls.data != TlsPolicy::Required)
 }
-
-async fn connect(address: SocketAddr, source: Option<IpAddr>) -> Result<TcpStream, String> {
-    let socket = match address {
-        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
-        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
-    }
-    .map_err(|e| e.to_string())?;
-    if let Some(source) = source {
-        socket
-            .bind(SocketAddr::new(source, 0))
-            .map_err(|e| format!("cannot bind {source}: {e}"))?;
-    }
-    match tokio::time::timeout(STEP, socket.connect(address)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => Err(format!("cannot connect to {address}: {error}")),
-        Err(_) => Err(format!(
-            "cannot connect to {address}: no answer within 10 s"
-        )),
-    }
-}
-
 /// Connects, reads the greeting and logs in.
 async fn login<S: AsyncRead + AsyncWrite + Unpin>(
     control: &mut Control<S>,
@@ -346,40 +298,11 @@ async fn passive_listing<S: AsyncRead + AsyncWrite + Unpin>(
         Err(error) => Finding::fail(check, error, "see ferryd's log for the session"),
     }
 }
-
-/// LIST over an open data connection; the listing's size.
-async fn listing<S, D>(control: &mut Control<S>, mut data: D) -> Result<usize, String>
-where
-    S: AsyncRead + AsyncWrite + Unpin,
-    D: AsyncRead + Unpin,
-{
-    match control.command("LIST").await? {
-        (125 | 150, _) => {}
-        (_, text) => return Err(format!("LIST: {text}")),
-    }
-    let bytes = read_listing(&mut data).await?;
-    match control.reply().await? {
-        (226 | 250, _) => Ok(bytes),
-        (_, text) => Err(format!("after LIST: {text}")),
-    }
-}
-
-/// Reads a listing to its end (at most 64 MiB, within 30 s); its size.
-async fn read_listing(data: &mut (impl AsyncRead + Unpin)) -> Result<usize, String> {
-    let mut bytes = Vec::new();
-    let mut bounded = data.take(64 * 1024 * 1024);
-    tokio::time::timeout(Duration::from_secs(30), bounded.read_to_end(&mut bytes))
-        .await
-        .map_err(|_| "the listing did not end within 30 s".to_string())?
-        .map_err(|e| format!("reading the listing: {e}"))?;
-    Ok(bytes.len())
-}
-
 /// AUTH TLS, PROT P, and a listing over a TLS data connection that resumes the control
 /// connection's session.
-async fn tls_check(target: &Target, context: &Context) -> Finding {
+async fn tls_check(target: &Target) -> Finding {
     const CHECK: &str = "TLS data connection";
-    match tls_listing(target, context).await {
+    match tls_listing(target).await {
         Ok(detail) => Finding::ok(CHECK, detail),
         Err(error) => Finding::fail(
             CHECK,
@@ -389,7 +312,7 @@ async fn tls_check(target: &Target, context: &Context) -> Finding {
     }
 }
 
-async fn tls_listing(target: &Target, _context: &Context) -> Result<String, String> {
+async fn tls_listing(target: &Target) -> Result<String, String> {
     let connector = tokio_rustls::TlsConnector::from(client_config()?);
     let name = rustls::pki_types::ServerName::IpAddress(target.control.ip().into());
     let stream = connect(target.control, None).await?;
