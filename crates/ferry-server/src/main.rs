@@ -21,176 +21,176 @@ struct Args {
     #[command(subcommand)]
     command: Option<Command>,
     /// TOML configuration file; flags override its settings.
-    #[arg(global = true, long, short = 'c', value_name = "FILE")]
+    #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
     /// Check the configuration (file and flags), say what is wrong, and exit.
-    #[arg(global = true, long)]
+    #[arg(long)]
     check_config: bool,
     /// Read a password from standard input, print its argon2 hash for the users file, and exit.
-    #[arg(global = true, long)]
+    #[arg(long)]
     hash_password: bool,
     /// Address and port to listen on, e.g. 0.0.0.0:21, [::]:21, [::1]:2121 [default: 0.0.0.0:21]
-    #[arg(global = true, long, short = 'l', value_name = "ADDR:PORT")]
+    #[arg(long, short = 'l', value_name = "ADDR:PORT")]
     listen: Option<SocketAddr>,
     /// Folder to serve [default: the current folder]
-    #[arg(global = true, long, short = 'r', value_name = "DIR")]
+    #[arg(long, short = 'r', value_name = "DIR")]
     root: Option<PathBuf>,
     /// Name the server gives itself in replies [default: the host name]
-    #[arg(global = true, long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME")]
     server_name: Option<String>,
     /// Text of the 220 greeting [default: "<DOMAIN> FTP Service"]
-    #[arg(global = true, long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT")]
     banner: Option<String>,
     /// Longest control line accepted, in bytes [default: 4096]
-    #[arg(global = true, long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES")]
     max_line: Option<usize>,
     /// Most sessions at once [default: 1000]
-    #[arg(global = true, long, value_name = "N")]
+    #[arg(long, value_name = "N")]
     max_sessions: Option<usize>,
     /// Connections waiting to be accepted that the listener holds [default: 1024]
-    #[arg(global = true, long, value_name = "N")]
+    #[arg(long, value_name = "N")]
     listen_backlog: Option<u32>,
     /// Refuse anonymous logins.
-    #[arg(global = true, long)]
+    #[arg(long)]
     no_anonymous: bool,
     /// Folder served to anonymous users [default: --root]
-    #[arg(global = true, long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR")]
     anonymous_root: Option<PathBuf>,
     /// Let anonymous users upload, delete, rename and make folders.
-    #[arg(global = true, long)]
+    #[arg(long)]
     anonymous_writable: bool,
     /// Folder (as users see it, e.g. /incoming) where anonymous users may upload new files they
     /// cannot then download, list or overwrite.
-    #[arg(global = true, long, value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     anonymous_upload_folder: Option<String>,
     /// Let anonymous users make folders in the upload folder.
-    #[arg(global = true, long)]
+    #[arg(long)]
     anonymous_upload_mkdir: bool,
     /// TOML file of named accounts with argon2 password hashes.
-    #[arg(global = true, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     users_file: Option<PathBuf>,
     /// Passive port range, e.g. 50000-50100 [default: any free port]
-    #[arg(global = true, long, value_name = "START-END")]
+    #[arg(long, value_name = "START-END")]
     passive_ports: Option<String>,
     /// IPv4 address or host name to advertise in PASV replies (behind NAT); per client
     /// network in the file (data.passive_address) [default: the control connection's]
-    #[arg(global = true, long, value_name = "ADDRESS")]
+    #[arg(long, value_name = "ADDRESS")]
     passive_address: Option<PassiveAddress>,
     /// Source port of active data connections: adjacent (control port - 1) or ephemeral.
-    #[arg(global = true, long, value_name = "SOURCE", value_parser = parse_active_source)]
+    #[arg(long, value_name = "SOURCE", value_parser = parse_active_source)]
     active_source: Option<ActiveSource>,
     /// Allow PORT/EPRT to other hosts than the client (FXP); off, they are refused.
-    #[arg(global = true, long)]
+    #[arg(long)]
     allow_fxp: bool,
     /// Refuse PORT and EPRT.
-    #[arg(global = true, long)]
+    #[arg(long)]
     no_active: bool,
     /// Refuse PASV and EPSV.
-    #[arg(global = true, long)]
+    #[arg(long)]
     no_passive: bool,
     /// Seconds a logged-in session may be idle [default: 300]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
     /// Seconds a client has to log in [default: 60]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     login_timeout: Option<u64>,
     /// Seconds to wait for a data connection [default: 30]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     data_timeout: Option<u64>,
     /// Seconds a transfer may move no byte before it is broken off [default: 300]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     stall_timeout: Option<u64>,
     /// Seconds running transfers may finish after SIGINT/SIGTERM [default: 10]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     shutdown_grace: Option<u64>,
     /// Milliseconds to wait before answering a failed login [default: 1000]
-    #[arg(global = true, long, value_name = "MS")]
+    #[arg(long, value_name = "MS")]
     failed_login_delay: Option<u64>,
     /// Seconds after which a broken upload's private file is removed, 0 to keep them [default: 86400]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     abandoned_upload: Option<u64>,
     /// Most sessions from one IP address, 0 for no limit [default: 20]
-    #[arg(global = true, long, value_name = "N")]
+    #[arg(long, value_name = "N")]
     max_sessions_per_ip: Option<usize>,
     /// Failed logins a session may make before it is closed [default: 3]
-    #[arg(global = true, long, value_name = "N")]
+    #[arg(long, value_name = "N")]
     max_login_failures: Option<u32>,
     /// Failed logins from one address within the ban window that get it banned, 0 for never [default: 10]
-    #[arg(global = true, long, value_name = "N")]
+    #[arg(long, value_name = "N")]
     ban_after_failures: Option<u32>,
     /// Seconds over which failed logins are counted for bans [default: 600]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     ban_window: Option<u64>,
     /// Seconds a ban lasts [default: 900]
-    #[arg(global = true, long, value_name = "SECS")]
+    #[arg(long, value_name = "SECS")]
     ban_seconds: Option<u64>,
     /// Bytes per second for each session's downloads, 0 for no limit [default: 0]
-    #[arg(global = true, long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES")]
     download_rate: Option<u64>,
     /// Bytes per second for each session's uploads, 0 for no limit [default: 0]
-    #[arg(global = true, long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES")]
     upload_rate: Option<u64>,
     /// Write uploads to a hidden name and rename them when complete.
-    #[arg(global = true, long)]
+    #[arg(long)]
     atomic_uploads: bool,
     /// After binding, switch to this user (when started as root).
-    #[arg(global = true, long, value_name = "USER")]
+    #[arg(long, value_name = "USER")]
     run_as_user: Option<String>,
     /// Restrict file-system access to the served folders with Landlock (Linux).
-    #[arg(global = true, long)]
+    #[arg(long)]
     landlock: bool,
     /// PEM certificate chain for FTPS.
-    #[arg(global = true, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     tls_certificate: Option<PathBuf>,
     /// PEM private key for FTPS.
-    #[arg(global = true, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     tls_key: Option<PathBuf>,
     /// Generate a self-signed certificate at start (for trying FTPS out).
-    #[arg(global = true, long)]
+    #[arg(long)]
     tls_self_signed: bool,
     /// TLS on the control connection: off, optional or required [default: optional]
-    #[arg(global = true, long, value_name = "POLICY", value_parser = parse_tls_policy)]
+    #[arg(long, value_name = "POLICY", value_parser = parse_tls_policy)]
     tls_control: Option<TlsPolicy>,
     /// TLS on data connections: off, optional or required [default: optional]
-    #[arg(global = true, long, value_name = "POLICY", value_parser = parse_tls_policy)]
+    #[arg(long, value_name = "POLICY", value_parser = parse_tls_policy)]
     tls_data: Option<TlsPolicy>,
     /// Required TLS applies to anonymous users too.
-    #[arg(global = true, long)]
+    #[arg(long)]
     tls_anonymous_too: bool,
     /// Do not require data connections to resume the control connection's TLS session.
-    #[arg(global = true, long)]
+    #[arg(long)]
     tls_no_session_reuse: bool,
     /// Also listen for implicit FTPS (TLS from the first byte) here, e.g. 0.0.0.0:990.
-    #[arg(global = true, long, value_name = "ADDR:PORT")]
+    #[arg(long, value_name = "ADDR:PORT")]
     implicit_listen: Option<SocketAddr>,
     /// Allow CCC (a clear control connection after login).
-    #[arg(global = true, long)]
+    #[arg(long)]
     allow_ccc: bool,
     /// Accept PROXY protocol headers (v1 and v2, as HAProxy's send-proxy) from this network,
     /// e.g. 10.0.0.0/8, fd00::/8 or 127.0.0.1; repeatable. Once set, every control and passive
     /// data connection must come from one of them and begin with a header [default: off]
-    #[arg(global = true, long, value_name = "CIDR")]
+    #[arg(long, value_name = "CIDR")]
     proxy_protocol_from: Vec<String>,
     /// The object store for s3:// roots, e.g. http://127.0.0.1:3900 [default: AWS_ENDPOINT_URL, else AWS]
-    #[arg(global = true, long, value_name = "URL")]
+    #[arg(long, value_name = "URL")]
     s3_endpoint: Option<String>,
     /// The object store's region [default: AWS_REGION, else us-east-1]
-    #[arg(global = true, long, value_name = "REGION")]
+    #[arg(long, value_name = "REGION")]
     s3_region: Option<String>,
     /// Address buckets as https://host/BUCKET rather than https://BUCKET.host [default: on with --s3-endpoint]
-    #[arg(global = true, long, value_name = "BOOL")]
+    #[arg(long, value_name = "BOOL")]
     s3_path_style: Option<bool>,
     /// AWS shared-credentials file [default: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY]
-    #[arg(global = true, long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE")]
     s3_credentials_file: Option<PathBuf>,
     /// Bytes per multipart-upload part [default: 8388608]
-    #[arg(global = true, long, value_name = "BYTES")]
+    #[arg(long, value_name = "BYTES")]
     s3_part_size: Option<u64>,
     /// Parts each upload sends at once [default: 4]
-    #[arg(global = true, long, value_name = "N")]
+    #[arg(long, value_name = "N")]
     s3_parts_in_flight: Option<usize>,
     /// error, warn, info, debug or trace [default: info]
-    #[arg(global = true, long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
 }
 
@@ -324,8 +324,16 @@ fn set_some<T>(field: &mut Option<T>, value: Option<T>) {
     }
 }
 
+/// The command line: every option also works after a subcommand (`ferryd doctor --config F`).
+fn command_line() -> clap::Command {
+    use clap::CommandFactory;
+    Args::command().mut_args(|arg| arg.global(true))
+}
+
 fn main() -> std::process::ExitCode {
-    let mut args = Args::parse();
+    use clap::FromArgMatches;
+    let matches = command_line().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
     let outcome = match args.command.take() {
         Some(Command::Doctor) => return doctor(args),
         Some(Command::Generate { what }) => generate(what),
@@ -351,17 +359,16 @@ fn doctor(args: Args) -> std::process::ExitCode {
 
 /// `ferryd generate man|completions FOLDER`.
 fn generate(what: Generated) -> anyhow::Result<()> {
-    use clap::CommandFactory;
     let (folder, written) = match what {
         Generated::Man { folder } => {
             let path = folder.join("ferryd.1");
             let mut page = Vec::new();
-            clap_mangen::Man::new(Args::command()).render(&mut page)?;
+            clap_mangen::Man::new(command_line()).render(&mut page)?;
             std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
             (folder, vec![path])
         }
         Generated::Completions { folder } => {
-            let mut command = Args::command();
+            let mut command = command_line();
             let mut written = Vec::new();
             for shell in [
                 clap_complete::Shell::Bash,
