@@ -3,12 +3,13 @@
 //! Every field has a default, so `ferryd` runs with no file at all. `ferryd.example.toml` at the
 //! repository root documents each option; `main.rs` maps each one to a command-line flag.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::passive::{PassiveAddress, PassiveAddresses};
 use crate::proxy::{Cidr, Trusted};
 
 /// Everything `ferryd` can be told.
@@ -330,9 +331,10 @@ pub struct AnonymousConfig {
 pub struct DataConfig {
     /// Passive ports, `"start-end"`; empty means any port the system gives.
     pub passive_ports: Option<String>,
-    /// Address advertised in 227 replies (for a server behind NAT); defaults to the control
-    /// connection's local address.
-    pub passive_address: Option<IpAddr>,
+    /// Address advertised in 227 replies (for a server behind NAT): an IPv4 address, a host
+    /// name (resolved at start and on reload), or a table of client networks to addresses with
+    /// an optional `default`. Defaults to the control connection's local address.
+    pub passive_address: Option<PassiveAddress>,
     /// `"adjacent"`: active data connections come from the control port minus one (port 20 when
     /// listening on 21), as RFC 959 says; `"ephemeral"`: from any port.
     pub active_source: ActiveSource,
@@ -670,6 +672,15 @@ impl Config {
                 "data.passive_ports {text:?} is not a range like \"50000-50100\" (1024..65535, start <= end)"
             ))
         })
+    }
+
+    /// What PASV advertises to each client, host names resolved now; `None` when unset.
+    pub fn passive_addresses(&self) -> Result<Option<PassiveAddresses>, ConfigError> {
+        self.data
+            .passive_address
+            .as_ref()
+            .map(PassiveAddresses::resolve)
+            .transpose()
     }
 
     /// The networks trusted to send PROXY headers; `None` when the PROXY protocol is off.

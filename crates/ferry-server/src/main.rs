@@ -4,19 +4,22 @@
 //! `--config FILE` loads a TOML file (see `ferryd.example.toml`); most options are also flags,
 //! and flags win over the file (virtual hosts, quotas and the checksum limits are file-only).
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use ferry_server::config::{ActiveSource, Config, TlsPolicy};
+use ferry_server::passive::PassiveAddress;
 use ferry_server::{run_with_implicit_tls, Context};
 
 /// Ferry FTP server. Serves a folder over FTP; anonymous read-only by default.
 #[derive(Debug, Parser)]
 #[command(name = "ferryd", version)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
     /// TOML configuration file; flags override its settings.
     #[arg(long, short = 'c', value_name = "FILE")]
     config: Option<PathBuf>,
@@ -69,9 +72,10 @@ struct Args {
     /// Passive port range, e.g. 50000-50100 [default: any free port]
     #[arg(long, value_name = "START-END")]
     passive_ports: Option<String>,
-    /// Address to advertise in PASV replies (behind NAT) [default: the control connection's]
-    #[arg(long, value_name = "IP")]
-    passive_address: Option<IpAddr>,
+    /// IPv4 address or host name to advertise in PASV replies (behind NAT); per client
+    /// network in the file (data.passive_address) [default: the control connection's]
+    #[arg(long, value_name = "ADDRESS")]
+    passive_address: Option<PassiveAddress>,
     /// Source port of active data connections: adjacent (control port - 1) or ephemeral.
     #[arg(long, value_name = "SOURCE", value_parser = parse_active_source)]
     active_source: Option<ActiveSource>,
@@ -196,6 +200,34 @@ struct Args {
     log_level: Option<String>,
 }
 
+/// What ferryd does instead of serving.
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Check the configuration and this machine, then connect to the server as a client would
+    ///
+    /// Checks the certificate, the configuration (file and flags), that the listen and passive
+    /// ports can be bound and the passive address is this machine's or plausibly a NAT's; then
+    /// makes a control connection, PASV and EPSV listings and a TLS listing that resumes the
+    /// session, against the running server or one it starts itself. Prints ok, warn or fail for
+    /// each check with advice, and exits with 1 when one fails.
+    Doctor,
+    /// Write ferryd's man page or shell completions into a folder (for packaging).
+    #[command(hide = true)]
+    Generate {
+        #[command(subcommand)]
+        what: Generated,
+    },
+}
+
+/// What `ferryd generate` writes.
+#[derive(Debug, clap::Subcommand)]
+enum Generated {
+    /// ferryd.1
+    Man { folder: PathBuf },
+    /// ferryd.bash, _ferryd (zsh) and ferryd.fish
+    Completions { folder: PathBuf },
+}
+
 fn parse_tls_policy(text: &str) -> Result<TlsPolicy, String> {
     match text {
         "off" => Ok(TlsPolicy::Off),
@@ -300,8 +332,22 @@ fn set_some<T>(field: &mut Option<T>, value: Option<T>) {
     }
 }
 
+/// The command line: every option also works after a subcommand (`ferryd doctor --config F`).
+fn command_line() -> clap::Command {
+    use clap::CommandFactory;
+    Args::command().mut_args(|arg| arg.global(true))
+}
+
 fn main() -> std::process::ExitCode {
-    match start(Args::parse()) {
+    use clap::FromArgMatches;
+    let matches = command_line().get_matches();
+    let mut args = Args::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    let outcome = match args.command.take() {
+        Some(Command::Doctor) => return doctor(args),
+        Some(Command::Generate { what }) => generate(what),
+        None => start(args),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("ferryd: {error:#}");
@@ -310,11 +356,53 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `ferryd doctor`: the exit code is 1 when a check fails.
+fn doctor(args: Args) -> std::process::ExitCode {
+    let config = args.into_config().map_err(|e| format!("{e:#}"));
+    match ferry_server::doctor::run(config, std::io::stdout()) {
+        ferry_server::doctor::Status::Fail => std::process::ExitCode::FAILURE,
+        _ => std::process::ExitCode::SUCCESS,
+    }
+}
+
+/// `ferryd generate man|completions FOLDER`.
+fn generate(what: Generated) -> anyhow::Result<()> {
+    let (folder, written) = match what {
+        Generated::Man { folder } => {
+            let path = folder.join("ferryd.1");
+            let mut page = Vec::new();
+            clap_mangen::Man::new(command_line()).render(&mut page)?;
+            std::fs::write(&path, page).with_context(|| format!("writing {}", path.display()))?;
+            (folder, vec![path])
+        }
+        Generated::Completions { folder } => {
+            let mut command = command_line();
+            let mut written = Vec::new();
+            for shell in [
+                clap_complete::Shell::Bash,
+                clap_complete::Shell::Zsh,
+                clap_complete::Shell::Fish,
+            ] {
+                let path = clap_complete::generate_to(shell, &mut command, "ferryd", &folder)
+                    .with_context(|| format!("writing completions into {}", folder.display()))?;
+                written.push(path);
+            }
+            (folder, written)
+        }
+    };
+    for path in written {
+        println!("{}", path.strip_prefix(&folder).unwrap_or(&path).display());
+    }
+    Ok(())
+}
+
 fn start(args: Args) -> anyhow::Result<()> {
     if args.hash_password {
         return hash_password();
     }
     let check_only = args.check_config;
+    // Before any thread starts: it takes LISTEN_FDS out of the environment.
+    let activated = ferry_server::systemd::activated_listeners()?;
     let config = args.into_config()?;
     let context = Context::new(config).context("invalid configuration")?;
     if check_only {
@@ -328,14 +416,7 @@ fn start(args: Args) -> anyhow::Result<()> {
         return Ok(());
     }
     init_logging(&context.config.log_level);
-    let backlog = context.config.listen_backlog;
-    let listener = bind(context.config.listen, backlog)?;
-    let implicit = context
-        .config
-        .tls
-        .implicit_listen
-        .map(|address| bind(address, backlog))
-        .transpose()?;
+    let (listener, implicit) = listeners(&context, activated)?;
     println!("ferryd listening on {}", listener.local_addr()?);
     if let Some(implicit) = &implicit {
         println!(
@@ -368,6 +449,7 @@ fn start(args: Args) -> anyhow::Result<()> {
         .enable_all()
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
+    let ready = format!("listening on {}", listener.local_addr()?);
     let served = runtime.block_on(async move {
         ignore_hangups()?;
         // A store that does not answer now may answer later: said, not fatal.
@@ -382,6 +464,7 @@ fn start(args: Args) -> anyhow::Result<()> {
         // worker's own queue instead of waking a worker through the shared one.
         let server =
             run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal());
+        ferry_server::systemd::ready(&ready);
         tokio::spawn(server).await?;
         Ok(())
     });
@@ -406,6 +489,30 @@ fn ignore_hangups() -> std::io::Result<()> {
 
 /// Threads for blocking work (disk writes of uploads, listings, password checks).
 const MAX_BLOCKING_THREADS: usize = 4096;
+
+/// The control listener and the implicit FTPS one, if configured: those systemd passed
+/// (socket activation), else bound here.
+fn listeners(
+    context: &Context,
+    activated: Vec<std::net::TcpListener>,
+) -> anyhow::Result<(std::net::TcpListener, Option<std::net::TcpListener>)> {
+    let backlog = context.config.listen_backlog;
+    let implicit_address = context.config.tls.implicit_listen;
+    let mut activated = activated.into_iter();
+    let listener = match activated.next() {
+        Some(listener) => listener,
+        None => bind(context.config.listen, backlog)?,
+    };
+    let implicit = match (activated.next(), implicit_address) {
+        (Some(implicit), Some(_)) => Some(implicit),
+        (Some(_), None) => {
+            bail!("socket activation passed a second socket, but tls.implicit_listen is not set")
+        }
+        (None, Some(address)) => Some(bind(address, backlog)?),
+        (None, None) => None,
+    };
+    Ok((listener, implicit))
+}
 
 /// Binds the control listener (before any privilege is dropped, so port 21 works), with room
 /// for `backlog` connections waiting to be accepted (the kernel caps it at somaxconn).
@@ -498,6 +605,7 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term => {}
     }
+    ferry_server::systemd::stopping();
 }
 
 fn init_logging(level: &str) {

@@ -92,6 +92,11 @@ impl FromStr for Cidr {
 }
 
 impl Cidr {
+    /// The prefix length: how many leading bits name the network.
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// The network's address with every bit past the prefix cleared.
     fn masked(&self) -> IpAddr {
         match self.network {

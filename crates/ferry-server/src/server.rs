@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use crate::checker::Checker;
 use crate::config::{Config, ConfigError};
 use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
+use crate::passive::PassiveAddresses;
 use crate::proxy::{self, Header, Trusted};
 use crate::session::Session;
 use crate::storage::object::{ObjectFs, PartSettings};
@@ -36,6 +37,9 @@ pub struct Context {
     pub server_name: String,
     pub greeting: String,
     pub passive_ports: Option<(u16, u16)>,
+    /// What PASV advertises to each client (`data.passive_address`, host names resolved when
+    /// this context was made); `None`: the control connection's local address.
+    pub passive_addresses: Option<PassiveAddresses>,
     /// Passive listeners sessions keep open for their next PASV: at most half the passive range,
     /// so sessions that have finished a transfer never hold every port.
     pub kept_passive: Budget,
@@ -176,6 +180,7 @@ impl Context {
             tracing::warn!("using a self-signed certificate made at start: clients must pin it or skip verification");
         }
         let passive_ports = config.passive_port_range()?;
+        let passive_addresses = config.passive_addresses()?;
         let vhosts = crate::vhost::load(&config)?;
         let object_clients =
             object_clients(&config, all_roots(&config, authenticator.as_ref(), &vhosts))?;
@@ -185,6 +190,7 @@ impl Context {
             server_name,
             greeting: config.greeting(),
             passive_ports,
+            passive_addresses,
             password_checks: Checker::new(
                 std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
             )

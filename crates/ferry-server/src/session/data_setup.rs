@@ -66,10 +66,12 @@ impl Session {
         let Some(port) = self.listen_passive().await else {
             return self.reply(425, "Can't open passive connection.").await;
         };
-        let advertised = match self.context.config.data.passive_address {
-            Some(IpAddr::V4(ip)) => ip,
-            _ => local,
-        };
+        let advertised = self
+            .context
+            .passive_addresses
+            .as_ref()
+            .and_then(|addresses| addresses.for_client(self.peer.ip()))
+            .unwrap_or(local);
         self.reply(227, format_pasv_reply(advertised, port)).await
     }
 

@@ -109,6 +109,12 @@ pub struct Args {
     /// Print the version
     #[arg(long)]
     pub version: bool,
+    /// Packaging: write the man page ferry.1 into this folder, and exit
+    #[arg(long = "generate-man", value_name = "FOLDER", hide = true)]
+    pub generate_man: Option<PathBuf>,
+    /// Packaging: write bash, zsh and fish completions into this folder, and exit
+    #[arg(long = "generate-completions", value_name = "FOLDER", hide = true)]
+    pub generate_completions: Option<PathBuf>,
     /// HOST PORT, or: get URL | put FILE URL | ls URL
     #[arg(value_name = "ARGS")]
     pub words: Vec<String>,

@@ -10,6 +10,7 @@ mod commands;
 mod complete;
 mod exit;
 mod files;
+mod generate;
 mod input;
 mod local;
 mod oneshot;
@@ -28,6 +29,9 @@ fn main() -> ExitCode {
     if args.version {
         println!("ferry {}", env!("CARGO_PKG_VERSION"));
         return ExitCode::SUCCESS;
+    }
+    if let Some(code) = generate::requested(&args) {
+        return code;
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
