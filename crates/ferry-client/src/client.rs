@@ -36,6 +36,8 @@ pub struct Client {
     /// PBSZ 0 and PROT P were accepted: data connections are TLS.
     pub(crate) data_protected: bool,
     pub(crate) last_data_tls: Option<TlsInfo>,
+    /// How this session gets checksums: `None` until asked, then what was found.
+    pub(crate) hash_method: Option<Option<crate::hash::HashMethod>>,
 }
 
 impl Client {
@@ -110,6 +112,7 @@ impl Client {
             tls,
             data_protected: false,
             last_data_tls: None,
+            hash_method: None,
         };
         client.explicit_tls(mode, context).await?;
         Ok(client)
