@@ -359,6 +359,18 @@ impl Client {
         })
     }
 
+    /// Sets a file's modification time (MFMT, draft-somers-ftp-mfxx-04 §3): `Ok(false)` when
+    /// the server has no MFMT (500/502), an error when it refuses for another reason.
+    pub async fn set_modified(&mut self, path: &str, time: i64) -> Result<bool, FtpError> {
+        let stamp = ferry_proto::time::format_time_val(time);
+        let reply = self.raw(&format!("MFMT {stamp} {path}")).await?;
+        match reply.code {
+            213 | 200 | 250 => Ok(true),
+            500 | 502 | 504 => Ok(false),
+            _ => Err(negative(reply, "MFMT", Some(path))),
+        }
+    }
+
     /// A file's modification time in seconds since the epoch, UTC (MDTM, RFC 3659 §3).
     pub async fn mdtm(&mut self, path: &str) -> Result<i64, FtpError> {
         let reply = self.expect_ok(&format!("MDTM {path}"), Some(path)).await?;

@@ -13,7 +13,6 @@
 //! | 8 | protocol error: the server sent garbage, over-long lines or unexpected replies |
 //! | 9 | TLS failure: the server refused AUTH TLS, the TLS handshake failed, a bad `--cacert` file |
 //! | 10 | the server's certificate is not trusted (unknown issuer, wrong name, `--pin` mismatch, changed since it was trusted) |
-//! | 11 | verification failed: the checksum differs from the server's (`--verify`); a download stays `NAME.part` |
 //! | 11 | verification failed: the file's checksum differs from the server's (`--verify`); the download stays `NAME.part` |
 //!
 //! In a session fed from standard input, the exit code is that of the first command that failed.

@@ -8,6 +8,7 @@
 mod args;
 mod commands;
 mod complete;
+mod copy;
 mod exit;
 mod files;
 mod input;
@@ -15,6 +16,8 @@ mod local;
 mod oneshot;
 mod printer;
 mod progress;
+mod report;
+mod session;
 mod shell;
 mod tls;
 
