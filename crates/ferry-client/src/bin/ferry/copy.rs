@@ -3,7 +3,7 @@
 //! APPE), the remote modification time kept on both sides, and retries that reconnect and
 //! continue where the broken try stopped.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -323,9 +323,4 @@ fn finish_report(report: &mut FileReport, result: &anyhow::Result<()>, started: 
         report.result = "failed";
         report.error = Some(format!("{error:#}"));
     }
-}
-
-/// `NAME.part` of a local path, for callers outside this module.
-pub fn part_of(local: &Path) -> PathBuf {
-    part_path(local)
 }

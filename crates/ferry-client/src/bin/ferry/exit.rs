@@ -48,8 +48,16 @@ Exit codes:
   11 verification failed (--verify: checksum differs from the server's; file kept as .part)
 When commands come from standard input, the exit code is that of the first failed command.";
 
+/// A bad command line found after parsing (an empty `--exclude`, say): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
+
 /// The exit code for an error of a command.
 pub fn code_for(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<Usage>().is_some() {
+        return 2;
+    }
     if let Some(ftp) = error.downcast_ref::<FtpError>() {
         return code_for_category(ftp.category());
     }

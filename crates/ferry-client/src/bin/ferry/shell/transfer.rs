@@ -47,6 +47,9 @@ impl Shell {
 
     /// `put local-file [remote-file]`, and `append` with `append`.
     pub(super) async fn put(&mut self, args: &[String], append: bool) -> anyhow::Result<()> {
+        if let (Some("-c"), false) = (args.first().map(String::as_str), append) {
+            return self.reput(&args[1..]).await;
+        }
         let (local, remote) = match args {
             [local] => (local, local),
             [local, remote] => (local, remote),
