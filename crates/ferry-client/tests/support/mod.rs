@@ -128,3 +128,91 @@ pub fn dead_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
+
+/// Starts `ferry args...` in `cwd` without waiting (for tests that kill it midway); output
+/// goes to `stdout.txt` and `stderr.txt` in `cwd`.
+pub fn spawn_ferry(args: &[&str], cwd: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .env("NETRC", cwd.join("no-such-netrc"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(cwd.join("stdout.txt")).expect("stdout file"))
+        .stderr(std::fs::File::create(cwd.join("stderr.txt")).expect("stderr file"))
+        .spawn()
+        .expect("start ferry")
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes; says whether it held.
+pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// The JSON lines of a `--json` run's standard output.
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")))
+        .collect()
+}
+
+/// The fields the README documents for each JSON record, exactly.
+pub const FILE_FIELDS: &[&str] = &[
+    "record",
+    "path",
+    "local",
+    "direction",
+    "bytes",
+    "seconds",
+    "rate",
+    "resumed_from",
+    "retries",
+    "hash",
+    "hash_verified",
+    "result",
+    "error",
+];
+pub const SUMMARY_FIELDS: &[&str] = &[
+    "record",
+    "transferred",
+    "failed",
+    "bytes",
+    "seconds",
+    "unchanged",
+    "excluded",
+    "directories_made",
+    "deleted",
+    "conflicts",
+    "dry_run",
+];
+pub const ENTRY_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "size",
+    "modify",
+    "modify_precision",
+    "permissions",
+    "target",
+    "source",
+];
+
+/// Panics unless `value` is an object with exactly `fields`.
+pub fn expect_fields(value: &serde_json::Value, fields: &[&str]) {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"));
+    let mut have: Vec<&str> = object.keys().map(String::as_str).collect();
+    let mut want = fields.to_vec();
+    have.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(have, want, "fields of {value}");
+}

@@ -290,7 +290,12 @@ async fn remote_tree(
             .await
         {
             Ok(entries) => entries,
-            Err(FtpError::FileUnavailable { .. }) if is_target && dir.is_empty() => {
+            // A missing target root: 550 from most servers, 501 from pyftpdlib. It is made
+            // with MKD before anything else; if the listing failed for another reason, that
+            // MKD fails and says so.
+            Err(FtpError::FileUnavailable { .. } | FtpError::Refused { .. })
+                if is_target && dir.is_empty() =>
+            {
                 return Ok(None)
             }
             Err(error) => return Err(error.into()),
