@@ -95,6 +95,25 @@ if THROTTLE:
         read_limit = THROTTLE
         write_limit = THROTTLE
     Handler.dtp_handler = Throttled
+    Handler.use_sendfile = False
+BREAK = int(os.environ.get("FERRY_TEST_BREAK_FIRST", "0"))
+broken = [False]
+if BREAK:
+    DtpBase = Handler.dtp_handler
+    class Breaking(DtpBase):
+        sent_so_far = 0
+        def send(self, data):
+            if not broken[0] and not self.receive:
+                self.sent_so_far += len(data)
+                if self.sent_so_far > BREAK:
+                    broken[0] = True
+                    control = self.cmd_channel
+                    self.close()
+                    control.close()
+                    return 0
+            return DtpBase.send(self, data)
+    Handler.dtp_handler = Breaking
+    Handler.use_sendfile = False
 if os.environ.get("FERRY_TEST_TLS_CERT"):
     Handler.certfile = os.environ["FERRY_TEST_TLS_CERT"]
     Handler.keyfile = os.environ["FERRY_TEST_TLS_KEY"]
@@ -151,7 +170,9 @@ pub fn pyftpd_tls(root: &Path, cert: &Path, key: &Path) -> Option<Server> {
 /// Starts pyftpdlib on 127.0.0.1 with test options in its environment: `FERRY_TEST_HASH`
 /// (`hash`: HASH with SHA-256, SHA-1, MD5, CRC32 and OPTS HASH; `x`: XMD5 answering 250 and
 /// XCRC answering 213), `FERRY_TEST_CORRUPT=1` (every checksum answered wrong),
-/// `FERRY_TEST_THROTTLE` (bytes per second on each data connection, both ways).
+/// `FERRY_TEST_THROTTLE` (bytes per second on each data connection, both ways),
+/// `FERRY_TEST_BREAK_FIRST` (the server's first download is cut after that many bytes, its
+/// data and control connections closed).
 pub fn pyftpd_options(root: &Path, options: &[(&str, &str)]) -> Option<Server> {
     let environment: Vec<(&str, &Path)> =
         options.iter().map(|(k, v)| (*k, Path::new(*v))).collect();
