@@ -147,8 +147,91 @@ pub enum Command {
     Prot(char),
     /// RFC 4217 §6 (RFC 2228 CCC): clear the control channel.
     Ccc,
+    /// draft-bryan-ftpext-hash-02 §3: the hash of a file with the selected algorithm.
+    Hash(String),
+    /// The legacy checksum verbs (XCRC, XMD5, XSHA1, XSHA256, XSHA512) as ProFTPD's mod_digest
+    /// and FileZilla Server take them: a path, then an optional start offset and an optional
+    /// end offset (exclusive).
+    Checksum {
+        algorithm: HashAlgorithm,
+        path: String,
+        start: Option<u64>,
+        end: Option<u64>,
+    },
+    /// draft-bryan-ftp-range §3: `RANG start end`, an inclusive byte range for the next HASH;
+    /// `RANG 1 0` resets it.
+    Rang(u64, u64),
+    /// draft-somers-ftp-mfxx §3: `MFMT time-val path` sets a file's modification time (UTC).
+    Mfmt(i64, String),
+    /// RFC 7151 §3: `HOST host-name`, the virtual host wanted, before login.
+    Host(String),
+    /// draft-peterson-streamlined-ftp-command-extensions §5: the space available for uploads.
+    Avbl(Option<String>),
     /// A verb of the FTP command set that Ferry knows but does not implement (502).
     Unimplemented(String),
+}
+
+/// A hash function of HASH (named as in IANA's "Hash Function Textual Names") and of the
+/// legacy X* verbs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum HashAlgorithm {
+    Sha256,
+    Sha512,
+    Sha1,
+    Md5,
+    Crc32,
+}
+
+impl HashAlgorithm {
+    /// Every algorithm, in the order FEAT lists them.
+    pub const ALL: [HashAlgorithm; 5] = [
+        HashAlgorithm::Sha256,
+        HashAlgorithm::Sha512,
+        HashAlgorithm::Sha1,
+        HashAlgorithm::Md5,
+        HashAlgorithm::Crc32,
+    ];
+
+    /// The name HASH, FEAT and OPTS HASH use.
+    pub fn name(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "SHA-256",
+            HashAlgorithm::Sha512 => "SHA-512",
+            HashAlgorithm::Sha1 => "SHA-1",
+            HashAlgorithm::Md5 => "MD5",
+            HashAlgorithm::Crc32 => "CRC32",
+        }
+    }
+
+    /// An algorithm by its name, in any case.
+    pub fn from_name(name: &str) -> Option<HashAlgorithm> {
+        HashAlgorithm::ALL
+            .into_iter()
+            .find(|a| a.name().eq_ignore_ascii_case(name.trim()))
+    }
+
+    /// The algorithm of a legacy verb (XCRC, XMD5, XSHA, XSHA1, XSHA256, XSHA512).
+    pub fn of_legacy_verb(verb: &str) -> Option<HashAlgorithm> {
+        Some(match verb {
+            "XCRC" => HashAlgorithm::Crc32,
+            "XMD5" => HashAlgorithm::Md5,
+            "XSHA" | "XSHA1" => HashAlgorithm::Sha1,
+            "XSHA256" => HashAlgorithm::Sha256,
+            "XSHA512" => HashAlgorithm::Sha512,
+            _ => return None,
+        })
+    }
+
+    /// The legacy verb that asks for this algorithm.
+    pub fn legacy_verb(self) -> &'static str {
+        match self {
+            HashAlgorithm::Sha256 => "XSHA256",
+            HashAlgorithm::Sha512 => "XSHA512",
+            HashAlgorithm::Sha1 => "XSHA1",
+            HashAlgorithm::Md5 => "XMD5",
+            HashAlgorithm::Crc32 => "XCRC",
+        }
+    }
 }
 
 /// Why a line is not a valid command.
@@ -170,8 +253,7 @@ pub enum ParseError {
 
 /// Verbs Ferry recognises but does not implement: RFC 959's, RFC 1639's and RFC 2228's.
 const UNIMPLEMENTED: &[&str] = &[
-    "SMNT", "LPRT", "LPSV", "ADAT", "MIC", "CONF", "ENC", "LANG", "MFMT", "MFCT", "MFF", "HOST",
-    "XCRC", "XMD5", "XSHA1",
+    "SMNT", "LPRT", "LPSV", "ADAT", "MIC", "CONF", "ENC", "LANG", "MFCT", "MFF",
 ];
 
 /// Parses one control line (without CRLF) into a command.
@@ -238,6 +320,12 @@ fn parse_verb(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
         "PBSZ" => C::Pbsz(buffer_size(arg)?),
         "PROT" => C::Prot(single_letter("PROT", arg)?),
         "CCC" => C::Ccc,
+        "HASH" => C::Hash(required("HASH", arg)?.to_string()),
+        "RANG" => rang(arg)?,
+        "MFMT" => mfmt(arg)?,
+        "HOST" => C::Host(host_name(arg)?),
+        "AVBL" => C::Avbl(arg.map(str::to_string)),
+        _ if HashAlgorithm::of_legacy_verb(verb).is_some() => checksum(verb, arg)?,
         _ if UNIMPLEMENTED.contains(&verb) => C::Unimplemented(verb.to_string()),
         _ => return Err(ParseError::Unknown(verb.to_string())),
     })
@@ -338,6 +426,122 @@ fn opts(arg: &str) -> Command {
     }
 }
 
+/// draft-bryan-ftp-range §3.1: `RANG SP start-point SP end-point`, both decimal; the end is
+/// inclusive and not below the start, except `RANG 1 0`, which resets.
+fn rang(arg: Option<&str>) -> Result<Command, ParseError> {
+    let syntax = |reason: &str| ParseError::Syntax {
+        verb: "RANG",
+        reason: reason.to_string(),
+    };
+    let arg = required("RANG", arg)?.trim();
+    let (start, end) = arg
+        .split_once(' ')
+        .ok_or_else(|| syntax("expected a start and an end"))?;
+    let start: u64 = start
+        .trim()
+        .parse()
+        .map_err(|_| syntax("bad start point"))?;
+    let end: u64 = end.trim().parse().map_err(|_| syntax("bad end point"))?;
+    if end < start && (start, end) != (1, 0) {
+        return Err(syntax("the end point is before the start point"));
+    }
+    Ok(Command::Rang(start, end))
+}
+
+/// draft-somers-ftp-mfxx §3.1: `MFMT SP time-val SP pathname`.
+fn mfmt(arg: Option<&str>) -> Result<Command, ParseError> {
+    let arg = required("MFMT", arg)?;
+    let (time, path) = arg.split_once(' ').ok_or_else(|| ParseError::Syntax {
+        verb: "MFMT",
+        reason: "expected a time and a path".into(),
+    })?;
+    let secs = crate::time::parse_time_val(time).ok_or_else(|| ParseError::Syntax {
+        verb: "MFMT",
+        reason: format!("bad time {:?}", time.chars().take(20).collect::<String>()),
+    })?;
+    if path.trim().is_empty() {
+        return Err(ParseError::Syntax {
+            verb: "MFMT",
+            reason: "path required".into(),
+        });
+    }
+    Ok(Command::Mfmt(secs, path.to_string()))
+}
+
+/// RFC 7151 §3: `HOST SP host`, a domain name or an address literal (`[...]`); compared
+/// case-insensitively, so it is lower-cased here.
+fn host_name(arg: Option<&str>) -> Result<String, ParseError> {
+    let name = required("HOST", arg)?.trim();
+    let valid = name.len() <= 255
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.[]:_".contains(&b));
+    if !valid {
+        return Err(ParseError::Syntax {
+            verb: "HOST",
+            reason: "not a host name".into(),
+        });
+    }
+    Ok(name.to_ascii_lowercase())
+}
+
+/// `XCRC path [start [end]]` and its kin: a path, optionally quoted (`"my file"`), then up to
+/// two decimal offsets. Unquoted, trailing numbers are offsets only when a path remains
+/// before them.
+fn checksum(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
+    let algorithm = HashAlgorithm::of_legacy_verb(verb).expect("a legacy hash verb");
+    let static_verb = algorithm.legacy_verb();
+    let syntax = |reason: &str| ParseError::Syntax {
+        verb: static_verb,
+        reason: reason.to_string(),
+    };
+    let arg = required(static_verb, arg)?;
+    let (path, numbers): (String, Vec<&str>) = if let Some(quoted) = arg.strip_prefix('"') {
+        let (path, rest) = quoted
+            .split_once('"')
+            .ok_or_else(|| syntax("unterminated quoted path"))?;
+        (path.to_string(), rest.split_whitespace().collect())
+    } else {
+        let mut words: Vec<&str> = arg.split(' ').collect();
+        let mut numbers = Vec::new();
+        while numbers.len() < 2
+            && words.len() > 1
+            && words
+                .last()
+                .is_some_and(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()))
+        {
+            numbers.insert(0, words.pop().expect("a word"));
+        }
+        (words.join(" "), numbers)
+    };
+    if path.is_empty() {
+        return Err(syntax("path required"));
+    }
+    let mut offsets = numbers.iter().map(|n| n.parse::<u64>());
+    let start = offsets
+        .next()
+        .transpose()
+        .map_err(|_| syntax("bad start offset"))?;
+    let end = offsets
+        .next()
+        .transpose()
+        .map_err(|_| syntax("bad end offset"))?;
+    if offsets.next().is_some() {
+        return Err(syntax("too many arguments"));
+    }
+    if let (Some(start), Some(end)) = (start, end) {
+        if end < start {
+            return Err(syntax("the end offset is before the start"));
+        }
+    }
+    Ok(Command::Checksum {
+        algorithm,
+        path,
+        start,
+        end,
+    })
+}
+
 impl Command {
     /// The RFC verb, for logs and for STAT's view of a running transfer.
     pub fn verb(&self) -> &str {
@@ -387,6 +591,12 @@ impl Command {
             C::Pbsz(_) => "PBSZ",
             C::Prot(_) => "PROT",
             C::Ccc => "CCC",
+            C::Hash(_) => "HASH",
+            C::Checksum { algorithm, .. } => algorithm.legacy_verb(),
+            C::Rang(..) => "RANG",
+            C::Mfmt(..) => "MFMT",
+            C::Host(_) => "HOST",
+            C::Avbl(_) => "AVBL",
             C::Unimplemented(verb) => verb,
         }
     }
@@ -491,6 +701,83 @@ mod tests {
         assert_eq!(parse("PROT p"), Ok(Command::Prot('P')));
         assert_eq!(parse("CCC"), Ok(Command::Ccc));
         assert!(matches!(parse("AUTH"), Err(ParseError::Syntax { .. })));
+    }
+
+    #[test]
+    fn hash_commands() {
+        assert_eq!(parse("HASH a b.txt"), Ok(Command::Hash("a b.txt".into())));
+        assert!(matches!(parse("HASH"), Err(ParseError::Syntax { .. })));
+        assert_eq!(parse("RANG 0 49"), Ok(Command::Rang(0, 49)));
+        assert_eq!(parse("RANG 1 0"), Ok(Command::Rang(1, 0)));
+        assert!(matches!(parse("RANG 5 4"), Err(ParseError::Syntax { .. })));
+        assert!(matches!(parse("RANG 5"), Err(ParseError::Syntax { .. })));
+        assert_eq!(
+            HashAlgorithm::from_name("sha-256"),
+            Some(HashAlgorithm::Sha256)
+        );
+        assert_eq!(HashAlgorithm::from_name("CRC-37"), None);
+    }
+
+    #[test]
+    fn legacy_checksum_verbs_take_optional_offsets() {
+        let checksum = |path: &str, start, end| Command::Checksum {
+            algorithm: HashAlgorithm::Crc32,
+            path: path.into(),
+            start,
+            end,
+        };
+        assert_eq!(parse("XCRC a.txt"), Ok(checksum("a.txt", None, None)));
+        assert_eq!(parse("XCRC a.txt 5"), Ok(checksum("a.txt", Some(5), None)));
+        assert_eq!(
+            parse("XCRC my file 5 10"),
+            Ok(checksum("my file", Some(5), Some(10)))
+        );
+        assert_eq!(
+            parse("XCRC \"2024 10\" 0 3"),
+            Ok(checksum("2024 10", Some(0), Some(3)))
+        );
+        // A name that is all digits is a name, not an offset.
+        assert_eq!(parse("XCRC 2024"), Ok(checksum("2024", None, None)));
+        assert!(matches!(
+            parse("XCRC a 9 3"),
+            Err(ParseError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("XCRC \"a 1"),
+            Err(ParseError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("XSHA256 a.txt"),
+            Ok(Command::Checksum {
+                algorithm: HashAlgorithm::Sha256,
+                ..
+            })
+        ));
+        assert_eq!(parse("xsha1 x").unwrap().verb(), "XSHA1");
+    }
+
+    #[test]
+    fn mfmt_host_avbl() {
+        assert_eq!(
+            parse("MFMT 20261124233100 a b.txt"),
+            Ok(Command::Mfmt(1_795_563_060, "a b.txt".into()))
+        );
+        assert!(matches!(
+            parse("MFMT 2026 a.txt"),
+            Err(ParseError::Syntax { .. })
+        ));
+        assert!(matches!(
+            parse("MFMT 20261124233100"),
+            Err(ParseError::Syntax { .. })
+        ));
+        assert_eq!(
+            parse("HOST Ftp.Example.COM"),
+            Ok(Command::Host("ftp.example.com".into()))
+        );
+        assert_eq!(parse("HOST [::1]"), Ok(Command::Host("[::1]".into())));
+        assert!(matches!(parse("HOST a/b"), Err(ParseError::Syntax { .. })));
+        assert_eq!(parse("AVBL"), Ok(Command::Avbl(None)));
+        assert_eq!(parse("AVBL pub"), Ok(Command::Avbl(Some("pub".into()))));
     }
 
     #[test]

@@ -45,8 +45,36 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocolConfig,
     /// How `s3://BUCKET/PREFIX` roots reach their object store.
     pub s3: S3Settings,
+    pub checksums: ChecksumConfig,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
+}
+
+/// HASH (draft-bryan-ftpext-hash) and the legacy XCRC, XMD5, XSHA1, XSHA256, XSHA512: a file's
+/// digest costs the server a read of the file and CPU, so they are bounded.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChecksumConfig {
+    /// The checksum commands answer (and FEAT lists them).
+    pub enabled: bool,
+    /// Anonymous users may ask for checksums too (off: 552).
+    pub anonymous: bool,
+    /// Most bytes one request hashes; a larger file or range is refused (556).
+    pub max_size: u64,
+    /// Hashes computed at once in the whole server; a request beyond that gets 450 (busy, try
+    /// later). A session runs one command at a time, so it computes at most one.
+    pub max_running: usize,
+}
+
+impl Default for ChecksumConfig {
+    fn default() -> Self {
+        ChecksumConfig {
+            enabled: true,
+            anonymous: false,
+            max_size: 4 * 1024 * 1024 * 1024,
+            max_running: 2,
+        }
+    }
 }
 
 /// The PROXY protocol (HAProxy's, v1 and v2), for a server behind a load balancer.
@@ -221,6 +249,11 @@ pub struct DataConfig {
     /// Let PORT/EPRT name another host than the client's (FXP, server-to-server). Off: such
     /// commands are refused before any connection is tried (RFC 2577 bounce attacks).
     pub allow_fxp: bool,
+    /// MODE Z (deflate-compressed data connections) is offered.
+    pub mode_z: bool,
+    /// The highest zlib level (0-9) a client may ask for with `OPTS MODE Z LEVEL`; the default
+    /// level is 6, or this if lower. Higher levels cost the server more CPU per byte.
+    pub mode_z_max_level: u32,
 }
 
 /// The source port of active-mode data connections.
@@ -273,6 +306,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             proxy_protocol: ProxyProtocolConfig::default(),
             s3: S3Settings::default(),
+            checksums: ChecksumConfig::default(),
             log_level: "info".into(),
         }
     }
@@ -299,6 +333,8 @@ impl Default for DataConfig {
             active_enabled: true,
             passive_enabled: true,
             allow_fxp: false,
+            mode_z: true,
+            mode_z_max_level: 9,
         }
     }
 }
@@ -392,6 +428,18 @@ impl Config {
                 "listen_backlog = {} is out of range (1 to 65535)",
                 self.listen_backlog
             ));
+        }
+        if self.data.mode_z_max_level > 9 {
+            return invalid(format!(
+                "data.mode_z_max_level = {} is out of range (0 to 9)",
+                self.data.mode_z_max_level
+            ));
+        }
+        if self.checksums.enabled && self.checksums.max_running == 0 {
+            return invalid(
+                "checksums.max_running must be at least 1 (or set checksums.enabled = false)"
+                    .into(),
+            );
         }
         self.passive_port_range()?;
         check_root("root", &self.root)?;

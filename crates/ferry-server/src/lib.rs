@@ -4,6 +4,7 @@
 //! [`config::Config`], and pass a shutdown future.
 
 pub mod checker;
+pub mod checksum;
 pub mod config;
 pub mod data;
 pub mod hardening;

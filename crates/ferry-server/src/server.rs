@@ -51,6 +51,8 @@ pub struct Context {
     /// Private upload files being written (by storage and path): one upload at a time each,
     /// though several sessions of one user share them.
     pub private_uploads: Counter<String>,
+    /// Checksums being computed (HASH, XCRC, ...): at most `checksums.max_running` at once.
+    pub hashing: Arc<tokio::sync::Semaphore>,
     /// Each named account's aggregate (download, upload) limiters, made at its first login.
     user_rates: Mutex<HashMap<String, UserRates>>,
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
@@ -170,6 +172,7 @@ impl Context {
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             private_uploads: Counter::default(),
+            hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),
             roots: Mutex::default(),
             object_clients,

@@ -429,12 +429,20 @@ fn mlst_mlsd_feat_and_opts() {
             " EPRT",
             " EPSV",
             " MDTM",
+            " MFMT",
             " MLST type*;size*;modify*;perm*;unix.mode*;",
+            " MODE Z",
             " PASV",
             " REST STREAM",
             " SIZE",
             " TVFS",
             " UTF8",
+            " HASH SHA-256*;SHA-512;SHA-1;MD5;CRC32",
+            " XSHA256",
+            " XSHA512",
+            " XSHA1",
+            " XMD5",
+            " XCRC",
             "211 End"
         ]
     );

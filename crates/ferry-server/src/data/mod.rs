@@ -1,6 +1,7 @@
 //! Data connections: passive listeners, active connects, and the byte pumps that move a
 //! transfer's bytes between a data connection and a file or buffer.
 
+pub mod deflate;
 pub mod direct;
 
 use std::io;
@@ -403,39 +404,50 @@ pub async fn send(
     stream: &mut MaybeTls,
     source: Source,
     ascii: bool,
+    deflate: Option<u32>,
     progress: &AtomicU64,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
     let max_chunk = throttle.chunk_size(CHUNK);
-    let sent = match source {
-        Source::Chunks(chunks) => {
-            // A listing is made from memory and a look-up per entry: big chunks from the
-            // start (a slow reader still halves them), so fewer trips to the blocking pool.
-            let sizes = (max_chunk, max_chunk);
-            send_chunks(stream, chunks, sizes, progress, stall, throttle).await?
+    let small = (SMALL_CHUNK.min(max_chunk), max_chunk);
+    let (chunks, sizes): (Box<dyn Chunks>, _) = match source {
+        Source::File { file, offset, end } => {
+            if let (MaybeTls::Plain(tcp), false, true, None) =
+                (&*stream, ascii, throttle.is_unlimited(), deflate)
+            {
+                let sent = send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?;
+                return finish_sending(stream, sent, stall).await;
+            }
+            (Box::new(FileChunks::new(file, offset..end, ascii)), small)
         }
         Source::Stream { reader, len } => {
-            let chunks = Box::new(StreamChunks {
+            let chunks = StreamChunks {
                 reader,
                 left: len,
                 raw: Vec::new(),
                 ascii,
-            });
-            let sizes = (SMALL_CHUNK.min(max_chunk), max_chunk);
-            send_chunks(stream, chunks, sizes, progress, stall, throttle).await?
+            };
+            (Box::new(chunks), small)
         }
-        Source::File { file, offset, end } => {
-            if let (MaybeTls::Plain(tcp), false, true) = (&*stream, ascii, throttle.is_unlimited())
-            {
-                send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?
-            } else {
-                let chunks = Box::new(FileChunks::new(file, offset..end, ascii));
-                let sizes = (SMALL_CHUNK.min(max_chunk), max_chunk);
-                send_chunks(stream, chunks, sizes, progress, stall, throttle).await?
-            }
-        }
+        // A listing is made from memory and a look-up per entry: big chunks from the start (a
+        // slow reader still halves them), so fewer trips to the blocking pool.
+        Source::Chunks(chunks) => (chunks, (max_chunk, max_chunk)),
     };
+    let chunks = match deflate {
+        Some(level) => Box::new(deflate::DeflateChunks::new(chunks, level)),
+        None => chunks,
+    };
+    let sent = send_chunks(stream, chunks, sizes, progress, stall, throttle).await?;
+    finish_sending(stream, sent, stall).await
+}
+
+/// Closes the sending side after a download, so the client sees the end of the data.
+async fn finish_sending(
+    stream: &mut MaybeTls,
+    sent: u64,
+    stall: Duration,
+) -> Result<u64, TransferError> {
     timeout(stall, stream.shutdown())
         .await
         .map_err(|_| stalled())?

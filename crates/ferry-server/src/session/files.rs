@@ -48,13 +48,52 @@ impl Session {
         }
     }
 
+    /// MFMT (draft-somers-ftp-mfxx): sets the modification time; `213 Modify=<time>; <path>`.
+    pub(super) async fn mfmt(&mut self, unix_secs: i64, arg: &str) -> Flow {
+        let path = self.resolve(arg);
+        match self
+            .with_storage_quick(move |s| s.set_modified(&path, unix_secs))
+            .await
+        {
+            Ok(()) => {
+                let name = arg.replace(['\r', '\n'], " ");
+                self.reply(
+                    213,
+                    format!("Modify={}; {name}", format_time_val(unix_secs)),
+                )
+                .await
+            }
+            Err(error) => self.reply_storage_error(&error).await,
+        }
+    }
+
+    /// AVBL (draft-peterson-streamlined-ftp-command-extensions §5): the bytes a user may still
+    /// upload at a folder: the free space there, or what the quota leaves if that is less.
+    pub(super) async fn avbl(&mut self, arg: Option<&str>) -> Flow {
+        let path = self.resolve(arg.unwrap_or("."));
+        let probe = path.clone();
+        let free = match self.with_storage(move |s| s.available_space(&probe)).await {
+            Ok(free) => free,
+            Err(error) => return self.reply_storage_error(&error).await,
+        };
+        let quota = self.quota_left();
+        match (free, quota) {
+            (Some(free), Some(left)) => self.reply(213, free.min(left).to_string()).await,
+            (Some(bytes), None) | (None, Some(bytes)) => self.reply(213, bytes.to_string()).await,
+            (None, None) => {
+                self.reply(550, "The space available is not known here.")
+                    .await
+            }
+        }
+    }
+
     /// RNFR: remembers an existing path for RNTO.
     pub(super) async fn rnfr(&mut self, arg: &str) -> Flow {
         let path = self.resolve(arg);
         let probe = path.clone();
         match self.with_storage_quick(move |s| s.metadata(&probe)).await {
             Ok(_) => {
-                self.rename_from = Some(path);
+                self.rename_from = Some(Box::new(path));
                 self.reply(350, "Ready for RNTO.").await
             }
             Err(error) => self.reply_storage_error(&error).await,
@@ -63,7 +102,7 @@ impl Session {
 
     /// RNTO: renames what RNFR named.
     pub(super) async fn rnto(&mut self, arg: &str) -> Flow {
-        let Some(from) = self.rename_from.take() else {
+        let Some(from) = self.rename_from.take().map(|from| *from) else {
             return self.reply(503, "RNFR required first.").await;
         };
         let to = self.resolve(arg);
@@ -230,5 +269,17 @@ fn ascii_size(body: crate::storage::ReadBody) -> std::io::Result<u64> {
         }
         total += read as u64;
         newlines += ferry_proto::ascii::count_newlines(&buffer[..read]);
+    }
+}
+
+impl Session {
+    /// The bytes the account's quota still allows (quotas come in a later change).
+    fn quota_left(&self) -> Option<u64> {
+        None
+    }
+
+    /// HOST (RFC 7151): virtual hosts come in a later change.
+    pub(super) async fn host(&mut self, _name: &str) -> Flow {
+        self.reply(502, "HOST not implemented.").await
     }
 }

@@ -8,7 +8,7 @@ use ferry_proto::Reply;
 use super::{Flow, Session};
 
 /// The commands HELP lists: every verb Ferry implements.
-const IMPLEMENTED: &str = "ABOR ACCT ALLO APPE AUTH CCC CDUP CWD DELE EPRT EPSV FEAT HELP LIST MDTM MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD XPWD XRMD";
+const IMPLEMENTED: &str = "ABOR ACCT ALLO APPE AUTH AVBL CCC CDUP CWD DELE EPRT EPSV FEAT HASH HELP LIST MDTM MFMT MKD MLSD MLST MODE NLST NOOP OPTS PASS PASV PBSZ PORT PROT PWD QUIT RANG REIN REST RETR RMD RNFR RNTO SITE SIZE STAT STOR STOU STRU SYST TYPE USER XCRC XCUP XCWD XMD5 XMKD XPWD XRMD XSHA1 XSHA256 XSHA512";
 
 impl Session {
     /// TYPE: A (and A N) or I (and L 8); other types are refused by the parser with 504.
@@ -29,12 +29,58 @@ impl Session {
         }
     }
 
-    /// MODE: only Stream mode.
+    /// MODE: Stream, and Z (deflate, draft-preston-ftpext-deflate) where it is on.
     pub(super) async fn mode(&mut self, code: char) -> Flow {
         match code {
-            'S' => self.reply(200, "Mode set to S.").await,
-            'B' | 'C' | 'Z' => self.reply(504, "Only MODE S is supported.").await,
+            'S' => {
+                self.deflate = None;
+                self.reply(200, "Mode set to S.").await
+            }
+            'Z' if self.context.config.data.mode_z => {
+                self.deflate = Some(self.deflate_level);
+                self.reply(200, "Mode set to Z.").await
+            }
+            'B' | 'C' | 'Z' => {
+                self.reply(504, "Only MODE S (and Z where enabled) is supported.")
+                    .await
+            }
             _ => self.reply(501, "Unknown transfer mode.").await,
+        }
+    }
+
+    /// OPTS MODE Z LEVEL n: the zlib level of MODE Z, up to the configured highest.
+    async fn opts_mode(&mut self, value: Option<&str>) -> Flow {
+        let words: Vec<String> = value
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        if !self.context.config.data.mode_z {
+            return self.reply(501, "Option MODE not understood.").await;
+        }
+        let max = self.context.config.data.mode_z_max_level;
+        match words.as_slice() {
+            ["Z"] => {
+                self.reply(200, format!("MODE Z LEVEL {}", self.deflate_level))
+                    .await
+            }
+            ["Z", "LEVEL", level] => match level.parse::<u32>() {
+                Ok(level) if crate::data::deflate::LEVELS.contains(&level) && level <= max => {
+                    self.deflate_level = level as u8;
+                    if self.deflate.is_some() {
+                        self.deflate = Some(self.deflate_level);
+                    }
+                    self.reply(200, format!("MODE Z LEVEL set to {level}."))
+                        .await
+                }
+                Ok(_) => {
+                    self.reply(501, format!("MODE Z LEVEL must be 0 to {max}."))
+                        .await
+                }
+                Err(_) => self.reply(501, "MODE Z LEVEL needs a number.").await,
+            },
+            _ => self.reply(501, "Usage: OPTS MODE Z LEVEL <0-9>.").await,
         }
     }
 
@@ -46,14 +92,26 @@ impl Session {
             "EPRT",
             "EPSV",
             "MDTM",
-            &feat_mlst_line(&self.mlst_facts),
+            "MFMT",
+            &feat_mlst_line(self.mlst_facts()),
+            if self.context.config.data.mode_z {
+                "MODE Z"
+            } else {
+                ""
+            },
             "PASV",
             "REST STREAM",
             "SIZE",
             "TVFS",
             "UTF8",
         ];
-        lines.extend(features.iter().map(|f| format!(" {f}")));
+        lines.extend(
+            features
+                .iter()
+                .filter(|f| !f.is_empty())
+                .map(|f| format!(" {f}")),
+        );
+        lines.extend(self.checksum_features().iter().map(|f| format!(" {f}")));
         lines.push("End".to_string());
         self.send(Reply::multi(211, lines)).await
     }
@@ -66,9 +124,12 @@ impl Session {
                 self.reply(200, "Always in UTF8 mode.").await
             }
             ("UTF8" | "UTF-8", _) => self.reply(504, "UTF8 cannot be turned off.").await,
+            ("HASH", _) => self.opts_hash(value).await,
+            ("MODE", _) => self.opts_mode(value).await,
             ("MLST", _) => {
-                self.mlst_facts = select_mlst_facts(value.unwrap_or(""));
-                let facts: String = self.mlst_facts.iter().map(|f| format!("{f};")).collect();
+                let chosen = select_mlst_facts(value.unwrap_or(""));
+                let facts: String = chosen.iter().map(|f| format!("{f};")).collect();
+                self.mlst_facts = Some(chosen.into_boxed_slice());
                 self.reply(200, format!("MLST OPTS {facts}")).await
             }
             _ => {

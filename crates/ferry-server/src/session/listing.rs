@@ -96,7 +96,7 @@ impl Session {
         }
         let given = request.path.clone();
         let policy = self.policy();
-        let facts = self.mlst_facts.clone();
+        let facts = self.mlst_facts().to_vec();
         let show_hidden = request.show_hidden;
         let opened = self
             .with_storage(move |s| {
@@ -120,7 +120,7 @@ impl Session {
             Ok(mut facts) => {
                 facts.name = path.to_string();
                 let perm = self.policy().at(&path).mlsx_perm(facts.kind);
-                let line = format!(" {}", format_mlsx_line(&facts, &self.mlst_facts, &perm));
+                let line = format!(" {}", format_mlsx_line(&facts, self.mlst_facts(), &perm));
                 let lines = vec![format!("Listing {path}"), line, "End".to_string()];
                 self.send(Reply::multi(250, lines)).await
             }

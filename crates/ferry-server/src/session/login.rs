@@ -250,7 +250,12 @@ impl Session {
         self.data_plan = None::<DataPlan>;
         self.kept_passive = None;
         self.epsv_all = false;
-        self.mlst_facts = ferry_proto::listing::MLST_FACTS.to_vec();
+        self.mlst_facts = None;
+        self.hash_algorithm = ferry_proto::command::HashAlgorithm::Sha256;
+        self.hash_range = None;
+        self.deflate = None;
+        self.deflate_level =
+            super::DEFAULT_DEFLATE_LEVEL.min(self.context.config.data.mode_z_max_level as u8);
     }
 }
 

@@ -6,6 +6,7 @@
 //! holds the loop, the one `match` that dispatches, and the checks that apply to every command
 //! (login required, write permission) before dispatch.
 
+mod checksums;
 mod control;
 mod data_setup;
 mod files;
@@ -39,6 +40,9 @@ const CUT_WRITE_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The reply that ends a session of a banned address.
 const BANNED: &str = "Too many failed logins from your address; try again later.";
+
+/// The zlib level of MODE Z unless OPTS MODE Z LEVEL says otherwise (zlib's own default).
+const DEFAULT_DEFLATE_LEVEL: u8 = 6;
 
 /// Most commands queued while a transfer runs; more are refused.
 const MAX_QUEUED: usize = 32;
@@ -102,12 +106,22 @@ pub struct Session {
     cwd: VirtualPath,
     transfer_type: TransferType,
     restart_offset: u64,
-    rename_from: Option<VirtualPath>,
+    rename_from: Option<Box<VirtualPath>>,
     data_plan: Option<DataPlan>,
     /// The passive listener PASV offers again, when the session has one.
     kept_passive: Option<data_setup::KeptPassive>,
     epsv_all: bool,
-    mlst_facts: Vec<&'static str>,
+    /// The facts OPTS MLST chose; `None`: the default ones (no allocation for most sessions).
+    mlst_facts: Option<Box<[&'static str]>>,
+    /// MODE Z: the zlib level data connections are compressed with; `None` in MODE S.
+    deflate: Option<u8>,
+    /// The level OPTS MODE Z LEVEL chose, for the next MODE Z.
+    deflate_level: u8,
+    /// The algorithm of HASH (OPTS HASH).
+    hash_algorithm: ferry_proto::command::HashAlgorithm,
+    /// The inclusive byte range RANG set for the next HASH (boxed: rarely set, and every idle
+    /// session holds the field).
+    hash_range: Option<Box<(u64, u64)>>,
     transfer: Option<RunningTransfer>,
     queued: VecDeque<Frame>,
     shutdown: watch::Receiver<Stop>,
@@ -150,6 +164,7 @@ impl Session {
             stall_timeout: context.config.stall_timeout(),
         };
         let login_deadline = tokio::time::Instant::now() + context.config.login_timeout();
+        let deflate_level = DEFAULT_DEFLATE_LEVEL.min(context.config.data.mode_z_max_level as u8);
         let tls = context
             .tls
             .as_ref()
@@ -173,7 +188,11 @@ impl Session {
             data_plan: None,
             kept_passive: None,
             epsv_all: false,
-            mlst_facts: ferry_proto::listing::MLST_FACTS.to_vec(),
+            mlst_facts: None,
+            deflate: None,
+            deflate_level,
+            hash_algorithm: ferry_proto::command::HashAlgorithm::Sha256,
+            hash_range: None,
             transfer: None,
             queued: VecDeque::new(),
             shutdown,
@@ -355,6 +374,21 @@ impl Session {
             // RNFR must be followed directly by RNTO: any other command forgets it.
             self.rename_from = None;
         }
+        if !matches!(command, Command::Rang(..) | Command::Hash(_)) {
+            // RANG is for the HASH right after it: any other command forgets it, and a transfer,
+            // which would ignore the range, is refused rather than sending the whole file.
+            let ranged = self.hash_range.take().is_some();
+            if ranged
+                && matches!(
+                    command,
+                    Command::Retr(_) | Command::Stor(_) | Command::Appe(_)
+                )
+            {
+                return self
+                    .reply(504, "RANG applies to HASH only; range reset.")
+                    .await;
+            }
+        }
         if needs_login(&command) && !self.logged_in() {
             return self.reply(530, "Please login with USER and PASS.").await;
         }
@@ -424,6 +458,17 @@ impl Session {
             C::Pbsz(size) => self.pbsz(size).await,
             C::Prot(level) => self.prot(level).await,
             C::Ccc => self.ccc().await,
+            C::Hash(path) => self.hash(&path).await,
+            C::Checksum {
+                algorithm,
+                path,
+                start,
+                end,
+            } => self.legacy_checksum(algorithm, &path, start, end).await,
+            C::Rang(start, end) => self.rang(start, end).await,
+            C::Mfmt(secs, path) => self.mfmt(secs, &path).await,
+            C::Host(name) => self.host(&name).await,
+            C::Avbl(path) => self.avbl(path.as_deref()).await,
             C::Unimplemented(verb) => self.reply(502, format!("{verb} not implemented.")).await,
         }
     }
@@ -446,6 +491,13 @@ impl Session {
             Ok(()) => Flow::Continue,
             Err(_) => Flow::Quit,
         }
+    }
+
+    /// The MLST/MLSD facts shown (OPTS MLST).
+    fn mlst_facts(&self) -> &[&'static str] {
+        self.mlst_facts
+            .as_deref()
+            .unwrap_or(&ferry_proto::listing::MLST_FACTS)
     }
 
     fn account(&self) -> Option<&Account> {
@@ -627,6 +679,9 @@ fn path_argument(command: &Command) -> Option<&str> {
         | C::Rnto(path)
         | C::Size(path)
         | C::Mdtm(path)
+        | C::Hash(path)
+        | C::Checksum { path, .. }
+        | C::Mfmt(_, path)
         | C::Cwd(path) => Some(path),
         C::Mlst(path) => path.as_deref(),
         _ => None,
@@ -653,6 +708,7 @@ fn needs_login(command: &Command) -> bool {
             | C::Ccc
             | C::Opts(..)
             | C::Stat(None)
+            | C::Host(_)
             | C::Unimplemented(_)
     )
 }
@@ -665,7 +721,8 @@ fn required_permission(command: &Command) -> Option<(Permission, &str)> {
     use Command as C;
     use Permission as P;
     Some(match command {
-        C::Retr(path) => (P::Download, path),
+        C::Retr(path) | C::Hash(path) | C::Checksum { path, .. } => (P::Download, path),
+        C::Mfmt(_, path) => (P::Overwrite, path),
         C::Stou => (P::Upload, "."),
         C::Dele(path) => (P::Delete, path),
         C::Rmd(path) => (P::Rmdir, path),

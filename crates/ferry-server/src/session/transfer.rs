@@ -279,7 +279,11 @@ impl Session {
         let throttle = self.throttle(Direction::Download);
         let progress = Arc::new(Progress::default());
         let (mut plan, mut offset) = (plan, offset);
-        if !ascii && throttle.is_unlimited() && self.data_tls(false).is_none() {
+        if !ascii
+            && throttle.is_unlimited()
+            && self.data_tls(false).is_none()
+            && self.deflate.is_none()
+        {
             match self.send_now(plan, &file, &mut offset, size, &progress) {
                 Ok(rest) => plan = rest,
                 Err((result, started)) => {
@@ -337,6 +341,7 @@ impl Session {
     ) {
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Download);
+        let deflate = self.deflate.map(u32::from);
         self.start(
             plan,
             "RETR",
@@ -348,6 +353,7 @@ impl Session {
                     &mut stream,
                     source,
                     ascii,
+                    deflate,
                     &progress.bytes,
                     context.stall_timeout,
                     &throttle,
@@ -598,6 +604,7 @@ impl Session {
         }
         let ascii = self.transfer_type == TransferType::Ascii;
         let throttle = self.throttle(Direction::Upload);
+        let inflate = self.deflate.is_some();
         let path = upload.named().clone();
         self.start(
             plan,
@@ -608,6 +615,32 @@ impl Session {
             move |stream, context, progress| async move {
                 let stall = context.stall_timeout;
                 let received = match (stream, writer) {
+                    // MODE Z: inflated (then converted, for TYPE A) by the writer thread.
+                    (mut stream, writer) if inflate => {
+                        let inflating = data::deflate::Inflating::new(writer, ascii);
+                        match data::receive(
+                            &mut stream,
+                            inflating,
+                            false,
+                            &progress,
+                            stall,
+                            &throttle,
+                        )
+                        .await
+                        {
+                            Ok((bytes, inflating)) => {
+                                match tokio::task::spawn_blocking(move || inflating.finish()).await
+                                {
+                                    Ok(Ok(writer)) => Ok((bytes, Some(writer))),
+                                    Ok(Err(error)) => Err(TransferError::Local(error)),
+                                    Err(join) => Err(TransferError::Local(std::io::Error::other(
+                                        join.to_string(),
+                                    ))),
+                                }
+                            }
+                            Err(error) => Err(error),
+                        }
+                    }
                     // Nothing to convert, count or encrypt: straight from socket to file.
                     (MaybeTls::Plain(tcp), WriteBody::File(writer))
                         if !ascii && throttle.is_unlimited() =>
@@ -644,6 +677,7 @@ impl Session {
         }
         let path = self.cwd.clone();
         let throttle = self.throttle(Direction::Download);
+        let deflate = self.deflate.map(u32::from);
         self.start(
             plan,
             verb,
@@ -655,6 +689,7 @@ impl Session {
                     &mut stream,
                     Source::Chunks(body),
                     false,
+                    deflate,
                     &progress.bytes,
                     context.stall_timeout,
                     &throttle,
@@ -783,10 +818,15 @@ impl Session {
                     .await
             }
             Err(TransferError::Local(error)) => {
+                let error_kind = error.kind();
                 let kind = crate::storage::StorageError::from_io(&VirtualPath::root(), error).kind;
                 match kind {
                     StorageErrorKind::NoSpace => {
                         self.reply(452, "Insufficient storage space.").await
+                    }
+                    _ if error_kind == std::io::ErrorKind::InvalidData => {
+                        self.reply(451, "MODE Z data is corrupt or cut short; upload failed.")
+                            .await
                     }
                     _ => self.reply(451, "Local error in processing.").await,
                 }

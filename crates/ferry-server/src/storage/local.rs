@@ -336,6 +336,33 @@ impl Storage for LocalFs {
         Ok((ReadBody::File(file.into_std()), meta.len()))
     }
 
+    fn set_modified(&self, path: &VirtualPath, unix_secs: i64) -> Result<(), StorageError> {
+        let time = if unix_secs >= 0 {
+            std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix_secs.unsigned_abs())
+        } else {
+            std::time::UNIX_EPOCH - std::time::Duration::from_secs(unix_secs.unsigned_abs())
+        };
+        // A read-only open is enough: futimens(2) with explicit times asks for ownership, not
+        // write access to the bytes. NONBLOCK, as in open_read, for FIFOs.
+        let mut options = OpenOptions::new();
+        options
+            .read(true)
+            .custom_flags(OFlags::NONBLOCK.bits() as i32);
+        let file = Self::io(path, self.root.open_with(path.relative(), &options))?;
+        let file = file.into_std();
+        Self::io(path, file.set_modified(time))?;
+        Ok(())
+    }
+
+    fn available_space(&self, path: &VirtualPath) -> Result<Option<u64>, StorageError> {
+        let folder = Self::io(path, self.root.open_dir(path.relative()))?;
+        let stats = Self::io(
+            path,
+            rustix::fs::fstatvfs(&folder).map_err(std::io::Error::from),
+        )?;
+        Ok(Some(stats.f_bavail.saturating_mul(stats.f_frsize)))
+    }
+
     fn real_path(&self, path: &VirtualPath) -> VirtualPath {
         // cap-std resolves beneath the root: a link that leads outside gives an error, and the
         // operation on it fails anyway.

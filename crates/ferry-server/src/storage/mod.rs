@@ -131,6 +131,18 @@ pub trait Storage: Send + Sync + fmt::Debug {
     /// SITE CHMOD: sets permission bits (`0o777`, and the sticky bit on a folder); refuses
     /// setuid and setgid bits, and the root.
     fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError>;
+    /// MFMT: sets a file's (or folder's) modification time, in seconds since the epoch (UTC).
+    fn set_modified(&self, path: &VirtualPath, _unix_secs: i64) -> Result<(), StorageError> {
+        Err(StorageError::new(
+            StorageErrorKind::Unsupported,
+            path,
+            "modification times cannot be set here",
+        ))
+    }
+    /// The bytes free for uploads at `path` (AVBL), when the back-end knows them.
+    fn available_space(&self, _path: &VirtualPath) -> Result<Option<u64>, StorageError> {
+        Ok(None)
+    }
     /// Where `path` really leads once symlinks are followed, as far as it exists (a name that
     /// does not exist yet is placed in its folder's real location); the path itself when it
     /// cannot be resolved. Permissions that differ by folder are decided on this. Back-ends
