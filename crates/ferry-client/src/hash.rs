@@ -240,7 +240,9 @@ impl Client {
         let Some(method) = method else {
             return Ok(None);
         };
-        let reply = self.hash_command(method, path).await?;
+        let Some(reply) = self.hash_command(method, path).await? else {
+            return Ok(None);
+        };
         let algorithm = method.algorithm();
         match parse_hash_reply(&reply, algorithm, size) {
             Ok(hex) => Ok(Some(RemoteHash { algorithm, hex })),
@@ -251,15 +253,28 @@ impl Client {
         }
     }
 
-    async fn hash_command(&mut self, method: HashMethod, path: &str) -> Result<Reply, FtpError> {
+    /// The checksum reply; `None` (with a warning) when the server refuses this one for a
+    /// reason other than a missing file (ferryd's 552 for anonymous users, a size cap).
+    async fn hash_command(
+        &mut self,
+        method: HashMethod,
+        path: &str,
+    ) -> Result<Option<Reply>, FtpError> {
         let verb = command_verb(method);
         let reply = self
             .control
             .command_final(&format!("{verb} {path}"))
             .await?;
         match reply.code {
-            213 | 250 | 251 => Ok(reply),
-            _ => Err(negative(reply, "RETR", Some(path))),
+            213 | 250 | 251 => Ok(Some(reply)),
+            450 | 550 => Err(negative(reply, "RETR", Some(path))),
+            _ => {
+                if let Some(transcript) = &self.config.transcript {
+                    let text = crate::error::summary(&reply);
+                    transcript.warning(&format!("{verb} {path}: no checksum ({text})"));
+                }
+                Ok(None)
+            }
         }
     }
 

@@ -1,4 +1,4 @@
-//! `ferry mirror` against real servers: pyftpdlib (MLSD, MFMT), ferryd (MLSD, no MFMT) and
+//! `ferry mirror` against real servers: pyftpdlib (MLSD, MFMT), ferryd (MLSD, MFMT) and
 //! vsftpd (LIST only, read-only): both directions, deletions, excludes, the deletion limit, an
 //! empty `--exclude=`, and a mirror killed midway then finished with `--continue`.
 
@@ -247,13 +247,15 @@ fn ferryd_mirror_both_ways_with_parallel_sessions() {
     let totals = summary(&upload.expect_code(0).stdout);
     assert_eq!(totals["transferred"].as_u64(), Some(7));
     let remote = server.user_root.join("tree");
+    // MFMT gave the uploads the local files' times.
+    assert_eq!(mtime(&remote.join("d/f5.bin")), mtime(&up.join("d/f5.bin")));
     assert_eq!(
         fs::read(remote.join("d/f5.bin")).unwrap(),
         binary_bytes(50_005)
     );
     assert_eq!(fs::read(remote.join("d/e/deep.txt")).unwrap(), b"deep");
 
-    // Without MFMT the upload's time is the server's: sizes decide, so nothing moves again.
+    // Same sizes and (thanks to MFMT) same times: nothing moves again.
     let again = ferry(&["mirror", "-R", "--json", "up", &url], "", local.path());
     assert_eq!(
         summary(&again.expect_code(0).stdout)["transferred"].as_u64(),

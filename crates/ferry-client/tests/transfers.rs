@@ -164,6 +164,48 @@ fn verify_falls_back_to_xmd5() {
 }
 
 #[test]
+fn verify_against_ferryd_hash_both_ways() {
+    let server = Ferryd::start();
+    fs::write(server.user_root.join("data.bin"), binary_bytes(300_000)).unwrap();
+    let local = tempfile::tempdir().unwrap();
+    let password = PASSWORD.replace(' ', "%20");
+    let url = format!("ftp://bob:{password}@127.0.0.1:{}/data.bin", server.port());
+    let outcome = ferry(&["-d", "get", "--verify", "--json", &url], "", local.path());
+    outcome.expect_code(0).expect_stdout("---> HASH data.bin");
+    let record = file_record(&outcome.stdout);
+    assert_eq!(
+        (record["hash"].clone(), record["hash_verified"].clone()),
+        ("SHA-256".into(), true.into())
+    );
+
+    fs::write(local.path().join("up.bin"), binary_bytes(70_000)).unwrap();
+    let up = format!("ftp://alice:{password}@127.0.0.1:{}/up.bin", server.port());
+    let uploaded = ferry(
+        &["put", "--verify", "--json", "up.bin", &up],
+        "",
+        local.path(),
+    );
+    uploaded.expect_code(0);
+    assert_eq!(file_record(&uploaded.stdout)["hash_verified"], true);
+    assert_eq!(
+        fs::read(server.user_root.join("up.bin")).unwrap(),
+        binary_bytes(70_000)
+    );
+}
+
+#[test]
+fn verify_when_ferryd_refuses_checksums_to_anonymous_users() {
+    let server = Ferryd::start();
+    let local = tempfile::tempdir().unwrap();
+    let url = format!("ftp://127.0.0.1:{}/readme.txt", server.port());
+    let outcome = ferry(&["get", "--verify", "--json", &url], "", local.path());
+    outcome.expect_code(0);
+    assert!(outcome.stderr.contains("no checksum (552"), "{outcome}");
+    assert!(file_record(&outcome.stdout)["hash_verified"].is_null());
+    assert!(local.path().join("readme.txt").exists());
+}
+
+#[test]
 fn verify_catches_a_corrupted_file() {
     let Some((root, server)) = checksum_server("hash", true) else {
         return;
