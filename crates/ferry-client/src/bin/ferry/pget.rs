@@ -157,8 +157,8 @@ pub async fn pget(
         }
     };
     let (size, modified, has_rest) = facts;
-    let connector = connector.filter(|_| count > 1 && has_rest && size >= 2 * MIN_SEGMENT);
-    let Some(connector) = connector else {
+    let ranged = size.filter(|&size| count > 1 && has_rest && size >= 2 * MIN_SEGMENT);
+    let (Some(connector), Some(size)) = (connector, ranged) else {
         if count > 1 && !has_rest {
             eprintln!("ferry: the server has no REST STREAM; downloading in one stream");
         }
@@ -166,7 +166,7 @@ pub async fn pget(
             remote,
             local,
             modified,
-            size: Some(size),
+            size,
         };
         return copy::download(session, &job, options).await;
     };
@@ -190,10 +190,18 @@ pub async fn pget(
     (report, result)
 }
 
-/// Size, time and whether ranges are possible.
-async fn facts(session: &mut Session, remote: &str) -> anyhow::Result<(u64, Option<i64>, bool)> {
+/// Size (a missing file is an error; a server without SIZE gets one stream), time, and
+/// whether ranges are possible.
+async fn facts(
+    session: &mut Session,
+    remote: &str,
+) -> anyhow::Result<(Option<u64>, Option<i64>, bool)> {
     let client = session.client().await?;
-    let size = client.size(remote).await?;
+    let size = match client.size(remote).await {
+        Ok(size) => Some(size),
+        Err(error @ ferry_client::FtpError::FileUnavailable { .. }) => return Err(error.into()),
+        Err(_) => None,
+    };
     let modified = client.mdtm(remote).await.ok();
     let features = client.features().await?;
     let has_rest = features

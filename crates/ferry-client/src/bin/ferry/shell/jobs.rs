@@ -1,5 +1,5 @@
-//! Shell commands that may use more than one session or try again: mirror, pget, reput, and
-//! the `verify` setting.
+//! Shell commands that may use more than one session or try again: mirror, pget, reput,
+//! get/put with `verify` on or retries set, and the `verify` setting.
 
 use std::path::Path;
 
@@ -112,8 +112,38 @@ impl Shell {
             [local, remote] => (local.clone(), remote.clone()),
             _ => return notice("usage: reput local-file [remote-file]"),
         };
+        self.careful_put(&local, &remote, true).await
+    }
+
+    /// `get` with `verify` on or retries set: checked, continued after a break.
+    pub(super) async fn careful_get(
+        &mut self,
+        remote: &str,
+        local: &str,
+        resume: bool,
+    ) -> anyhow::Result<()> {
+        crate::local::check_local_name(local)?;
         self.client()?;
-        let options = self.copy_options(true);
+        let options = self.copy_options(resume);
+        let (report, result) = self
+            .with_session(async |session, connector| {
+                pget(session, connector, remote, Path::new(local), 1, options).await
+            })
+            .await?;
+        self.show_report(&report);
+        result
+    }
+
+    /// `put` with `verify` on or retries set, and `reput`.
+    pub(super) async fn careful_put(
+        &mut self,
+        local: &str,
+        remote: &str,
+        resume: bool,
+    ) -> anyhow::Result<()> {
+        let (local, remote) = (local.to_string(), remote.to_string());
+        self.client()?;
+        let options = self.copy_options(resume);
         let (report, result) = self
             .with_session(async |session, _| {
                 let job = Upload {

@@ -32,6 +32,9 @@ impl Shell {
     }
 
     async fn receive(&mut self, remote: &str, local: &str, resume: bool) -> anyhow::Result<()> {
+        if (self.verify || self.retries > 0) && local != "-" {
+            return self.careful_get(remote, local, resume).await;
+        }
         let verbose = self.printer.verbose();
         if verbose {
             println!("local: {} remote: {}", printable(local), printable(remote));
@@ -60,6 +63,9 @@ impl Shell {
     }
 
     async fn send(&mut self, local: &str, remote: &str, append: bool) -> anyhow::Result<()> {
+        if (self.verify || self.retries > 0) && !append {
+            return self.careful_put(local, remote, false).await;
+        }
         let verbose = self.printer.verbose();
         if verbose {
             println!("local: {} remote: {}", printable(local), printable(remote));
