@@ -303,7 +303,9 @@ fn dry_run_prints_the_commands_and_changes_nothing() {
         .expect_code(0)
         .expect_stdout("RETR pub/readme.txt > pub/readme.txt.part")
         .expect_stdout("rename pub/readme.txt.part pub/readme.txt")
-        .expect_stdout("rm pub/stale");
+        .expect_stdout("rm pub/stale")
+        .expect_stdout("would delete stale")
+        .expect_stdout("mirror: 1 files transferred (1715 bytes)");
     assert!(local.path().join("pub/stale").exists());
     assert!(!local.path().join("pub/readme.txt").exists());
 }

@@ -14,6 +14,7 @@ mod files;
 mod input;
 mod local;
 mod mirror;
+mod mirror_output;
 mod oneshot;
 mod pget;
 mod printer;
@@ -22,6 +23,7 @@ mod report;
 mod session;
 mod shell;
 mod tls;
+mod trees;
 
 use std::process::ExitCode;
 

@@ -4,26 +4,25 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
 use ferry_client::mirror::{
-    self, Action, Entry, Filter, Kind, Options, Plan, TimePrecision, Tree, DEFAULT_MAX_DELETE,
+    self, Action, Entry, Filter, Kind, Options, Plan, Tree, DEFAULT_MAX_DELETE,
 };
-use ferry_client::{Client, EntryKind, FtpError};
+use ferry_client::Client;
 
-use crate::copy::{download, local_time, upload, CopyOptions, Download, Upload};
+use crate::copy::{download, upload, CopyOptions, Download, Upload};
 use crate::exit::Usage;
-use crate::printer::{has_control, printable};
+use crate::mirror_output::{count_planned, print_plan, print_summary};
+use crate::printer::printable;
 use crate::report::{print_json, FileReport, MirrorSummary};
 use crate::session::{Connector, Retry, Session};
-
-/// At most this many directories are listed, this deep, on either side.
-const MAX_DIRECTORIES: usize = 100_000;
-const MAX_DEPTH: usize = 64;
+pub use crate::trees::join_remote;
+use crate::trees::{local_tree, remote_tree};
 
 /// The mirror's own options, shared by `ferry mirror` and the shell's `mirror`.
 #[derive(Debug, Clone, clap::Args)]
@@ -191,6 +190,7 @@ pub async fn run(
     let first_error = match request.flags.dry_run {
         true => {
             print_plan(&plan, request, root_missing);
+            count_planned(&plan, &mut summary);
             None
         }
         false => match make_root(session, request, root_missing).await {
@@ -258,232 +258,6 @@ async fn make_root(session: &mut Session, request: &Request, missing: bool) -> a
             session.client().await?.mkdir(&request.remote).await?;
             Ok(())
         }
-    }
-}
-
-/// Lists `root` recursively; a missing root is `None` when it is the target (-R).
-async fn remote_tree(
-    client: &mut Client,
-    root: &str,
-    filter: &Filter,
-    is_target: bool,
-) -> anyhow::Result<Option<Tree>> {
-    let from_mlsd = client.features().await?.has("MLST");
-    let now = crate::shell::now();
-    let mut tree = Tree::new();
-    let mut pending = vec![String::new()];
-    let mut listed = 0;
-    while let Some(dir) = pending.pop() {
-        listed += 1;
-        if listed > MAX_DIRECTORIES {
-            anyhow::bail!(
-                "{}: more than {MAX_DIRECTORIES} directories",
-                printable(root)
-            );
-        }
-        let path = join_remote(root, &dir);
-        let entries = match client
-            .entries(
-                Some(&path).filter(|p| !p.is_empty()).map(|p| p.as_str()),
-                now,
-            )
-            .await
-        {
-            Ok(entries) => entries,
-            // A missing target root: 550 from most servers, 501 from pyftpdlib. It is made
-            // with MKD before anything else; if the listing failed for another reason, that
-            // MKD fails and says so.
-            Err(FtpError::FileUnavailable { .. } | FtpError::Refused { .. })
-                if is_target && dir.is_empty() =>
-            {
-                return Ok(None)
-            }
-            Err(error) => return Err(error.into()),
-        };
-        for remote in entries {
-            let Some(rel) = child_path(&dir, &remote.name) else {
-                continue;
-            };
-            let entry = match remote.kind {
-                EntryKind::File => Entry {
-                    path: rel.clone(),
-                    kind: Kind::File,
-                    size: remote.size,
-                    modified: remote.modified,
-                    precision: match from_mlsd {
-                        true => TimePrecision::Second,
-                        false => remote
-                            .modified
-                            .map_or(TimePrecision::Second, TimePrecision::of_list_time),
-                    },
-                },
-                EntryKind::Directory => Entry::dir(&rel),
-                _ => continue,
-            };
-            if entry.kind == Kind::Dir && filter.allows(&rel, Kind::Dir) && depth(&rel) < MAX_DEPTH
-            {
-                pending.push(rel.clone());
-            }
-            tree.insert(rel, entry);
-        }
-    }
-    Ok(Some(tree))
-}
-
-/// `dir/name`, or `None` (with a warning) for a name that must not become a local path.
-fn child_path(dir: &str, name: &str) -> Option<String> {
-    if has_control(name)
-        || name.contains('/')
-        || name.contains('\\')
-        || matches!(name, "" | "." | "..")
-    {
-        eprintln!(
-            "ferry: warning: skipping the entry {:?} (not a safe file name)",
-            printable(name)
-        );
-        return None;
-    }
-    Some(match dir.is_empty() {
-        true => name.to_string(),
-        false => format!("{dir}/{name}"),
-    })
-}
-
-fn depth(path: &str) -> usize {
-    path.matches('/').count()
-}
-
-/// A remote path under `root`.
-pub fn join_remote(root: &str, rel: &str) -> String {
-    match (root.trim_end_matches('/'), rel) {
-        (root, "") => root.to_string(),
-        ("", rel) if root.starts_with('/') => format!("/{rel}"),
-        ("", rel) => rel.to_string(),
-        (root, rel) => format!("{root}/{rel}"),
-    }
-}
-
-/// Lists a local folder recursively (links are not followed and not mirrored).
-fn local_tree(root: &Path, filter: &Filter) -> anyhow::Result<Tree> {
-    let mut tree = Tree::new();
-    let mut pending = vec![String::new()];
-    while let Some(dir) = pending.pop() {
-        if tree.len() > MAX_DIRECTORIES * 10 {
-            anyhow::bail!("{}: too many entries", root.display());
-        }
-        let folder = root.join(&dir);
-        let entries = std::fs::read_dir(&folder)
-            .with_context(|| format!("{}: cannot list", folder.display()))?;
-        for item in entries {
-            let item = item.with_context(|| format!("{}: cannot list", folder.display()))?;
-            let Ok(name) = item.file_name().into_string() else {
-                eprintln!(
-                    "ferry: warning: skipping a name that is not UTF-8 in {}",
-                    folder.display()
-                );
-                continue;
-            };
-            let Some(rel) = child_path(&dir, &name) else {
-                continue;
-            };
-            let file_type = item
-                .file_type()
-                .with_context(|| format!("{}: cannot stat", item.path().display()))?;
-            if file_type.is_dir() {
-                if filter.allows(&rel, Kind::Dir) && depth(&rel) < MAX_DEPTH {
-                    pending.push(rel.clone());
-                }
-                tree.insert(rel.clone(), Entry::dir(&rel));
-            } else if file_type.is_file() {
-                let size = item.metadata().map(|m| m.len()).unwrap_or(0);
-                tree.insert(
-                    rel.clone(),
-                    Entry::file(&rel, size, local_time(&item.path())),
-                );
-            }
-        }
-    }
-    Ok(tree)
-}
-
-/// `--dry-run`: the commands the mirror would send and the local changes it would make.
-fn print_plan(plan: &Plan, request: &Request, root_missing: bool) {
-    match (root_missing, request.flags.reverse) {
-        (true, false) => println!("mkdir {}", printable(&request.local.display().to_string())),
-        (true, true) => println!("MKD {}", printable(&request.remote)),
-        (false, _) => {}
-    }
-    for action in &plan.actions {
-        for line in commands_for(action, request) {
-            println!("{}", printable(&line));
-        }
-    }
-}
-
-/// The exact commands one step runs.
-fn commands_for(action: &Action, request: &Request) -> Vec<String> {
-    let local = |rel: &str| request.local.join(rel).display().to_string();
-    let remote = |rel: &str| join_remote(&request.remote, rel);
-    match (action, request.flags.reverse) {
-        (Action::MakeDir { path }, false) => vec![format!("mkdir {}", local(path))],
-        (Action::MakeDir { path }, true) => vec![format!("MKD {}", remote(path))],
-        (
-            Action::Transfer {
-                path, resume_from, ..
-            },
-            false,
-        ) => {
-            let mut lines = Vec::new();
-            if *resume_from > 0 {
-                lines.push(format!("REST {resume_from}"));
-            }
-            lines.push(format!("RETR {} > {}.part", remote(path), local(path)));
-            lines.push(format!("rename {}.part {}", local(path), local(path)));
-            lines
-        }
-        (
-            Action::Transfer {
-                path, resume_from, ..
-            },
-            true,
-        ) => {
-            let mut lines = Vec::new();
-            if *resume_from > 0 {
-                lines.push(format!("REST {resume_from}"));
-            }
-            lines.push(format!("STOR {}.part < {}", remote(path), local(path)));
-            lines.push(format!("RNFR {}.part", remote(path)));
-            lines.push(format!("RNTO {}", remote(path)));
-            lines
-        }
-        (
-            Action::Delete {
-                path,
-                kind: Kind::File,
-            },
-            false,
-        ) => vec![format!("rm {}", local(path))],
-        (
-            Action::Delete {
-                path,
-                kind: Kind::Dir,
-            },
-            false,
-        ) => vec![format!("rmdir {}", local(path))],
-        (
-            Action::Delete {
-                path,
-                kind: Kind::File,
-            },
-            true,
-        ) => vec![format!("DELE {}", remote(path))],
-        (
-            Action::Delete {
-                path,
-                kind: Kind::Dir,
-            },
-            true,
-        ) => vec![format!("RMD {}", remote(path))],
     }
 }
 
@@ -684,29 +458,6 @@ async fn delete(
             Ok(())
         }
     }
-}
-
-fn print_summary(summary: &MirrorSummary, request: &Request) {
-    if request.json {
-        print_json(summary);
-        return;
-    }
-    for path in &summary.deleted {
-        println!("deleted {}", printable(path));
-    }
-    let verb = if summary.dry_run { "would be" } else { "were" };
-    println!(
-        "mirror: {} files transferred ({} bytes), {} failed, {} unchanged, {} excluded, {} deleted, {} directories made, in {:.2} s{}",
-        summary.transferred,
-        summary.bytes,
-        summary.failed,
-        summary.unchanged,
-        summary.excluded,
-        summary.deleted.len(),
-        summary.directories_made,
-        summary.seconds,
-        if summary.dry_run { format!(" (dry run: nothing {verb} changed)") } else { String::new() }
-    );
 }
 
 #[cfg(test)]
