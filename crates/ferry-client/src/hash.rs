@@ -3,8 +3,8 @@
 //! reply variants servers send, and hashing a local file the same way.
 //!
 //! Preference: HASH with SHA-256, then SHA-1, MD5, CRC32 (whichever the FEAT `HASH` line
-//! offers); without HASH, XSHA256, XSHA1, XMD5, XCRC in that order. What worked is remembered
-//! for the session.
+//! offers); without HASH, XSHA256, XSHA1, XMD5, XCRC in that order, those FEAT announces (all
+//! of them when the server has no FEAT). What worked is remembered for the session.
 
 use std::io::Read;
 use std::path::Path;
@@ -292,7 +292,13 @@ impl Client {
                 return Ok(Some(method));
             }
         }
-        for algorithm in PREFERENCE {
+        // The X-commands a FEAT reply announces; a server that answered no FEAT (or an empty
+        // one) is asked for each in turn.
+        let probe_all = features.lines().is_empty();
+        let candidates = PREFERENCE
+            .into_iter()
+            .filter(|a| probe_all || features.has(a.x_command()));
+        for algorithm in candidates {
             let verb = algorithm.x_command();
             let reply = self
                 .control

@@ -389,7 +389,9 @@ fn deletions(source: &Tree, target: &Tree, filter: &Filter) -> Vec<Action> {
     found
 }
 
+/// `NAME.part`, and pget's `NAME.part.pget`, of a source file.
 fn is_part_of_source(path: &str, source: &Tree) -> bool {
+    let path = path.strip_suffix(".pget").unwrap_or(path);
     path.strip_suffix(PART_SUFFIX)
         .and_then(|base| source.get(base))
         .is_some_and(|e| e.kind == Kind::File)

@@ -229,6 +229,50 @@ fn killed_mirror_leaves_part_files_and_continue_finishes() {
 }
 
 #[test]
+fn killed_upload_mirror_leaves_a_remote_part_file_and_continue_finishes() {
+    let root = tempfile::tempdir().unwrap();
+    let throttle = [("FERRY_TEST_THROTTLE", "1048576")];
+    let Some(server) = pyftpd_options(root.path(), &throttle) else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    fs::create_dir(local.path().join("up")).unwrap();
+    let content = binary_bytes(5 << 20);
+    fs::write(local.path().join("up/big.bin"), &content).unwrap();
+    let url = tester_url(server.port, "dst");
+    let mut child = spawn_ferry(&["mirror", "-R", "up", &url], local.path());
+    let part = root.path().join("dst/big.bin.part");
+    let started = wait_for(Duration::from_secs(20), || {
+        fs::metadata(&part).is_ok_and(|m| m.len() > 300_000)
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "the upload never got going");
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        !root.path().join("dst/big.bin").exists(),
+        "no file may claim completeness"
+    );
+    let partial = fs::metadata(&part).unwrap().len();
+    assert!(partial < content.len() as u64);
+
+    let finish = ferry(
+        &["mirror", "-R", "--continue", "--json", "up", &url],
+        "",
+        local.path(),
+    );
+    finish.expect_code(0);
+    assert!(fs::read(root.path().join("dst/big.bin")).unwrap() == content);
+    assert!(!part.exists());
+    let records = json_lines(&finish.stdout);
+    let file = records
+        .iter()
+        .find(|r| r["record"] == "file")
+        .expect("a file record");
+    assert!(file["resumed_from"].as_u64().unwrap() > 0, "{file}");
+}
+
+#[test]
 fn ferryd_mirror_both_ways_with_parallel_sessions() {
     let server = Ferryd::start();
     let local = tempfile::tempdir().unwrap();

@@ -28,7 +28,8 @@ fn shell_mirror_pget_reput_and_verify() {
     fs::write(local.path().join("up.bin"), binary_bytes(400_000)).unwrap();
     let script = "user tester secret\nverify\nmirror --exclude *.tmp site copy\n\
                   cd site/sub\npget -n 3 big.bin got.bin\ncd /\nreput up.bin\n\
-                  mirror -R --parallel 2 copy back\nbye\n";
+                  mirror -R --parallel 2 copy back\nget --segments 2 site/sub/big.bin seg.bin\n\
+                  ls --json site\nbye\n";
     let port = server.port.to_string();
     let outcome = ferry(&["-n", "-d", "127.0.0.1", &port], script, local.path());
     outcome
@@ -52,6 +53,14 @@ fn shell_mirror_pget_reput_and_verify() {
         binary_bytes(400_000)
     );
     assert!(fs::read(root.path().join("back/sub/big.bin")).unwrap() == binary_bytes(3 << 20));
+    assert!(fs::read(local.path().join("seg.bin")).unwrap() == binary_bytes(3 << 20));
+    let entries = support::json_lines(&outcome.stdout);
+    let listed = entries
+        .iter()
+        .find(|e| e["name"] == "a.txt")
+        .expect("ls --json lists a.txt");
+    support::expect_fields(listed, support::ENTRY_FIELDS);
+    assert_eq!(listed["size"], 6);
 }
 
 #[test]

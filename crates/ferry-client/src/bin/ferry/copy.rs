@@ -61,6 +61,9 @@ pub async fn download(
     }
     if result.is_ok() {
         result = finish_download(session, job, &part, options, &mut report).await;
+    } else if report.bytes == 0 && report.resumed_from == 0 {
+        // Nothing arrived (a missing file, say): no empty `.part` is left behind.
+        let _ = std::fs::remove_file(&part);
     }
     finish_report(&mut report, &result, started);
     (report, result)

@@ -23,6 +23,13 @@ enum Answer {
 impl Shell {
     /// `get remote-file [local-file]`, and `reget` (resume) with `resume`.
     pub(super) async fn get(&mut self, args: &[String], resume: bool) -> anyhow::Result<()> {
+        if let [flag, count, rest @ ..] = args {
+            if flag == "--segments" && !resume {
+                let mut pget_args = vec!["-n".to_string(), count.clone()];
+                pget_args.extend(rest.iter().cloned());
+                return self.pget(&pget_args).await;
+            }
+        }
         let (remote, local) = match args {
             [remote] => (remote, remote),
             [remote, local] => (remote, local),
