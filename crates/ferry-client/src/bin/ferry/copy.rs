@@ -9,7 +9,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use ferry_client::hash::{hash_file, RemoteHash};
 use ferry_client::{Client, FtpError};
-use tokio::io::AsyncSeekExt;
+use tokio::io::{AsyncSeekExt, AsyncWriteExt};
 
 use crate::local::part_path;
 use crate::report::FileReport;
@@ -88,7 +88,11 @@ async fn download_once(
     let mut counter = crate::progress::Meter::new(&mut file, crate::progress::Display::None);
     let result = client.retrieve(job.remote, &mut counter, offset).await;
     report.bytes += counter.total();
+    drop(counter);
+    // Whatever arrived is on disk before a retry measures the `.part` file.
+    let flushed = file.flush().await;
     result?;
+    flushed.map_err(FtpError::Local)?;
     Ok(())
 }
 
@@ -117,7 +121,8 @@ async fn finish_download(
     let client = session.client().await?;
     let modified = match job.modified {
         Some(time) => Some(time),
-        None => client.mdtm(job.remote).await.ok(),
+        None if client.features().await?.has("MDTM") => client.mdtm(job.remote).await.ok(),
+        None => None,
     };
     if options.verify {
         verify(client, job.remote, part, job.size, report).await?;
@@ -290,12 +295,20 @@ async fn resume_store<R: tokio::io::AsyncRead + Unpin>(
     }
 }
 
-/// The remote file's size, `None` when it does not exist.
+/// The remote file's size, `None` when it does not exist; a server that will not tell (no
+/// SIZE) gets the whole file again, with a warning.
 async fn remote_size(client: &mut Client, path: &str) -> anyhow::Result<Option<u64>> {
     match client.size(path).await {
         Ok(size) => Ok(Some(size)),
         Err(FtpError::FileUnavailable { .. }) => Ok(None),
-        Err(error) => Err(error.into()),
+        Err(error) if error.is_fatal() => Err(error.into()),
+        Err(error) => {
+            eprintln!(
+                "ferry: warning: {}: no size from the server ({error}); sending the whole file",
+                crate::printer::printable(path)
+            );
+            Ok(None)
+        }
     }
 }
 
@@ -313,8 +326,8 @@ async fn finish_upload(
     if job.via_part {
         client.rename(target, job.remote).await?;
     }
-    if let Some(time) = local_time(job.local) {
-        // Servers without MFMT keep the upload's own time; the mirror then compares sizes.
+    // Servers without MFMT keep the upload's own time; the mirror then compares sizes.
+    if let (Some(time), true) = (local_time(job.local), client.features().await?.has("MFMT")) {
         let _ = client.set_modified(job.remote, time).await;
     }
     Ok(())

@@ -202,8 +202,11 @@ async fn facts(
         Err(error @ ferry_client::FtpError::FileUnavailable { .. }) => return Err(error.into()),
         Err(_) => None,
     };
-    let modified = client.mdtm(remote).await.ok();
     let features = client.features().await?;
+    let modified = match features.has("MDTM") {
+        true => client.mdtm(remote).await.ok(),
+        false => None,
+    };
     let has_rest = features
         .lines()
         .iter()

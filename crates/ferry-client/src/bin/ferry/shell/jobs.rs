@@ -87,7 +87,9 @@ impl Shell {
         crate::local::check_local_name(&local)?;
         self.client()?;
         let options = self.copy_options(false);
-        let (report, result) = self
+        // The range sessions' logins and replies are not shown (unless debugging).
+        self.printer.set_quiet(!self.printer.debug());
+        let done = self
             .with_session(async |session, connector| {
                 pget(
                     session,
@@ -99,7 +101,9 @@ impl Shell {
                 )
                 .await
             })
-            .await?;
+            .await;
+        self.printer.set_quiet(false);
+        let (report, result) = done?;
         self.show_report(&report);
         result
     }
