@@ -225,6 +225,8 @@ pub enum Reason {
     Missing,
     SizeDiffers,
     TimeDiffers,
+    /// Same size and time, but the server's checksum differs from the local file's.
+    ChecksumDiffers,
 }
 
 impl Reason {
@@ -233,6 +235,7 @@ impl Reason {
             Reason::Missing => "missing",
             Reason::SizeDiffers => "size differs",
             Reason::TimeDiffers => "time differs",
+            Reason::ChecksumDiffers => "checksum differs",
         }
     }
 }
@@ -262,8 +265,10 @@ pub enum Action {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
     pub actions: Vec<Action>,
-    /// Files already the same on both sides.
+    /// Files already the same on both sides (by size and time).
     pub unchanged: usize,
+    /// Their paths, for a closer look by checksum.
+    pub unchanged_paths: Vec<String>,
     /// Entries left out by the filters.
     pub excluded: usize,
     /// Paths that are a file on one side and a directory on the other: left alone.
@@ -275,6 +280,27 @@ impl Plan {
         self.actions
             .iter()
             .filter(|a| matches!(a, Action::Transfer { .. }))
+    }
+
+    /// Turns an unchanged file into a transfer (its checksum differs), before any deletion.
+    pub fn retransfer(&mut self, source: &Entry) {
+        if let Some(at) = self.unchanged_paths.iter().position(|p| *p == source.path) {
+            self.unchanged_paths.remove(at);
+            self.unchanged -= 1;
+        }
+        let first_delete = self
+            .actions
+            .iter()
+            .position(|a| matches!(a, Action::Delete { .. }))
+            .unwrap_or(self.actions.len());
+        let transfer = Action::Transfer {
+            path: source.path.clone(),
+            size: source.size,
+            modified: source.modified,
+            reason: Reason::ChecksumDiffers,
+            resume_from: 0,
+        };
+        self.actions.insert(first_delete, transfer);
     }
 
     pub fn deletions(&self) -> impl Iterator<Item = &Action> {
@@ -306,7 +332,10 @@ pub fn plan(
             (Kind::File, existing) if existing.is_none_or(|t| t.kind == Kind::File) => {
                 match transfer_for(entry, existing, target, options) {
                     Some(action) => transfers.push(action),
-                    None => plan.unchanged += 1,
+                    None => {
+                        plan.unchanged += 1;
+                        plan.unchanged_paths.push(entry.path.clone());
+                    }
                 }
             }
             _ => plan.conflicts.push(entry.path.clone()),
@@ -566,6 +595,24 @@ mod tests {
         assert!(glob_match("[a-c]*", "beta"));
         assert!(!glob_match("[!a-c]*", "beta"));
         assert!(glob_match("a[", "a["));
+    }
+
+    #[test]
+    fn a_checksum_difference_goes_before_deletions() {
+        let source = tree([Entry::file("same", 3, Some(9))]);
+        let target = tree([
+            Entry::file("same", 3, Some(9)),
+            Entry::file("extra", 1, None),
+        ]);
+        let delete = Options {
+            delete: true,
+            ..options()
+        };
+        let mut plan = plan(&source, &target, &Filter::default(), &delete).unwrap();
+        assert_eq!(plan.unchanged_paths, ["same"]);
+        plan.retransfer(&source["same"]);
+        assert_eq!(paths(&plan), ["get same@0", "rm extra"]);
+        assert_eq!(plan.unchanged, 0);
     }
 
     #[test]

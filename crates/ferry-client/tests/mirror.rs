@@ -137,6 +137,43 @@ fn pyftpdlib_mirror_both_ways_with_deletions_and_excludes() {
 }
 
 #[test]
+fn verify_finds_a_change_that_size_and_time_miss() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir(root.path().join("site")).unwrap();
+    let file = root.path().join("site/f.txt");
+    fs::write(&file, "version one\n").unwrap();
+    set_mtime(&file, 1_600_000_000);
+    let Some(server) = pyftpd_options(root.path(), &[("FERRY_TEST_HASH", "hash")]) else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let url = tester_url(server.port, "site");
+    ferry(&["mirror", &url, "copy"], "", local.path()).expect_code(0);
+    // Same length, same time, other bytes.
+    fs::write(&file, "version two\n").unwrap();
+    set_mtime(&file, 1_600_000_000);
+    let blind = ferry(&["mirror", "--json", &url, "copy"], "", local.path());
+    assert_eq!(
+        summary(&blind.expect_code(0).stdout)["transferred"].as_u64(),
+        Some(0)
+    );
+    let checked = ferry(
+        &["mirror", "--verify", "--json", &url, "copy"],
+        "",
+        local.path(),
+    );
+    let totals = summary(&checked.expect_code(0).stdout);
+    assert_eq!(
+        (totals["transferred"].as_u64(), totals["unchanged"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        fs::read(local.path().join("copy/f.txt")).unwrap(),
+        b"version two\n"
+    );
+}
+
+#[test]
 fn empty_exclude_is_a_usage_error_before_connecting() {
     let local = tempfile::tempdir().unwrap();
     fs::create_dir(local.path().join("copy")).unwrap();

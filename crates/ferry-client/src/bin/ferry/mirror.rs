@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::Parser;
+use ferry_client::hash::hash_file;
 use ferry_client::mirror::{
     self, Action, Entry, Filter, Kind, Options, Plan, Tree, DEFAULT_MAX_DELETE,
 };
@@ -172,7 +173,10 @@ pub async fn run(
     let started = Instant::now();
     let filter = request.filter()?;
     let (source, target, root_missing) = trees(session.client().await?, request, &filter).await?;
-    let plan = mirror::plan(&source, &target, &filter, &request.options())?;
+    let mut plan = mirror::plan(&source, &target, &filter, &request.options())?;
+    if request.copy.verify {
+        compare_checksums(session.client().await?, request, &source, &mut plan).await?;
+    }
     let mut summary = MirrorSummary {
         record: "summary",
         unchanged: plan.unchanged,
@@ -246,6 +250,35 @@ async fn trees(
             .collect(),
     };
     Ok((local, remote, root_missing))
+}
+
+/// With `--verify`, files alike in size and time are compared by checksum too (while the
+/// server has checksums); those that differ are transferred again.
+async fn compare_checksums(
+    client: &mut Client,
+    request: &Request,
+    source: &Tree,
+    plan: &mut Plan,
+) -> anyhow::Result<()> {
+    for path in plan.unchanged_paths.clone() {
+        let remote = join_remote(&request.remote, &path);
+        let local = request.local.join(&path);
+        let Some(entry) = source.get(&path) else {
+            continue;
+        };
+        let Some(theirs) = client.remote_hash(&remote, entry.size).await? else {
+            return Ok(());
+        };
+        let algorithm = theirs.algorithm;
+        let ours = tokio::task::spawn_blocking(move || hash_file(&local, algorithm))
+            .await
+            .map_err(|error| anyhow::anyhow!("hashing {path}: {error}"))?
+            .with_context(|| format!("{}: cannot read", request.local.join(&path).display()))?;
+        if ours != theirs.hex {
+            plan.retransfer(entry);
+        }
+    }
+    Ok(())
 }
 
 /// Creates the target's root folder when it is missing.
