@@ -74,6 +74,52 @@ fn pget_64_mib_in_four_segments_from_vsftpd() {
     pget_64_mib(server.port, "");
 }
 
+/// A server without `REST STREAM` in FEAT (a scripted one, which takes one session only):
+/// pget says so and downloads the file in one stream, byte for byte, without REST.
+#[test]
+fn pget_without_rest_falls_back_to_one_stream() {
+    use std::io::Write;
+    use support::fake::{accept_data, fake_server};
+    let data = binary_bytes(1 << 20);
+    let sent = data.clone();
+    let fake = fake_server(move |conn| {
+        conn.reply("220 Old server.");
+        let mut listener = None;
+        for _ in 0..20 {
+            let Some(line) = conn.serve_until_other() else {
+                return;
+            };
+            let verb = line.split(' ').next().unwrap_or("").to_ascii_uppercase();
+            match verb.as_str() {
+                "EPSV" => listener = Some(conn.answer_epsv()),
+                "SIZE" => conn.reply("213 1048576"),
+                "RETR" => break,
+                _ => conn.reply("502 Not here."),
+            }
+        }
+        let Some(listener) = listener else {
+            return;
+        };
+        conn.reply("150 Here it comes.");
+        if let Some(mut stream) = accept_data(&listener) {
+            let _ = stream.write_all(&sent);
+        }
+        conn.reply("226 Done.");
+        let _ = conn.serve_until_other();
+    });
+    let local = tempfile::tempdir().unwrap();
+    let url = format!("ftp://u:p@127.0.0.1:{}/big.bin", fake.port);
+    let outcome = ferry(&["get", "--segments", "4", &url], "", local.path());
+    outcome.expect_code(0);
+    assert!(outcome.stderr.contains("no REST STREAM"), "{outcome}");
+    assert!(fs::read(local.path().join("big.bin")).unwrap() == data);
+    let commands = fake.commands();
+    assert!(
+        !commands.iter().any(|c| c.starts_with("REST")),
+        "{commands:?}"
+    );
+}
+
 /// The bytes a pget status file says are done.
 fn done_in_status(path: &std::path::Path) -> u64 {
     let text = fs::read_to_string(path).unwrap_or_default();
