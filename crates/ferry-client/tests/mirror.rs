@@ -1,6 +1,7 @@
 //! `ferry mirror` against real servers: pyftpdlib (MLSD, MFMT), ferryd (MLSD, MFMT) and
 //! vsftpd (LIST only, read-only): both directions, deletions, excludes, the deletion limit, an
-//! empty `--exclude=`, and a mirror killed midway then finished with `--continue`.
+//! empty `--exclude=`, a mirror interrupted (SIGINT) midway then finished with `--continue`, and
+//! `--verify` finding a change that size and time miss.
 
 mod support;
 
@@ -217,7 +218,7 @@ fn max_delete_stops_before_anything_is_deleted() {
 }
 
 #[test]
-fn killed_mirror_leaves_part_files_and_continue_finishes() {
+fn interrupted_mirror_leaves_part_files_and_continue_finishes() {
     let root = tempfile::tempdir().unwrap();
     fs::create_dir(root.path().join("site")).unwrap();
     let content = binary_bytes(4 << 20);
@@ -234,8 +235,17 @@ fn killed_mirror_leaves_part_files_and_continue_finishes() {
     let started = wait_for(Duration::from_secs(20), || {
         fs::metadata(&part).is_ok_and(|m| m.len() > 300_000)
     });
+    // Ctrl-C: SIGINT, as a terminal sends it.
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .is_ok_and(|s| s.success());
+    let stopped = wait_for(Duration::from_secs(10), || {
+        child.try_wait().is_ok_and(|status| status.is_some())
+    });
     let _ = child.kill();
     let _ = child.wait();
+    assert!(interrupted && stopped, "SIGINT did not stop the mirror");
     assert!(started, "the download never got going");
     assert!(
         !local.path().join("copy/big.bin").exists(),
