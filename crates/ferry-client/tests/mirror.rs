@@ -12,8 +12,8 @@ use std::time::{Duration, UNIX_EPOCH};
 use support::ferryd::Ferryd;
 use support::servers::{pyftpd, pyftpd_options, vsftpd};
 use support::{
-    binary_bytes, dead_port, expect_fields, ferry, json_lines, spawn_ferry, wait_for, FILE_FIELDS,
-    SUMMARY_FIELDS,
+    binary_bytes, dead_port, documented_fields, expect_fields, ferry, json_lines, spawn_ferry,
+    wait_for,
 };
 
 fn tester_url(port: u16, path: &str) -> String {
@@ -45,9 +45,9 @@ fn summary(stdout: &str) -> serde_json::Value {
     let lines = json_lines(stdout);
     let last = lines.last().expect("a summary line").clone();
     assert_eq!(last["record"], "summary", "{stdout}");
-    expect_fields(&last, SUMMARY_FIELDS);
+    expect_fields(&last, &documented_fields().summary);
     for line in &lines[..lines.len() - 1] {
-        expect_fields(line, FILE_FIELDS);
+        expect_fields(line, &documented_fields().file);
     }
     last
 }

@@ -59,7 +59,7 @@ fn shell_mirror_pget_reput_and_verify() {
         .iter()
         .find(|e| e["name"] == "a.txt")
         .expect("ls --json lists a.txt");
-    support::expect_fields(listed, support::ENTRY_FIELDS);
+    support::expect_fields(listed, &support::documented_fields().entry);
     assert_eq!(listed["size"], 6);
 }
 

@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use support::ferryd::{Ferryd, PASSWORD};
 use support::servers::{pyftpd_options, vsftpd, Server};
 use support::{
-    binary_bytes, expect_fields, ferry, json_lines, spawn_ferry, wait_for, ENTRY_FIELDS,
-    FILE_FIELDS,
+    binary_bytes, documented_fields, expect_fields, ferry, json_lines, spawn_ferry, wait_for,
 };
 
 const BIG: usize = 64 << 20;
@@ -27,7 +26,7 @@ fn file_record(stdout: &str) -> serde_json::Value {
         .filter(|r| r["record"] == "file")
         .collect();
     assert_eq!(records.len(), 1, "{stdout}");
-    expect_fields(&records[0], FILE_FIELDS);
+    expect_fields(&records[0], &documented_fields().file);
     records[0].clone()
 }
 
@@ -430,7 +429,7 @@ fn ls_json(url: &str, source: &str) {
     outcome.expect_code(0);
     let entries = json_lines(&outcome.stdout);
     for entry in &entries {
-        expect_fields(entry, ENTRY_FIELDS);
+        expect_fields(entry, &documented_fields().entry);
         assert_eq!(entry["source"], source);
     }
     let file = entries
