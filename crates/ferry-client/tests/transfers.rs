@@ -409,6 +409,64 @@ fn retries_continue_a_broken_download() {
 }
 
 #[test]
+fn retries_continue_a_broken_pget_range_and_mirror() {
+    let root = tempfile::tempdir().unwrap();
+    let content = binary_bytes(4 << 20);
+    fs::create_dir(root.path().join("site")).unwrap();
+    fs::write(root.path().join("site/big.bin"), &content).unwrap();
+    let breaking = [("FERRY_TEST_BREAK_FIRST", "300000")];
+    let Some(server) = pyftpd_options(root.path(), &breaking) else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let url = tester_url(server.port, "site/big.bin");
+    let pget = ferry(
+        &["get", "--segments", "4", "--retries", "2", "--json", &url],
+        "",
+        local.path(),
+    );
+    pget.expect_code(0);
+    assert_eq!(
+        file_record(&pget.stdout)["retries"].as_u64(),
+        Some(1),
+        "{pget}"
+    );
+    assert!(fs::read(local.path().join("big.bin")).unwrap() == content);
+    assert!(!local.path().join("big.bin.part.pget").exists());
+
+    // A fresh server breaks its first download again: this time inside a mirror.
+    drop(server);
+    let Some(server) = pyftpd_options(root.path(), &breaking) else {
+        return;
+    };
+    let site = tester_url(server.port, "site");
+    let mirror = ferry(
+        &["mirror", "--retries", "2", "--json", &site, "copy"],
+        "",
+        local.path(),
+    );
+    mirror.expect_code(0);
+    assert!(fs::read(local.path().join("copy/big.bin")).unwrap() == content);
+    let record = file_record(&mirror.stdout);
+    assert_eq!(record["retries"].as_u64(), Some(1), "{record}");
+}
+
+#[test]
+fn verify_mismatch_on_a_mirror_upload_leaves_the_remote_part_file() {
+    let Some((root, server)) = checksum_server("hash", true) else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    fs::create_dir(local.path().join("up")).unwrap();
+    fs::write(local.path().join("up/f.bin"), binary_bytes(20_000)).unwrap();
+    let url = tester_url(server.port, "dst");
+    let outcome = ferry(&["mirror", "-R", "--verify", "up", &url], "", local.path());
+    outcome.expect_code(11);
+    assert!(root.path().join("dst/f.bin.part").exists());
+    assert!(!root.path().join("dst/f.bin").exists(), "{outcome}");
+}
+
+#[test]
 fn without_retries_a_broken_download_fails_and_keeps_its_part() {
     let root = tempfile::tempdir().unwrap();
     fs::write(root.path().join("big.bin"), binary_bytes(3 << 20)).unwrap();

@@ -3,7 +3,7 @@
 //! range got, so an interrupted pget continues each range where it stopped; it is removed
 //! when the file is complete. A server without `REST STREAM` in FEAT gets one plain stream.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -231,7 +231,16 @@ async fn segmented(
     let file = prepare_part(&part, size, report.resumed_from > 0)?;
     let status = Rc::new(RefCell::new(status));
     save(&status_file, &status.borrow())?;
-    let failures = run_segments(connector, remote, &file, &status, &status_file, options).await;
+    let retries = Rc::new(Cell::new(0));
+    let ranges = Ranges {
+        connector,
+        remote,
+        file: &file,
+        status: &status,
+        retries: &retries,
+    };
+    let failures = ranges.run(&status_file, options).await;
+    report.retries = retries.get();
     save(&status_file, &status.borrow())?;
     report.bytes = status.borrow().done() - report.resumed_from;
     if let Some(error) = failures {
@@ -281,48 +290,56 @@ fn save(status_file: &Path, status: &Status) -> anyhow::Result<()> {
         .with_context(|| format!("{}: cannot write", status_file.display()))
 }
 
-/// Runs every unfinished range on its own session; returns the first failure.
-async fn run_segments(
-    connector: &Connector,
-    remote: &str,
-    file: &std::fs::File,
-    status: &Rc<RefCell<Status>>,
-    status_file: &Path,
-    options: CopyOptions,
-) -> Option<anyhow::Error> {
-    let file = Rc::new(file.try_clone().ok()?);
-    let local = tokio::task::LocalSet::new();
-    let run = async {
-        let mut workers = tokio::task::JoinSet::new();
-        for index in 0..status.borrow().segments.len() {
-            let range = Range {
-                remote: remote.to_string(),
-                index,
-                file: file.clone(),
-                status: status.clone(),
-            };
-            let session = Session::new(None, Some(connector.clone()));
-            workers.spawn_local(range.run(session, options));
-        }
-        let mut first_error = None;
-        loop {
-            tokio::select! {
-                done = workers.join_next() => match done {
-                    None => break,
-                    Some(Ok(Ok(()))) => {}
-                    Some(Ok(Err(error))) => { first_error.get_or_insert(error); }
-                    Some(Err(error)) => { first_error.get_or_insert(anyhow::anyhow!("range worker: {error}")); }
-                },
-                _ = tokio::time::sleep(SAVE_EVERY) => {
-                    if let Err(error) = save(status_file, &status.borrow()) {
-                        first_error.get_or_insert(error);
+/// What every range worker shares.
+struct Ranges<'a> {
+    connector: &'a Connector,
+    remote: &'a str,
+    file: &'a std::fs::File,
+    status: &'a Rc<RefCell<Status>>,
+    /// Tries after the first, over all ranges.
+    retries: &'a Rc<Cell<u32>>,
+}
+
+impl Ranges<'_> {
+    /// Runs every unfinished range on its own session, saving the status file as they go;
+    /// returns the first failure.
+    async fn run(&self, status_file: &Path, options: CopyOptions) -> Option<anyhow::Error> {
+        let (connector, remote, status) = (self.connector, self.remote, self.status);
+        let file = Rc::new(self.file.try_clone().ok()?);
+        let local = tokio::task::LocalSet::new();
+        let run = async {
+            let mut workers = tokio::task::JoinSet::new();
+            for index in 0..status.borrow().segments.len() {
+                let range = Range {
+                    remote: remote.to_string(),
+                    index,
+                    file: file.clone(),
+                    status: status.clone(),
+                    retries: self.retries.clone(),
+                };
+                let session = Session::new(None, Some(connector.clone()));
+                workers.spawn_local(range.run(session, options));
+            }
+            let mut first_error = None;
+            loop {
+                tokio::select! {
+                    done = workers.join_next() => match done {
+                        None => break,
+                        Some(Ok(Ok(()))) => {}
+                        Some(Ok(Err(error))) => { first_error.get_or_insert(error); }
+                        Some(Err(error)) => { first_error.get_or_insert(anyhow::anyhow!("range worker: {error}")); }
+                    },
+                    _ = tokio::time::sleep(SAVE_EVERY) => {
+                        if let Err(error) = save(status_file, &status.borrow()) {
+                            first_error.get_or_insert(error);
+                        }
                     }
                 }
             }
-        }
-        first_error
-    };
-    local.run_until(run).await
+            first_error
+        };
+        local.run_until(run).await
+    }
 }
 
 /// One range's worker.
@@ -331,6 +348,7 @@ struct Range {
     index: usize,
     file: Rc<std::fs::File>,
     status: Rc<RefCell<Status>>,
+    retries: Rc<Cell<u32>>,
 }
 
 impl Range {
@@ -339,6 +357,7 @@ impl Range {
         for attempt in 0..=options.retry.retries {
             if attempt > 0 {
                 tokio::time::sleep(options.retry.wait(attempt)).await;
+                self.retries.set(self.retries.get() + 1);
             }
             result = self.once(&mut session).await;
             match &result {
