@@ -190,6 +190,14 @@ fn empty_exclude_is_a_usage_error_before_connecting() {
         assert!(outcome.stderr.contains("empty"), "{outcome}");
     }
     assert!(local.path().join("copy/precious").exists());
+    // The server's root has no name: the current folder is never the default target.
+    let root = format!("ftp://127.0.0.1:{}/", dead_port());
+    let outcome = ferry(&["mirror", "--delete", &root], "", local.path());
+    outcome.expect_code(2);
+    assert!(
+        outcome.stderr.contains("name the LOCAL folder"),
+        "{outcome}"
+    );
 }
 
 #[test]

@@ -105,6 +105,12 @@ impl Request {
             ),
             true => (second.unwrap_or_else(|| default_local(&first)), first),
         };
+        if remote.is_empty() {
+            return Err(Usage(
+                "mirror -R: name the REMOTE folder (LOCAL has no name to use)".into(),
+            )
+            .into());
+        }
         let copy = CopyOptions {
             resume: parsed.resume,
             verify: parsed.verify || verify_setting,
@@ -125,6 +131,11 @@ impl Request {
     /// Refuses bad option values before anything is listed.
     pub fn check(&self) -> anyhow::Result<()> {
         self.filter()?;
+        if self.local.as_os_str().is_empty() {
+            return Err(
+                Usage("mirror: name the LOCAL folder (REMOTE has no name to use)".into()).into(),
+            );
+        }
         if !(1..=16).contains(&self.flags.parallel) {
             return Err(Usage("--parallel must be between 1 and 16".into()).into());
         }
@@ -153,13 +164,15 @@ impl Request {
 pub const USAGE: &str =
     "usage: mirror [options] REMOTE [LOCAL] | mirror -R [options] LOCAL [REMOTE]";
 
-/// The last name of a path, or `.`.
+/// The last name of a path, the default name of the other side; empty when there is none
+/// (`/`, `.`, `..`): the current folder is never the default, so a `--delete` cannot empty
+/// it by accident.
 pub fn default_local(path: &str) -> String {
     path.trim_end_matches('/')
         .rsplit('/')
         .next()
-        .filter(|name| !name.is_empty() && *name != "..")
-        .unwrap_or(".")
+        .filter(|name| !matches!(*name, "" | "." | ".."))
+        .unwrap_or("")
         .to_string()
 }
 
@@ -522,6 +535,8 @@ mod tests {
         assert!(Request::from_shell(&words(&["--exclude=", "pub"]), false).is_err());
         assert!(Request::from_shell(&words(&["--parallel", "0", "pub"]), false).is_err());
         assert!(Request::from_shell(&words(&[]), false).is_err());
+        assert!(Request::from_shell(&words(&["/"]), false).is_err());
+        assert!(Request::from_shell(&words(&["-R", "."]), false).is_err());
     }
 
     #[test]
@@ -531,6 +546,7 @@ mod tests {
         assert_eq!(join_remote("pub/", "a/b"), "pub/a/b");
         assert_eq!(join_remote("pub", ""), "pub");
         assert_eq!(default_local("pub/site/"), "site");
-        assert_eq!(default_local("/"), ".");
+        assert_eq!(default_local("/"), "");
+        assert_eq!(default_local("."), "");
     }
 }
