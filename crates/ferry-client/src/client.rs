@@ -12,9 +12,11 @@ use crate::config::ClientConfig;
 use crate::control::Control;
 use crate::error::FtpError;
 use crate::replies::{self, Features};
-use crate::resolve::resolve;
+use crate::resolve::{answer_source, filter, lookup};
 use crate::stream::Stream;
 use crate::tls::{TlsContext, TlsInfo, TlsMode};
+use crate::trace::AnswerSource;
+use crate::trace::DataLink;
 use crate::transcript::Transcript;
 
 /// One FTP session over one control connection.
@@ -38,13 +40,15 @@ pub struct Client {
     pub(crate) last_data_tls: Option<TlsInfo>,
     /// How this session gets checksums: `None` until asked, then what was found.
     pub(crate) hash_method: Option<Option<crate::hash::HashMethod>>,
+    /// The data connection in use, for the transcript's `data_finished`.
+    pub(crate) data_link: Option<DataLink>,
 }
 
 impl Client {
     /// Resolves `host` and connects to each of its addresses in turn until one answers,
     /// then reads the greeting.
     pub async fn connect(host: &str, port: u16, config: ClientConfig) -> Result<Self, FtpError> {
-        let addrs = resolve(host, port, config.family, &config.resolve_overrides).await?;
+        let addrs = resolve_observed(host, port, &config).await?;
         let mut last_error = None;
         for addr in addrs {
             match Self::connect_named(addr, host, config.clone()).await {
@@ -81,8 +85,19 @@ impl Client {
             TlsMode::Off => None,
             _ => Some(TlsContext::new(&config.tls, host, addr.port())?),
         };
-        let tcp = connect_stream(addr, &config).await?;
+        let tcp = match connect_stream(addr, &config).await {
+            Ok(tcp) => tcp,
+            Err(error) => {
+                if let Some(transcript) = &config.transcript {
+                    transcript.connect_failed(addr, &error.to_string());
+                }
+                return Err(error);
+            }
+        };
         let local = tcp.local_addr().map_err(FtpError::ControlIo)?;
+        if let Some(transcript) = &config.transcript {
+            transcript.connected(local, addr);
+        }
         let (stream, tls) = match (&context, mode) {
             (Some(context), TlsMode::Implicit) => {
                 let tls = context.handshake(tcp, config.connect_timeout).await?;
@@ -113,7 +128,9 @@ impl Client {
             data_protected: false,
             last_data_tls: None,
             hash_method: None,
+            data_link: None,
         };
+        client.report_control_tls();
         client.explicit_tls(mode, context).await?;
         Ok(client)
     }
@@ -156,10 +173,18 @@ impl Client {
         }
         let timeout = self.config.connect_timeout;
         self.control.start_tls(&context, timeout).await?;
+        self.report_control_tls();
         self.tls = Some(context);
         // What the server knew of the session before TLS no longer counts (RFC 4217 §4).
         self.features = None;
         Ok(reply)
+    }
+
+    /// Tells the transcript what the control connection's TLS handshake gave, if it is TLS.
+    fn report_control_tls(&self) {
+        if let (Some(transcript), Some(info)) = (&self.config.transcript, self.tls_info()) {
+            transcript.tls_handshake(None, &info);
+        }
     }
 
     /// Protects data connections (PBSZ 0 then PROT P, RFC 4217 §8-9); needs TLS on the control
@@ -458,6 +483,39 @@ pub(crate) fn negative(reply: Reply, verb: &str, path: Option<&str>) -> FtpError
             reply,
         },
     }
+}
+
+impl Drop for Client {
+    /// The control connection closes with the client (after QUIT, or on any error).
+    fn drop(&mut self) {
+        if let Some(transcript) = &self.config.transcript {
+            transcript.closed(self.local, self.peer);
+        }
+    }
+}
+
+/// Resolves `host` as [`crate::resolve::resolve`] does, telling the transcript what was asked
+/// and what came back.
+async fn resolve_observed(
+    host: &str,
+    port: u16,
+    config: &ClientConfig,
+) -> Result<Vec<SocketAddr>, FtpError> {
+    let transcript = config.transcript.as_deref();
+    let overrides = &config.resolve_overrides;
+    if let Some(transcript) = transcript {
+        // Only the resolver sends a query; pins and addresses are answers of their own.
+        if answer_source(host, port, overrides) == AnswerSource::Resolver {
+            transcript.resolving(host);
+        }
+    }
+    let found = lookup(host, port, &config.resolve_overrides).await;
+    match (&found, transcript) {
+        (Ok((addrs, source)), Some(transcript)) => transcript.resolved(host, addrs, *source),
+        (Err(error), Some(transcript)) => transcript.resolve_failed(host, &error.to_string()),
+        _ => {}
+    }
+    filter(host, found?.0, config.family)
 }
 
 fn is_connect_error(error: &FtpError) -> bool {

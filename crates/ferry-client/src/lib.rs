@@ -26,6 +26,7 @@
 //! - [`hash`]: checksums for verified transfers (HASH, XSHA256/XSHA1/XMD5/XCRC).
 //! - [`mirror`]: what a mirror must do: comparing two trees, filters, deletion limits.
 //! - [`url`], [`netrc`], [`resolve`]: where to connect and as whom.
+//! - [`transcript`], [`trace`]: observing a session, and drawing it as a sequence diagram.
 
 pub mod client;
 pub mod config;
@@ -40,6 +41,7 @@ pub mod replies;
 pub mod resolve;
 pub mod stream;
 pub mod tls;
+pub mod trace;
 pub mod transcript;
 pub mod transfer;
 pub mod url;

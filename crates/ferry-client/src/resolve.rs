@@ -5,6 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 
 use crate::error::FtpError;
+use crate::trace::AnswerSource;
 
 /// Which address families to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,20 +88,60 @@ pub async fn resolve(
     family: AddressFamily,
     overrides: &[ResolveOverride],
 ) -> Result<Vec<SocketAddr>, FtpError> {
-    let host = host
-        .strip_prefix('[')
-        .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
-    let mut addrs = pinned(host, port, overrides);
-    if addrs.is_empty() {
-        addrs = tokio::net::lookup_host((host, port))
-            .await
-            .map_err(|error| FtpError::Resolve {
-                host: host.to_string(),
-                error,
-            })?
-            .collect();
+    let (addrs, _) = lookup(host, port, overrides).await?;
+    filter(host, addrs, family)
+}
+
+/// The addresses of `host:port` before the family filter, and where they came from: a
+/// `--resolve` pin, the name itself (an address), or the system resolver.
+pub async fn lookup(
+    host: &str,
+    port: u16,
+    overrides: &[ResolveOverride],
+) -> Result<(Vec<SocketAddr>, AnswerSource), FtpError> {
+    let host = unbracketed(host);
+    let addrs = pinned(host, port, overrides);
+    if !addrs.is_empty() {
+        return Ok((addrs, AnswerSource::Pinned));
     }
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok((vec![SocketAddr::new(ip, port)], AnswerSource::Literal));
+    }
+    let addrs = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|error| FtpError::Resolve {
+            host: host.to_string(),
+            error,
+        })?
+        .collect();
+    Ok((addrs, AnswerSource::Resolver))
+}
+
+/// Where the addresses of `host:port` will come from, without looking them up.
+pub fn answer_source(host: &str, port: u16, overrides: &[ResolveOverride]) -> AnswerSource {
+    let host = unbracketed(host);
+    if !pinned(host, port, overrides).is_empty() {
+        AnswerSource::Pinned
+    } else if host.parse::<IpAddr>().is_ok() {
+        AnswerSource::Literal
+    } else {
+        AnswerSource::Resolver
+    }
+}
+
+fn unbracketed(host: &str) -> &str {
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// Keeps the addresses of `family`, each once; none left is an error naming `host`.
+pub fn filter(
+    host: &str,
+    mut addrs: Vec<SocketAddr>,
+    family: AddressFamily,
+) -> Result<Vec<SocketAddr>, FtpError> {
+    let host = unbracketed(host);
     addrs.retain(|addr| family.accepts(addr));
     addrs.dedup();
     if addrs.is_empty() {

@@ -32,6 +32,16 @@ impl Stream {
         }
     }
 
+    /// The TCP connection's local and remote addresses (under TLS too), if it is open.
+    pub fn addrs(&self) -> Option<(std::net::SocketAddr, std::net::SocketAddr)> {
+        let tcp = match self {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+            Stream::Closed => return None,
+        };
+        Some((tcp.local_addr().ok()?, tcp.peer_addr().ok()?))
+    }
+
     /// Takes the plain TCP stream out, leaving [`Stream::Closed`]; `None` if it is not plain.
     pub fn take_plain(&mut self) -> Option<TcpStream> {
         match std::mem::replace(self, Stream::Closed) {

@@ -9,7 +9,7 @@
 //! protected download must end with the server's close_notify: a bare end of the TCP stream
 //! could be an attacker cutting the file short, so it is an error (the `.part` file stays).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ferry_proto::ascii::{lf_to_crlf, CrlfDecoder};
 use ferry_proto::command::TransferType;
@@ -23,6 +23,7 @@ use crate::data::PendingData;
 use crate::error::FtpError;
 use crate::stream::Stream;
 use crate::tls::{TlsContext, TlsInfo};
+use crate::trace::{DataLink, Opener, TransferEnd};
 
 const CHUNK: usize = 64 * 1024;
 
@@ -198,7 +199,9 @@ impl Client {
             .start_transfer(&request.line, request.path, request.offset)
             .await?;
         let timeout = self.config.data_timeout;
+        let started = Instant::now();
         let copied = receive(stream, writer, &request, timeout, limit).await;
+        self.data_ended(started, false, &copied);
         self.finish_transfer(copied, request.path).await
     }
 
@@ -212,7 +215,9 @@ impl Client {
         let stream = self.start_transfer(line, path, offset).await?;
         let ascii = self.transfer_type == TransferType::Ascii;
         let timeout = self.config.data_timeout;
+        let started = Instant::now();
         let copied = send(stream, reader, ascii, timeout, path).await;
+        self.data_ended(started, true, &copied);
         self.finish_transfer(copied, path).await
     }
 
@@ -254,6 +259,10 @@ impl Client {
         path: &str,
     ) -> Result<Stream, FtpError> {
         let peer = self.peer.ip();
+        let opener = match pending {
+            PendingData::Connected(_) => Opener::Client,
+            PendingData::Listening(_) => Opener::Server,
+        };
         let timeout = self.config.data_timeout;
         let tls = self.tls.clone().filter(|_| self.data_protected);
         let establish = async move {
@@ -273,9 +282,44 @@ impl Client {
         match result {
             Ok(stream) => {
                 self.last_data_tls = stream.tls_connection().map(TlsInfo::of);
+                self.data_started(&stream, opener);
                 Ok(stream)
             }
             Err(error) => Err(self.server_reason(error, path).await),
+        }
+    }
+
+    /// Tells the transcript that a data connection is up.
+    fn data_started(&mut self, stream: &Stream, opener: Opener) {
+        self.data_link = stream.addrs().map(|(local, remote)| DataLink {
+            local,
+            remote,
+            opener,
+        });
+        let Some(transcript) = &self.config.transcript else {
+            return;
+        };
+        if let Some(link) = &self.data_link {
+            transcript.data_connected(link);
+        }
+        if let Some(info) = &self.last_data_tls {
+            transcript.tls_handshake(self.data_link.as_ref(), info);
+        }
+    }
+
+    /// Tells the transcript that the data connection has moved its bytes and is closed.
+    fn data_ended(&mut self, started: Instant, upload: bool, copied: &Result<u64, FtpError>) {
+        let Some(link) = self.data_link.take() else {
+            return;
+        };
+        let end = TransferEnd {
+            bytes: copied.as_ref().ok().copied(),
+            elapsed: started.elapsed(),
+            upload,
+            error: copied.as_ref().err().map(ToString::to_string),
+        };
+        if let Some(transcript) = &self.config.transcript {
+            transcript.data_finished(&link, &end);
         }
     }
 

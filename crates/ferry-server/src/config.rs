@@ -46,8 +46,81 @@ pub struct Config {
     /// How `s3://BUCKET/PREFIX` roots reach their object store.
     pub s3: S3Settings,
     pub checksums: ChecksumConfig,
+    /// Virtual hosts (`[[vhost]]` tables): chosen by HOST (RFC 7151) before login, or by the
+    /// TLS server name (SNI). Without either, the settings above serve.
+    #[serde(rename = "vhost")]
+    pub vhosts: Vec<VhostConfig>,
+    /// HOST with a name no vhost has: `"refuse"` (504) or `"default"` (the settings above).
+    pub unknown_host: UnknownHost,
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
+}
+
+/// One virtual host: its names, its anonymous site, its accounts, its greeting and its
+/// certificate. What it does not set comes from the server's defaults (limits, timeouts, data
+/// connections), which all hosts share.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VhostConfig {
+    /// The host name clients send in HOST or SNI.
+    pub name: String,
+    /// Other names of the same host.
+    #[serde(default)]
+    pub aliases: Vec<String>,
+    /// Folder served to its anonymous users (unless `anonymous.root` says otherwise).
+    pub root: PathBuf,
+    /// Its anonymous settings (the same fields as the top-level `[anonymous]`).
+    #[serde(default)]
+    pub anonymous: AnonymousConfig,
+    /// Its accounts; without one, only anonymous users log in here.
+    pub users_file: Option<PathBuf>,
+    /// Its 220 text; defaults to the name as for the server's own greeting.
+    pub banner: Option<String>,
+    /// The name it gives itself in replies; defaults to `name`.
+    pub server_name: Option<String>,
+    /// Its certificate chain and key (PEM), chosen by SNI; without them the server's serve.
+    pub certificate: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+}
+
+impl VhostConfig {
+    pub fn server_name(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(|| self.name.clone())
+    }
+
+    pub fn greeting(&self) -> String {
+        self.banner
+            .clone()
+            .unwrap_or_else(|| greeting_for(&self.server_name()))
+    }
+
+    pub fn anonymous_root(&self) -> PathBuf {
+        self.anonymous
+            .root
+            .clone()
+            .unwrap_or_else(|| self.root.clone())
+    }
+
+    /// Its names, lower-cased: the name first, then the aliases.
+    pub fn names(&self) -> Vec<String> {
+        std::iter::once(&self.name)
+            .chain(&self.aliases)
+            .map(|name| name.to_ascii_lowercase())
+            .collect()
+    }
+}
+
+/// What HOST with an unknown name gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UnknownHost {
+    /// 504.
+    #[default]
+    Refuse,
+    /// The default host's settings and greeting.
+    Default,
 }
 
 /// HASH (draft-bryan-ftpext-hash) and the legacy XCRC, XMD5, XSHA1, XSHA256, XSHA512: a file's
@@ -230,6 +303,11 @@ pub struct AnonymousConfig {
     pub upload_folder: Option<String>,
     /// Anonymous users may also make folders in the upload folder.
     pub upload_mkdir: bool,
+    /// Most bytes anonymous uploads may keep: under the upload folder when there is one (and
+    /// the root is not writable), else under the anonymous root.
+    pub quota_bytes: Option<u64>,
+    /// Most files, likewise.
+    pub quota_files: Option<u64>,
 }
 
 /// Where the server's data connections go.
@@ -307,6 +385,8 @@ impl Default for Config {
             proxy_protocol: ProxyProtocolConfig::default(),
             s3: S3Settings::default(),
             checksums: ChecksumConfig::default(),
+            vhosts: Vec::new(),
+            unknown_host: UnknownHost::Refuse,
             log_level: "info".into(),
         }
     }
@@ -320,6 +400,8 @@ impl Default for AnonymousConfig {
             writable: false,
             upload_folder: None,
             upload_mkdir: false,
+            quota_bytes: None,
+            quota_files: None,
         }
     }
 }
@@ -442,6 +524,7 @@ impl Config {
             );
         }
         self.passive_port_range()?;
+        self.validate_vhosts()?;
         check_root("root", &self.root)?;
         if let Some(root) = &self.anonymous.root {
             check_root("anonymous.root", root)?;
@@ -504,6 +587,44 @@ impl Config {
         Ok(())
     }
 
+    /// Every vhost: a valid name no other has, a root, a certificate with its key.
+    fn validate_vhosts(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: String| Err(ConfigError::Invalid(msg));
+        let mut seen = std::collections::HashSet::new();
+        for vhost in &self.vhosts {
+            for name in vhost.names() {
+                let valid = !name.is_empty()
+                    && name.len() <= 253
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b));
+                if !valid {
+                    return invalid(format!("vhost name {name:?} is not a host name"));
+                }
+                if !seen.insert(name.clone()) {
+                    return invalid(format!("vhost name {name:?} is given twice"));
+                }
+            }
+            check_root(&format!("vhost {:?} root", vhost.name), &vhost.root)?;
+            if let Some(root) = &vhost.anonymous.root {
+                check_root(&format!("vhost {:?} anonymous.root", vhost.name), root)?;
+            }
+            if vhost.certificate.is_some() != vhost.key.is_some() {
+                return invalid(format!(
+                    "vhost {:?}: certificate and key go together",
+                    vhost.name
+                ));
+            }
+            if vhost.certificate.is_some() && !self.tls.has_certificate() {
+                return invalid(format!(
+                    "vhost {:?} has a certificate but the server has none: set tls.certificate and tls.key (the certificate for clients that send no server name)",
+                    vhost.name
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_tls(&self) -> Result<(), ConfigError> {
         let tls = &self.tls;
         let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
@@ -562,9 +683,7 @@ impl Config {
         if let Some(banner) = &self.banner {
             return banner.clone();
         }
-        let name = self.server_name();
-        let domain = name.strip_prefix("ftp.").unwrap_or(&name);
-        format!("{} FTP Service", domain.to_uppercase())
+        greeting_for(&self.server_name())
     }
 
     pub fn anonymous_root(&self) -> PathBuf {
@@ -602,6 +721,12 @@ impl Config {
 }
 
 /// `"50000-50100"` → `(50000, 50100)`.
+/// The default greeting of a server called `name`.
+fn greeting_for(name: &str) -> String {
+    let domain = name.strip_prefix("ftp.").unwrap_or(name);
+    format!("{} FTP Service", domain.to_uppercase())
+}
+
 pub fn parse_port_range(text: &str) -> Option<(u16, u16)> {
     let (start, end) = text.split_once('-')?;
     let start: u16 = start.trim().parse().ok()?;
@@ -666,6 +791,42 @@ mod tests {
         config.timeouts.idle = 5;
         config.root = "/definitely/not/here".into();
         assert!(config.validate().unwrap_err().to_string().contains("root"));
+    }
+
+    #[test]
+    fn vhosts_are_checked_whole() {
+        let tmp = std::env::temp_dir();
+        let vhost = |name: &str| -> String {
+            format!(
+                "[[vhost]]\nname = \"{name}\"\nroot = \"{}\"\n",
+                tmp.display()
+            )
+        };
+        let parse = |text: &str| -> Config {
+            let mut config: Config = toml::from_str(text).unwrap();
+            config.root = std::env::temp_dir();
+            config
+        };
+        assert!(parse(&format!("{}{}", vhost("a.test"), vhost("b.test")))
+            .validate()
+            .is_ok());
+        let twice = parse(&format!("{}{}", vhost("a.test"), vhost("A.test")));
+        let err = twice.validate().unwrap_err().to_string();
+        assert!(err.contains("given twice"), "{err}");
+        let err = parse(&vhost("a/b")).validate().unwrap_err().to_string();
+        assert!(err.contains("not a host name"), "{err}");
+        let lone = parse(&format!("{}certificate = \"/x.pem\"\n", vhost("a.test")));
+        let err = lone.validate().unwrap_err().to_string();
+        assert!(err.contains("certificate and key"), "{err}");
+        let no_default = parse(&format!(
+            "{}certificate = \"/x.pem\"\nkey = \"/x.key\"\n",
+            vhost("a.test")
+        ));
+        let err = no_default.validate().unwrap_err().to_string();
+        assert!(err.contains("tls.certificate"), "{err}");
+        assert!(toml::from_str::<Config>("unknown_host = \"maybe\"").is_err());
+        let fallback: Config = toml::from_str("unknown_host = \"default\"").unwrap();
+        assert_eq!(fallback.unknown_host, UnknownHost::Default);
     }
 
     #[test]

@@ -11,12 +11,14 @@ pub mod hardening;
 pub mod limits;
 pub mod permissions;
 pub mod proxy;
+pub mod quota;
 pub mod server;
 pub mod session;
 pub mod storage;
 pub mod stream;
 pub mod tls;
 pub mod users;
+pub mod vhost;
 
 pub use config::Config;
 pub use server::{run, run_with_implicit_tls, Context};

@@ -1,8 +1,8 @@
 //! `ferryd`: the Ferry FTP server's command line.
 //!
 //! With no arguments it serves the current folder to anonymous users, read-only, on port 21.
-//! `--config FILE` loads a TOML file (see `ferryd.example.toml`); every option is also a flag,
-//! and flags win over the file.
+//! `--config FILE` loads a TOML file (see `ferryd.example.toml`); most options are also flags,
+//! and flags win over the file (virtual hosts, quotas and the checksum limits are file-only).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -81,6 +81,12 @@ struct Args {
     /// Refuse PORT and EPRT.
     #[arg(long)]
     no_active: bool,
+    /// Do not offer MODE Z (compressed data connections).
+    #[arg(long)]
+    no_mode_z: bool,
+    /// Turn HASH, XCRC, XMD5, XSHA1, XSHA256 and XSHA512 off.
+    #[arg(long)]
+    no_checksums: bool,
     /// Refuse PASV and EPSV.
     #[arg(long)]
     no_passive: bool,
@@ -235,6 +241,8 @@ impl Args {
         set(&mut config.data.active_source, self.active_source);
         config.data.allow_fxp |= self.allow_fxp;
         config.data.active_enabled &= !self.no_active;
+        config.data.mode_z &= !self.no_mode_z;
+        config.checksums.enabled &= !self.no_checksums;
         config.data.passive_enabled &= !self.no_passive;
         let timeouts = &mut config.timeouts;
         set(&mut timeouts.idle, self.idle_timeout);
@@ -428,8 +436,7 @@ fn harden(context: &Context) -> anyhow::Result<()> {
         tracing::info!(user = %user, uid, gid, "running as");
     }
     if hardening.landlock {
-        let mut folders = vec![context.config.root.clone(), context.config.anonymous_root()];
-        folders.extend(context.authenticator.roots());
+        let mut folders = context.roots();
         // An object store's roots are reached over the network, not through files; looking up
         // its host name reads these.
         let before = folders.len();

@@ -51,6 +51,8 @@ pub struct Context {
     /// Private upload files being written (by storage and path): one upload at a time each,
     /// though several sessions of one user share them.
     pub private_uploads: Counter<String>,
+    /// What the accounts with a quota use, shared by their sessions.
+    pub quotas: crate::quota::Ledger,
     /// Checksums being computed (HASH, XCRC, ...): at most `checksums.max_running` at once.
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// Each named account's aggregate (download, upload) limiters, made at its first login.
@@ -61,15 +63,33 @@ pub struct Context {
     /// missing credential is a configuration error, and certificates are read before any
     /// confinement.
     object_clients: HashMap<String, S3Client>,
+    /// The virtual hosts (`[[vhost]]`), by index: a session remembers the index of its own.
+    pub vhosts: Vec<crate::vhost::Vhost>,
+}
+
+/// Every root a configuration serves: the server's, the anonymous one, the accounts', and the
+/// vhosts' (anonymous and accounts').
+fn all_roots(
+    config: &Config,
+    authenticator: &dyn Authenticator,
+    vhosts: &[crate::vhost::Vhost],
+) -> Vec<PathBuf> {
+    let mut roots = vec![config.root.clone(), config.anonymous_root()];
+    roots.extend(authenticator.roots());
+    for vhost in vhosts {
+        roots.push(vhost.anonymous_root());
+        roots.extend(vhost.authenticator.roots());
+    }
+    roots.sort();
+    roots.dedup();
+    roots
 }
 
 /// The S3 clients of every bucket a root is on.
 fn object_clients(
     config: &Config,
-    authenticator: &dyn Authenticator,
+    roots: Vec<PathBuf>,
 ) -> Result<HashMap<String, S3Client>, ConfigError> {
-    let mut roots = vec![config.root.clone(), config.anonymous_root()];
-    roots.extend(authenticator.roots());
     let mut clients = HashMap::new();
     for root in roots {
         let Some(Ok(object)) = ObjectRoot::parse(&root) else {
@@ -147,12 +167,14 @@ impl Context {
             ban: Duration::from_secs(limits.ban_seconds),
         };
         let server_name = config.server_name();
-        let tls = TlsSettings::load(&config.tls, &server_name)?;
+        let tls = TlsSettings::load(&config.tls, &server_name, &config.vhosts)?;
         if tls.is_some() && config.tls.self_signed && config.tls.certificate.is_none() {
             tracing::warn!("using a self-signed certificate made at start: clients must pin it or skip verification");
         }
         let passive_ports = config.passive_port_range()?;
-        let object_clients = object_clients(&config, authenticator.as_ref())?;
+        let vhosts = crate::vhost::load(&config)?;
+        let object_clients =
+            object_clients(&config, all_roots(&config, authenticator.as_ref(), &vhosts))?;
         Ok(Context {
             tls,
             proxy: config.proxy_trust()?.map(Arc::new),
@@ -172,10 +194,12 @@ impl Context {
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             private_uploads: Counter::default(),
+            quotas: crate::quota::Ledger::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),
             roots: Mutex::default(),
             object_clients,
+            vhosts,
             config,
         })
     }
@@ -210,13 +234,9 @@ impl Context {
         Ok(ObjectFs::new(client, &root.prefix, parts))
     }
 
-    /// Every root served: the server's, the anonymous one, the accounts'.
+    /// Every root served: the server's, the anonymous one, the accounts', the vhosts'.
     pub fn roots(&self) -> Vec<PathBuf> {
-        let mut roots = vec![self.config.root.clone(), self.config.anonymous_root()];
-        roots.extend(self.authenticator.roots());
-        roots.sort();
-        roots.dedup();
-        roots
+        all_roots(&self.config, self.authenticator.as_ref(), &self.vhosts)
     }
 
     /// Reaches every object store's bucket once, and says exactly what is wrong with the first

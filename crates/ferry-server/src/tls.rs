@@ -11,11 +11,14 @@ use std::sync::Arc;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use rustls::server::ServerSessionMemoryCache;
+use std::collections::HashMap;
+
+use rustls::server::{ClientHello, ResolvesServerCert, ServerSessionMemoryCache};
+use rustls::sign::CertifiedKey;
 use rustls::ServerConfig;
 use tokio_rustls::TlsAcceptor;
 
-use crate::config::TlsConfig;
+use crate::config::{TlsConfig, VhostConfig};
 
 /// How many TLS sessions one FTP session keeps for its data connections to resume.
 const SESSIONS_PER_CONNECTION: usize = 32;
@@ -31,6 +34,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("cannot generate a self-signed certificate: {0}")]
     Generate(String),
+    #[error("vhost {name:?}: certificate and key do not work together: {message}")]
+    Vhost { name: String, message: String },
 }
 
 /// The server's TLS settings, ready to make per-session acceptors.
@@ -41,18 +46,42 @@ pub struct TlsSettings {
 
 impl TlsSettings {
     /// Loads the certificate and key, or generates a self-signed pair when asked; `None` when
-    /// the configuration names neither.
-    pub fn load(config: &TlsConfig, server_name: &str) -> Result<Option<TlsSettings>, TlsError> {
+    /// the configuration names neither. Virtual hosts with certificates of their own get them
+    /// when the client names them (SNI).
+    pub fn load(
+        config: &TlsConfig,
+        server_name: &str,
+        vhosts: &[VhostConfig],
+    ) -> Result<Option<TlsSettings>, TlsError> {
         let (certificates, key) = match (&config.certificate, &config.key) {
             (Some(certificate), Some(key)) => (read_certificates(certificate)?, read_key(key)?),
             _ if config.self_signed => self_signed(server_name)?,
             _ => return Ok(None),
         };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut resolver = ByServerName {
+            default: Arc::new(CertifiedKey::from_der(certificates, key, &provider)?),
+            named: HashMap::new(),
+        };
+        for vhost in vhosts {
+            let (Some(certificate), Some(key)) = (&vhost.certificate, &vhost.key) else {
+                continue;
+            };
+            let certified = Arc::new(
+                CertifiedKey::from_der(read_certificates(certificate)?, read_key(key)?, &provider)
+                    .map_err(|e| TlsError::Vhost {
+                        name: vhost.name.clone(),
+                        message: e.to_string(),
+                    })?,
+            );
+            for name in vhost.names() {
+                resolver.named.insert(name, Arc::clone(&certified));
+            }
+        }
         let base = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()?
             .with_no_client_auth()
-            .with_single_cert(certificates, key)?;
+            .with_cert_resolver(Arc::new(resolver));
         Ok(Some(TlsSettings {
             base: Arc::new(base),
         }))
@@ -79,6 +108,22 @@ impl TlsSettings {
             download: TlsAcceptor::from(Arc::new(download)),
             upload: TlsAcceptor::from(Arc::new(upload)),
         }
+    }
+}
+
+/// The certificate for the name the client asks for (SNI): a vhost's, else the server's.
+#[derive(Debug)]
+struct ByServerName {
+    default: Arc<CertifiedKey>,
+    named: HashMap<String, Arc<CertifiedKey>>,
+}
+
+impl ResolvesServerCert for ByServerName {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let named = hello
+            .server_name()
+            .and_then(|name| self.named.get(&name.to_ascii_lowercase()));
+        Some(Arc::clone(named.unwrap_or(&self.default)))
     }
 }
 
@@ -169,7 +214,7 @@ mod tests {
             self_signed: true,
             ..TlsConfig::default()
         };
-        let settings = TlsSettings::load(&config, "ftp.example.com")
+        let settings = TlsSettings::load(&config, "ftp.example.com", &[])
             .unwrap()
             .unwrap();
         let first = settings.session_acceptors();
@@ -189,9 +234,11 @@ mod tests {
             key: Some("/nonexistent/key.pem".into()),
             ..TlsConfig::default()
         };
-        let error = TlsSettings::load(&config, "x").unwrap_err().to_string();
+        let error = TlsSettings::load(&config, "x", &[])
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("/nonexistent/cert.pem"), "{error}");
-        assert!(TlsSettings::load(&TlsConfig::default(), "x")
+        assert!(TlsSettings::load(&TlsConfig::default(), "x", &[])
             .unwrap()
             .is_none());
     }

@@ -37,6 +37,8 @@ pub struct AccountSpec {
     pub upload_rate: Option<u64>,
     /// The account must use TLS on the control and data connections.
     pub require_tls: bool,
+    /// The most bytes and files the account may keep under its root.
+    pub quota: crate::quota::Limits,
 }
 
 /// Checks credentials. Implementations are blocking (password hashing is CPU-heavy); the
@@ -90,6 +92,10 @@ pub struct User {
     /// The account must use TLS (AUTH TLS and PROT P), whatever the server's policy.
     #[serde(default)]
     pub require_tls: bool,
+    /// Most bytes the account may keep under its root (uploads stop with 552 there).
+    pub quota_bytes: Option<u64>,
+    /// Most files the account may keep under its root.
+    pub quota_files: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -238,6 +244,10 @@ impl Authenticator for Users {
             download_rate: user.download_rate.filter(|r| *r > 0),
             upload_rate: user.upload_rate.filter(|r| *r > 0),
             require_tls: user.require_tls,
+            quota: crate::quota::Limits {
+                bytes: user.quota_bytes,
+                files: user.quota_files,
+            },
         })
     }
 

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::io::Read;
 use std::path::Path;
 
 use support::{run_tool, TestServer, PASSWORD};
@@ -342,4 +343,376 @@ fn lftp_uses_mode_z_both_ways() {
         std::fs::read(server.alice_root.join("sent.txt")).unwrap(),
         text
     );
+}
+
+/// A users file whose `carol` (password [`PASSWORD`]) may write `root` under a quota.
+fn quota_users(dir: &Path, root: &Path, bytes: u64, files: u64) -> std::path::PathBuf {
+    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+    let text = format!(
+        "[[user]]\nname = \"carol\"\npassword = \"{hash}\"\nroot = \"{}\"\nwritable = true\n\
+         quota_bytes = {bytes}\nquota_files = {files}\n",
+        root.display()
+    );
+    let path = dir.join("users.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const QUOTA_SCRIPT: &str = r#"
+import ftplib, io, os, sys, zlib
+PORT, ROOT, PASSWORD = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+
+def login():
+    ftp = ftplib.FTP(timeout=30)
+    ftp.connect("127.0.0.1", PORT)
+    ftp.login("carol", PASSWORD)
+    return ftp
+
+def quota(ftp):
+    lines = ftp.sendcmd("SITE QUOTA").split("\n")
+    used = [int(l.split()[1]) for l in lines if l.strip().startswith(("Bytes:", "Files:"))]
+    return tuple(used)
+
+def refused(code, call, *args):
+    try:
+        call(*args)
+    except ftplib.all_errors as e:
+        assert str(e).startswith(code), e
+        return
+    raise AssertionError("expected " + code)
+
+ftp = login()
+# 10,000 bytes in 2 files were there at login.
+assert quota(ftp) == (10000, 2), quota(ftp)
+assert ftp.sendcmd("AVBL") == "213 90000", ftp.sendcmd("AVBL")
+ftp.storbinary("STOR a.bin", io.BytesIO(b"a" * 50000))
+assert quota(ftp) == (60000, 3), quota(ftp)
+# Overwriting gives back the old size first.
+ftp.storbinary("STOR a.bin", io.BytesIO(b"b" * 30000))
+assert quota(ftp) == (40000, 3), quota(ftp)
+# An upload that would pass the limit stops at it with 552; the new file is removed.
+refused("552", ftp.storbinary, "STOR big.bin", io.BytesIO(b"c" * 200000))
+assert not os.path.exists(ROOT + "/big.bin")
+assert quota(ftp) == (40000, 3), quota(ftp)
+# APPE past the limit: cut back to what it was.
+refused("552", ftp.storbinary, "APPE a.bin", io.BytesIO(b"d" * 100000))
+assert os.path.getsize(ROOT + "/a.bin") == 30000
+assert quota(ftp) == (40000, 3), quota(ftp)
+# A MODE Z bomb: 2 MB of zeros in a few kilobytes fills at most the quota.
+ftp.sendcmd("MODE Z")
+refused("552", ftp.storbinary, "STOR bomb.bin", io.BytesIO(zlib.compress(b"\0" * 2000000, 9)))
+ftp.sendcmd("MODE S")
+assert not os.path.exists(ROOT + "/bomb.bin")
+# Two sessions share the usage: together they cannot pass it.
+other = login()
+ftp.storbinary("STOR b.bin", io.BytesIO(b"e" * 40000))
+assert quota(other) == (80000, 4), quota(other)
+refused("552", other.storbinary, "STOR c.bin", io.BytesIO(b"f" * 30000))
+# The file count: the fifth file is the last.
+other.storbinary("STOR c.bin", io.BytesIO(b"g" * 100))
+refused("552", other.storbinary, "STOR d.bin", io.BytesIO(b"h"))
+refused("552", other.sendcmd, "STOU")
+# Deleting and renaming over a file give back.
+other.delete("c.bin")
+other.rename("b.bin", "a.bin")
+assert quota(ftp) == (50000, 3), quota(ftp)
+# At the byte limit, uploads are refused before any data.
+ftp.storbinary("STOR fill.bin", io.BytesIO(b"i" * 50000))
+assert ftp.sendcmd("AVBL") == "213 0", ftp.sendcmd("AVBL")
+refused("552", ftp.storbinary, "STOR more.bin", io.BytesIO(b"j"))
+print("quota ok")
+"#;
+
+#[test]
+fn quotas_stop_uploads_and_are_shared_by_sessions() {
+    let users = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("sub")).unwrap();
+    std::fs::write(home.path().join("x"), [0u8; 4000]).unwrap();
+    std::fs::write(home.path().join("sub/y"), [0u8; 6000]).unwrap();
+    let file = quota_users(users.path(), home.path(), 100_000, 5);
+    let server = TestServer::start_with(|c| c.users_file = Some(file));
+    let port = server.port().to_string();
+    let args = ["-", port.as_str(), home.path().to_str().unwrap(), PASSWORD];
+    let (ok, stdout, stderr) = run_tool("python3", &args, Some(QUOTA_SCRIPT), None);
+    assert!(ok && stdout.contains("quota ok"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn anonymous_quota_counts_the_upload_folder() {
+    let server = TestServer::start_with(|c| {
+        c.anonymous.upload_folder = Some("/incoming".into());
+        c.anonymous.quota_bytes = Some(1000);
+    });
+    std::fs::create_dir(server.root.join("incoming")).unwrap();
+    let mut control = server.login("ftp");
+    let reply = control.expect("SITE QUOTA", 200);
+    assert!(
+        reply
+            .lines
+            .iter()
+            .any(|l| l.contains("Bytes: 0 used of 1000")),
+        "{reply:?}"
+    );
+    assert_eq!(control.upload("STOR /incoming/a.txt", &[b'x'; 600]), 226);
+    assert_eq!(control.upload("STOR /incoming/b.txt", &[b'x'; 600]), 552);
+    assert!(!server.root.join("incoming/b.txt").exists());
+    control.expect("AVBL /incoming", 213);
+}
+
+/// Two virtual hosts beside the default one, each with its folder and a certificate from one
+/// test CA: `site-a.test` (with its own users file: `dave`) and `localhost` (a banner of its
+/// own). The default host's certificate names `default.test`.
+struct Vhosts {
+    dir: tempfile::TempDir,
+}
+
+impl Vhosts {
+    fn new() -> Vhosts {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "Ferry vhost test CA");
+        let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+        let issuer = rcgen::Issuer::from_params(&ca_params, &ca_key);
+        std::fs::write(path.join("ca.pem"), ca_cert.pem()).unwrap();
+        for name in ["site-a.test", "localhost", "default.test"] {
+            let key = rcgen::KeyPair::generate().unwrap();
+            let mut params = rcgen::CertificateParams::new(vec![name.to_string()]).unwrap();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            let cert = params.signed_by(&key, &issuer).unwrap();
+            std::fs::write(path.join(format!("{name}.pem")), cert.pem()).unwrap();
+            std::fs::write(path.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+        }
+        for (folder, file) in [("a", "a.txt"), ("l", "l.txt")] {
+            std::fs::create_dir(path.join(folder)).unwrap();
+            std::fs::write(path.join(folder).join(file), format!("{file} contents\n")).unwrap();
+        }
+        std::fs::create_dir(path.join("dave")).unwrap();
+        let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+        std::fs::write(
+            path.join("a-users.toml"),
+            format!(
+                "[[user]]\nname = \"dave\"\npassword = \"{hash}\"\nroot = \"{}\"\n",
+                path.join("dave").display()
+            ),
+        )
+        .unwrap();
+        Vhosts { dir }
+    }
+
+    fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn configure(&self, config: &mut ferry_server::Config) {
+        let toml = format!(
+            r#"
+            [tls]
+            certificate = "{dir}/default.test.pem"
+            key = "{dir}/default.test.key"
+
+            [[vhost]]
+            name = "site-a.test"
+            aliases = ["www.site-a.test"]
+            root = "{dir}/a"
+            users_file = "{dir}/a-users.toml"
+            certificate = "{dir}/site-a.test.pem"
+            key = "{dir}/site-a.test.key"
+
+            [[vhost]]
+            name = "localhost"
+            root = "{dir}/l"
+            banner = "Local site ready"
+            certificate = "{dir}/localhost.pem"
+            key = "{dir}/localhost.key"
+            "#,
+            dir = self.dir.path().display()
+        );
+        let parsed: ferry_server::Config = toml::from_str(&toml).unwrap();
+        config.tls = parsed.tls;
+        config.vhosts = parsed.vhosts;
+    }
+}
+
+#[test]
+fn host_chooses_the_virtual_host_before_login() {
+    let vhosts = Vhosts::new();
+    let server = TestServer::start_with(|c| vhosts.configure(c));
+    let mut control = server.connect();
+    control.expect_text("HOST SITE-A.test", 220, "SITE-A.TEST FTP Service");
+    control.expect("USER ftp", 331);
+    control.expect("PASS x@y", 230);
+    // Anonymous users see the vhost's folder.
+    let mut data = control.epsv();
+    control.expect("NLST", 150);
+    let mut names = String::new();
+    data.read_to_string(&mut names).unwrap();
+    assert_eq!(names, "a.txt\r\n");
+    assert_eq!(control.reply().code, 226);
+    control.expect("HOST localhost", 503);
+    control.expect_text("QUIT", 221, "Thank you for visiting site-a.test.");
+
+    // An alias, and the vhost's own accounts (which the default host does not have).
+    let mut control = server.connect();
+    control.expect_text("HOST www.site-a.test", 220, "SITE-A.TEST FTP Service");
+    control.expect("USER dave", 331);
+    control.expect(&format!("PASS {PASSWORD}"), 230);
+    let mut control = server.connect();
+    control.expect("USER dave", 331);
+    control.expect(&format!("PASS {PASSWORD}"), 530);
+
+    // After USER, HOST is too late; an unknown name is refused; the banner is the vhost's.
+    let mut control = server.connect();
+    control.expect("HOST nowhere.test", 504);
+    control.expect_text("HOST localhost", 220, "Local site ready");
+    control.expect("USER ftp", 331);
+    control.expect("HOST site-a.test", 503);
+    // REIN forgets the HOST: the default host's accounts again.
+    control.expect("REIN", 220);
+    control.expect("USER alice", 331);
+    control.expect(&format!("PASS {PASSWORD}"), 230);
+
+    let fallback = TestServer::start_with(|c| {
+        vhosts.configure(c);
+        c.unknown_host = ferry_server::config::UnknownHost::Default;
+    });
+    let mut control = fallback.connect();
+    control.expect_text("HOST nowhere.test", 220, "ANY-DOMAIN.COM FTP Service");
+}
+
+const HOST_SCRIPT: &str = r#"
+import ftplib, ssl, sys
+PORT = int(sys.argv[1])
+ftp = ftplib.FTP(timeout=20)
+ftp.connect("127.0.0.1", PORT)
+assert ftp.sendcmd("HOST site-a.test") == "220 SITE-A.TEST FTP Service"
+ftp.login()
+assert ftp.nlst() == ["a.txt"], ftp.nlst()
+ftp.quit()
+
+# TLS: the server name (SNI) chooses the host; HOST must then agree.
+context = ssl._create_unverified_context()
+ftp = ftplib.FTP_TLS(timeout=20, context=context)
+ftp.connect("localhost", PORT)
+ftp.auth()
+assert ftp.sock.getpeercert(binary_form=True)
+try:
+    ftp.sendcmd("HOST site-a.test")
+    raise AssertionError("a HOST that disagrees with SNI was accepted")
+except ftplib.error_perm as e:
+    assert str(e).startswith("504"), e
+assert ftp.sendcmd("HOST localhost") == "220 Local site ready"
+ftp.login()
+ftp.prot_p()
+assert ftp.nlst() == ["l.txt"], ftp.nlst()
+ftp.quit()
+
+# HOST first, then a TLS server name that disagrees: the session ends with 421.
+ftp = ftplib.FTP_TLS(timeout=20, context=context)
+ftp.connect("localhost", PORT)
+ftp.sendcmd("HOST site-a.test")
+try:
+    ftp.auth()
+    ftp.sendcmd("NOOP")
+    raise AssertionError("SNI that disagrees with HOST was accepted")
+except (ftplib.error_temp, EOFError, OSError) as e:
+    assert "421" in str(e) or isinstance(e, (EOFError, OSError)), e
+print("host ok")
+"#;
+
+#[test]
+fn ftplib_sends_host_and_sni_must_agree() {
+    let vhosts = Vhosts::new();
+    // Python's ftplib does not resume the control connection's TLS session on data connections.
+    let server = TestServer::start_with(|c| {
+        vhosts.configure(c);
+        c.tls.require_session_reuse = false;
+    });
+    let port = server.port().to_string();
+    let (ok, stdout, stderr) = run_tool("python3", &["-", &port], Some(HOST_SCRIPT), None);
+    assert!(ok && stdout.contains("host ok"), "{stdout}\n{stderr}");
+}
+
+#[test]
+fn curl_and_openssl_get_each_vhosts_certificate_by_sni() {
+    let vhosts = Vhosts::new();
+    let server = TestServer::start_with(|c| vhosts.configure(c));
+    let port = server.port();
+    // curl names site-a.test (pinned to 127.0.0.1): the certificate verifies against the
+    // CA for that name, and the file comes from that host's folder.
+    let resolve = format!("site-a.test:{port}:127.0.0.1");
+    let url = format!("ftp://site-a.test:{port}/a.txt");
+    let ca = vhosts.path("ca.pem");
+    let (ok, stdout, stderr) = run_tool(
+        "curl",
+        &[
+            "-sS",
+            "--ssl-reqd",
+            "--resolve",
+            &resolve,
+            "--cacert",
+            ca.to_str().unwrap(),
+            &url,
+        ],
+        None,
+        None,
+    );
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout, "a.txt contents\n");
+
+    let connect = format!("127.0.0.1:{port}");
+    for (name, subject) in [
+        ("site-a.test", "CN=site-a.test"),
+        ("localhost", "CN=localhost"),
+        ("other.test", "CN=default.test"),
+    ] {
+        let (_, stdout, stderr) = run_tool(
+            "openssl",
+            &[
+                "s_client",
+                "-starttls",
+                "ftp",
+                "-connect",
+                &connect,
+                "-servername",
+                name,
+            ],
+            Some("QUIT\r\n"),
+            None,
+        );
+        let text = format!("{stdout}{stderr}");
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("subject="))
+            .unwrap_or_else(|| panic!("no subject for {name}:\n{text}"));
+        assert!(line.replace(" ", "").contains(subject), "{name}: {line}");
+    }
+}
+
+/// lftp cannot send HOST before it logs in (it logs in before any `quote`); the TLS server name
+/// takes it to its vhost, and its protected data connections resume that host's TLS session (which
+/// the server requires by default).
+#[test]
+fn lftp_reaches_a_vhost_by_its_tls_server_name() {
+    let vhosts = Vhosts::new();
+    let server = TestServer::start_with(|c| vhosts.configure(c));
+    let ca = vhosts.path("ca.pem");
+    let script = format!(
+        "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 10; \
+         set ftp:ssl-force yes; set ftp:ssl-allow-anonymous yes; set ftp:ssl-protect-data yes; \
+         set ssl:ca-file {}; \
+         open -p {} localhost; cls -1",
+        ca.display(),
+        server.port()
+    );
+    let (ok, stdout, stderr) = run_tool("lftp", &["-d", "-c", &script], None, None);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert_eq!(stdout.trim(), "l.txt", "{stderr}");
 }

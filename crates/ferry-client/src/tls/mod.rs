@@ -12,6 +12,7 @@
 
 pub mod fingerprint;
 pub mod known_hosts;
+mod validity;
 pub mod verify;
 
 use std::path::PathBuf;
@@ -150,11 +151,10 @@ impl TlsContext {
         let server_name = ServerName::try_from(name.to_string())
             .map_err(|_| FtpError::TlsSetup(format!("{name} is not a valid TLS server name")))?;
         let webpki = webpki_verifier(&options.roots, &options.trust, provider.clone())?;
-        let verifier = Arc::new(CertVerifier::new(
-            options.trust.clone(),
-            webpki,
-            provider.clone(),
-        ));
+        let exact = exact_certificates(&options.roots, &options.trust)?;
+        let verifier = Arc::new(
+            CertVerifier::new(options.trust.clone(), webpki, provider.clone()).with_exact(exact),
+        );
         let config = ClientConfig::builder_with_provider(provider)
             .with_protocol_versions(protocol_versions(options.versions))
             .map_err(|error| FtpError::TlsSetup(error.to_string()))?
@@ -235,6 +235,22 @@ fn webpki_verifier(
         .build()
         .map(Some)
         .map_err(|error| FtpError::TlsSetup(error.to_string()))
+}
+
+/// The certificates given as roots (not the system's), which a server may also present as
+/// its own certificate.
+fn exact_certificates(
+    roots: &Roots,
+    trust: &TrustPolicy,
+) -> Result<Vec<CertificateDer<'static>>, FtpError> {
+    if trust.insecure || trust.pin.is_some() {
+        return Ok(Vec::new());
+    }
+    match roots {
+        Roots::System => Ok(Vec::new()),
+        Roots::PemFile(path) => read_pem_certificates(path),
+        Roots::Certificates(certificates) => Ok(certificates.clone()),
+    }
 }
 
 fn root_store(roots: &Roots) -> Result<RootCertStore, FtpError> {

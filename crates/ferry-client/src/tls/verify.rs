@@ -1,7 +1,10 @@
 //! [`CertVerifier`]: rustls's certificate check for Ferry. A pinned fingerprint (`--pin`) is
 //! required exactly; otherwise the webpki verifier decides against the trusted roots, and a
 //! certificate it refuses still passes when its fingerprint is a known host's (trust on first
-//! use). `insecure` accepts anything. The handshake signatures are always checked, so a pinned
+//! use). A server certificate that is byte for byte one of the `--cacert` certificates passes
+//! as itself, if valid now and for the server's name: `openssl req -x509` marks a self-signed
+//! certificate as a CA, which webpki refuses as a server's own (`CaUsedAsEndEntity`), while
+//! curl and lftp accept it. `insecure` accepts anything. The handshake signatures are always checked, so a pinned
 //! or known certificate proves the server holds its key.
 //!
 //! Every refusal is remembered with the certificate's fingerprint, so the caller can tell the
@@ -10,12 +13,14 @@
 use std::sync::{Arc, Mutex};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::client::WebPkiServerVerifier;
+use rustls::client::{verify_server_name, WebPkiServerVerifier};
 use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::server::ParsedCertificate;
 use rustls::{CertificateError, DigitallySignedStruct, Error, OtherError, SignatureScheme};
 
 use super::fingerprint::Fingerprint;
+use super::validity::validity;
 
 /// Why a server certificate was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -60,6 +65,8 @@ pub struct CertVerifier {
     /// `None` when there are no trusted roots at all: only pins and known hosts pass.
     webpki: Option<Arc<WebPkiServerVerifier>>,
     provider: Arc<CryptoProvider>,
+    /// Certificates trusted as themselves (those of `--cacert`).
+    exact: Vec<CertificateDer<'static>>,
     seen: Mutex<Option<Fingerprint>>,
     rejection: Mutex<Option<Rejection>>,
 }
@@ -74,9 +81,17 @@ impl CertVerifier {
             policy,
             webpki,
             provider,
+            exact: Vec::new(),
             seen: Mutex::new(None),
             rejection: Mutex::new(None),
         }
+    }
+
+    /// Also accepts a server certificate identical to one of `certificates` (checked for
+    /// the server's name and its dates, not for a chain).
+    pub fn with_exact(mut self, certificates: Vec<CertificateDer<'static>>) -> Self {
+        self.exact = certificates;
+        self
     }
 
     /// The fingerprint of the last certificate checked, accepted or not.
@@ -126,6 +141,27 @@ impl CertVerifier {
     }
 }
 
+/// The verdict on a certificate trusted as itself: it must be for `server_name` and valid
+/// at `now`.
+fn accept_as_itself(
+    end_entity: &CertificateDer<'_>,
+    server_name: &ServerName<'_>,
+    now: UnixTime,
+) -> Result<ServerCertVerified, Error> {
+    let parsed = ParsedCertificate::try_from(end_entity)?;
+    verify_server_name(&parsed, server_name)?;
+    let (not_before, not_after) =
+        validity(end_entity).ok_or(Error::InvalidCertificate(CertificateError::BadEncoding))?;
+    let now = i64::try_from(now.as_secs()).unwrap_or(i64::MAX);
+    if now < not_before {
+        return Err(Error::InvalidCertificate(CertificateError::NotValidYet));
+    }
+    if now > not_after {
+        return Err(Error::InvalidCertificate(CertificateError::Expired));
+    }
+    Ok(ServerCertVerified::assertion())
+}
+
 impl ServerCertVerifier for CertVerifier {
     fn verify_server_cert(
         &self,
@@ -151,8 +187,12 @@ impl ServerCertVerifier for CertVerifier {
         if self.policy.known.contains(&seen) {
             return Ok(ServerCertVerified::assertion());
         }
-        let verdict =
-            self.webpki_verdict(end_entity, intermediates, server_name, ocsp_response, now);
+        let verdict = match self.exact.iter().any(|c| c.as_ref() == end_entity.as_ref()) {
+            true => accept_as_itself(end_entity, server_name, now),
+            false => {
+                self.webpki_verdict(end_entity, intermediates, server_name, ocsp_response, now)
+            }
+        };
         verdict.inspect_err(|error| {
             let reason = error.to_string();
             self.record(match self.policy.known.is_empty() {

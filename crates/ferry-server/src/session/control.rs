@@ -117,11 +117,12 @@ impl Control {
     /// Runs the TLS handshake on the connection (after `234` to AUTH TLS, or at once for
     /// implicit FTPS). Whatever the client sent in the clear before it is thrown away, so no
     /// command can be slipped in unprotected (the STARTTLS injection attack).
+    /// Returns the server name the client asked for (SNI), if it sent one.
     pub async fn start_tls(
         &mut self,
         acceptor: &TlsAcceptor,
         limit: Duration,
-    ) -> std::io::Result<()> {
+    ) -> std::io::Result<Option<String>> {
         self.frames.clear();
         self.framer = LineFramer::new(self.max_line);
         let Some(MaybeTls::Plain(tcp)) = self.stream.take() else {
@@ -134,8 +135,9 @@ impl Control {
             .map_err(|_| {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "TLS handshake timed out")
             })??;
+        let server_name = tls.get_ref().1.server_name().map(str::to_string);
         self.stream = Some(MaybeTls::Tls(Box::new(tls)));
-        Ok(())
+        Ok(server_name)
     }
 
     /// CCC: closes TLS on the control connection (close_notify both ways) and goes on in the

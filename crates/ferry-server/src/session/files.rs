@@ -17,8 +17,24 @@ impl Session {
     /// DELE: remove a file.
     pub(super) async fn dele(&mut self, arg: &str) -> Flow {
         let path = self.resolve(arg);
-        match self.with_storage(move |s| s.remove_file(&path)).await {
-            Ok(()) => self.reply(250, "DELE command successful.").await,
+        let quota = self.quota_for(&path);
+        let counted = quota.is_some();
+        let removed = self.with_storage(move |s| {
+            // With a quota, the size is taken first, to give back what the file used.
+            let size = counted
+                .then(|| s.metadata(&path).ok())
+                .flatten()
+                .filter(|facts| facts.kind == FileKind::File)
+                .map(|facts| facts.size);
+            s.remove_file(&path).map(|()| size)
+        });
+        match removed.await {
+            Ok(size) => {
+                if let (Some(usage), Some(size)) = (quota, size) {
+                    usage.adjust(-(size as i64), -1);
+                }
+                self.reply(250, "DELE command successful.").await
+            }
             Err(error) => self.reply_storage_error(&error).await,
         }
     }
@@ -71,12 +87,18 @@ impl Session {
     /// upload at a folder: the free space there, or what the quota leaves if that is less.
     pub(super) async fn avbl(&mut self, arg: Option<&str>) -> Flow {
         let path = self.resolve(arg.unwrap_or("."));
+        // Those who may upload to a folder they cannot list (a drop box) may ask too.
+        if !self.permitted(Permission::List, &path).await
+            && !self.permitted(Permission::Upload, &path).await
+        {
+            return self.reply(550, "Permission denied.").await;
+        }
         let probe = path.clone();
         let free = match self.with_storage(move |s| s.available_space(&probe)).await {
             Ok(free) => free,
             Err(error) => return self.reply_storage_error(&error).await,
         };
-        let quota = self.quota_left();
+        let quota = self.quota_for(&path).and_then(|usage| usage.bytes_left());
         match (free, quota) {
             (Some(free), Some(left)) => self.reply(213, free.min(left).to_string()).await,
             (Some(bytes), None) | (None, Some(bytes)) => self.reply(213, bytes.to_string()).await,
@@ -116,12 +138,28 @@ impl Session {
         }
         // Without Overwrite, the rename happens only if the name is free, in one step.
         let replace = self.permitted(Permission::Overwrite, &to).await;
-        let renamed = self.with_storage_quick(move |s| match replace {
-            true => s.rename(&from, &to),
-            false => s.rename_new(&from, &to),
+        let quota = self.quota_for(&to);
+        let counted = quota.is_some() && replace;
+        let renamed = self.with_storage_quick(move |s| {
+            // A file replaced by the rename no longer counts against the quota.
+            let replaced = counted
+                .then(|| s.metadata(&to).ok())
+                .flatten()
+                .filter(|facts| facts.kind == FileKind::File)
+                .map(|facts| facts.size);
+            match replace {
+                true => s.rename(&from, &to),
+                false => s.rename_new(&from, &to),
+            }
+            .map(|()| replaced)
         });
         match renamed.await {
-            Ok(()) => self.reply(250, "Rename successful.").await,
+            Ok(replaced) => {
+                if let (Some(usage), Some(size)) = (quota, replaced) {
+                    usage.adjust(-(size as i64), -1);
+                }
+                self.reply(250, "Rename successful.").await
+            }
             Err(error) => self.reply_storage_error(&error).await,
         }
     }
@@ -198,12 +236,13 @@ impl Session {
             "HELP" => {
                 let lines = vec![
                     "SITE commands:".to_string(),
-                    " CHMOD HELP".to_string(),
+                    " CHMOD HELP QUOTA".to_string(),
                     "End.".to_string(),
                 ];
                 self.send(Reply::multi(214, lines)).await
             }
             "CHMOD" => self.chmod(rest).await,
+            "QUOTA" => self.site_quota().await,
             _ => self.reply(500, "Unknown SITE command.").await,
         }
     }
@@ -273,13 +312,17 @@ fn ascii_size(body: crate::storage::ReadBody) -> std::io::Result<u64> {
 }
 
 impl Session {
-    /// The bytes the account's quota still allows (quotas come in a later change).
-    fn quota_left(&self) -> Option<u64> {
-        None
-    }
-
-    /// HOST (RFC 7151): virtual hosts come in a later change.
-    pub(super) async fn host(&mut self, _name: &str) -> Flow {
-        self.reply(502, "HOST not implemented.").await
+    /// SITE QUOTA: the account's usage and limits.
+    async fn site_quota(&mut self) -> Flow {
+        let Some(account) = self.account() else {
+            return self.reply(530, "Please login with USER and PASS.").await;
+        };
+        match &account.quota {
+            Some(usage) => {
+                let lines = usage.report(&account.name);
+                self.send(Reply::multi(200, lines)).await
+            }
+            None => self.reply(200, "No quota for this account.").await,
+        }
     }
 }

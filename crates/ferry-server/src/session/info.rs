@@ -144,7 +144,7 @@ impl Session {
         if let Some(path) = arg {
             return self.stat_path(path).await;
         }
-        let mut lines = vec![format!("{} FTP server status:", self.context.server_name)];
+        let mut lines = vec![format!("{} FTP server status:", self.server_name())];
         lines.push(format!("Connected to {}", self.peer.ip()));
         match self.account() {
             Some(account) => lines.push(format!("Logged in as {}", account.name)),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use ferry_proto::{Reply, Secret};
 
 use super::{Account, Flow, Login, Session};
+use crate::config::UnknownHost;
 use crate::data::DataPlan;
 use crate::limits::{CountGuard, RateLimiter, Throttle};
 use crate::permissions::{AccessPolicy, Permission, PermissionSet};
@@ -20,7 +21,7 @@ impl Session {
         if self.logged_in() {
             return self.reply(530, "Can't change to another user.").await;
         }
-        let anonymous = self.context.config.anonymous.enabled
+        let anonymous = self.anonymous_settings().enabled
             && ANONYMOUS_NAMES
                 .iter()
                 .any(|a| a.eq_ignore_ascii_case(&name));
@@ -95,14 +96,22 @@ impl Session {
         let Some(storage) = self.open_storage(&spec.root) else {
             return self.reply(530, "Cannot open your home folder.").await;
         };
-        let account = self.account_for(spec, anonymous, storage, count);
+        let quota = match self.quota_usage(&spec, anonymous, &storage).await {
+            Ok(quota) => quota,
+            Err(error) => {
+                tracing::error!(user = %escape(&spec.name), %error, "cannot count a quota's usage");
+                return self.reply(530, "Cannot count your quota's usage.").await;
+            }
+        };
+        let mut account = self.account_for(spec, anonymous, storage, count);
+        account.quota = quota;
         self.logged_in_as(account).await
     }
 
     /// What anonymous users may do: read everything (or write, if configured), and upload new
     /// files to the upload folder, if there is one, without reading them back.
     fn anonymous_spec(&self, user: &str) -> AccountSpec {
-        let settings = &self.context.config.anonymous;
+        let settings = self.anonymous_settings();
         let base = if settings.writable {
             PermissionSet::ALL
         } else {
@@ -118,27 +127,74 @@ impl Session {
         }
         AccountSpec {
             name: user.to_ascii_lowercase(),
-            root: self.context.config.anonymous_root(),
+            root: match self.vhost() {
+                Some(vhost) => vhost.anonymous_root(),
+                None => self.context.config.anonymous_root(),
+            },
             policy,
             max_sessions: None,
             download_rate: None,
             upload_rate: None,
             require_tls: false,
+            quota: crate::quota::Limits {
+                bytes: settings.quota_bytes,
+                files: settings.quota_files,
+            },
         }
     }
 
+    /// The account's quota usage, shared with its other sessions (counted at its first login).
+    async fn quota_usage(
+        &self,
+        spec: &AccountSpec,
+        anonymous: bool,
+        storage: &Arc<dyn Storage>,
+    ) -> Result<Option<Arc<crate::quota::Usage>>, crate::storage::StorageError> {
+        if !spec.quota.is_limited() {
+            return Ok(None);
+        }
+        let settings = self.anonymous_settings();
+        let (key, scope) = match (&settings.upload_folder, anonymous) {
+            (Some(folder), true) if !settings.writable => (
+                format!("anonymous:{}:{folder}", spec.root.display()),
+                VirtualPath::root().join(folder),
+            ),
+            (_, true) => (
+                format!("anonymous:{}", spec.root.display()),
+                VirtualPath::root(),
+            ),
+            (_, false) => (format!("user:{}", spec.name), VirtualPath::root()),
+        };
+        let (context, storage, limits) =
+            (Arc::clone(&self.context), Arc::clone(storage), spec.quota);
+        tokio::task::spawn_blocking(move || {
+            context
+                .quotas
+                .usage(&key, storage.as_ref(), scope, limits)
+                .map(Some)
+        })
+        .await
+        .unwrap_or_else(|join| {
+            Err(crate::storage::StorageError::new(
+                crate::storage::StorageErrorKind::Other,
+                &VirtualPath::root(),
+                &join.to_string(),
+            ))
+        })
+    }
+
     async fn authenticate(&self, user: &str, password: Secret) -> Option<AccountSpec> {
-        let context = Arc::clone(&self.context);
+        // The accounts of the session's host.
+        let authenticator = match self.vhost() {
+            Some(vhost) => Arc::clone(&vhost.authenticator),
+            None => Arc::clone(&self.context.authenticator),
+        };
         let name = user.to_string();
         let peer = self.peer.ip();
         // argon2 is CPU-heavy: on the checker threads, never an async worker (see `checker`).
         self.context
             .password_checks
-            .run(move || {
-                context
-                    .authenticator
-                    .authenticate(&name, password.expose(), peer)
-            })
+            .run(move || authenticator.authenticate(&name, password.expose(), peer))
             .await
             .flatten()
     }
@@ -168,6 +224,7 @@ impl Session {
             download: Throttle::new([session_rate(limits.download_rate), user_download]),
             upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
             require_tls: spec.require_tls,
+            quota: None,
             _session_count: count,
         }
     }
@@ -206,7 +263,7 @@ impl Session {
         tracing::info!(peer = %self.peer.ip(), user = %escape(&account.name), anonymous = account.anonymous, "login");
         self.login = Login::LoggedIn(account);
         self.cwd = VirtualPath::root();
-        let welcome = format!("Welcome to {}", self.context.server_name);
+        let welcome = format!("Welcome to {}", self.server_name());
         self.send(Reply::multi(230, vec![welcome, last_line])).await
     }
 
@@ -215,18 +272,74 @@ impl Session {
         self.reply(202, "ACCT not needed.").await
     }
 
-    /// REIN (RFC 959 §4.1.1): back to the state right after the greeting.
+    /// REIN (RFC 959 §4.1.1): back to the state right after the greeting (a host chosen by
+    /// HOST is forgotten; one chosen by the TLS server name stays).
     pub(super) async fn rein(&mut self) -> Flow {
         self.login = Login::Anonymous;
+        if !self.host.by_sni {
+            self.host = super::HostChoice::default();
+        }
+        self.host.by_host = false;
         self.login_deadline = tokio::time::Instant::now() + self.context.config.login_timeout();
         self.cwd = VirtualPath::root();
         self.reset_transfer_parameters();
         self.reply(220, "Service ready for new user.").await
     }
 
+    /// The 220 text of the session's host.
+    pub(super) fn greeting(&self) -> String {
+        self.vhost()
+            .map_or_else(|| self.context.greeting.clone(), |v| v.greeting.clone())
+    }
+
+    /// HOST (RFC 7151 §3): before login, chooses the virtual host (220 with its greeting).
+    pub(super) async fn host(&mut self, name: &str) -> Flow {
+        if !matches!(self.login, Login::Anonymous) {
+            return self
+                .reply(503, "HOST must come before USER and login.")
+                .await;
+        }
+        let found = crate::vhost::find(&self.context.vhosts, name);
+        let vhost = match found {
+            Some(index) => u16::try_from(index).ok(),
+            None if self.context.config.unknown_host == UnknownHost::Default => None,
+            None => {
+                return self
+                    .reply(504, format!("Unknown host {}.", escape(name)))
+                    .await
+            }
+        };
+        if self.host.by_sni && vhost != self.host.vhost {
+            return self
+                .reply(504, "HOST does not match the TLS server name (SNI).")
+                .await;
+        }
+        self.host.vhost = vhost;
+        self.host.by_host = true;
+        let greeting = self.greeting();
+        self.reply(220, greeting).await
+    }
+
+    /// After a TLS handshake on the control connection: the server name the client sent (SNI)
+    /// chooses the host, or must agree with the one HOST chose. `false`: it does not (the
+    /// session is then closed with 421).
+    pub(super) fn choose_host_by_sni(&mut self, server_name: Option<&str>) -> bool {
+        let Some(name) = server_name else {
+            return true;
+        };
+        let vhost =
+            crate::vhost::find(&self.context.vhosts, name).and_then(|i| u16::try_from(i).ok());
+        if self.host.by_host {
+            return vhost == self.host.vhost;
+        }
+        self.host.vhost = vhost;
+        self.host.by_sni = true;
+        true
+    }
+
     /// QUIT (RFC 959 §4.1.1).
     pub(super) async fn quit(&mut self) -> Flow {
-        let text = format!("Thank you for visiting {}.", self.context.server_name);
+        let text = format!("Thank you for visiting {}.", self.server_name());
         self.control.hold_until_close();
         self.reply(221, text).await;
         Flow::Quit

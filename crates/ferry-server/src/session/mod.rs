@@ -58,6 +58,8 @@ struct Account {
     upload: Throttle,
     /// The account must use TLS for control and data connections.
     require_tls: bool,
+    /// What the account uses of its quota, when it has one (shared with its other sessions).
+    quota: Option<Arc<crate::quota::Usage>>,
     /// Whose an upload's private file is (see `storage::uploads::owner`).
     upload_owner: String,
     /// Counts this session against the account's session limit while logged in.
@@ -74,6 +76,17 @@ enum Login {
         anonymous: bool,
     },
     LoggedIn(Account),
+}
+
+/// Which virtual host a session is on, and what chose it.
+#[derive(Debug, Clone, Copy, Default)]
+struct HostChoice {
+    /// Index into `Context::vhosts`; `None` is the default host.
+    vhost: Option<u16>,
+    /// HOST chose it.
+    by_host: bool,
+    /// The TLS server name (SNI) chose it; HOST must then agree.
+    by_sni: bool,
 }
 
 /// What the loop reacts to.
@@ -113,6 +126,8 @@ pub struct Session {
     epsv_all: bool,
     /// The facts OPTS MLST chose; `None`: the default ones (no allocation for most sessions).
     mlst_facts: Option<Box<[&'static str]>>,
+    /// The virtual host this session is on (HOST, SNI).
+    host: HostChoice,
     /// MODE Z: the zlib level data connections are compressed with; `None` in MODE S.
     deflate: Option<u8>,
     /// The level OPTS MODE Z LEVEL chose, for the next MODE Z.
@@ -189,6 +204,7 @@ impl Session {
             kept_passive: None,
             epsv_all: false,
             mlst_facts: None,
+            host: HostChoice::default(),
             deflate: None,
             deflate_level,
             hash_algorithm: ferry_proto::command::HashAlgorithm::Sha256,
@@ -216,10 +232,11 @@ impl Session {
 
     async fn run_in_place(&mut self) {
         tracing::info!(peer = %self.peer, "connect");
-        let greeted = {
-            let greeting = Reply::new(220, self.context.greeting.clone());
-            // Boxed, like a command: the handshake's state is not kept for the session's life.
-            Box::pin(self.start_implicit_tls()).await && self.control.send(&greeting).await.is_ok()
+        // Boxed, like a command: the handshake's state is not kept for the session's life.
+        // Implicit FTPS greets after the handshake, as the host the client named (SNI).
+        let greeted = Box::pin(self.start_implicit_tls()).await && {
+            let greeting = Reply::new(220, self.greeting());
+            self.control.send(&greeting).await.is_ok()
         };
         if greeted {
             self.serve().await;
@@ -493,6 +510,27 @@ impl Session {
         }
     }
 
+    /// The virtual host the session is on (`None`: the default host).
+    fn vhost(&self) -> Option<&crate::vhost::Vhost> {
+        self.host
+            .vhost
+            .and_then(|i| self.context.vhosts.get(usize::from(i)))
+    }
+
+    /// The name the session's host gives itself in replies.
+    fn server_name(&self) -> String {
+        self.vhost().map_or_else(
+            || self.context.server_name.clone(),
+            |v| v.server_name.clone(),
+        )
+    }
+
+    /// The anonymous settings of the session's host.
+    fn anonymous_settings(&self) -> &crate::config::AnonymousConfig {
+        self.vhost()
+            .map_or(&self.context.config.anonymous, |v| &v.anonymous)
+    }
+
     /// The MLST/MLSD facts shown (OPTS MLST).
     fn mlst_facts(&self) -> &[&'static str] {
         self.mlst_facts
@@ -595,6 +633,14 @@ impl Session {
             })
     }
 
+    /// The quota usage that counts `path`, if the account has a quota there.
+    fn quota_for(&self, path: &VirtualPath) -> Option<Arc<crate::quota::Usage>> {
+        self.account()
+            .and_then(|a| a.quota.as_ref())
+            .filter(|usage| usage.covers(path))
+            .cloned()
+    }
+
     /// Replies to a failed storage call; the one place storage errors become reply codes.
     /// In a folder the user may not list (a drop box), what exists there is not told: every
     /// "is there something" error gets the same reply.
@@ -683,7 +729,7 @@ fn path_argument(command: &Command) -> Option<&str> {
         | C::Checksum { path, .. }
         | C::Mfmt(_, path)
         | C::Cwd(path) => Some(path),
-        C::Mlst(path) => path.as_deref(),
+        C::Mlst(path) | C::Avbl(path) => path.as_deref(),
         _ => None,
     }
 }

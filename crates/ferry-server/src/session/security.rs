@@ -39,7 +39,7 @@ impl Session {
         let acceptor = tls.acceptors.control.clone();
         let limit = self.context.config.login_timeout();
         match self.control.start_tls(&acceptor, limit).await {
-            Ok(()) => true,
+            Ok(server_name) => self.choose_host_by_sni(server_name.as_deref()),
             Err(error) => {
                 tracing::info!(peer = %self.peer.ip(), %error, "implicit TLS handshake failed");
                 false
@@ -82,8 +82,16 @@ impl Session {
             return Flow::Quit;
         }
         let limit = self.context.config.login_timeout();
-        if let Err(error) = self.control.start_tls(&acceptor, limit).await {
-            tracing::info!(peer = %self.peer.ip(), %error, "TLS handshake failed");
+        let server_name = match self.control.start_tls(&acceptor, limit).await {
+            Ok(server_name) => server_name,
+            Err(error) => {
+                tracing::info!(peer = %self.peer.ip(), %error, "TLS handshake failed");
+                return Flow::Quit;
+            }
+        };
+        if !self.choose_host_by_sni(server_name.as_deref()) {
+            self.reply(421, "The TLS server name (SNI) does not match HOST.")
+                .await;
             return Flow::Quit;
         }
         if let Some(tls) = self.tls.as_mut() {

@@ -16,11 +16,83 @@ use super::{Flow, Session};
 use crate::data::{self, DataPlan, Progress, Source, TransferError};
 use crate::limits::{CountGuard, Throttle};
 use crate::permissions::Permission;
+use crate::quota;
 use crate::storage::{
     uploads, FileKind, ReadBody, Storage, StorageError, StorageErrorKind, VirtualPath, WriteBody,
     WriteMode,
 };
 use crate::stream::MaybeTls;
+
+/// An upload received through a writer chain: inflated first in MODE Z (then converted, for
+/// TYPE A), and charged to the quota (if any) as written, so that a MODE Z bomb fills at most
+/// the quota.
+struct Wrapped {
+    inflate: bool,
+    ascii: bool,
+}
+
+impl Wrapped {
+    async fn receive(
+        self,
+        stream: &mut MaybeTls,
+        writer: quota::Charged<WriteBody>,
+        progress: &data::Progress,
+        stall: std::time::Duration,
+        throttle: &Throttle,
+    ) -> Result<(u64, Option<WriteBody>), TransferError> {
+        if !self.inflate {
+            let (bytes, writer) =
+                data::receive(stream, writer, self.ascii, progress, stall, throttle).await?;
+            return Ok((bytes, Some(writer.inner)));
+        }
+        let inflating = data::deflate::Inflating::new(writer, self.ascii);
+        let (bytes, inflating) =
+            data::receive(stream, inflating, false, progress, stall, throttle).await?;
+        match tokio::task::spawn_blocking(move || inflating.finish()).await {
+            Ok(Ok(writer)) => Ok((bytes, Some(writer.inner))),
+            Ok(Err(error)) => Err(TransferError::Local(error)),
+            Err(join) => Err(TransferError::Local(std::io::Error::other(
+                join.to_string(),
+            ))),
+        }
+    }
+}
+
+/// Settling a quota after an upload: what changed on disk, against what was charged.
+mod settle {
+    use std::sync::Arc;
+
+    use crate::quota::Usage;
+    use crate::storage::{FileKind, Storage, VirtualPath};
+
+    /// The bytes and number of the regular files at `paths`.
+    pub(super) async fn sizes(storage: &Arc<dyn Storage>, paths: &[VirtualPath]) -> (i64, i64) {
+        let (storage, paths) = (Arc::clone(storage), paths.to_vec());
+        tokio::task::spawn_blocking(move || {
+            paths
+                .iter()
+                .filter_map(|path| storage.metadata(path).ok())
+                .filter(|facts| facts.kind == FileKind::File)
+                .fold((0i64, 0i64), |(bytes, files), facts| {
+                    (bytes.saturating_add(facts.size as i64), files + 1)
+                })
+        })
+        .await
+        .unwrap_or((0, 0))
+    }
+
+    /// Settles an ended upload: the change on disk, less what its writes already charged.
+    pub(super) async fn upload(
+        usage: &Usage,
+        storage: &Arc<dyn Storage>,
+        paths: &[VirtualPath],
+        before: (i64, i64),
+        charged: u64,
+    ) {
+        let after = sizes(storage, paths).await;
+        usage.adjust(after.0 - before.0 - charged as i64, after.1 - before.1);
+    }
+}
 
 /// How an upload treats an existing file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +134,15 @@ struct Publish {
 }
 
 impl UploadPlan {
+    /// The files the upload may change: the one written, and where it is published.
+    fn paths(&self) -> Vec<VirtualPath> {
+        let mut paths = vec![self.target.clone()];
+        if let Some(publish) = &self.publish {
+            paths.push(publish.to.clone());
+        }
+        paths
+    }
+
     /// The path the client named.
     fn named(&self) -> &VirtualPath {
         self.publish.as_ref().map_or(&self.target, |p| &p.to)
@@ -424,6 +505,13 @@ impl Session {
             Ok(plan) => plan,
             Err((code, text)) => return self.reply(code, text).await,
         };
+        if let Some(usage) = self.quota_for(plan.named()) {
+            // A private upload's name is not looked up: it counts as a new file.
+            let new_file = plan.publish.is_some() || self.file_size(plan.named()).await.is_none();
+            if let Some(why) = usage.refuses_upload(new_file) {
+                return self.reply(552, why).await;
+            }
+        }
         let verb = if upload == Upload::Append {
             "APPE"
         } else {
@@ -549,6 +637,12 @@ impl Session {
         for attempt in 0..100 {
             let name = format!("{stem}.{attempt}");
             let path = self.resolve(&name);
+            if let Some(why) = self
+                .quota_for(&path)
+                .and_then(|usage| usage.refuses_upload(true))
+            {
+                return self.reply(552, why).await;
+            }
             if !self.exists(&path).await {
                 let plan = UploadPlan {
                     target: path,
@@ -581,6 +675,15 @@ impl Session {
             Ok(plan) => plan,
             Err((code, text)) => return self.reply(code, text).await,
         };
+        // With a quota, the sizes before the upload opens its file (which may truncate it).
+        let settlement = match (self.quota_for(upload.named()), self.storage()) {
+            (Some(usage), Some(storage)) => {
+                let paths = upload.paths();
+                let before = settle::sizes(&storage, &paths).await;
+                Some((usage, paths, before))
+            }
+            _ => None,
+        };
         let (target, mode) = (upload.target.clone(), upload.mode);
         let opened = self.with_storage(move |s| match s.open_write(&target, mode)? {
             WriteBody::File(file) => {
@@ -606,6 +709,9 @@ impl Session {
         let throttle = self.throttle(Direction::Upload);
         let inflate = self.deflate.is_some();
         let path = upload.named().clone();
+        let usage = settlement.as_ref().map(|(usage, ..)| Arc::clone(usage));
+        let charged = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counted = Arc::clone(&charged);
         self.start(
             plan,
             verb,
@@ -615,31 +721,13 @@ impl Session {
             move |stream, context, progress| async move {
                 let stall = context.stall_timeout;
                 let received = match (stream, writer) {
-                    // MODE Z: inflated (then converted, for TYPE A) by the writer thread.
-                    (mut stream, writer) if inflate => {
-                        let inflating = data::deflate::Inflating::new(writer, ascii);
-                        match data::receive(
-                            &mut stream,
-                            inflating,
-                            false,
-                            &progress,
-                            stall,
-                            &throttle,
-                        )
-                        .await
-                        {
-                            Ok((bytes, inflating)) => {
-                                match tokio::task::spawn_blocking(move || inflating.finish()).await
-                                {
-                                    Ok(Ok(writer)) => Ok((bytes, Some(writer))),
-                                    Ok(Err(error)) => Err(TransferError::Local(error)),
-                                    Err(join) => Err(TransferError::Local(std::io::Error::other(
-                                        join.to_string(),
-                                    ))),
-                                }
-                            }
-                            Err(error) => Err(error),
-                        }
+                    // MODE Z or a quota: through the writer chain that inflates and charges.
+                    (mut stream, writer) if inflate || usage.is_some() => {
+                        let charged = quota::Charged::new(writer, usage, counted);
+                        let wrapped = Wrapped { inflate, ascii };
+                        wrapped
+                            .receive(&mut stream, charged, &progress, stall, &throttle)
+                            .await
                     }
                     // Nothing to convert, count or encrypt: straight from socket to file.
                     (MaybeTls::Plain(tcp), WriteBody::File(writer))
@@ -655,7 +743,13 @@ impl Session {
                             .map(|(bytes, writer)| (bytes, Some(writer)))
                     }
                 };
-                upload.finish(received, file, storage).await
+                let settle_on = Arc::clone(&storage);
+                let result = upload.finish(received, file, storage).await;
+                if let Some((usage, paths, before)) = settlement {
+                    let charged = charged.load(std::sync::atomic::Ordering::Relaxed);
+                    settle::upload(&usage, &settle_on, &paths, before, charged).await;
+                }
+                result
             },
         );
         Flow::Continue
@@ -817,20 +911,24 @@ impl Session {
                 self.reply(426, "Connection closed; transfer aborted.")
                     .await
             }
-            Err(TransferError::Local(error)) => {
-                let error_kind = error.kind();
-                let kind = crate::storage::StorageError::from_io(&VirtualPath::root(), error).kind;
-                match kind {
-                    StorageErrorKind::NoSpace => {
-                        self.reply(452, "Insufficient storage space.").await
-                    }
-                    _ if error_kind == std::io::ErrorKind::InvalidData => {
-                        self.reply(451, "MODE Z data is corrupt or cut short; upload failed.")
-                            .await
-                    }
-                    _ => self.reply(451, "Local error in processing.").await,
+            Err(TransferError::Local(error)) => match error.kind() {
+                // EDQUOT: the account's quota (or the file system's), RFC 959's 552.
+                std::io::ErrorKind::QuotaExceeded => {
+                    self.reply(552, "Quota exceeded; upload stopped.").await
                 }
-            }
+                std::io::ErrorKind::InvalidData => {
+                    self.reply(451, "MODE Z data is corrupt or cut short; upload failed.")
+                        .await
+                }
+                _ => {
+                    match crate::storage::StorageError::from_io(&VirtualPath::root(), error).kind {
+                        StorageErrorKind::NoSpace => {
+                            self.reply(452, "Insufficient storage space.").await
+                        }
+                        _ => self.reply(451, "Local error in processing.").await,
+                    }
+                }
+            },
         }
     }
 

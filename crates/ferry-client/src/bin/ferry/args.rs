@@ -122,6 +122,10 @@ pub struct Args {
     pub segments: usize,
     #[command(flatten)]
     pub mirror: crate::mirror::MirrorFlags,
+    /// Record the session and draw it as a sequence diagram in FILE when done: SVG for
+    /// FILE.svg, text for FILE.txt
+    #[arg(long, value_name = "FILE")]
+    pub trace: Option<PathBuf>,
     /// Print the version
     #[arg(long)]
     pub version: bool,

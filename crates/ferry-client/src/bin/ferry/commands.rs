@@ -82,7 +82,7 @@ pub const COMMANDS: &[(&str, Verb, &str)] = &[
     (
         "hash",
         Verb::Hash,
-        "toggle printing `#' for each buffer transferred",
+        "toggle printing `#' for each buffer transferred (hash [on | off | auto | size])",
     ),
     ("help", Verb::Help, "print local help information"),
     ("image", Verb::Binary, "set binary transfer type"),

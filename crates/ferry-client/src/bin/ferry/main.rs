@@ -24,6 +24,7 @@ mod report;
 mod session;
 mod shell;
 mod tls;
+mod trace;
 mod trees;
 
 use std::process::ExitCode;
@@ -50,12 +51,44 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: args::Args) -> u8 {
+    let Some(trace) = &args.trace else {
+        return run_session(&args).await;
+    };
+    let format = match trace::Format::of(trace) {
+        Ok(format) => format,
+        Err(usage) => {
+            eprintln!("ferry: {}", printer::printable(&usage));
+            return 2;
+        }
+    };
+    if let Err(error) = trace::create(trace) {
+        eprintln!("ferry: {}", printer::printable(&error));
+        return exit::LOCAL_IO;
+    }
+    trace::start();
+    let words: Vec<String> = args.words.iter().map(|w| trace::masked_word(w)).collect();
+    trace::user(format!("ferry {}", words.join(" ")).trim_end());
+    let code = run_session(&args).await;
+    match trace::write(trace, format) {
+        Ok(()) => code,
+        Err(error) => {
+            eprintln!("ferry: {}", printer::printable(&error));
+            if code == exit::OK {
+                exit::LOCAL_IO
+            } else {
+                code
+            }
+        }
+    }
+}
+
+async fn run_session(args: &args::Args) -> u8 {
     match oneshot::Job::detect(&args.words) {
-        Some(Ok(job)) => oneshot::run(job, &args).await,
+        Some(Ok(job)) => oneshot::run(job, args).await,
         Some(Err(usage)) => {
             eprintln!("ferry: {}", printer::printable(&usage));
             2
         }
-        None => shell::run(&args).await,
+        None => shell::run(args).await,
     }
 }

@@ -85,7 +85,7 @@ async fn run_job(job: &Job, args: &Args) -> anyhow::Result<()> {
     let quiet = args.json && !args.debug;
     let printer = Arc::new(Printer::new(args.verbose && !quiet, args.debug, !quiet));
     let mut config = args.client_config();
-    config.transcript = Some(printer);
+    config.transcript = Some(crate::trace::observer(printer));
     config.tls.mode = args.tls_mode(url.implicit_tls);
     let store = TrustStore::new(args.known_hosts.clone(), args.insecure);
     let mut ask = ask_on_terminal;

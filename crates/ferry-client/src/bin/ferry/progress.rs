@@ -12,21 +12,57 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 /// Bytes per hash mark, as in the classic client.
 pub const HASH_BYTES: u64 = 1024;
 
+/// The most marks a transfer of known size prints with the default mark size.
+pub const MAX_MARKS: u64 = 100;
+
+/// The default bytes per mark for a transfer of `expected` bytes: the classic 1024, doubled
+/// until the file takes at most [`MAX_MARKS`] marks (a 300 MB file: 4 MiB a mark, 71 marks).
+/// Unknown sizes keep 1024.
+pub fn default_mark(expected: Option<u64>) -> u64 {
+    let mut mark = HASH_BYTES;
+    let Some(expected) = expected else {
+        return mark;
+    };
+    while expected.div_ceil(mark) > MAX_MARKS && mark < u64::MAX / 2 {
+        mark *= 2;
+    }
+    mark
+}
+
+/// A hash mark size as `hash SIZE` takes it: bytes, or with a `k`, `m` or `g` suffix (1024s).
+pub fn parse_mark(text: &str) -> Option<u64> {
+    let lower = text.to_ascii_lowercase();
+    let (digits, unit) = match lower.strip_suffix(['k', 'm', 'g']) {
+        Some(digits) => (digits, &lower[digits.len()..]),
+        None => (lower.as_str(), ""),
+    };
+    let scale: u64 = match unit {
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        _ => 1,
+    };
+    let number: u64 = digits.parse().ok()?;
+    number.checked_mul(scale).filter(|&bytes| bytes > 0)
+}
+
 /// How a transfer shows its progress.
 pub enum Display {
     None,
-    Hash { printed: u64, ended: bool },
+    Hash {
+        printed: u64,
+        ended: bool,
+        mark: u64,
+    },
     Bar(ProgressBar),
 }
 
 impl Display {
-    /// Hash marks when asked for, else a bar on a terminal (`expected` bytes if known).
+    /// Hash marks when asked for (of [`default_mark`] size), else a bar on a terminal
+    /// (`expected` bytes if known).
     pub fn new(hash: bool, bar: bool, expected: Option<u64>) -> Self {
         if hash {
-            return Display::Hash {
-                printed: 0,
-                ended: false,
-            };
+            return Display::marks(default_mark(expected));
         }
         if !bar {
             return Display::None;
@@ -42,12 +78,21 @@ impl Display {
         Display::Bar(progress)
     }
 
+    /// A `#` for every `mark` bytes.
+    pub fn marks(mark: u64) -> Self {
+        Display::Hash {
+            printed: 0,
+            ended: false,
+            mark: mark.max(1),
+        }
+    }
+
     fn advance(&mut self, total: u64) {
         match self {
             Display::None => {}
-            Display::Hash { printed, .. } => {
+            Display::Hash { printed, mark, .. } => {
                 let mut stdout = std::io::stdout();
-                while (*printed + 1) * HASH_BYTES <= total {
+                while (*printed + 1).saturating_mul(*mark) <= total {
                     let _ = stdout.write_all(b"#");
                     *printed += 1;
                 }
@@ -62,7 +107,7 @@ impl Display {
     pub fn finish(&mut self) {
         match self {
             Display::None => {}
-            Display::Hash { printed, ended } => {
+            Display::Hash { printed, ended, .. } => {
                 if *printed > 0 && !*ended {
                     println!();
                 }
@@ -213,6 +258,38 @@ mod tests {
         assert_eq!(rate(512, 1.0), "512 B/s");
         assert_eq!(rate(1_600, 1.0), "1.6 kB/s");
         assert_eq!(rate(25_200_000, 1.0), "25.2 MB/s");
+    }
+
+    #[test]
+    fn the_default_mark_scales_with_the_size() {
+        assert_eq!(default_mark(None), 1024);
+        assert_eq!(default_mark(Some(5000)), 1024);
+        assert_eq!(default_mark(Some(100 * 1024)), 1024);
+        assert_eq!(default_mark(Some(100 * 1024 + 1)), 2048);
+        let big = 300_000_000;
+        let mark = default_mark(Some(big));
+        assert_eq!(mark, 4 << 20);
+        assert!(big.div_ceil(mark) <= MAX_MARKS);
+        assert!(default_mark(Some(u64::MAX)) > 0);
+    }
+
+    #[test]
+    fn mark_sizes_parse_with_units() {
+        assert_eq!(parse_mark("4096"), Some(4096));
+        assert_eq!(parse_mark("64k"), Some(65536));
+        assert_eq!(parse_mark("1M"), Some(1 << 20));
+        assert_eq!(parse_mark("2g"), Some(2 << 30));
+        for bad in [
+            "",
+            "0",
+            "k",
+            "-1",
+            "1.5m",
+            "99999999999999999999",
+            "20000000000g",
+        ] {
+            assert_eq!(parse_mark(bad), None, "{bad}");
+        }
     }
 
     #[tokio::test]

@@ -49,6 +49,8 @@ pub struct Shell {
     auto_login: bool,
     prompting: bool,
     hash: bool,
+    /// Bytes per hash mark set with `hash SIZE`; `None` scales with the file.
+    hash_size: Option<u64>,
     remote_names: Arc<Mutex<Vec<String>>>,
     remote_names_stale: bool,
     first_failure: Option<u8>,
@@ -84,7 +86,7 @@ impl Shell {
     fn new(args: &Args) -> Self {
         let printer = Arc::new(Printer::new(!args.quiet, args.debug, true));
         let mut config = args.client_config();
-        config.transcript = Some(printer.clone());
+        config.transcript = Some(crate::trace::observer(printer.clone()));
         let remote_names = Arc::new(Mutex::new(Vec::new()));
         Shell {
             client: None,
@@ -97,6 +99,7 @@ impl Shell {
             auto_login: !args.no_login,
             prompting: !args.no_prompt,
             hash: false,
+            hash_size: None,
             remote_names,
             remote_names_stale: true,
             first_failure: None,
@@ -130,6 +133,7 @@ impl Shell {
         let Some(name) = words.first() else {
             return Flow::Continue;
         };
+        crate::trace::user(&crate::trace::masked_command(line));
         let verb = match lookup(name) {
             Ok(verb) => verb,
             Err(Lookup::Invalid) => return self.fail_flow("?Invalid command."),
@@ -175,7 +179,7 @@ impl Shell {
             Verb::Type => self.type_command(args).await?,
             Verb::Passive => self.passive(args)?,
             Verb::Epsv => self.epsv(args)?,
-            Verb::Hash => self.toggle_hash(),
+            Verb::Hash => self.hash_command(args)?,
             Verb::Verbose => self.toggle_verbose(),
             Verb::Debug => self.debug(args),
             Verb::Prompt => self.toggle_prompt(),
@@ -347,14 +351,20 @@ impl Shell {
 
     fn ask(&mut self, prompt: &str) -> anyhow::Result<String> {
         match self.input.answer(prompt) {
-            Some(answer) => Ok(answer),
+            Some(answer) => {
+                crate::trace::user(&format!("{prompt}{}", answer.trim()));
+                Ok(answer)
+            }
             None => bail!("end of input"),
         }
     }
 
     fn ask_password(&mut self, prompt: &str) -> anyhow::Result<Secret> {
         match self.input.password(prompt) {
-            Some(password) => Ok(password),
+            Some(password) => {
+                crate::trace::user(&format!("{prompt}XXXX"));
+                Ok(password)
+            }
             None => bail!("end of input"),
         }
     }

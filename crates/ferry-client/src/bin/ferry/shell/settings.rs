@@ -6,7 +6,7 @@ use ferry_client::DataMode;
 use super::{notice, Shell};
 use crate::commands::{help_line, help_table};
 use crate::printer::printable;
-use crate::progress::HASH_BYTES;
+use crate::progress::{parse_mark, HASH_BYTES, MAX_MARKS};
 
 /// `on`/`off` arguments, or a toggle without one.
 fn on_off(args: &[String], current: bool) -> anyhow::Result<bool> {
@@ -61,13 +61,29 @@ impl Shell {
         Ok(())
     }
 
-    pub(super) fn toggle_hash(&mut self) {
-        self.hash = !self.hash;
-        if self.hash {
-            println!("Hash mark printing on ({HASH_BYTES} bytes/hash mark).");
-        } else {
-            println!("Hash mark printing off.");
+    /// `hash [on | off | auto | size]` (tnftp's form, plus `auto`): without an argument,
+    /// toggles. The default mark is the classic 1024 bytes, larger for big files so that one
+    /// takes at most [`MAX_MARKS`] marks; `hash SIZE` (`4096`, `64k`, `1m`) fixes the size and
+    /// turns marks on, `hash auto` goes back to the default.
+    pub(super) fn hash_command(&mut self, args: &[String]) -> anyhow::Result<()> {
+        const USAGE: &str = "usage: hash [on | off | auto | size], size in bytes or with k, m, g";
+        match args.first().map(String::as_str) {
+            Some("auto") if args.len() == 1 => (self.hash, self.hash_size) = (true, None),
+            Some(size) if args.len() == 1 && size != "on" && size != "off" => {
+                let bytes = parse_mark(size).map_or_else(|| notice(USAGE), Ok)?;
+                (self.hash, self.hash_size) = (true, Some(bytes));
+            }
+            _ => self.hash = on_off(args, self.hash).or_else(|_| notice(USAGE))?,
         }
+        match (self.hash, self.hash_size) {
+            (false, _) => println!("Hash mark printing off."),
+            (true, Some(bytes)) => println!("Hash mark printing on ({bytes} bytes/hash mark)."),
+            (true, None) => println!(
+                "Hash mark printing on ({HASH_BYTES} bytes/hash mark).\n\
+                 Bigger files get bigger marks, {MAX_MARKS} at most a file (`hash SIZE` fixes it)."
+            ),
+        }
+        Ok(())
     }
 
     pub(super) fn toggle_verbose(&mut self) {

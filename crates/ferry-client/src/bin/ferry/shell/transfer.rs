@@ -210,9 +210,11 @@ impl Shell {
         }
     }
 
-    /// The remote file's size for a progress bar, asked quietly, only when a bar will show.
+    /// The remote file's size for a progress bar or the size of hash marks, asked quietly,
+    /// only when one will show.
     async fn expected_size(&mut self, remote: &str, bar_allowed: bool) -> Option<u64> {
-        if !self.wants_bar(bar_allowed) {
+        let scaled_marks = self.hash && self.hash_size.is_none();
+        if !self.wants_bar(bar_allowed) && !scaled_marks {
             return None;
         }
         self.printer.set_quiet(true);
@@ -231,6 +233,9 @@ impl Shell {
     /// Hash marks if `hash` is on, else a bar when stderr is a terminal and the output is not
     /// standard output.
     fn display(&self, bar_allowed: bool, expected: Option<u64>) -> Display {
-        Display::new(self.hash, self.wants_bar(bar_allowed), expected)
+        match (self.hash, self.hash_size) {
+            (true, Some(mark)) => Display::marks(mark),
+            _ => Display::new(self.hash, self.wants_bar(bar_allowed), expected),
+        }
     }
 }

@@ -1,0 +1,340 @@
+//! Quotas: the most bytes and files an account may keep under its root (or, for anonymous
+//! users, under their upload folder).
+//!
+//! Usage is counted once, by walking the folder when the account's first session logs in,
+//! and then tracked: uploads charge their bytes as they are written (so that a running upload
+//! stops at the limit), and when a file operation ends its effect is settled from the sizes
+//! before and after. Every session of one account shares one [`Usage`] (atomic counters), so
+//! two uploads at once cannot both take the last bytes. Changes made outside Ferry are seen at
+//! the next count: when the account has no session left, its usage is dropped, and the next
+//! login counts again.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use crate::storage::{FileKind, Storage, StorageError, VirtualPath};
+
+/// Limits of an account; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub bytes: Option<u64>,
+    pub files: Option<u64>,
+}
+
+impl Limits {
+    pub fn is_limited(&self) -> bool {
+        self.bytes.is_some() || self.files.is_some()
+    }
+}
+
+/// Deepest folder nesting the count walks.
+const MAX_DEPTH: usize = 64;
+
+/// What an account uses, against its limits.
+#[derive(Debug)]
+pub struct Usage {
+    limits: Limits,
+    /// The folder counted (the account's root, or the anonymous upload folder).
+    scope: VirtualPath,
+    /// Signed: a settlement may briefly take them below zero.
+    bytes: AtomicI64,
+    files: AtomicI64,
+}
+
+impl Usage {
+    /// Counts the files and bytes under `scope` (symlinks are not followed).
+    pub fn count(
+        storage: &dyn Storage,
+        scope: VirtualPath,
+        limits: Limits,
+    ) -> Result<Usage, StorageError> {
+        let (mut bytes, mut files) = (0u64, 0u64);
+        let mut folders = vec![(scope.clone(), 0usize)];
+        while let Some((folder, depth)) = folders.pop() {
+            let entries = match storage.list(&folder) {
+                Ok(entries) => entries,
+                // The upload folder may not exist yet: nothing is used.
+                Err(error)
+                    if folder == scope
+                        && error.kind == crate::storage::StorageErrorKind::NotFound =>
+                {
+                    Vec::new()
+                }
+                Err(error) => return Err(error),
+            };
+            for entry in entries {
+                match entry.kind {
+                    FileKind::File => {
+                        bytes = bytes.saturating_add(entry.size);
+                        files += 1;
+                    }
+                    FileKind::Directory if depth < MAX_DEPTH => {
+                        folders.push((folder.join(&entry.name), depth + 1));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(Usage {
+            limits,
+            scope,
+            bytes: AtomicI64::new(i64::try_from(bytes).unwrap_or(i64::MAX)),
+            files: AtomicI64::new(i64::try_from(files).unwrap_or(i64::MAX)),
+        })
+    }
+
+    /// Whether `path` is counted.
+    pub fn covers(&self, path: &VirtualPath) -> bool {
+        path.as_str() == self.scope.as_str()
+            || path
+                .as_str()
+                .strip_prefix(self.scope.as_str())
+                .is_some_and(|rest| rest.starts_with('/') || self.scope.is_root())
+    }
+
+    pub fn bytes_used(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    pub fn files_used(&self) -> u64 {
+        self.files.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Why an upload may not start: bytes used up, or (for a new file) the files.
+    pub fn refuses_upload(&self, new_file: bool) -> Option<String> {
+        if let Some(limit) = self.limits.bytes {
+            if self.bytes_used() >= limit {
+                return Some(format!(
+                    "Quota exceeded: {} of {limit} bytes used.",
+                    self.bytes_used()
+                ));
+            }
+        }
+        if let Some(limit) = self.limits.files {
+            if new_file && self.files_used() >= limit {
+                return Some(format!(
+                    "Quota exceeded: {} of {limit} files used.",
+                    self.files_used()
+                ));
+            }
+        }
+        None
+    }
+
+    /// The bytes the limit still allows (`None`: no byte limit).
+    pub fn bytes_left(&self) -> Option<u64> {
+        self.limits
+            .bytes
+            .map(|limit| limit.saturating_sub(self.bytes_used()))
+    }
+
+    /// Takes `bytes` of a running upload; an error (EDQUOT) once the limit would be passed.
+    pub fn charge(&self, bytes: u64) -> io::Result<()> {
+        let bytes = i64::try_from(bytes).unwrap_or(i64::MAX);
+        let after = self
+            .bytes
+            .fetch_add(bytes, Ordering::Relaxed)
+            .saturating_add(bytes);
+        match self.limits.bytes {
+            Some(limit) if after > i64::try_from(limit).unwrap_or(i64::MAX) => {
+                self.bytes.fetch_sub(bytes, Ordering::Relaxed);
+                Err(io::Error::from_raw_os_error(
+                    rustix::io::Errno::DQUOT.raw_os_error(),
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Settles a change: `bytes` and `files` more (or fewer) than was counted or charged.
+    pub fn adjust(&self, bytes: i64, files: i64) {
+        self.bytes.fetch_add(bytes, Ordering::Relaxed);
+        self.files.fetch_add(files, Ordering::Relaxed);
+    }
+
+    /// SITE QUOTA's lines.
+    pub fn report(&self, user: &str) -> Vec<String> {
+        let limit = |limit: Option<u64>| limit.map_or("unlimited".to_string(), |l| l.to_string());
+        vec![
+            format!("Quota for {user} (under {}):", self.scope),
+            format!(
+                " Bytes: {} used of {}",
+                self.bytes_used(),
+                limit(self.limits.bytes)
+            ),
+            format!(
+                " Files: {} used of {}",
+                self.files_used(),
+                limit(self.limits.files)
+            ),
+            "End of quota".to_string(),
+        ]
+    }
+}
+
+/// A writer that charges every byte to a [`Usage`] (when there is one) before writing it.
+pub struct Charged<W> {
+    pub inner: W,
+    usage: Option<Arc<Usage>>,
+    /// Bytes charged so far, read for the settlement when the upload ends (however it ends).
+    charged: Arc<AtomicU64>,
+}
+
+impl<W> Charged<W> {
+    pub fn new(inner: W, usage: Option<Arc<Usage>>, charged: Arc<AtomicU64>) -> Charged<W> {
+        Charged {
+            inner,
+            usage,
+            charged,
+        }
+    }
+}
+
+impl<W: io::Write> io::Write for Charged<W> {
+    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let Some(usage) = &self.usage else {
+            return self.inner.write(bytes);
+        };
+        usage.charge(bytes.len() as u64)?;
+        match self.inner.write(bytes) {
+            Ok(written) => {
+                usage.adjust(-((bytes.len() - written) as i64), 0);
+                self.charged.fetch_add(written as u64, Ordering::Relaxed);
+                Ok(written)
+            }
+            Err(error) => {
+                usage.adjust(-(bytes.len() as i64), 0);
+                Err(error)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The usage of every account with a quota that has a session, shared by its sessions.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    accounts: Mutex<HashMap<String, Weak<Usage>>>,
+}
+
+impl Ledger {
+    /// The usage of the account `key`, counted now if no session of it holds one. Blocking:
+    /// call it on the blocking pool.
+    pub fn usage(
+        &self,
+        key: &str,
+        storage: &dyn Storage,
+        scope: VirtualPath,
+        limits: Limits,
+    ) -> Result<Arc<Usage>, StorageError> {
+        if let Some(usage) = self.live(key, limits) {
+            return Ok(usage);
+        }
+        let counted = Arc::new(Usage::count(storage, scope, limits)?);
+        let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        // Another session may have counted meanwhile: one usage per account.
+        if let Some(usage) = accounts.get(key).and_then(Weak::upgrade) {
+            if usage.limits == limits {
+                return Ok(usage);
+            }
+        }
+        accounts.retain(|_, usage| usage.strong_count() > 0);
+        accounts.insert(key.to_string(), Arc::downgrade(&counted));
+        Ok(counted)
+    }
+
+    fn live(&self, key: &str, limits: Limits) -> Option<Arc<Usage>> {
+        let accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
+        accounts
+            .get(key)
+            .and_then(Weak::upgrade)
+            .filter(|usage| usage.limits == limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn usage(limits: Limits) -> (tempfile::TempDir, Arc<dyn Storage>, Arc<Usage>) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("one"), [0u8; 100]).unwrap();
+        std::fs::write(dir.path().join("a/b/two"), [0u8; 50]).unwrap();
+        std::os::unix::fs::symlink("/etc", dir.path().join("a/etc")).unwrap();
+        let storage: Arc<dyn Storage> =
+            Arc::new(crate::storage::LocalFs::open(dir.path()).unwrap());
+        let usage = Usage::count(storage.as_ref(), VirtualPath::root(), limits).unwrap();
+        (dir, storage, Arc::new(usage))
+    }
+
+    #[test]
+    fn counts_files_and_bytes_without_following_links() {
+        let (_dir, _storage, usage) = usage(Limits::default());
+        assert_eq!((usage.bytes_used(), usage.files_used()), (150, 2));
+    }
+
+    #[test]
+    fn charges_stop_at_the_limit_and_give_back_what_failed() {
+        let (_dir, _storage, usage) = usage(Limits {
+            bytes: Some(200),
+            files: Some(3),
+        });
+        assert_eq!(usage.bytes_left(), Some(50));
+        let charged = Arc::new(AtomicU64::new(0));
+        let mut writer = Charged::new(Vec::new(), Some(Arc::clone(&usage)), Arc::clone(&charged));
+        writer.write_all(&[1; 40]).unwrap();
+        let error = writer.write_all(&[1; 20]).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::QuotaExceeded);
+        assert_eq!(usage.bytes_used(), 190);
+        assert_eq!(charged.load(Ordering::Relaxed), 40);
+        assert!(usage.refuses_upload(false).is_none());
+        usage.adjust(10, 1);
+        assert!(usage.refuses_upload(false).unwrap().contains("200 bytes"));
+        usage.adjust(-100, 0);
+        assert!(usage.refuses_upload(true).unwrap().contains("files"));
+        assert!(usage.refuses_upload(false).is_none());
+    }
+
+    #[test]
+    fn the_ledger_shares_one_usage_while_sessions_hold_it() {
+        let (_dir, storage, _) = usage(Limits::default());
+        let ledger = Ledger::default();
+        let limits = Limits {
+            bytes: Some(1000),
+            files: None,
+        };
+        let first = ledger
+            .usage("alice", storage.as_ref(), VirtualPath::root(), limits)
+            .unwrap();
+        let second = ledger
+            .usage("alice", storage.as_ref(), VirtualPath::root(), limits)
+            .unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+        first.adjust(500, 0);
+        drop((first, second));
+        // Counted afresh once no session holds it.
+        let third = ledger
+            .usage("alice", storage.as_ref(), VirtualPath::root(), limits)
+            .unwrap();
+        assert_eq!(third.bytes_used(), 150);
+    }
+
+    #[test]
+    fn scope_covers_its_folder_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("incoming")).unwrap();
+        let storage = crate::storage::LocalFs::open(dir.path()).unwrap();
+        let scope = VirtualPath::root().join("incoming");
+        let usage = Usage::count(&storage, scope, Limits::default()).unwrap();
+        assert!(usage.covers(&VirtualPath::root().join("incoming/x")));
+        assert!(!usage.covers(&VirtualPath::root().join("incomingx")));
+        assert!(!usage.covers(&VirtualPath::root().join("x")));
+    }
+}
