@@ -170,10 +170,15 @@ pub fn rfc3339(time: i64) -> String {
     )
 }
 
-/// Prints one record as a JSON line on standard output.
+/// Prints one record as a JSON line on standard output. A closed pipe (`| head -1`) is not
+/// an error worth a panic: the line is dropped.
 pub fn print_json(record: &impl Serialize) {
+    use std::io::Write;
     match serde_json::to_string(record) {
-        Ok(line) => println!("{line}"),
+        Ok(line) => {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        }
         Err(error) => eprintln!("ferry: cannot write JSON: {error}"),
     }
 }
