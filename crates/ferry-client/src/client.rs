@@ -38,6 +38,8 @@ pub struct Client {
     /// PBSZ 0 and PROT P were accepted: data connections are TLS.
     pub(crate) data_protected: bool,
     pub(crate) last_data_tls: Option<TlsInfo>,
+    /// How this session gets checksums: `None` until asked, then what was found.
+    pub(crate) hash_method: Option<Option<crate::hash::HashMethod>>,
     /// The data connection in use, for the transcript's `data_finished`.
     pub(crate) data_link: Option<DataLink>,
 }
@@ -125,6 +127,7 @@ impl Client {
             tls,
             data_protected: false,
             last_data_tls: None,
+            hash_method: None,
             data_link: None,
         };
         client.report_control_tls();
@@ -379,6 +382,18 @@ impl Client {
             command: "SIZE".into(),
             reply,
         })
+    }
+
+    /// Sets a file's modification time (MFMT, draft-somers-ftp-mfxx-04 §3): `Ok(false)` when
+    /// the server has no MFMT (500/502), an error when it refuses for another reason.
+    pub async fn set_modified(&mut self, path: &str, time: i64) -> Result<bool, FtpError> {
+        let stamp = ferry_proto::time::format_time_val(time);
+        let reply = self.raw(&format!("MFMT {stamp} {path}")).await?;
+        match reply.code {
+            213 | 200 | 250 => Ok(true),
+            500 | 502 | 504 => Ok(false),
+            _ => Err(negative(reply, "MFMT", Some(path))),
+        }
     }
 
     /// A file's modification time in seconds since the epoch, UTC (MDTM, RFC 3659 §3).

@@ -24,6 +24,8 @@ pub enum ErrorCategory {
     Tls,
     /// The server's certificate is not trusted (unknown issuer, wrong pin, changed).
     Certificate,
+    /// A transferred file's checksum differs from the server's.
+    Verification,
     /// Anything else: a refused command, a bad argument.
     Other,
 }
@@ -77,6 +79,13 @@ pub enum FtpError {
     TlsRefused { reply: Reply },
     #[error("TLS handshake with {server} failed: {error}")]
     TlsHandshake { server: String, error: String },
+    #[error("{path}: {algorithm} mismatch: local {local}, server {remote}")]
+    HashMismatch {
+        path: String,
+        algorithm: &'static str,
+        local: String,
+        remote: String,
+    },
     #[error("{server}: {rejection}")]
     CertificateRejected {
         server: String,
@@ -115,6 +124,7 @@ impl FtpError {
             E::Refused { .. } | E::InvalidArgument(_) => ErrorCategory::Other,
             E::TlsSetup(_) | E::TlsRefused { .. } | E::TlsHandshake { .. } => ErrorCategory::Tls,
             E::CertificateRejected { .. } => ErrorCategory::Certificate,
+            E::HashMismatch { .. } => ErrorCategory::Verification,
         }
     }
 

@@ -23,6 +23,8 @@
 //! - [`control`]: the bounded control-connection reader and writer.
 //! - [`tls`], [`stream`]: FTPS (RFC 4217): AUTH TLS or implicit TLS, PROT P data connections
 //!   that resume the control connection's TLS session, certificate pins and known hosts.
+//! - [`hash`]: checksums for verified transfers (HASH, XSHA256/XSHA1/XMD5/XCRC).
+//! - [`mirror`]: what a mirror must do: comparing two trees, filters, deletion limits.
 //! - [`url`], [`netrc`], [`resolve`]: where to connect and as whom.
 //! - [`transcript`], [`trace`]: observing a session, and drawing it as a sequence diagram.
 
@@ -32,6 +34,8 @@ pub mod control;
 pub mod data;
 mod data_setup;
 pub mod error;
+pub mod hash;
+pub mod mirror;
 pub mod netrc;
 pub mod replies;
 pub mod resolve;

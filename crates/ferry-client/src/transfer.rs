@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use ferry_proto::ascii::{lf_to_crlf, CrlfDecoder};
 use ferry_proto::command::TransferType;
 use ferry_proto::list_parse::{parse_list, parse_mlsd, RemoteEntry};
+use ferry_proto::reply::Reply;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -51,6 +52,46 @@ impl Client {
             ascii,
         };
         self.download(request, writer, None).await
+    }
+
+    /// Downloads at most `length` bytes of `path` from byte `offset` (REST then RETR) into
+    /// `writer`, for one segment of a parallel download. Once `length` bytes are in, the data
+    /// connection is closed and the control connection brought back in step (NOOP, reading
+    /// every reply up to its 200); a file that ends sooner ends the segment early.
+    pub async fn retrieve_range<W: AsyncWrite + Unpin>(
+        &mut self,
+        path: &str,
+        writer: &mut W,
+        offset: u64,
+        length: u64,
+    ) -> Result<u64, FtpError> {
+        let stream = self
+            .start_transfer(&format!("RETR {path}"), path, offset)
+            .await?;
+        let timeout = self.config.data_timeout;
+        match receive_at_most(stream, writer, path, timeout, length).await {
+            Ok((count, true)) => self.finish_transfer(Ok(count), path).await,
+            Ok((count, false)) => {
+                self.resync().await?;
+                Ok(count)
+            }
+            Err(error) => self.finish_transfer(Err(error), path).await,
+        }
+    }
+
+    /// After a data connection the client closed early: NOOP, and every reply until its 200
+    /// (the transfer's 426/451/226 come first), five at most.
+    async fn resync(&mut self) -> Result<(), FtpError> {
+        self.control.send("NOOP").await?;
+        for _ in 0..5 {
+            if self.control.read_final_reply().await?.code == 200 {
+                return Ok(());
+            }
+        }
+        Err(FtpError::UnexpectedReply {
+            command: "NOOP".into(),
+            reply: Reply::new(0, "no 200 reply to NOOP after a closed download"),
+        })
     }
 
     /// Uploads `reader` as `path` (STOR, RFC 959 §4.1.3); with `offset` > 0 the server is told to
@@ -421,6 +462,36 @@ async fn receive<W: AsyncWrite + Unpin>(
             return Ok(total);
         }
     }
+}
+
+/// Copies up to `length` bytes of the data connection into `writer`; says whether the stream
+/// ended by itself (`true`) or was cut at `length` (`false`).
+async fn receive_at_most<W: AsyncWrite + Unpin>(
+    mut stream: Stream,
+    writer: &mut W,
+    path: &str,
+    timeout: Duration,
+    length: u64,
+) -> Result<(u64, bool), FtpError> {
+    let mut buffer = vec![0; CHUNK];
+    let mut total = 0u64;
+    while total < length {
+        let want = (length - total).min(CHUNK as u64) as usize;
+        let read = timed(timeout, "receiving data", stream.read(&mut buffer[..want])).await?;
+        let read = read.map_err(|error| broken(path, error))?;
+        if read == 0 {
+            writer.flush().await.map_err(FtpError::Local)?;
+            close_politely(&mut stream).await;
+            return Ok((total, true));
+        }
+        writer
+            .write_all(&buffer[..read])
+            .await
+            .map_err(FtpError::Local)?;
+        total += read as u64;
+    }
+    writer.flush().await.map_err(FtpError::Local)?;
+    Ok((total, false))
 }
 
 /// Copies `reader` into the data connection, encoding LF as CRLF in ASCII mode, then closes it.

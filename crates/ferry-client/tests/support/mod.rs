@@ -128,3 +128,107 @@ pub fn dead_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     listener.local_addr().expect("addr").port()
 }
+
+/// Starts `ferry args...` in `cwd` without waiting (for tests that kill it midway); output
+/// goes to `stdout.txt` and `stderr.txt` in `cwd`.
+pub fn spawn_ferry(args: &[&str], cwd: &Path) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_ferry"))
+        .args(args)
+        .current_dir(cwd)
+        .env("HOME", cwd)
+        .env("NETRC", cwd.join("no-such-netrc"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(cwd.join("stdout.txt")).expect("stdout file"))
+        .stderr(std::fs::File::create(cwd.join("stderr.txt")).expect("stderr file"))
+        .spawn()
+        .expect("start ferry")
+}
+
+/// Polls `condition` every 20 ms until it holds or `limit` passes; says whether it held.
+pub fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+/// The JSON lines of a `--json` run's standard output.
+pub fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("bad JSON {line:?}: {e}")))
+        .collect()
+}
+
+/// The JSON field names the README documents, read from its "JSON output" section: the
+/// `ls --json` table, the transfer table and the summary's paragraph.
+pub struct Documented {
+    pub entry: Vec<String>,
+    pub file: Vec<String>,
+    pub summary: Vec<String>,
+}
+
+pub fn documented_fields() -> Documented {
+    let readme = concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md");
+    let text = std::fs::read_to_string(readme).expect("README.md");
+    let start = text.find("### JSON output").expect("a JSON output section");
+    let section = &text[start..];
+    let section = &section[..section[4..]
+        .find("\n#")
+        .map_or(section.len(), |end| end + 4)];
+    let part = |from: &str, to: Option<&str>| {
+        let begin = section
+            .find(from)
+            .unwrap_or_else(|| panic!("README lacks {from:?}"));
+        let rest = &section[begin..];
+        let end = to.and_then(|to| rest.find(to)).unwrap_or(rest.len());
+        rest[..end].to_string()
+    };
+    let table = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|line| line.strip_prefix("| `"))
+            .filter_map(|rest| rest.split('`').next())
+            .map(str::to_string)
+            .collect()
+    };
+    let summary_text = part("A mirror ends with a summary", None);
+    let summary = std::iter::once("record".to_string())
+        .chain(
+            summary_text
+                .split('`')
+                .skip(1)
+                .step_by(2)
+                .filter(|w| w.chars().all(|c| c.is_ascii_lowercase() || c == '_'))
+                .map(str::to_string),
+        )
+        .collect();
+    Documented {
+        entry: table(&part(
+            "`ls --json`, one object per entry",
+            Some("A transfer"),
+        )),
+        file: table(&part(
+            "A transfer, one object per file",
+            Some("A mirror ends"),
+        )),
+        summary,
+    }
+}
+
+/// Panics unless `value` is an object with exactly `fields`.
+pub fn expect_fields(value: &serde_json::Value, fields: &[String]) {
+    let object = value
+        .as_object()
+        .unwrap_or_else(|| panic!("not an object: {value}"));
+    let mut have: Vec<&str> = object.keys().map(String::as_str).collect();
+    let mut want: Vec<&str> = fields.iter().map(String::as_str).collect();
+    have.sort_unstable();
+    want.sort_unstable();
+    assert!(want.len() >= 8, "too few documented fields: {want:?}");
+    assert_eq!(have, want, "fields of {value} against the README");
+}

@@ -35,8 +35,85 @@ authorizer.add_anonymous(root)
 Base = FTPHandler
 if os.environ.get("FERRY_TEST_TLS_CERT"):
     from pyftpdlib.handlers import TLS_FTPHandler as Base
+import hashlib, zlib
+MODE = os.environ.get("FERRY_TEST_HASH", "")
+CORRUPT = os.environ.get("FERRY_TEST_CORRUPT") == "1"
+def digest(path, algorithm):
+    with open(path, "rb") as f:
+        data = f.read()
+    if algorithm == "CRC32":
+        out = "%08X" % (zlib.crc32(data) & 0xffffffff)
+    else:
+        out = {"SHA-256": hashlib.sha256, "SHA-1": hashlib.sha1, "MD5": hashlib.md5}[algorithm](data).hexdigest()
+    if CORRUPT:
+        out = ("1" if out[0] == "0" else "0") + out[1:]
+    return out, len(data)
 class Handler(Base):
-    pass
+    def __init__(self, *args, **kwargs):
+        Base.__init__(self, *args, **kwargs)
+        self.hash_algorithm = "SHA-256"
+        if MODE == "hash":
+            self._extra_feats = self._extra_feats + ["HASH SHA-256*;SHA-1;MD5;CRC32"]
+        elif MODE == "x":
+            self._extra_feats = self._extra_feats + ["XCRC", "XMD5"]
+    def _digest_or_550(self, path, algorithm):
+        try:
+            return digest(path, algorithm)
+        except OSError as error:
+            self.respond("550 %s." % error.strerror)
+            return None, None
+    def ftp_HASH(self, path):
+        out, size = self._digest_or_550(path, self.hash_algorithm)
+        if out is not None:
+            self.respond("213 %s 0-%d %s %s" % (self.hash_algorithm, size, out, self.fs.fs2ftp(path)))
+    def ftp_XMD5(self, path):
+        out, _ = self._digest_or_550(path, "MD5")
+        if out is not None:
+            self.respond("250 " + out.upper())
+    def ftp_XCRC(self, path):
+        out, _ = self._digest_or_550(path, "CRC32")
+        if out is not None:
+            self.respond("213 " + out)
+    def ftp_OPTS(self, line):
+        if line.upper().startswith("HASH ") and MODE == "hash":
+            algorithm = line[5:].strip().upper()
+            if algorithm in ("SHA-256", "SHA-1", "MD5", "CRC32"):
+                self.hash_algorithm = algorithm
+                return self.respond("200 " + algorithm)
+            return self.respond("504 Unknown algorithm.")
+        return Base.ftp_OPTS(self, line)
+if MODE:
+    commands = dict(Base.proto_cmds)
+    names = ["HASH"] if MODE == "hash" else ["XMD5", "XCRC"]
+    for name in names:
+        commands[name] = dict(perm="r", auth=True, arg=True, help="Syntax: %s <SP> file-name" % name)
+    Handler.proto_cmds = commands
+THROTTLE = int(os.environ.get("FERRY_TEST_THROTTLE", "0"))
+if THROTTLE:
+    from pyftpdlib.handlers import ThrottledDTPHandler
+    class Throttled(ThrottledDTPHandler):
+        read_limit = THROTTLE
+        write_limit = THROTTLE
+    Handler.dtp_handler = Throttled
+    Handler.use_sendfile = False
+BREAK = int(os.environ.get("FERRY_TEST_BREAK_FIRST", "0"))
+broken = [False]
+if BREAK:
+    DtpBase = Handler.dtp_handler
+    class Breaking(DtpBase):
+        sent_so_far = 0
+        def send(self, data):
+            if not broken[0] and not self.receive:
+                self.sent_so_far += len(data)
+                if self.sent_so_far > BREAK:
+                    broken[0] = True
+                    control = self.cmd_channel
+                    self.close()
+                    control.close()
+                    return 0
+            return DtpBase.send(self, data)
+    Handler.dtp_handler = Breaking
+    Handler.use_sendfile = False
 if os.environ.get("FERRY_TEST_TLS_CERT"):
     Handler.certfile = os.environ["FERRY_TEST_TLS_CERT"]
     Handler.keyfile = os.environ["FERRY_TEST_TLS_KEY"]
@@ -88,6 +165,18 @@ pub fn pyftpd_tls(root: &Path, cert: &Path, key: &Path) -> Option<Server> {
     }
     let tls = [("FERRY_TEST_TLS_CERT", cert), ("FERRY_TEST_TLS_KEY", key)];
     pyftpd_with(root, "127.0.0.1", None, &tls)
+}
+
+/// Starts pyftpdlib on 127.0.0.1 with test options in its environment: `FERRY_TEST_HASH`
+/// (`hash`: HASH with SHA-256, SHA-1, MD5, CRC32 and OPTS HASH; `x`: XMD5 answering 250 and
+/// XCRC answering 213), `FERRY_TEST_CORRUPT=1` (every checksum answered wrong),
+/// `FERRY_TEST_THROTTLE` (bytes per second on each data connection, both ways),
+/// `FERRY_TEST_BREAK_FIRST` (the server's first download is cut after that many bytes, its
+/// data and control connections closed).
+pub fn pyftpd_options(root: &Path, options: &[(&str, &str)]) -> Option<Server> {
+    let environment: Vec<(&str, &Path)> =
+        options.iter().map(|(k, v)| (*k, Path::new(*v))).collect();
+    pyftpd_with(root, "127.0.0.1", None, &environment)
 }
 
 /// Starts pyftpdlib on `root`, listening on `host` (`127.0.0.1` or `::1`).

@@ -16,7 +16,11 @@ Usage forms:
   ferry [options] [host [port]]          interactive session (commands from stdin when piped)
   ferry get ftp://[user[:pass]@]host[:port]/path [-o FILE] [-c]
   ferry put FILE ftp://[user[:pass]@]host[:port]/[path]
-  ferry ls ftp://[user[:pass]@]host[:port]/[path]
+  ferry ls ftp://[user[:pass]@]host[:port]/[path] [--json]
+  ferry get --segments N [--verify] [--retries N] URL      (ranges over N sessions)
+  ferry put -c FILE URL                    continue an upload (SIZE, then REST+STOR or APPE)
+  ferry mirror [options] URL [LOCAL]       make LOCAL like the remote folder
+  ferry mirror -R [options] LOCAL URL      make the remote folder like LOCAL
 Without a user in the URL, .netrc is consulted, then anonymous login (anonymous / ferry@).
 ftps:// URLs use implicit FTPS (TLS from the first byte, port 990 by default).
 
@@ -102,6 +106,22 @@ pub struct Args {
     /// Testing: offer only this TLS version (1.2 or 1.3)
     #[arg(long = "tls-version", value_name = "VERSION", hide = true)]
     pub tls_version: Option<TlsVersions>,
+    /// Check each transfer against the server's checksum (HASH, XSHA256, XSHA1, XMD5, XCRC);
+    /// a mismatch exits with code 11 and a download stays NAME.part
+    #[arg(long)]
+    pub verify: bool,
+    /// Machine output: JSON lines for ls, transfers and mirror (fields in the README)
+    #[arg(long)]
+    pub json: bool,
+    /// After a broken transfer or connection, reconnect and continue up to N times
+    /// (waits 0.5 s, doubling, at most 30 s)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub retries: u32,
+    /// One-shot get: N ranges over N sessions at once (as the shell's pget -n N)
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub segments: usize,
+    #[command(flatten)]
+    pub mirror: crate::mirror::MirrorFlags,
     /// Record the session and draw it as a sequence diagram in FILE when done: SVG for
     /// FILE.svg, text for FILE.txt
     #[arg(long, value_name = "FILE")]

@@ -25,6 +25,7 @@ pub enum Verb {
     Ls,
     Mdelete,
     Mget,
+    Mirror,
     Mkdir,
     Mlsd,
     Modtime,
@@ -32,11 +33,13 @@ pub enum Verb {
     Nlist,
     Open,
     Passive,
+    Pget,
     Prompt,
     Put,
     Pwd,
     Quote,
     Reget,
+    Reput,
     Rename,
     Rmdir,
     Site,
@@ -46,6 +49,7 @@ pub enum Verb {
     Type,
     User,
     Verbose,
+    Verify,
 }
 
 /// Every command name, its verb and its help line.
@@ -87,6 +91,11 @@ pub const COMMANDS: &[(&str, Verb, &str)] = &[
     ("ls", Verb::Ls, "list contents of remote directory"),
     ("mdelete", Verb::Mdelete, "delete multiple files"),
     ("mget", Verb::Mget, "get multiple files"),
+    (
+        "mirror",
+        Verb::Mirror,
+        "make a local folder like a remote one (-R: the other way)",
+    ),
     ("mkdir", Verb::Mkdir, "make directory on the remote machine"),
     (
         "mlsd",
@@ -105,6 +114,11 @@ pub const COMMANDS: &[(&str, Verb, &str)] = &[
         "passive",
         Verb::Passive,
         "toggle use of passive transfer mode (on/off/auto)",
+    ),
+    (
+        "pget",
+        Verb::Pget,
+        "get one file over several sessions at once (-n N)",
     ),
     (
         "prompt",
@@ -127,6 +141,11 @@ pub const COMMANDS: &[(&str, Verb, &str)] = &[
     ),
     ("rename", Verb::Rename, "rename file"),
     (
+        "reput",
+        Verb::Reput,
+        "put file continuing at the end of the remote file",
+    ),
+    (
         "rmdir",
         Verb::Rmdir,
         "remove directory on the remote machine",
@@ -143,6 +162,11 @@ pub const COMMANDS: &[(&str, Verb, &str)] = &[
     ("type", Verb::Type, "set file transfer type"),
     ("user", Verb::User, "send new user information"),
     ("verbose", Verb::Verbose, "toggle verbose mode"),
+    (
+        "verify",
+        Verb::Verify,
+        "toggle checking each transfer against the server's checksum",
+    ),
 ];
 
 /// Why a command name does not name one command.

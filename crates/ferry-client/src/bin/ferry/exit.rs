@@ -13,6 +13,7 @@
 //! | 8 | protocol error: the server sent garbage, over-long lines or unexpected replies |
 //! | 9 | TLS failure: the server refused AUTH TLS, the TLS handshake failed, a bad `--cacert` file |
 //! | 10 | the server's certificate is not trusted (unknown issuer, wrong name, `--pin` mismatch, changed since it was trusted) |
+//! | 11 | verification failed: the file's checksum differs from the server's (`--verify`); the download stays `NAME.part` |
 //!
 //! In a session fed from standard input, the exit code is that of the first command that failed.
 
@@ -28,6 +29,7 @@ pub const LOCAL_IO: u8 = 7;
 pub const PROTOCOL: u8 = 8;
 pub const TLS: u8 = 9;
 pub const CERTIFICATE: u8 = 10;
+pub const VERIFICATION: u8 = 11;
 
 /// The text `--help` shows about exit codes.
 pub const HELP: &str = "\
@@ -43,10 +45,19 @@ Exit codes:
   8  protocol error (garbage, over-long lines or unexpected replies from the server)
   9  TLS failure (AUTH TLS refused, handshake failed, unreadable --cacert file)
   10 server certificate not trusted (unknown issuer, wrong name, --pin mismatch, changed)
+  11 verification failed (--verify: checksum differs from the server's; file kept as .part)
 When commands come from standard input, the exit code is that of the first failed command.";
+
+/// A bad command line found after parsing (an empty `--exclude`, say): exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Usage(pub String);
 
 /// The exit code for an error of a command.
 pub fn code_for(error: &anyhow::Error) -> u8 {
+    if error.downcast_ref::<Usage>().is_some() {
+        return 2;
+    }
     if let Some(ftp) = error.downcast_ref::<FtpError>() {
         return code_for_category(ftp.category());
     }
@@ -66,6 +77,7 @@ fn code_for_category(category: ErrorCategory) -> u8 {
         ErrorCategory::Protocol => PROTOCOL,
         ErrorCategory::Tls => TLS,
         ErrorCategory::Certificate => CERTIFICATE,
+        ErrorCategory::Verification => VERIFICATION,
         ErrorCategory::Other => OTHER,
     }
 }
@@ -93,6 +105,7 @@ mod tests {
             PROTOCOL,
             TLS,
             CERTIFICATE,
+            VERIFICATION,
         ];
         let unique: std::collections::BTreeSet<_> = codes.iter().collect();
         assert_eq!(unique.len(), codes.len());

@@ -1,24 +1,32 @@
 //! `ferry`: the Ferry FTP client, an interactive shell in the classic BSD `ftp` style and
-//! one-shot `get`/`put`/`ls` of `ftp://` URLs.
+//! one-shot `get`/`put`/`ls`/`mirror` of `ftp://` URLs.
 //!
 //! Exit codes are listed in [`exit`] and in `--help`: 0 success, 1 other failure, 2 usage,
 //! 3 connection/DNS failure, 4 login refused, 5 remote file not found, 6 transfer broken,
-//! 7 local I/O error, 8 protocol error, 9 TLS failure, 10 server certificate not trusted.
+//! 7 local I/O error, 8 protocol error, 9 TLS failure, 10 server certificate not trusted,
+//! 11 checksum mismatch (`--verify`).
 
 mod args;
 mod commands;
 mod complete;
+mod copy;
 mod exit;
 mod files;
 mod generate;
 mod input;
 mod local;
+mod mirror;
+mod mirror_output;
 mod oneshot;
+mod pget;
 mod printer;
 mod progress;
+mod report;
+mod session;
 mod shell;
 mod tls;
 mod trace;
+mod trees;
 
 use std::process::ExitCode;
 

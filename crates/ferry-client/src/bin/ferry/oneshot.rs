@@ -1,15 +1,23 @@
-//! One-shot use for scripts: `ferry get URL`, `ferry put FILE URL`, `ferry ls URL`.
+//! One-shot use for scripts: `ferry get URL`, `ferry put FILE URL`, `ferry ls URL`,
+//! `ferry mirror URL [LOCAL]`, `ferry mirror -R LOCAL URL`.
 
 use std::io::IsTerminal;
 use std::sync::Arc;
 
 use ferry_client::{Client, FtpUrl, Secret, TransferType};
 
+use std::path::PathBuf;
+
 use crate::args::Args;
-use crate::exit;
+use crate::copy::{self as careful_copy, CopyOptions, Upload};
+use crate::exit::{self, Usage};
 use crate::files::{download, local_size, upload};
+use crate::mirror;
+use crate::pget::pget;
 use crate::printer::{printable, PrintableWriter, Printer};
 use crate::progress::{summary, Display};
+use crate::report::{print_json, EntryReport};
+use crate::session::{Connector, Retry, Session};
 use crate::tls::{ask_on_terminal, connect, Ask, TrustStore};
 
 /// A one-shot job.
@@ -18,6 +26,10 @@ pub enum Job {
     Get(FtpUrl),
     Put(String, FtpUrl),
     Ls(FtpUrl),
+    /// `mirror URL [LOCAL]`.
+    Mirror(FtpUrl, Option<String>),
+    /// `mirror -R LOCAL URL`.
+    MirrorUp(String, FtpUrl),
 }
 
 impl Job {
@@ -32,13 +44,26 @@ impl Job {
             ("get", [url]) => parse(url).map(Job::Get),
             ("ls", [url]) => parse(url).map(Job::Ls),
             ("put", [file, url]) => parse(url).map(|url| Job::Put(file.clone(), url)),
-            _ => Err("usage: ferry get URL [-o FILE] [-c] | put FILE URL | ls URL".into()),
+            ("mirror", [url]) => parse(url).map(|url| Job::Mirror(url, None)),
+            ("mirror", [first, second]) if ferry_client::url::looks_like_url(first) => {
+                parse(first).map(|url| Job::Mirror(url, Some(second.clone())))
+            }
+            ("mirror", [local, url]) => parse(url).map(|url| Job::MirrorUp(local.clone(), url)),
+            _ => Err(
+                "usage: ferry get URL [-o FILE] [-c] | put [-c] FILE URL | ls URL | \
+                      mirror URL [LOCAL] | mirror -R LOCAL URL"
+                    .into(),
+            ),
         })
     }
 
     fn url(&self) -> &FtpUrl {
         match self {
-            Job::Get(url) | Job::Ls(url) | Job::Put(_, url) => url,
+            Job::Get(url)
+            | Job::Ls(url)
+            | Job::Put(_, url)
+            | Job::Mirror(url, _)
+            | Job::MirrorUp(_, url) => url,
         }
     }
 }
@@ -55,8 +80,10 @@ pub async fn run(job: Job, args: &Args) -> u8 {
 }
 
 async fn run_job(job: &Job, args: &Args) -> anyhow::Result<()> {
+    check_job(job, args)?;
     let url = job.url();
-    let printer = Arc::new(Printer::new(args.verbose, args.debug, args.verbose));
+    let quiet = args.json && !args.debug;
+    let printer = Arc::new(Printer::new(args.verbose && !quiet, args.debug, !quiet));
     let mut config = args.client_config();
     config.transcript = Some(crate::trace::observer(printer));
     config.tls.mode = args.tls_mode(url.implicit_tls);
@@ -66,13 +93,29 @@ async fn run_job(job: &Job, args: &Args) -> anyhow::Result<()> {
         true => Some(&mut ask),
         false => None,
     };
-    let mut client = connect(&url.host, url.port, config, &store, ask).await?;
+    let mut client = connect(&url.host, url.port, config.clone(), &store, ask).await?;
     let (user, password, account) = credentials(url, args);
     client.login(&user, &password, account.as_deref()).await?;
     client
         .set_type(url.transfer_type.unwrap_or(TransferType::Image))
         .await?;
-    let bar = std::io::stderr().is_terminal() && !args.verbose;
+    let connector = Connector {
+        host: url.host.clone(),
+        port: url.port,
+        config,
+        user,
+        password,
+        account,
+        trust: store,
+        directory: None,
+    };
+    let bar = std::io::stderr().is_terminal() && !args.verbose && !args.json;
+    if careful(job, args) {
+        let mut session = Session::new(Some(client), Some(connector.clone()));
+        let result = careful_job(&mut session, &connector, job, args).await;
+        session.quit().await;
+        return result;
+    }
     match job {
         Job::Get(url) => get(&mut client, url, args, bar).await?,
         Job::Put(file, url) => put(&mut client, file, url, bar).await?,
@@ -82,8 +125,128 @@ async fn run_job(job: &Job, args: &Args) -> anyhow::Result<()> {
                 .list_into(path, &mut PrintableWriter::default())
                 .await?;
         }
+        Job::Mirror(..) | Job::MirrorUp(..) => {}
     }
     client.quit().await?;
+    Ok(())
+}
+
+/// Option combinations that make no sense, refused before connecting (exit code 2).
+fn check_job(job: &Job, args: &Args) -> anyhow::Result<()> {
+    let reverse = args.mirror.reverse;
+    match job {
+        Job::Mirror(..) if reverse => {
+            Err(Usage("mirror -R LOCAL URL: the URL comes last".into()).into())
+        }
+        Job::MirrorUp(..) if !reverse => Err(Usage(
+            "mirror URL LOCAL downloads; to upload give -R: ferry mirror -R LOCAL URL".into(),
+        )
+        .into()),
+        Job::Mirror(url, local) => {
+            mirror_request(url, local.as_deref().unwrap_or(""), args).check()
+        }
+        Job::MirrorUp(local, url) => mirror_request(url, local, args).check(),
+        _ if !(1..=16).contains(&args.segments) => {
+            Err(Usage("--segments must be between 1 and 16".into()).into())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Whether the job takes the path with reports, retries and more sessions.
+fn careful(job: &Job, args: &Args) -> bool {
+    let transfer = matches!(job, Job::Get(_) | Job::Put(..));
+    let plain_get = matches!(job, Job::Get(_)) && args.output.as_deref() == Some("-");
+    let careful_transfer = args.verify || args.json || args.retries > 0 || args.segments > 1;
+    let resumed_put = matches!(job, Job::Put(..)) && args.resume;
+    !matches!(job, Job::Get(_) | Job::Put(..) | Job::Ls(_))
+        || (transfer && careful_transfer && !plain_get)
+        || resumed_put
+        || (matches!(job, Job::Ls(_)) && args.json)
+}
+
+fn mirror_request(url: &FtpUrl, local: &str, args: &Args) -> mirror::Request {
+    let local = match local {
+        "" => mirror::default_local(&url.path),
+        local => local.to_string(),
+    };
+    mirror::Request {
+        flags: args.mirror.clone(),
+        remote: url.path.clone(),
+        local: PathBuf::from(local),
+        copy: copy_options(args),
+        json: args.json,
+        verbose: args.verbose,
+    }
+}
+
+fn copy_options(args: &Args) -> CopyOptions {
+    CopyOptions {
+        resume: args.resume,
+        verify: args.verify,
+        retry: Retry::new(args.retries),
+    }
+}
+
+/// Mirrors, verified or retried transfers, pget, resumed uploads and `ls --json`.
+async fn careful_job(
+    session: &mut Session,
+    connector: &Connector,
+    job: &Job,
+    args: &Args,
+) -> anyhow::Result<()> {
+    let (report, result) = match job {
+        Job::Mirror(url, local) => {
+            let request = mirror_request(url, local.as_deref().unwrap_or(""), args);
+            return mirror::run(session, Some(connector), &request).await;
+        }
+        Job::MirrorUp(local, url) => {
+            return mirror::run(session, Some(connector), &mirror_request(url, local, args)).await;
+        }
+        Job::Ls(url) => return ls_json(session, url).await,
+        Job::Get(url) => {
+            let name = url
+                .file_name()
+                .ok_or_else(|| anyhow::anyhow!("the URL names no file"))?;
+            let local = args.output.clone().unwrap_or_else(|| name.to_string());
+            crate::local::check_local_name(&local)?;
+            let local = PathBuf::from(local);
+            pget(
+                session,
+                Some(connector),
+                &url.path,
+                &local,
+                args.segments,
+                copy_options(args),
+            )
+            .await
+        }
+        Job::Put(file, url) => {
+            let remote = remote_name(file, url)?;
+            let job = Upload {
+                local: std::path::Path::new(file),
+                remote: &remote,
+                via_part: false,
+            };
+            careful_copy::upload(session, &job, copy_options(args)).await
+        }
+    };
+    if args.json {
+        print_json(&report);
+    } else if args.verbose {
+        eprintln!("{}", report.text());
+    }
+    result
+}
+
+/// `ls --json`: one JSON object per entry, from MLSD where the server has it, else LIST.
+async fn ls_json(session: &mut Session, url: &FtpUrl) -> anyhow::Result<()> {
+    let client = session.client().await?;
+    let from_mlsd = client.features().await?.has("MLST");
+    let path = Some(url.path.as_str()).filter(|p| !p.is_empty());
+    for entry in client.entries(path, crate::shell::now()).await? {
+        print_json(&EntryReport::of(&entry, from_mlsd));
+    }
     Ok(())
 }
 
@@ -121,16 +284,21 @@ async fn get(client: &mut Client, url: &FtpUrl, args: &Args, bar: bool) -> anyho
     Ok(())
 }
 
-async fn put(client: &mut Client, file: &str, url: &FtpUrl, bar: bool) -> anyhow::Result<()> {
-    let remote = if url.path.is_empty() || url.path.ends_with('/') {
+/// Where `put FILE URL` stores: the URL's path, or the file's name under a folder URL.
+fn remote_name(file: &str, url: &FtpUrl) -> anyhow::Result<String> {
+    if url.path.is_empty() || url.path.ends_with('/') {
         let base = std::path::Path::new(file)
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| anyhow::anyhow!("{file}: no file name"))?;
-        format!("{}{base}", url.path)
+        Ok(format!("{}{base}", url.path))
     } else {
-        url.path.clone()
-    };
+        Ok(url.path.clone())
+    }
+}
+
+async fn put(client: &mut Client, file: &str, url: &FtpUrl, bar: bool) -> anyhow::Result<()> {
+    let remote = remote_name(file, url)?;
     let display = Display::new(false, bar, local_size(file));
     upload(client, file, &remote, false, display).await?;
     Ok(())

@@ -1,6 +1,7 @@
 //! The interactive session: the `ftp>` loop, connecting and logging in, and reporting errors.
 //! The commands themselves are in the submodules.
 
+mod jobs;
 mod remote;
 mod settings;
 mod transfer;
@@ -55,6 +56,13 @@ pub struct Shell {
     first_failure: Option<u8>,
     trust: TrustStore,
     default_port: u16,
+    /// Who logged in last, so that `mirror --parallel`, `pget` and retries can open more
+    /// sessions as the same user.
+    credentials: Option<(String, Secret, Option<String>)>,
+    /// `verify`: check transfers against the server's checksum.
+    verify: bool,
+    /// `--retries N`: tries again after a broken transfer.
+    retries: u32,
 }
 
 /// Runs a session: connects to the host given on the command line (if any), then reads
@@ -97,6 +105,9 @@ impl Shell {
             first_failure: None,
             trust: TrustStore::new(args.known_hosts.clone(), args.insecure),
             default_port: args.default_port(),
+            credentials: None,
+            verify: args.verify,
+            retries: args.retries,
         }
     }
 
@@ -179,6 +190,10 @@ impl Shell {
             Verb::Site => self.site(args).await?,
             Verb::Help => self.help(args),
             Verb::Shell => self.shell_escape(args)?,
+            Verb::Mirror => self.mirror(args).await?,
+            Verb::Pget => self.pget(args).await?,
+            Verb::Reput => self.reput(args).await?,
+            Verb::Verify => self.toggle_verify(args)?,
         }
         Ok(Flow::Continue)
     }
@@ -304,6 +319,9 @@ impl Shell {
                 None => self.ask_password("Password: ")?,
             };
             reply = self.client()?.pass(&password).await?;
+            self.credentials = Some((user.clone(), password, None));
+        } else {
+            self.credentials = Some((user.clone(), Secret::new(""), None));
         }
         if reply.code == 332 {
             let account = match account.or(entry.account) {
@@ -311,6 +329,9 @@ impl Shell {
                 None => self.ask("Account: ")?,
             };
             reply = self.client()?.account(&account).await?;
+            if let Some(credentials) = self.credentials.as_mut() {
+                credentials.2 = Some(account);
+            }
         }
         if reply.class() != 2 {
             return Err(FtpError::LoginRefused { reply }.into());

@@ -10,6 +10,9 @@ use crate::printer::{printable, PrintableWriter};
 impl Shell {
     /// `ls`/`dir` (LIST), `nlist` (NLST), `mlsd` (MLSD): `[remote-path [local-file]]`.
     pub(super) async fn list(&mut self, args: &[String], verb: &str) -> anyhow::Result<()> {
+        if let Some(("--json", rest)) = args.split_first().map(|(f, r)| (f.as_str(), r)) {
+            return self.list_json(rest).await;
+        }
         let (path, output) = match args {
             [] => (None, None),
             [path] => (Some(path.as_str()), None),
@@ -24,6 +27,21 @@ impl Shell {
                 list_verb(client, verb, path, &mut file).await?
             }
         };
+        Ok(())
+    }
+
+    /// `ls --json [remote-path]`: one JSON object per entry (MLSD where the server has it).
+    async fn list_json(&mut self, args: &[String]) -> anyhow::Result<()> {
+        let path = match args {
+            [] => None,
+            [path] => Some(path.as_str()),
+            _ => return notice("usage: ls --json [remote-path]"),
+        };
+        let client = self.client()?;
+        let from_mlsd = client.features().await?.has("MLST");
+        for entry in client.entries(path, super::now()).await? {
+            crate::report::print_json(&crate::report::EntryReport::of(&entry, from_mlsd));
+        }
         Ok(())
     }
 

@@ -23,6 +23,13 @@ enum Answer {
 impl Shell {
     /// `get remote-file [local-file]`, and `reget` (resume) with `resume`.
     pub(super) async fn get(&mut self, args: &[String], resume: bool) -> anyhow::Result<()> {
+        if let [flag, count, rest @ ..] = args {
+            if flag == "--segments" && !resume {
+                let mut pget_args = vec!["-n".to_string(), count.clone()];
+                pget_args.extend(rest.iter().cloned());
+                return self.pget(&pget_args).await;
+            }
+        }
         let (remote, local) = match args {
             [remote] => (remote, remote),
             [remote, local] => (remote, local),
@@ -32,6 +39,9 @@ impl Shell {
     }
 
     async fn receive(&mut self, remote: &str, local: &str, resume: bool) -> anyhow::Result<()> {
+        if (self.verify || self.retries > 0) && local != "-" {
+            return self.careful_get(remote, local, resume).await;
+        }
         let verbose = self.printer.verbose();
         if verbose {
             println!("local: {} remote: {}", printable(local), printable(remote));
@@ -47,6 +57,9 @@ impl Shell {
 
     /// `put local-file [remote-file]`, and `append` with `append`.
     pub(super) async fn put(&mut self, args: &[String], append: bool) -> anyhow::Result<()> {
+        if let (Some("-c"), false) = (args.first().map(String::as_str), append) {
+            return self.reput(&args[1..]).await;
+        }
         let (local, remote) = match args {
             [local] => (local, local),
             [local, remote] => (local, remote),
@@ -57,6 +70,9 @@ impl Shell {
     }
 
     async fn send(&mut self, local: &str, remote: &str, append: bool) -> anyhow::Result<()> {
+        if (self.verify || self.retries > 0) && !append {
+            return self.careful_put(local, remote, false).await;
+        }
         let verbose = self.printer.verbose();
         if verbose {
             println!("local: {} remote: {}", printable(local), printable(remote));
