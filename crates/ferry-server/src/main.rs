@@ -450,8 +450,9 @@ fn start(args: Args) -> anyhow::Result<()> {
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
     let ready = format!("listening on {}", listener.local_addr()?);
+    let events = context.events.clone();
     let served = runtime.block_on(async move {
-        ignore_hangups()?;
+        reopen_logs_on_hangup(events)?;
         // A store that does not answer now may answer later: said, not fatal.
         if let Err(error) = context.check_object_roots().await {
             tracing::error!(%error, "an object store does not answer");
@@ -474,14 +475,14 @@ fn start(args: Args) -> anyhow::Result<()> {
     served
 }
 
-/// SIGHUP would end the process at once, cutting every transfer: until reloading exists, it is
-/// logged and ignored.
-fn ignore_hangups() -> std::io::Result<()> {
+/// SIGHUP reopens the log files (after logrotate moved them); it no longer ends the process.
+fn reopen_logs_on_hangup(events: ferry_server::events::Events) -> std::io::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hangups.recv().await.is_some() {
-            tracing::warn!("SIGHUP received: reloading is not supported yet; ignored");
+            tracing::info!("SIGHUP received: reopening the log files");
+            events.reopen();
         }
     });
     Ok(())
