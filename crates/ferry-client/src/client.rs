@@ -42,6 +42,8 @@ pub struct Client {
     pub(crate) hash_method: Option<Option<crate::hash::HashMethod>>,
     /// The data connection in use, for the transcript's `data_finished`.
     pub(crate) data_link: Option<DataLink>,
+    /// MODE Z: data connections carry zlib streams.
+    pub(crate) mode_z: bool,
 }
 
 impl Client {
@@ -129,6 +131,7 @@ impl Client {
             last_data_tls: None,
             hash_method: None,
             data_link: None,
+            mode_z: false,
         };
         client.report_control_tls();
         client.explicit_tls(mode, context).await?;
@@ -406,6 +409,23 @@ impl Client {
     }
 
     /// Sets the representation type (TYPE, RFC 959 §4.1.2).
+    /// MODE Z (draft-preston-ftpext-deflate) or MODE S: with Z, transfers and listings carry
+    /// zlib streams, inflated and deflated here. A server without it answers 504 (an error).
+    pub async fn set_mode_z(&mut self, on: bool) -> Result<Reply, FtpError> {
+        let line = if on { "MODE Z" } else { "MODE S" };
+        let reply = self.control.command_final(line).await?;
+        if reply.class() != 2 {
+            return Err(negative(reply, "MODE", None));
+        }
+        self.mode_z = on;
+        Ok(reply)
+    }
+
+    /// Whether MODE Z is on.
+    pub fn mode_z(&self) -> bool {
+        self.mode_z
+    }
+
     pub async fn set_type(&mut self, transfer_type: TransferType) -> Result<Reply, FtpError> {
         let line = match transfer_type {
             TransferType::Ascii => "TYPE A",

@@ -33,6 +33,7 @@ pub mod config;
 pub mod control;
 pub mod data;
 mod data_setup;
+mod deflate;
 pub mod error;
 pub mod hash;
 pub mod mirror;

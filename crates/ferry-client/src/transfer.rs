@@ -20,6 +20,7 @@ use tokio::net::TcpStream;
 
 use crate::client::{negative, Client};
 use crate::data::PendingData;
+use crate::deflate::{Deflater, Inflater};
 use crate::error::FtpError;
 use crate::stream::Stream;
 use crate::tls::{TlsContext, TlsInfo};
@@ -65,6 +66,14 @@ impl Client {
         offset: u64,
         length: u64,
     ) -> Result<u64, FtpError> {
+        if self.mode_z {
+            // A range is counted in the file's bytes, which MODE Z does not show: this one
+            // goes in MODE S.
+            self.set_mode_z(false).await?;
+            let result = Box::pin(self.retrieve_range(path, writer, offset, length)).await;
+            self.set_mode_z(true).await?;
+            return result;
+        }
         let stream = self
             .start_transfer(&format!("RETR {path}"), path, offset)
             .await?;
@@ -200,7 +209,8 @@ impl Client {
             .await?;
         let timeout = self.config.data_timeout;
         let started = Instant::now();
-        let copied = receive(stream, writer, &request, timeout, limit).await;
+        let inflater = self.mode_z.then(Inflater::new);
+        let copied = receive(stream, writer, &request, timeout, limit, inflater).await;
         self.data_ended(started, false, &copied);
         self.finish_transfer(copied, request.path).await
     }
@@ -216,7 +226,8 @@ impl Client {
         let ascii = self.transfer_type == TransferType::Ascii;
         let timeout = self.config.data_timeout;
         let started = Instant::now();
-        let copied = send(stream, reader, ascii, timeout, path).await;
+        let deflater = self.mode_z.then(Deflater::new);
+        let copied = send(stream, reader, ascii, timeout, path, deflater).await;
         self.data_ended(started, true, &copied);
         self.finish_transfer(copied, path).await
     }
@@ -428,26 +439,43 @@ fn without_dot_entries(entries: Vec<RemoteEntry>) -> Vec<RemoteEntry> {
         .collect()
 }
 
-/// Copies the data connection into `writer`, decoding CRLF in ASCII mode.
+/// Copies the data connection into `writer`, inflating it in MODE Z, then decoding CRLF in
+/// ASCII mode.
 async fn receive<W: AsyncWrite + Unpin>(
     mut stream: Stream,
     writer: &mut W,
     request: &Request<'_>,
     timeout: Duration,
     limit: Option<usize>,
+    mut inflater: Option<Inflater>,
 ) -> Result<u64, FtpError> {
     let mut buffer = vec![0; CHUNK];
     let mut decoder = request.ascii.then(CrlfDecoder::new);
-    let mut decoded = Vec::new();
+    let (mut decoded, mut inflated, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     let mut total = 0u64;
     loop {
         let read = timed(timeout, "receiving data", stream.read(&mut buffer)).await?;
         let read = read.map_err(|error| broken(request.path, error))?;
+        // MODE Z: the zlib stream's bytes become the file's (a chunk may inflate to many).
+        plain.clear();
+        let raw: &[u8] = match &mut inflater {
+            Some(inflater) => {
+                inflater.inflate(&buffer[..read], &mut inflated, |bytes| {
+                    plain.extend_from_slice(bytes);
+                    Ok(())
+                })?;
+                if read == 0 {
+                    inflater.finish()?;
+                }
+                &plain
+            }
+            None => &buffer[..read],
+        };
         decoded.clear();
         match (&mut decoder, read) {
             (Some(decoder), 0) => decoder.finish(&mut decoded),
-            (Some(decoder), n) => decoder.decode(&buffer[..n], &mut decoded),
-            (None, n) => decoded.extend_from_slice(&buffer[..n]),
+            (Some(decoder), _) => decoder.decode(raw, &mut decoded),
+            (None, _) => decoded.extend_from_slice(raw),
         }
         total += decoded.len() as u64;
         if limit.is_some_and(|limit| total > limit as u64) {
@@ -456,6 +484,9 @@ async fn receive<W: AsyncWrite + Unpin>(
             });
         }
         writer.write_all(&decoded).await.map_err(FtpError::Local)?;
+        if plain.capacity() > 4 * CHUNK {
+            plain = Vec::new();
+        }
         if read == 0 {
             writer.flush().await.map_err(FtpError::Local)?;
             close_politely(&mut stream).await;
@@ -494,22 +525,21 @@ async fn receive_at_most<W: AsyncWrite + Unpin>(
     Ok((total, false))
 }
 
-/// Copies `reader` into the data connection, encoding LF as CRLF in ASCII mode, then closes it.
+/// Copies `reader` into the data connection, encoding LF as CRLF in ASCII mode (then
+/// deflating, in MODE Z), then closes it.
 async fn send<R: AsyncRead + Unpin>(
     mut stream: Stream,
     reader: &mut R,
     ascii: bool,
     timeout: Duration,
     path: &str,
+    mut deflater: Option<Deflater>,
 ) -> Result<u64, FtpError> {
     let mut buffer = vec![0; CHUNK];
-    let mut encoded = Vec::new();
+    let (mut encoded, mut deflated) = (Vec::new(), Vec::new());
     let mut total = 0u64;
     loop {
         let read = reader.read(&mut buffer).await.map_err(FtpError::Local)?;
-        if read == 0 {
-            break;
-        }
         total += read as u64;
         let bytes = if ascii {
             encoded.clear();
@@ -518,8 +548,20 @@ async fn send<R: AsyncRead + Unpin>(
         } else {
             &buffer[..read]
         };
-        let written = timed(timeout, "sending data", stream.write_all(bytes)).await?;
-        written.map_err(|error| broken(path, error))?;
+        let bytes = match &mut deflater {
+            Some(deflater) => {
+                deflater.deflate(bytes, &mut deflated, read == 0);
+                &deflated[..]
+            }
+            None => bytes,
+        };
+        if !bytes.is_empty() {
+            let written = timed(timeout, "sending data", stream.write_all(bytes)).await?;
+            written.map_err(|error| broken(path, error))?;
+        }
+        if read == 0 {
+            break;
+        }
     }
     let closed = timed(timeout, "closing the data connection", stream.shutdown()).await?;
     closed.map_err(|error| broken(path, error))?;

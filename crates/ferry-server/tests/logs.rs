@@ -47,12 +47,7 @@ fn ftpstats() -> Option<PathBuf> {
         .find(|e| e.file_name().to_string_lossy().ends_with(".deb"))?
         .path();
     let target = std::env::temp_dir().join("ferry-ftpstats");
-    let (ok, _, _) = run_tool(
-        "dpkg",
-        &["-x", deb.to_str()?, target.to_str()?],
-        None,
-        None,
-    );
+    let (ok, _, _) = run_tool("dpkg", &["-x", deb.to_str()?, target.to_str()?], None, None);
     (ok && cached.exists()).then_some(cached)
 }
 
@@ -116,7 +111,17 @@ fn xferlog_is_read_by_ftpstats_and_webalizer_and_json_lines_by_a_parser() {
     assert_eq!(field(readme, 8), "/readme.txt");
     assert_eq!(
         readme.split_whitespace().skip(9).collect::<Vec<_>>(),
-        ["b", "_", "o", "a", "ferry@example.org", "ftp", "0", "*", "c"]
+        [
+            "b",
+            "_",
+            "o",
+            "a",
+            "ferry@example.org",
+            "ftp",
+            "0",
+            "*",
+            "c"
+        ]
     );
     assert_eq!(field(&lines[1], 8), "/my_file_ü.txt");
     let upload = &lines[2];
@@ -125,14 +130,24 @@ fn xferlog_is_read_by_ftpstats_and_webalizer_and_json_lines_by_a_parser() {
         upload.split_whitespace().skip(9).collect::<Vec<_>>(),
         ["b", "_", "i", "r", "alice", "ftp", "0", "*", "c"]
     );
-    assert!(lines[3].ends_with(" i"), "an aborted transfer is incomplete: {}", lines[3]);
+    assert!(
+        lines[3].ends_with(" i"),
+        "an aborted transfer is incomplete: {}",
+        lines[3]
+    );
 
     // ProFTPD's ftpstats reads every line: 4 files, their bytes.
     match ftpstats() {
         Some(ftpstats) => {
             let (ok, stdout, stderr) = run_tool(
                 "perl",
-                &[ftpstats.to_str().unwrap(), "-f", xferlog.to_str().unwrap(), "-r", "-a"],
+                &[
+                    ftpstats.to_str().unwrap(),
+                    "-f",
+                    xferlog.to_str().unwrap(),
+                    "-r",
+                    "-a",
+                ],
                 None,
                 None,
             );
@@ -146,7 +161,10 @@ fn xferlog_is_read_by_ftpstats_and_webalizer_and_json_lines_by_a_parser() {
                     .unwrap_or_else(|| panic!("no {label:?} in:\n{stdout}"))
             };
             assert_eq!(number("Files Transmitted During Summary Period"), 4);
-            let bytes: u64 = lines.iter().map(|l| field(l, 7).parse::<u64>().unwrap()).sum();
+            let bytes: u64 = lines
+                .iter()
+                .map(|l| field(l, 7).parse::<u64>().unwrap())
+                .sum();
             assert_eq!(number("Bytes Transmitted During Summary Period"), bytes);
         }
         None => skip("cannot unpack ftpstats from proftpd-core"),
@@ -179,17 +197,35 @@ fn xferlog_is_read_by_ftpstats_and_webalizer_and_json_lines_by_a_parser() {
         .iter()
         .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
         .collect();
-    let transfers: Vec<&serde_json::Value> = events
-        .iter()
-        .filter(|e| e["event"] == "transfer")
-        .collect();
+    let transfers: Vec<&serde_json::Value> =
+        events.iter().filter(|e| e["event"] == "transfer").collect();
     assert_eq!(transfers.len(), 4, "{events:#?}");
     for field in [
-        "time", "event", "session", "transfer", "remote", "user", "anonymous", "verb", "path",
-        "bytes", "size", "elapsed_ms", "status", "error", "type", "data_mode", "tls_version",
-        "tls_cipher", "tls_resumed",
+        "time",
+        "event",
+        "session",
+        "transfer",
+        "remote",
+        "user",
+        "anonymous",
+        "verb",
+        "path",
+        "bytes",
+        "size",
+        "elapsed_ms",
+        "status",
+        "error",
+        "type",
+        "data_mode",
+        "tls_version",
+        "tls_cipher",
+        "tls_resumed",
     ] {
-        assert!(transfers[0].get(field).is_some(), "{field}: {}", transfers[0]);
+        assert!(
+            transfers[0].get(field).is_some(),
+            "{field}: {}",
+            transfers[0]
+        );
     }
     assert_eq!(transfers[0]["path"], "/readme.txt");
     assert_eq!(transfers[0]["size"], 1715);
@@ -197,7 +233,9 @@ fn xferlog_is_read_by_ftpstats_and_webalizer_and_json_lines_by_a_parser() {
     assert_eq!(transfers[2]["verb"], "STOR");
     assert_eq!(transfers[2]["user"], "alice");
     assert_eq!(transfers[3]["status"], "aborted");
-    assert!(events.iter().any(|e| e["event"] == "login" && e["user"] == "alice"));
+    assert!(events
+        .iter()
+        .any(|e| e["event"] == "login" && e["user"] == "alice"));
     assert!(events.iter().any(|e| e["event"] == "disconnect"));
     assert!(events
         .iter()
@@ -223,7 +261,12 @@ fn sighup_reopens_the_logs_after_logrotate_and_a_broken_log_stops_nothing() {
     let get = |name: &str| {
         let url = format!("ftp://{}/readme.txt", server.addr);
         let out = work.path().join(name);
-        let (ok, _, stderr) = run_tool("curl", &["-sS", "-o", out.to_str().unwrap(), &url], None, None);
+        let (ok, _, stderr) = run_tool(
+            "curl",
+            &["-sS", "-o", out.to_str().unwrap(), &url],
+            None,
+            None,
+        );
         assert!(ok, "{stderr}");
     };
     get("one");
@@ -234,8 +277,15 @@ fn sighup_reopens_the_logs_after_logrotate_and_a_broken_log_stops_nothing() {
     server.signal(rustix::process::Signal::HUP);
     std::thread::sleep(Duration::from_millis(300));
     get("two");
-    assert_eq!(wait_for_lines(&xferlog, 1).len(), 1, "a new file after SIGHUP");
-    assert_eq!(std::fs::read_to_string(&rotated).unwrap().lines().count(), 1);
+    assert_eq!(
+        wait_for_lines(&xferlog, 1).len(),
+        1,
+        "a new file after SIGHUP"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&rotated).unwrap().lines().count(),
+        1
+    );
 
     // The log's folder gone: transfers go on, and a warning says why.
     std::fs::remove_file(&xferlog).unwrap();

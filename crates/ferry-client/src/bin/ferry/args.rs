@@ -110,6 +110,9 @@ pub struct Args {
     /// a mismatch exits with code 11 and a download stays NAME.part
     #[arg(long)]
     pub verify: bool,
+    /// MODE Z: compress data connections with zlib, when the server offers it (FEAT MODE Z)
+    #[arg(short = 'z', long = "mode-z")]
+    pub mode_z: bool,
     /// Machine output: JSON lines for ls, transfers and mirror (fields in the README)
     #[arg(long)]
     pub json: bool,

@@ -96,6 +96,11 @@ async fn run_job(job: &Job, args: &Args) -> anyhow::Result<()> {
     let mut client = connect(&url.host, url.port, config.clone(), &store, ask).await?;
     let (user, password, account) = credentials(url, args);
     client.login(&user, &password, account.as_deref()).await?;
+    if args.mode_z {
+        if let Err(error) = client.set_mode_z(true).await {
+            eprintln!("MODE Z refused ({error}); using stream mode.");
+        }
+    }
     client
         .set_type(url.transfer_type.unwrap_or(TransferType::Image))
         .await?;

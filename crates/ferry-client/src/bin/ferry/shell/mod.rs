@@ -61,6 +61,8 @@ pub struct Shell {
     credentials: Option<(String, Secret, Option<String>)>,
     /// `verify`: check transfers against the server's checksum.
     verify: bool,
+    /// `-z`: MODE Z after each login.
+    mode_z: bool,
     /// `--retries N`: tries again after a broken transfer.
     retries: u32,
 }
@@ -107,6 +109,7 @@ impl Shell {
             default_port: args.default_port(),
             credentials: None,
             verify: args.verify,
+            mode_z: args.mode_z,
             retries: args.retries,
         }
     }
@@ -173,6 +176,8 @@ impl Shell {
             Verb::Rmdir => self.rmdir(args).await?,
             Verb::Rename => self.rename(args).await?,
             Verb::Size => self.size(args).await?,
+            Verb::Checksum => self.checksum(args).await?,
+            Verb::Mode => self.mode(args).await?,
             Verb::Modtime => self.modtime(args).await?,
             Verb::Binary => self.set_type(TransferType::Image).await?,
             Verb::Ascii => self.set_type(TransferType::Ascii).await?,
@@ -384,6 +389,11 @@ impl Shell {
         let typed = self.client()?.set_type(TransferType::Image).await;
         self.printer.set_mute_replies(false);
         typed?;
+        if self.mode_z {
+            if let Err(error) = self.client()?.set_mode_z(true).await {
+                eprintln!("MODE Z refused ({error}); using stream mode.");
+            }
+        }
         if verbose {
             println!("Using binary mode to transfer files.");
         }

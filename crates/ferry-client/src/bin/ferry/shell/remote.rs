@@ -137,6 +137,43 @@ impl Shell {
         Ok(())
     }
 
+    /// `checksum remote-file`: the server's checksum (HASH with SHA-256, SHA-1, MD5 or CRC32,
+    /// else XSHA256, XSHA1, XMD5, XCRC): `readme.txt<TAB>SHA-256<TAB><hex>`.
+    pub(super) async fn checksum(&mut self, args: &[String]) -> anyhow::Result<()> {
+        let [path] = args else {
+            return notice("usage: checksum remote-file");
+        };
+        match self.client()?.remote_hash(path, None).await? {
+            Some(hash) => println!(
+                "{}\t{}\t{}",
+                printable(path),
+                hash.algorithm.name(),
+                hash.hex
+            ),
+            None => return notice("The server offers no checksum of this file."),
+        }
+        Ok(())
+    }
+
+    /// `mode [stream | z]`: MODE S, or MODE Z (deflate-compressed data connections).
+    pub(super) async fn mode(&mut self, args: &[String]) -> anyhow::Result<()> {
+        let on = match args {
+            [] => {
+                let mode = match self.client()?.mode_z() {
+                    true => "z (deflate)",
+                    false => "stream",
+                };
+                println!("Using {mode} mode to transfer files.");
+                return Ok(());
+            }
+            [word] if matches!(word.to_ascii_lowercase().as_str(), "s" | "stream") => false,
+            [word] if matches!(word.to_ascii_lowercase().as_str(), "z" | "deflate") => true,
+            _ => return notice("usage: mode [stream | z]"),
+        };
+        self.client()?.set_mode_z(on).await?;
+        Ok(())
+    }
+
     /// `modtime remote-file`: `readme.txt<TAB>11/24/2026 23:31:00 GMT`.
     pub(super) async fn modtime(&mut self, args: &[String]) -> anyhow::Result<()> {
         let [path] = args else {
