@@ -716,3 +716,38 @@ fn lftp_reaches_a_vhost_by_its_tls_server_name() {
     assert!(ok, "{stdout}\n{stderr}");
     assert_eq!(stdout.trim(), "l.txt", "{stderr}");
 }
+
+/// lftp's `mirror -R` sets each uploaded file's time with MFMT; MDTM then reports it.
+#[test]
+fn lftp_mirror_up_keeps_times_with_mfmt() {
+    let server = TestServer::start();
+    let work = tempfile::tempdir().unwrap();
+    let local = work.path().join("site");
+    std::fs::create_dir(&local).unwrap();
+    let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_600_000_000);
+    for name in ["a.txt", "b.txt"] {
+        let path = local.join(name);
+        std::fs::write(&path, format!("{name}\n")).unwrap();
+        let file = std::fs::File::options().write(true).open(&path).unwrap();
+        file.set_modified(old).unwrap();
+    }
+    let script = format!(
+        "set cmd:fail-exit yes; set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 10; \
+         open -u alice,'{PASSWORD}' -p {} 127.0.0.1; mirror -R {} site",
+        server.port(),
+        local.display()
+    );
+    let (ok, stdout, stderr) = run_tool("lftp", &["-d", "-c", &script], None, None);
+    assert!(ok, "{stdout}\n{stderr}");
+    assert!(stderr.contains("---> MFMT 20200913122640 "), "{stderr}");
+    let mut control = server.login("alice");
+    for name in ["a.txt", "b.txt"] {
+        let reply = control.expect(&format!("MDTM site/{name}"), 213);
+        assert_eq!(reply.text(), "20200913122640");
+        let modified = std::fs::metadata(server.alice_root.join("site").join(name))
+            .unwrap()
+            .modified()
+            .unwrap();
+        assert_eq!(modified, old);
+    }
+}
