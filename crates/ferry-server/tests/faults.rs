@@ -149,3 +149,88 @@ fn a_folder_replaced_by_a_symlink_during_list_leads_nowhere() {
     let _data = control.epsv();
     control.expect("LIST big", 550);
 }
+
+/// A FUSE file system (`scripts/eio_fs.py`, fusepy) whose reads of `bad.bin` fail with EIO from
+/// 1 MiB on and whose writes under `sink/` fail past 1 MiB; unmounted when dropped.
+struct EioMount {
+    dir: tempfile::TempDir,
+    child: std::process::Child,
+}
+
+impl EioMount {
+    fn start() -> Option<EioMount> {
+        if !std::path::Path::new("/dev/fuse").exists() {
+            support::skip("no /dev/fuse: cannot mount the EIO file system");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let mnt = dir.path().join("mnt");
+        std::fs::create_dir(&mnt).unwrap();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/scripts/eio_fs.py");
+        let child = std::process::Command::new("python3")
+            .arg(script)
+            .arg(&mnt)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mount = EioMount { dir, child };
+        for _ in 0..100 {
+            if mount.root().join("good.bin").exists() {
+                return Some(mount);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        support::skip("the EIO file system did not mount (fusepy and libfuse2 installed?)");
+        None
+    }
+
+    fn root(&self) -> std::path::PathBuf {
+        self.dir.path().join("mnt")
+    }
+}
+
+impl Drop for EioMount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("fusermount")
+            .arg("-u")
+            .arg(self.root())
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn disk_errors_give_451_never_226() {
+    let Some(mount) = EioMount::start() else {
+        return;
+    };
+    let server = TestServer::start_with(|c| {
+        c.anonymous.root = Some(mount.root());
+        c.anonymous.writable = true;
+    });
+    let mut control = server.login("ftp");
+    // TYPE I (sendfile) and TYPE A (buffered reads): EIO is the server's error, 451.
+    for transfer_type in ["I", "A"] {
+        control.expect(&format!("TYPE {transfer_type}"), 200);
+        let mut data = control.epsv();
+        control.expect("RETR bad.bin", 150);
+        data.set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut received = Vec::new();
+        let _ = data.read_to_end(&mut received);
+        let reply = control.reply();
+        assert_eq!(reply.code, 451, "TYPE {transfer_type}: {reply:?}");
+        assert!(received.len() < 4 << 20, "{}", received.len());
+    }
+    control.expect("TYPE I", 200);
+    let mut data = control.epsv();
+    control.expect("RETR good.bin", 150);
+    let mut received = Vec::new();
+    data.read_to_end(&mut received).unwrap();
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(received.len(), 4 << 20);
+    // A write that fails: 451, not 226.
+    assert_eq!(control.upload("STOR sink/up.bin", &vec![0u8; 3 << 20]), 451);
+    control.expect("NOOP", 200);
+}

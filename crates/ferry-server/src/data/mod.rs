@@ -306,7 +306,7 @@ pub fn send_file_now(
             }
             Err(rustix::io::Errno::AGAIN) => return Ok(false),
             Err(rustix::io::Errno::INTR) => {}
-            Err(error) => return Err(TransferError::Broken(error.into())),
+            Err(error) => return Err(sendfile_error(error.into())),
         }
     }
     Ok(*offset >= end)
@@ -492,10 +492,24 @@ async fn send_file_zero_copy(
                 progress.fetch_add(moved as u64, Ordering::Relaxed);
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) => return Err(TransferError::Broken(error)),
+            Err(error) => return Err(sendfile_error(error)),
         }
     }
     Ok(sent)
+}
+
+/// What a failed sendfile(2) means: the client's connection going away (426), or the file
+/// failing to be read (EIO from the disk: 451), which is not the client's doing.
+fn sendfile_error(error: io::Error) -> TransferError {
+    use io::ErrorKind as K;
+    match error.kind() {
+        K::BrokenPipe
+        | K::ConnectionReset
+        | K::ConnectionAborted
+        | K::NotConnected
+        | K::TimedOut => TransferError::Broken(error),
+        _ => TransferError::Local(error),
+    }
 }
 
 /// The smallest chunk of the buffered path, and its size while a transfer starts.
