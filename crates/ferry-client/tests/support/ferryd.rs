@@ -66,6 +66,44 @@ impl Ferryd {
     pub fn port(&self) -> u16 {
         self.addr.port()
     }
+
+    /// Stops the server at once (running transfers cut: `timeouts.shutdown_grace = 0` is
+    /// expected of the caller's configuration), then serves the same folders on the same address
+    /// again after `pause`, with the configuration `adjust` makes.
+    pub fn restart(&mut self, pause: std::time::Duration, adjust: impl FnOnce(&mut Config)) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        std::thread::sleep(pause);
+        let mut config = Config {
+            root: self.root.clone(),
+            server_name: Some("ftp.any-domain.com".into()),
+            users_file: Some(users_file(self._dirs[2].path(), &self.user_root)),
+            ..Default::default()
+        };
+        config.timeouts.failed_login_delay_ms = 10;
+        config.timeouts.data_connect = 10;
+        adjust(&mut config);
+        let context = ferry_server::Context::new(config).expect("valid ferryd configuration");
+        let mut listener = None;
+        for _ in 0..100 {
+            if let Ok(bound) = TcpListener::bind(self.addr) {
+                bound.set_nonblocking(true).expect("nonblocking");
+                listener = Some(bound);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let listener = listener.expect("the old address is free again");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        self.thread = Some(std::thread::spawn(move || {
+            serve(listener, context, stopped)
+        }));
+        self.stop = Some(stop);
+    }
 }
 
 impl Drop for Ferryd {
