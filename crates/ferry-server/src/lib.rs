@@ -8,6 +8,7 @@ pub mod checksum;
 pub mod config;
 pub mod data;
 pub mod hardening;
+pub mod lifecycle;
 pub mod limits;
 pub mod permissions;
 pub mod proxy;
@@ -21,4 +22,5 @@ pub mod users;
 pub mod vhost;
 
 pub use config::Config;
+pub use lifecycle::{Handle, Listeners, Readiness, Server};
 pub use server::{run, run_with_implicit_tls, Context};

@@ -3,6 +3,8 @@
 //! With no arguments it serves the current folder to anonymous users, read-only, on port 21.
 //! `--config FILE` loads a TOML file (see `ferryd.example.toml`); most options are also flags,
 //! and flags win over the file (virtual hosts, quotas and the checksum limits are file-only).
+//! SIGHUP reloads the file (and the users files and certificates) with the same flags on top;
+//! SIGTERM and SIGINT drain the server and end it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -11,10 +13,10 @@ use std::sync::Arc;
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use ferry_server::config::{ActiveSource, Config, TlsPolicy};
-use ferry_server::{run_with_implicit_tls, Context};
+use ferry_server::{Context, Handle, Listeners, Server};
 
 /// Ferry FTP server. Serves a folder over FTP; anonymous read-only by default.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "ferryd", version)]
 struct Args {
     /// TOML configuration file; flags override its settings.
@@ -102,9 +104,16 @@ struct Args {
     /// Seconds a transfer may move no byte before it is broken off [default: 300]
     #[arg(long, value_name = "SECS")]
     stall_timeout: Option<u64>,
-    /// Seconds running transfers may finish after SIGINT/SIGTERM [default: 10]
+    /// Seconds after SIGINT/SIGTERM when running transfers are broken off (older name of
+    /// --shutdown-deadline) [default: 10]
     #[arg(long, value_name = "SECS")]
     shutdown_grace: Option<u64>,
+    /// Seconds after SIGINT/SIGTERM when running transfers are broken off [default: 10]
+    #[arg(long, value_name = "SECS")]
+    shutdown_deadline: Option<u64>,
+    /// Seconds the listeners keep accepting after SIGINT/SIGTERM [default: 0]
+    #[arg(long, value_name = "SECS")]
+    accept_grace: Option<u64>,
     /// Milliseconds to wait before answering a failed login [default: 1000]
     #[arg(long, value_name = "MS")]
     failed_login_delay: Option<u64>,
@@ -250,6 +259,8 @@ impl Args {
         set(&mut timeouts.data_connect, self.data_timeout);
         set(&mut timeouts.stalled_transfer, self.stall_timeout);
         set(&mut timeouts.shutdown_grace, self.shutdown_grace);
+        set_some(&mut config.shutdown.deadline, self.shutdown_deadline);
+        set(&mut config.shutdown.accept_grace, self.accept_grace);
         set(&mut timeouts.failed_login_delay_ms, self.failed_login_delay);
         set(&mut timeouts.abandoned_upload, self.abandoned_upload);
         let limits = &mut config.limits;
@@ -315,8 +326,8 @@ fn start(args: Args) -> anyhow::Result<()> {
         return hash_password();
     }
     let check_only = args.check_config;
-    let config = args.into_config()?;
-    let context = Context::new(config).context("invalid configuration")?;
+    let reload_args = args.clone();
+    let context = load(args)?;
     if check_only {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -329,12 +340,12 @@ fn start(args: Args) -> anyhow::Result<()> {
     }
     init_logging(&context.config.log_level);
     let backlog = context.config.listen_backlog;
-    let listener = bind(context.config.listen, backlog)?;
+    let listener = ferry_server::lifecycle::bind(context.config.listen, backlog)?;
     let implicit = context
         .config
         .tls
         .implicit_listen
-        .map(|address| bind(address, backlog))
+        .map(|address| ferry_server::lifecycle::bind(address, backlog))
         .transpose()?;
     println!("ferryd listening on {}", listener.local_addr()?);
     if let Some(implicit) = &implicit {
@@ -369,20 +380,24 @@ fn start(args: Args) -> anyhow::Result<()> {
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
     let served = runtime.block_on(async move {
-        ignore_hangups()?;
         // A store that does not answer now may answer later: said, not fatal.
         if let Err(error) = context.check_object_roots().await {
             tracing::error!(%error, "an object store does not answer");
         }
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let implicit = implicit
-            .map(tokio::net::TcpListener::from_std)
-            .transpose()?;
+        let listeners = Listeners {
+            control: tokio::net::TcpListener::from_std(listener)?,
+            implicit: implicit
+                .map(tokio::net::TcpListener::from_std)
+                .transpose()?,
+        };
+        let (server, handle) = Server::new(listeners, Arc::new(context));
+        let signals = obey_signals(handle, reload_args)?;
+        notify_service_manager(ServiceState::Ready);
         // On a worker, not this thread: sessions the accept loop spawns then start in the
         // worker's own queue instead of waking a worker through the shared one.
-        let server =
-            run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal());
-        tokio::spawn(server).await?;
+        tokio::spawn(server.run()).await?;
+        signals.abort();
+        tracing::info!("stopped");
         Ok(())
     });
     // A blocking call that never returns (a hung disk, say) must not keep the process from
@@ -391,42 +406,82 @@ fn start(args: Args) -> anyhow::Result<()> {
     served
 }
 
-/// SIGHUP would end the process at once, cutting every transfer: until reloading exists, it is
-/// logged and ignored.
-fn ignore_hangups() -> std::io::Result<()> {
+/// Reads the configuration (file and flags), the users files and the certificates, and
+/// validates them whole: at start, for `--check-config`, and at each SIGHUP (with the same
+/// words for the same fault).
+fn load(args: Args) -> anyhow::Result<Context> {
+    let config = args.into_config()?;
+    Context::new(config).context("invalid configuration")
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT drain. The process must not die of a signal it is sent
+/// in the ordinary course of operation.
+fn obey_signals(handle: Handle, args: Args) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::warn!("SIGHUP received: reloading is not supported yet; ignored");
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    Ok(tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = hangups.recv() => {
+                    reload(&handle, &args).await;
+                    continue;
+                }
+                Some(()) = terminate.recv() => "SIGTERM",
+                Some(()) = interrupt.recv() => "SIGINT",
+                else => return,
+            };
+            tracing::info!(signal = name, "stopping: draining the sessions");
+            notify_service_manager(ServiceState::Stopping);
+            handle.drain();
         }
-    });
-    Ok(())
+    }))
+}
+
+/// Loads the configuration again and swaps it in whole; a configuration with any fault is
+/// refused with one line saying what is wrong, and the running one stays.
+async fn reload(handle: &Handle, args: &Args) {
+    tracing::info!("SIGHUP received: reloading the configuration");
+    notify_service_manager(ServiceState::Reloading);
+    let args = args.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(args))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("reading the configuration failed: {e}")));
+    let result = match loaded {
+        Ok(context) => {
+            if let Err(error) = context.check_object_roots().await {
+                tracing::error!(%error, "an object store does not answer");
+            }
+            handle.reload(context).await.map_err(anyhow::Error::from)
+        }
+        Err(error) => Err(error),
+    };
+    if let Err(error) = result {
+        tracing::error!("reload refused, the running configuration stays: {error:#}");
+    }
+    notify_service_manager(ServiceState::Ready);
+}
+
+/// What `ferryd` tells a service manager.
+#[derive(Debug, Clone, Copy)]
+enum ServiceState {
+    /// Serving (at start, and after each reload, done or refused).
+    Ready,
+    /// Reloading the configuration (SIGHUP).
+    Reloading,
+    /// Draining (SIGTERM, SIGINT).
+    Stopping,
+}
+
+/// Hook for systemd's readiness protocol (sd_notify READY=1, RELOADING=1, STOPPING=1), which
+/// the `sd-notify` helper will send from here; it does nothing yet.
+fn notify_service_manager(state: ServiceState) {
+    tracing::trace!(?state, "service state");
 }
 
 /// Threads for blocking work (disk writes of uploads, listings, password checks).
 const MAX_BLOCKING_THREADS: usize = 4096;
-
-/// Binds the control listener (before any privilege is dropped, so port 21 works), with room
-/// for `backlog` connections waiting to be accepted (the kernel caps it at somaxconn).
-fn bind(address: SocketAddr, backlog: u32) -> anyhow::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let listen = || -> std::io::Result<std::net::TcpListener> {
-        let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&address.into())?;
-        socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-        socket.set_nonblocking(true)?;
-        Ok(socket.into())
-    };
-    match listen() {
-        Ok(listener) => Ok(listener),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            bail!("cannot listen on {address}: {e} (ports below 1024 need root; try --listen 127.0.0.1:2121)")
-        }
-        Err(e) => bail!("cannot listen on {address}: {e}"),
-    }
-}
 
 /// Drops root and confines the process, as configured; called while it has one thread.
 fn harden(context: &Context) -> anyhow::Result<()> {
@@ -480,23 +535,6 @@ fn describe_access(context: &Context) -> String {
     match context.authenticator.account_count() {
         Some(count) => format!("{anonymous}; {count} named user(s)"),
         None => anonymous,
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match terminate.as_mut() {
-            Some(stream) => {
-                stream.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
     }
 }
 
