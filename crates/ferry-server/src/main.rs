@@ -458,7 +458,9 @@ async fn reload(handle: &Handle, args: &Args) {
         Err(error) => Err(error),
     };
     if let Err(error) = result {
-        tracing::error!("reload refused, the running configuration stays: {error:#}");
+        // What --check-config would say, on one log line.
+        let reason = format!("{error:#}").replace('\n', "\\n");
+        tracing::error!("reload refused, the running configuration stays: {reason}");
     }
     notify_service_manager(ServiceState::Ready);
 }
