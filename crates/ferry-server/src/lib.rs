@@ -1,7 +1,8 @@
 //! The Ferry FTP server: configuration, accounts, storage, sessions and the listener.
 //!
 //! Embed it with [`server::run`]: bind a `TcpListener`, build a [`server::Context`] from a
-//! [`config::Config`], and pass a shutdown future.
+//! [`config::Config`], and pass a shutdown future. To reload and drain in stages as `ferryd`
+//! does, use [`lifecycle::Server`] and its [`lifecycle::Handle`].
 
 pub mod checker;
 pub mod checksum;

@@ -203,7 +203,7 @@ impl Server {
         drop(listeners);
         sweeper.abort();
         tracing::info!(sessions = sessions.len(), "shutting down");
-        let _ = stop_sessions.send(Stop::Closing);
+        stop_sessions.send_replace(Stop::Closing);
         let deadline = signalled + context.config.shutdown_deadline();
         let left = deadline.saturating_duration_since(Instant::now());
         if server::drain(&mut sessions, left).await {
@@ -213,7 +213,7 @@ impl Server {
             sessions = sessions.len(),
             "shutdown deadline reached; closing the remaining sessions"
         );
-        let _ = stop_sessions.send(Stop::Cut);
+        stop_sessions.send_replace(Stop::Cut);
         if !server::drain(&mut sessions, CUT_WAIT).await {
             // Stuck (a storage call that does not return): dropped without a word.
             tracing::warn!(

@@ -591,3 +591,55 @@ async fn refuse(mut stream: tokio::net::TcpStream, text: &'static str) {
     let _ = stream.write_all(&reply.to_wire()).await;
     let _ = stream.shutdown().await;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(adjust: impl FnOnce(&mut Config)) -> Context {
+        let mut config = Config {
+            root: std::env::temp_dir(),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        Context::new(config).unwrap()
+    }
+
+    #[test]
+    fn a_reloaded_context_shares_what_must_outlive_the_old_one() {
+        let old = context(|c| {
+            c.max_sessions = 2;
+            c.limits.ban_after_failures = 1;
+        });
+        old.publish();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let _session = old.sessions.take().unwrap();
+        let _from_ip = old.sessions_per_ip.acquire(&ip, Some(1)).unwrap();
+        assert!(old.bans.record_failure(ip).is_some());
+        let (download, _) = old.user_rates("alice", Some(1000), None);
+        let new = context(|c| c.max_sessions = 2).inherit(&old);
+        assert!(
+            old.is_current() && !new.is_current(),
+            "not before it is published"
+        );
+        new.publish();
+        assert!(!old.is_current() && new.is_current());
+        let second = new.sessions.take();
+        assert!(second.is_some());
+        assert!(new.sessions.take().is_none(), "the old session counts");
+        assert!(new.sessions_per_ip.acquire(&ip, Some(1)).is_none());
+        assert!(new.bans.banned_for(ip).is_some(), "the ban holds");
+        assert!(Arc::ptr_eq(&old.quotas, &new.quotas));
+        assert!(Arc::ptr_eq(&old.hashing, &new.hashing));
+        let (same, _) = new.user_rates("alice", Some(1000), None);
+        assert!(Arc::ptr_eq(&download.unwrap(), &same.unwrap()));
+        let changed = context(|c| c.checksums.max_running = 5).inherit(&new);
+        assert!(!Arc::ptr_eq(&new.hashing, &changed.hashing));
+        let (other, _) = changed.user_rates("alice", Some(2000), None);
+        assert_eq!(
+            other.unwrap().rate(),
+            2000,
+            "a changed rate gets new limiters"
+        );
+    }
+}

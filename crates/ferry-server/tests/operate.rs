@@ -404,9 +404,32 @@ fn a_changed_listen_address_is_served_after_the_reload() {
     );
     assert_eq!(greet(before).1, "Before the reload");
     drop(free);
+    // Now free; and implicit FTPS is added on another.
+    let implicit = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    site.write(&Settings {
+        listen: after.to_string(),
+        banner: "Moved".into(),
+        tables: format!("[tls]\nself_signed = true\nimplicit_listen = \"{implicit}\"\n"),
+        ..settings.clone()
+    });
     let log = reload(&ferryd, 2);
     assert!(log.contains("configuration reloaded"), "{log}");
     assert_eq!(greet(after).1, "Moved", "the new address serves");
+    let handshake = format!(
+        "import socket, ssl\n\
+         context = ssl._create_unverified_context()\n\
+         tls = context.wrap_socket(socket.create_connection(('127.0.0.1', {port}), timeout=20))\n\
+         print(tls.recv(100))\n",
+        port = implicit.port()
+    );
+    let (ok, out, err) = support::run_tool("python3", &["-c", &handshake], None, None);
+    assert!(
+        ok && out.contains("220 Moved"),
+        "implicit FTPS: {out}\n{err}"
+    );
     assert!(
         TcpStream::connect(before).is_err(),
         "the old address no longer accepts"
