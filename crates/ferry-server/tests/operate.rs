@@ -564,18 +564,18 @@ print(sorted(ftp.nlst()), flush=True)
     assert!(status.success(), "{seen}\n{stderr}\n{}", ferryd.log());
     assert!(seen.contains("second done"), "{seen}");
     assert!(!ferryd.log().contains("did not resume"), "{}", ferryd.log());
-    // A session begun after the reload gets the new settings over TLS too.
-    let (ok, out, err) = support::run_tool(
-        "python3",
-        &[
-            "-c",
-            &ftplib_script(ferryd.addr.port(), &site.path("ca.pem"), transfers, ""),
-        ],
-        Some("\n"),
-        None,
+    // A session begun after the reload gets the new settings and the new certificate.
+    let which = format!(
+        "served = ftp.sock.getpeercert(True)\n\
+         new = ssl.PEM_cert_to_DER_cert(open({:?}).read())\n\
+         print('new certificate' if served == new else 'old certificate', flush=True)\n",
+        site.path("second.pem").to_str().unwrap()
     );
+    let script = ftplib_script(ferryd.addr.port(), &site.path("ca.pem"), &which, transfers);
+    let (ok, out, err) = support::run_tool("python3", &["-c", &script], Some("\n"), None);
     assert!(ok, "{out}\n{err}");
     assert!(out.contains("After the reload"), "{out}");
+    assert!(out.contains("new certificate"), "{out}");
 }
 
 #[test]
