@@ -243,21 +243,7 @@ impl Server {
                 accepted = server::accept_if_any(self.listeners.implicit.as_ref()) => (accepted, true),
                 Some(_) = self.sessions.join_next(), if !self.sessions.is_empty() => continue,
                 Some(operation) = self.operations.recv() => {
-                    match operation {
-                        Operation::Drain if signalled.is_none() => {
-                            let grace = self.context.config.accept_grace();
-                            self.readiness.start_draining();
-                            tracing::info!(accept_grace = grace.as_secs(), "draining: not ready; listeners close after the accept grace");
-                            signalled = Some(Instant::now());
-                        }
-                        Operation::Drain => tracing::info!("already draining"),
-                        Operation::Reload(_, done) if signalled.is_some() => {
-                            let _ = done.send(Err(ReloadError::Draining));
-                        }
-                        Operation::Reload(context, done) => {
-                            let _ = done.send(self.reload(*context));
-                        }
-                    }
+                    self.carry_out(operation, &mut signalled);
                     continue;
                 }
                 () = grace_over => break,
@@ -279,6 +265,29 @@ impl Server {
             }
         }
         signalled.unwrap_or_else(Instant::now)
+    }
+
+    /// A reload, or the start of a drain (`signalled` then says when; a server that drains
+    /// reloads no more).
+    fn carry_out(&mut self, operation: Operation, signalled: &mut Option<Instant>) {
+        match operation {
+            Operation::Drain if signalled.is_none() => {
+                let grace = self.context.config.accept_grace();
+                self.readiness.start_draining();
+                tracing::info!(
+                    accept_grace = grace.as_secs(),
+                    "draining: not ready; the listeners close after the accept grace"
+                );
+                *signalled = Some(Instant::now());
+            }
+            Operation::Drain => tracing::info!("already draining"),
+            Operation::Reload(_, done) if signalled.is_some() => {
+                let _ = done.send(Err(ReloadError::Draining));
+            }
+            Operation::Reload(context, done) => {
+                let _ = done.send(self.reload(*context));
+            }
+        }
     }
 
     /// Swaps in `context` once the listen addresses that changed are bound.
