@@ -166,7 +166,7 @@ pub struct ProxyProtocolConfig {
 /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or from
 /// `credentials_file`; they are never logged. Unset fields fall back to `AWS_ENDPOINT_URL`
 /// and `AWS_REGION`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Settings {
     /// The store's URL, like `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:3900`.

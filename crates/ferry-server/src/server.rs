@@ -221,6 +221,7 @@ impl Context {
     /// and failed-login counts; the locks of private uploads being written; the quota ledger
     /// (one set of counters per account, which old and new sessions charge alike); the
     /// checksum slots when `checksums.max_running` is unchanged; the password-check threads;
+    /// the roots still open (one storage per root, which the private-upload locks rely on);
     /// and the accounts' shared rate limiters while their rates are unchanged. New settings
     /// (limits, rules) apply to the shared state from now on.
     pub fn inherit(mut self, old: &Context) -> Context {
@@ -237,6 +238,7 @@ impl Context {
             self.hashing = Arc::clone(&old.hashing);
         }
         self.password_checks = Arc::clone(&old.password_checks);
+        self.roots = Mutex::new(open_roots_to_keep(old, &self.config));
         let old_rates = old.user_rates.lock().unwrap_or_else(|p| p.into_inner());
         let inherited = old_rates.iter().map(|(user, shared)| {
             let rates = shared.rates.clone();
@@ -342,6 +344,22 @@ impl Context {
         rates.insert(user.to_string(), shared);
         made
     }
+}
+
+/// The roots open in `old` that a context for `config` keeps using: one storage per root for
+/// old and new sessions alike, as the locks of private uploads are per storage. An object
+/// store's roots only while the `[s3]` settings are unchanged (else new sessions get a client
+/// made with the new ones).
+fn open_roots_to_keep(old: &Context, config: &Config) -> HashMap<PathBuf, Weak<dyn Storage>> {
+    let same_store = old.config.s3 == config.s3;
+    let roots = old.roots.lock().unwrap_or_else(|p| p.into_inner());
+    roots
+        .iter()
+        .filter(|(root, open)| {
+            open.strong_count() > 0 && (same_store || ObjectRoot::parse(root).is_none())
+        })
+        .map(|(root, open)| (root.clone(), Weak::clone(open)))
+        .collect()
 }
 
 /// When failed logins get an address banned.
@@ -617,7 +635,10 @@ mod tests {
         let _from_ip = old.sessions_per_ip.acquire(&ip, Some(1)).unwrap();
         assert!(old.bans.record_failure(ip).is_some());
         let (download, _) = old.user_rates("alice", Some(1000), None);
+        let storage = old.storage_for(&std::env::temp_dir()).unwrap();
         let new = context(|c| c.max_sessions = 2).inherit(&old);
+        let reopened = new.storage_for(&std::env::temp_dir()).unwrap();
+        assert!(Arc::ptr_eq(&storage, &reopened), "one storage per root");
         assert!(
             old.is_current() && !new.is_current(),
             "not before it is published"

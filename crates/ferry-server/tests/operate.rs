@@ -176,6 +176,7 @@ fn twenty_sessions_transfer_through_a_reload_and_none_breaks() {
     std::fs::write(site.path("root/big.bin"), content(SIZE, 0)).unwrap();
     // About five seconds a transfer: the reload comes while every one of them runs.
     let settings = Settings {
+        top: "atomic_uploads = true".into(),
         limits: "download_rate = 524288\nupload_rate = 524288\n".into(),
         ..Settings::default()
     };
@@ -245,6 +246,11 @@ fn twenty_sessions_transfer_through_a_reload_and_none_breaks() {
     );
     let (_, greeting) = greet(addr);
     assert_eq!(greeting, "After the reload");
+    // The upload of up1.bin, begun before the reload, still holds its private file.
+    let mut racer = login(addr, "alice");
+    let _data = racer.epsv();
+    let busy = racer.expect("STOR up1.bin", 450);
+    assert!(busy.text().contains("busy"), "{busy:?}");
     for (index, worker) in workers.into_iter().enumerate() {
         let (code, same) = worker.join().unwrap();
         assert_eq!(code, 226, "session {index}");
