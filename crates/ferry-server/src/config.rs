@@ -36,6 +36,8 @@ pub struct Config {
     pub users_file: Option<PathBuf>,
     pub data: DataConfig,
     pub timeouts: TimeoutConfig,
+    /// How SIGTERM and SIGINT stop the server (see [`ShutdownConfig`]).
+    pub shutdown: ShutdownConfig,
     pub limits: LimitsConfig,
     /// STOR writes to a hidden temporary name (`.<name>.ferry-upload`) and renames it on
     /// success, so a half-sent file never appears under its final name. REST+STOR resumes the
@@ -60,7 +62,7 @@ pub struct Config {
 
 /// Log files beside the log lines on standard error. Each reopens on SIGHUP (logrotate); a
 /// file that cannot be written never stops a transfer (a warning, at most once a minute).
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogsConfig {
     /// An xferlog file (wu-ftpd format, as vsftpd's `xferlog_std_format`): one line per file
@@ -179,7 +181,7 @@ pub struct ProxyProtocolConfig {
 /// variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`) or from
 /// `credentials_file`; they are never logged. Unset fields fall back to `AWS_ENDPOINT_URL`
 /// and `AWS_REGION`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct S3Settings {
     /// The store's URL, like `https://s3.eu-west-1.amazonaws.com` or `http://127.0.0.1:3900`.
@@ -358,6 +360,20 @@ pub enum ActiveSource {
     Ephemeral,
 }
 
+/// How the server stops on SIGTERM or SIGINT, in seconds counted from the signal: it says it is
+/// not ready at once, accepts new connections for `accept_grace` more (a load balancer needs that
+/// long to notice), then closes its listeners and its idle sessions (421), and breaks off the
+/// transfers still running at `deadline` (426).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownConfig {
+    /// Seconds the listeners keep accepting after the signal (0: they close at once).
+    pub accept_grace: u64,
+    /// Seconds after the signal when running transfers are broken off; unset, the older
+    /// `timeouts.shutdown_grace` (10 by default) says it.
+    pub deadline: Option<u64>,
+}
+
 /// Time limits, in seconds.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -370,7 +386,8 @@ pub struct TimeoutConfig {
     pub data_connect: u64,
     /// A transfer that moves no byte for this long is broken off (426).
     pub stalled_transfer: u64,
-    /// On SIGINT/SIGTERM, how long running transfers may go on before the server closes them.
+    /// On SIGINT/SIGTERM, how long running transfers may go on before the server closes them:
+    /// the older name of `shutdown.deadline`, used when that is not set.
     pub shutdown_grace: u64,
     /// Pause before answering a failed login, in milliseconds.
     pub failed_login_delay_ms: u64,
@@ -394,6 +411,7 @@ impl Default for Config {
             users_file: None,
             data: DataConfig::default(),
             timeouts: TimeoutConfig::default(),
+            shutdown: ShutdownConfig::default(),
             limits: LimitsConfig::default(),
             atomic_uploads: false,
             hardening: HardeningConfig::default(),
@@ -591,6 +609,7 @@ impl Config {
             }
         }
         self.validate_tls()?;
+        self.validate_shutdown()?;
         self.proxy_trust()?;
         if self.limits.max_login_failures == 0 {
             return invalid("limits.max_login_failures must be at least 1".into());
@@ -638,6 +657,17 @@ impl Config {
                     vhost.name
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn validate_shutdown(&self) -> Result<(), ConfigError> {
+        let deadline = self.shutdown_deadline().as_secs();
+        if self.shutdown.accept_grace > deadline {
+            return Err(ConfigError::Invalid(format!(
+                "shutdown.accept_grace = {} is longer than the shutdown deadline ({deadline}, shutdown.deadline or timeouts.shutdown_grace): both count from the signal",
+                self.shutdown.accept_grace
+            )));
         }
         Ok(())
     }
@@ -741,8 +771,19 @@ impl Config {
             .then(|| Duration::from_secs(self.timeouts.abandoned_upload))
     }
 
-    pub fn shutdown_grace(&self) -> Duration {
-        Duration::from_secs(self.timeouts.shutdown_grace)
+    /// How long after SIGTERM/SIGINT running transfers are broken off: `shutdown.deadline`,
+    /// else `timeouts.shutdown_grace`.
+    pub fn shutdown_deadline(&self) -> Duration {
+        Duration::from_secs(
+            self.shutdown
+                .deadline
+                .unwrap_or(self.timeouts.shutdown_grace),
+        )
+    }
+
+    /// How long after SIGTERM/SIGINT the listeners keep accepting.
+    pub fn accept_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown.accept_grace)
     }
 }
 
@@ -877,6 +918,26 @@ mod tests {
         assert_eq!(file.proxy_protocol.from, ["192.0.2.0/24"]);
         let err = toml::from_str::<Config>("[proxy_protocol]\nfrm = []").unwrap_err();
         assert!(err.to_string().contains("frm"), "{err}");
+    }
+
+    #[test]
+    fn shutdown_deadline_falls_back_to_the_older_name() {
+        let mut config = Config {
+            root: std::env::temp_dir(),
+            ..Config::default()
+        };
+        assert_eq!(config.shutdown_deadline(), Duration::from_secs(10));
+        assert_eq!(config.accept_grace(), Duration::ZERO);
+        config.timeouts.shutdown_grace = 3;
+        assert_eq!(config.shutdown_deadline(), Duration::from_secs(3));
+        config.shutdown.deadline = Some(7);
+        assert_eq!(config.shutdown_deadline(), Duration::from_secs(7));
+        config.shutdown.accept_grace = 8;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("shutdown.accept_grace = 8"), "{err}");
+        let file: Config = toml::from_str("[shutdown]\naccept_grace = 2\ndeadline = 5").unwrap();
+        assert_eq!(file.accept_grace(), Duration::from_secs(2));
+        assert_eq!(file.shutdown_deadline(), Duration::from_secs(5));
     }
 
     #[test]

@@ -201,6 +201,11 @@ impl Events {
         }
     }
 
+    /// Goes on with `old`'s session and transfer numbers (a reload with other log files).
+    pub fn continue_numbering(&mut self, old: &Events) {
+        self.ids = Arc::clone(&old.ids);
+    }
+
     pub fn reopen(&self) {
         for writer in &self.writers {
             writer.reopen();

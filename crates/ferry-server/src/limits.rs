@@ -22,6 +22,16 @@ pub struct Counter<K: Eq + Hash + Clone> {
     counts: Arc<Mutex<HashMap<K, usize>>>,
 }
 
+/// A clone counts the same sessions: a reloaded configuration's context shares the counts of
+/// the sessions started before it.
+impl<K: Eq + Hash + Clone> Clone for Counter<K> {
+    fn clone(&self) -> Self {
+        Counter {
+            counts: Arc::clone(&self.counts),
+        }
+    }
+}
+
 impl<K: Eq + Hash + Clone> Default for Counter<K> {
     fn default() -> Self {
         Counter {
@@ -48,6 +58,19 @@ impl Budget {
             held: Arc::default(),
             limit,
         }
+    }
+
+    /// A budget with another limit that shares this one's units (those held stay counted).
+    pub fn with_limit(&self, limit: usize) -> Budget {
+        Budget {
+            held: Arc::clone(&self.held),
+            limit,
+        }
+    }
+
+    /// How many units are held.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
     }
 
     /// Takes one unit if fewer than the limit are held.
@@ -128,6 +151,12 @@ struct Record {
 #[derive(Debug)]
 pub struct BanList {
     rule: BanRule,
+    state: Arc<BanState>,
+}
+
+/// What a ban list remembers; shared with the ban list of a reloaded configuration.
+#[derive(Debug, Default)]
+struct BanState {
     records: Mutex<HashMap<IpAddr, Record>>,
     /// Woken at each new ban, so that sessions still logging in from that address end.
     new_ban: tokio::sync::Notify,
@@ -137,20 +166,28 @@ impl BanList {
     pub fn new(rule: BanRule) -> Self {
         BanList {
             rule,
-            records: Mutex::default(),
-            new_ban: tokio::sync::Notify::new(),
+            state: Arc::default(),
+        }
+    }
+
+    /// A ban list with another rule that shares this one's records and bans: the bans made
+    /// before a reload hold after it, for as long as they were given.
+    pub fn with_rule(&self, rule: BanRule) -> BanList {
+        BanList {
+            rule,
+            state: Arc::clone(&self.state),
         }
     }
 
     /// Resolves at the next ban of any address (then ask [`Self::banned_for`]).
     pub async fn next_ban(&self) {
-        self.new_ban.notified().await;
+        self.state.new_ban.notified().await;
     }
 
     /// How long `ip` stays banned, if it is.
     pub fn banned_for(&self, ip: IpAddr) -> Option<Duration> {
         let now = Instant::now();
-        let records = lock(&self.records);
+        let records = lock(&self.state.records);
         let until = records.get(&ip)?.banned_until?;
         (until > now).then(|| until - now)
     }
@@ -164,7 +201,7 @@ impl BanList {
         }
         let now = Instant::now();
         let banned = {
-            let mut records = lock(&self.records);
+            let mut records = lock(&self.state.records);
             if records.len() >= MAX_TRACKED_ADDRESSES && !records.contains_key(&ip) {
                 prune(&mut records, now, self.rule.window);
             }
@@ -191,7 +228,7 @@ impl BanList {
             }
         };
         if banned {
-            self.new_ban.notify_waiters();
+            self.state.new_ban.notify_waiters();
         }
         banned.then_some(self.rule.ban)
     }
@@ -339,6 +376,35 @@ mod tests {
             bans.banned_for(ip).is_some(),
             "extended from the last failure"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ban_list_with_a_new_rule_keeps_the_bans() {
+        let rule = BanRule {
+            failures: 1,
+            window: Duration::from_secs(60),
+            ban: Duration::from_secs(100),
+        };
+        let bans = BanList::new(rule);
+        let ip: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(bans.record_failure(ip).is_some());
+        let reloaded = bans.with_rule(BanRule {
+            failures: 5,
+            ..rule
+        });
+        assert!(reloaded.banned_for(ip).is_some(), "the ban survives");
+        let other: IpAddr = "192.0.2.8".parse().unwrap();
+        assert!(
+            reloaded.record_failure(other).is_none(),
+            "the new rule counts"
+        );
+        let budget = Budget::new(1);
+        let _held = budget.take().unwrap();
+        let larger = budget.with_limit(2);
+        assert_eq!(larger.held(), 1);
+        let second = larger.take();
+        assert!(second.is_some(), "the new limit applies");
+        assert!(larger.take().is_none(), "the unit held before counts");
     }
 
     #[tokio::test(start_paused = true)]

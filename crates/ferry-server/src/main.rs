@@ -3,6 +3,8 @@
 //! With no arguments it serves the current folder to anonymous users, read-only, on port 21.
 //! `--config FILE` loads a TOML file (see `ferryd.example.toml`); most options are also flags,
 //! and flags win over the file (virtual hosts, quotas and the checksum limits are file-only).
+//! SIGHUP reloads the file (and the users files and certificates) with the same flags on top;
+//! SIGTERM and SIGINT drain the server and end it.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,10 +14,10 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use ferry_server::config::{ActiveSource, Config, TlsPolicy};
 use ferry_server::passive::PassiveAddress;
-use ferry_server::{run_with_implicit_tls, Context};
+use ferry_server::{Context, Handle, Listeners, Server};
 
 /// Ferry FTP server. Serves a folder over FTP; anonymous read-only by default.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "ferryd", version)]
 struct Args {
     #[command(subcommand)]
@@ -106,9 +108,16 @@ struct Args {
     /// Seconds a transfer may move no byte before it is broken off [default: 300]
     #[arg(long, value_name = "SECS")]
     stall_timeout: Option<u64>,
-    /// Seconds running transfers may finish after SIGINT/SIGTERM [default: 10]
+    /// Seconds after SIGINT/SIGTERM when running transfers are broken off (older name of
+    /// --shutdown-deadline) [default: 10]
     #[arg(long, value_name = "SECS")]
     shutdown_grace: Option<u64>,
+    /// Seconds after SIGINT/SIGTERM when running transfers are broken off [default: 10]
+    #[arg(long, value_name = "SECS")]
+    shutdown_deadline: Option<u64>,
+    /// Seconds the listeners keep accepting after SIGINT/SIGTERM [default: 0]
+    #[arg(long, value_name = "SECS")]
+    accept_grace: Option<u64>,
     /// Milliseconds to wait before answering a failed login [default: 1000]
     #[arg(long, value_name = "MS")]
     failed_login_delay: Option<u64>,
@@ -201,7 +210,7 @@ struct Args {
 }
 
 /// What ferryd does instead of serving.
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 enum Command {
     /// Check the configuration and this machine, then connect to the server as a client would
     ///
@@ -220,7 +229,7 @@ enum Command {
 }
 
 /// What `ferryd generate` writes.
-#[derive(Debug, clap::Subcommand)]
+#[derive(Debug, Clone, clap::Subcommand)]
 enum Generated {
     /// ferryd.1
     Man { folder: PathBuf },
@@ -282,6 +291,8 @@ impl Args {
         set(&mut timeouts.data_connect, self.data_timeout);
         set(&mut timeouts.stalled_transfer, self.stall_timeout);
         set(&mut timeouts.shutdown_grace, self.shutdown_grace);
+        set_some(&mut config.shutdown.deadline, self.shutdown_deadline);
+        set(&mut config.shutdown.accept_grace, self.accept_grace);
         set(&mut timeouts.failed_login_delay_ms, self.failed_login_delay);
         set(&mut timeouts.abandoned_upload, self.abandoned_upload);
         let limits = &mut config.limits;
@@ -403,8 +414,8 @@ fn start(args: Args) -> anyhow::Result<()> {
     let check_only = args.check_config;
     // Before any thread starts: it takes LISTEN_FDS out of the environment.
     let activated = ferry_server::systemd::activated_listeners()?;
-    let config = args.into_config()?;
-    let context = Context::new(config).context("invalid configuration")?;
+    let reload_args = args.clone();
+    let context = load(args)?;
     if check_only {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -450,23 +461,25 @@ fn start(args: Args) -> anyhow::Result<()> {
         .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()?;
     let ready = format!("listening on {}", listener.local_addr()?);
-    let events = context.events.clone();
     let served = runtime.block_on(async move {
-        reopen_logs_on_hangup(events)?;
         // A store that does not answer now may answer later: said, not fatal.
         if let Err(error) = context.check_object_roots().await {
             tracing::error!(%error, "an object store does not answer");
         }
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        let implicit = implicit
-            .map(tokio::net::TcpListener::from_std)
-            .transpose()?;
+        let listeners = Listeners {
+            control: tokio::net::TcpListener::from_std(listener)?,
+            implicit: implicit
+                .map(tokio::net::TcpListener::from_std)
+                .transpose()?,
+        };
+        let events = context.events.clone();
+        let (server, handle) = Server::new(listeners, Arc::new(context));
+        let signals = obey_signals(handle, reload_args, events, ready)?;
         // On a worker, not this thread: sessions the accept loop spawns then start in the
         // worker's own queue instead of waking a worker through the shared one.
-        let server =
-            run_with_implicit_tls(listener, implicit, Arc::new(context), shutdown_signal());
-        ferry_server::systemd::ready(&ready);
-        tokio::spawn(server).await?;
+        tokio::spawn(server.run()).await?;
+        signals.abort();
+        tracing::info!("stopped");
         Ok(())
     });
     // A blocking call that never returns (a hung disk, say) must not keep the process from
@@ -475,17 +488,110 @@ fn start(args: Args) -> anyhow::Result<()> {
     served
 }
 
-/// SIGHUP reopens the log files (after logrotate moved them); it no longer ends the process.
-fn reopen_logs_on_hangup(events: ferry_server::events::Events) -> std::io::Result<()> {
+/// Reads the configuration (file and flags), the users files and the certificates, and
+/// validates them whole: at start, for `--check-config`, and at each SIGHUP (with the same
+/// words for the same fault).
+fn load(args: Args) -> anyhow::Result<Context> {
+    let config = args.into_config()?;
+    Context::new(config).context("invalid configuration")
+}
+
+/// SIGHUP reopens the log files (logrotate) and reloads; SIGTERM and SIGINT drain. The
+/// process must not die of a signal it is sent in the ordinary course of operation.
+fn obey_signals(
+    handle: Handle,
+    args: Args,
+    events: ferry_server::events::Events,
+    ready: String,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut hangups = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hangups.recv().await.is_some() {
-            tracing::info!("SIGHUP received: reopening the log files");
-            events.reopen();
+    let mut terminate = signal(SignalKind::terminate())?;
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    notify_service_manager(ServiceState::Ready(&ready));
+    let mut events = events;
+    Ok(tokio::spawn(async move {
+        loop {
+            let name = tokio::select! {
+                Some(()) = hangups.recv() => {
+                    // The running log files first, so that logrotate works even when the new
+                    // configuration is refused.
+                    events.reopen();
+                    if let Some(reloaded) = reload(&handle, &args, &ready).await {
+                        events = reloaded;
+                    }
+                    continue;
+                }
+                Some(()) = terminate.recv() => "SIGTERM",
+                Some(()) = interrupt.recv() => "SIGINT",
+                else => return,
+            };
+            tracing::info!(signal = name, "stopping: draining the sessions");
+            notify_service_manager(ServiceState::Stopping);
+            handle.drain();
         }
-    });
-    Ok(())
+    }))
+}
+
+/// Loads the configuration again and swaps it in whole; a configuration with any fault is
+/// refused with one line saying what is wrong, and the running one stays. Returns the new
+/// configuration's event writers when it was taken.
+async fn reload(
+    handle: &Handle,
+    args: &Args,
+    ready: &str,
+) -> Option<ferry_server::events::Events> {
+    tracing::info!("SIGHUP received: reloading the configuration");
+    notify_service_manager(ServiceState::Reloading);
+    let args = args.clone();
+    let loaded = tokio::task::spawn_blocking(move || load(args))
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("reading the configuration failed: {e}")));
+    let result = match loaded {
+        Ok(context) => {
+            if let Err(error) = context.check_object_roots().await {
+                tracing::error!(%error, "an object store does not answer");
+            }
+            let events = context.events.clone();
+            handle
+                .reload(context)
+                .await
+                .map(|()| events)
+                .map_err(anyhow::Error::from)
+        }
+        Err(error) => Err(error),
+    };
+    notify_service_manager(ServiceState::Ready(ready));
+    match result {
+        Ok(events) => Some(events),
+        Err(error) => {
+            // What --check-config would say, on one log line.
+            let reason = format!("{error:#}").replace('\n', "\\n");
+            tracing::error!("reload refused, the running configuration stays: {reason}");
+            None
+        }
+    }
+}
+
+/// What `ferryd` tells a service manager.
+#[derive(Debug, Clone, Copy)]
+enum ServiceState<'a> {
+    /// Serving (at start, and after each reload, done or refused), with a status line.
+    Ready(&'a str),
+    /// Reloading the configuration (SIGHUP).
+    Reloading,
+    /// Draining (SIGTERM, SIGINT).
+    Stopping,
+}
+
+/// systemd's readiness protocol (`Type=notify`): READY=1, RELOADING=1, STOPPING=1 (nothing
+/// without NOTIFY_SOCKET).
+fn notify_service_manager(state: ServiceState<'_>) {
+    match state {
+        ServiceState::Ready(status) => ferry_server::systemd::ready(status),
+        ServiceState::Reloading => ferry_server::systemd::reloading(),
+        ServiceState::Stopping => ferry_server::systemd::stopping(),
+    }
 }
 
 /// Threads for blocking work (disk writes of uploads, listings, password checks).
@@ -502,38 +608,17 @@ fn listeners(
     let mut activated = activated.into_iter();
     let listener = match activated.next() {
         Some(listener) => listener,
-        None => bind(context.config.listen, backlog)?,
+        None => ferry_server::lifecycle::bind(context.config.listen, backlog)?,
     };
     let implicit = match (activated.next(), implicit_address) {
         (Some(implicit), Some(_)) => Some(implicit),
         (Some(_), None) => {
             bail!("socket activation passed a second socket, but tls.implicit_listen is not set")
         }
-        (None, Some(address)) => Some(bind(address, backlog)?),
+        (None, Some(address)) => Some(ferry_server::lifecycle::bind(address, backlog)?),
         (None, None) => None,
     };
     Ok((listener, implicit))
-}
-
-/// Binds the control listener (before any privilege is dropped, so port 21 works), with room
-/// for `backlog` connections waiting to be accepted (the kernel caps it at somaxconn).
-fn bind(address: SocketAddr, backlog: u32) -> anyhow::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let listen = || -> std::io::Result<std::net::TcpListener> {
-        let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&address.into())?;
-        socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
-        socket.set_nonblocking(true)?;
-        Ok(socket.into())
-    };
-    match listen() {
-        Ok(listener) => Ok(listener),
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            bail!("cannot listen on {address}: {e} (ports below 1024 need root; try --listen 127.0.0.1:2121)")
-        }
-        Err(e) => bail!("cannot listen on {address}: {e}"),
-    }
 }
 
 /// Drops root and confines the process, as configured; called while it has one thread.
@@ -589,24 +674,6 @@ fn describe_access(context: &Context) -> String {
         Some(count) => format!("{anonymous}; {count} named user(s)"),
         None => anonymous,
     }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).ok();
-    let term = async {
-        match terminate.as_mut() {
-            Some(stream) => {
-                stream.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term => {}
-    }
-    ferry_server::systemd::stopping();
 }
 
 fn init_logging(level: &str) {

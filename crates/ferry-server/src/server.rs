@@ -2,24 +2,28 @@
 //! and shuts down gracefully.
 //!
 //! [`run`] takes an already bound listener and a shutdown future, so tests bind port 0 and
-//! never race for a fixed port.
+//! never race for a fixed port. Reloading and draining in stages are in [`crate::lifecycle`],
+//! which runs the accept loop; this module holds what it shares: the [`Context`], and how a
+//! connection is admitted and its session started.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use ferry_proto::Reply;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::checker::Checker;
 use crate::config::{Config, ConfigError};
-use crate::limits::{BanList, BanRule, Budget, CountGuard, Counter, RateLimiter};
+use crate::lifecycle::{Listeners, Server};
+use crate::limits::{BanList, BanRule, Budget, BudgetGuard, CountGuard, Counter, RateLimiter};
 use crate::passive::PassiveAddresses;
 use crate::proxy::{self, Header, Trusted};
 use crate::session::Session;
@@ -43,8 +47,10 @@ pub struct Context {
     /// Passive listeners sessions keep open for their next PASV: at most half the passive range,
     /// so sessions that have finished a transfer never hold every port.
     pub kept_passive: Budget,
+    /// Sessions running (at most `max_sessions`).
+    pub sessions: Budget,
     /// Password checks (argon2): on half the cores' worth of threads of their own.
-    pub password_checks: Checker,
+    pub password_checks: Arc<Checker>,
     /// FTPS, when a certificate is configured.
     pub tls: Option<TlsSettings>,
     /// The proxies' networks, when the PROXY protocol is on (then required).
@@ -58,11 +64,11 @@ pub struct Context {
     /// Where events (sessions, logins, transfers) go: the log line, log files, metrics.
     pub events: crate::events::Events,
     /// What the accounts with a quota use, shared by their sessions.
-    pub quotas: crate::quota::Ledger,
+    pub quotas: Arc<crate::quota::Ledger>,
     /// Checksums being computed (HASH, XCRC, ...): at most `checksums.max_running` at once.
     pub hashing: Arc<tokio::sync::Semaphore>,
     /// Each named account's aggregate (download, upload) limiters, made at its first login.
-    user_rates: Mutex<HashMap<String, UserRates>>,
+    user_rates: Mutex<HashMap<String, SharedRates>>,
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
     roots: Mutex<HashMap<PathBuf, Weak<dyn Storage>>>,
     /// A client (and its connection pool) per bucket of the `s3://` roots, made at start: a
@@ -71,6 +77,18 @@ pub struct Context {
     object_clients: HashMap<String, S3Client>,
     /// The virtual hosts (`[[vhost]]`), by index: a session remembers the index of its own.
     pub vhosts: Vec<crate::vhost::Vhost>,
+    /// This context's place in the line of reloaded ones (0 for the first).
+    generation: u64,
+    /// The generation serving new connections, shared by every context of the line.
+    current_generation: Arc<AtomicU64>,
+}
+
+/// An account's limiters, and whether they came from the context before a reload (then they
+/// are kept only while the account's rates are unchanged).
+#[derive(Debug)]
+struct SharedRates {
+    rates: UserRates,
+    inherited: bool,
 }
 
 /// Every root a configuration serves: the server's, the anonymous one, the accounts', and the
@@ -126,10 +144,6 @@ pub enum Stop {
     Cut,
 }
 
-/// How long sessions cut at the end of the grace period have to reply and log their end before
-/// they are dropped.
-const CUT_WAIT: Duration = Duration::from_secs(3);
-
 /// Passive listeners kept at once when PASV may use any port (the kernel's ephemeral range is
 /// shared with every outgoing connection on the machine).
 const KEPT_PASSIVE_WITHOUT_RANGE: usize = 4096;
@@ -168,12 +182,7 @@ impl Context {
         authenticator: Arc<dyn Authenticator>,
     ) -> Result<Context, StartError> {
         config.validate()?;
-        let limits = &config.limits;
-        let ban_rule = BanRule {
-            failures: limits.ban_after_failures,
-            window: Duration::from_secs(limits.ban_window),
-            ban: Duration::from_secs(limits.ban_seconds),
-        };
+        let ban_rule = ban_rule(&config);
         let server_name = config.server_name();
         let tls = TlsSettings::load(&config.tls, &server_name, &config.vhosts)?;
         if tls.is_some() && config.tls.self_signed && config.tls.certificate.is_none() {
@@ -191,28 +200,88 @@ impl Context {
             greeting: config.greeting(),
             passive_ports,
             passive_addresses,
-            password_checks: Checker::new(
-                std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
-            )
-            .map_err(StartError::Threads)?,
-            kept_passive: Budget::new(match passive_ports {
-                Some((start, end)) => usize::from(end - start).div_ceil(2),
-                None => KEPT_PASSIVE_WITHOUT_RANGE,
-            }),
+            password_checks: Arc::new(
+                Checker::new(
+                    std::thread::available_parallelism().map_or(1, |n| n.get().div_ceil(2)),
+                )
+                .map_err(StartError::Threads)?,
+            ),
+            kept_passive: Budget::new(kept_passive_limit(passive_ports)),
+            sessions: Budget::new(config.max_sessions),
             authenticator,
             sessions_per_ip: Counter::default(),
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             private_uploads: Counter::default(),
             events: crate::events::Events::from_config(&config.logs).map_err(StartError::Logs)?,
-            quotas: crate::quota::Ledger::default(),
+            quotas: Arc::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),
             roots: Mutex::default(),
             object_clients,
             vhosts,
+            generation: 0,
+            current_generation: Arc::default(),
             config,
         })
+    }
+
+    /// This context, made from a reloaded configuration, takes over what must outlive the
+    /// context `old` serves with: the counts of running sessions (server-wide, per address, per
+    /// account, kept passive ports) so limits count old and new sessions together; the ban list
+    /// and failed-login counts; the locks of private uploads being written; the quota ledger
+    /// (one set of counters per account, which old and new sessions charge alike); the
+    /// checksum slots when `checksums.max_running` is unchanged; the password-check threads;
+    /// the roots still open (one storage per root, which the private-upload locks rely on);
+    /// and the accounts' shared rate limiters while their rates are unchanged. New settings
+    /// (limits, rules) apply to the shared state from now on.
+    pub fn inherit(mut self, old: &Context) -> Context {
+        self.sessions = old.sessions.with_limit(self.config.max_sessions);
+        self.kept_passive = old
+            .kept_passive
+            .with_limit(kept_passive_limit(self.passive_ports));
+        self.sessions_per_ip = old.sessions_per_ip.clone();
+        self.sessions_per_user = old.sessions_per_user.clone();
+        self.bans = old.bans.with_rule(ban_rule(&self.config));
+        self.private_uploads = old.private_uploads.clone();
+        self.quotas = Arc::clone(&old.quotas);
+        // The same log files keep their writers (and SIGHUP reopens them); new ones start, and
+        // session and transfer numbers go on either way.
+        if self.config.logs == old.config.logs {
+            self.events = old.events.clone();
+        } else {
+            self.events.continue_numbering(&old.events);
+        }
+        if self.config.checksums.max_running == old.config.checksums.max_running {
+            self.hashing = Arc::clone(&old.hashing);
+        }
+        self.password_checks = Arc::clone(&old.password_checks);
+        self.roots = Mutex::new(open_roots_to_keep(old, &self.config));
+        let old_rates = old.user_rates.lock().unwrap_or_else(|p| p.into_inner());
+        let inherited = old_rates.iter().map(|(user, shared)| {
+            let rates = shared.rates.clone();
+            let shared = SharedRates {
+                rates,
+                inherited: true,
+            };
+            (user.clone(), shared)
+        });
+        *self.user_rates.get_mut().unwrap_or_else(|p| p.into_inner()) = inherited.collect();
+        self.generation = old.generation + 1;
+        self.current_generation = Arc::clone(&old.current_generation);
+        self
+    }
+
+    /// Makes this context the one new connections are served with: sessions of older ones
+    /// that have not logged in may no longer log in (see [`Context::is_current`]).
+    pub fn publish(&self) {
+        self.current_generation
+            .store(self.generation, Ordering::Release);
+    }
+
+    /// Whether this context still serves new connections (no reload has replaced it).
+    pub fn is_current(&self) -> bool {
+        self.current_generation.load(Ordering::Acquire) == self.generation
     }
 
     /// The storage for a root folder: the one already open for other sessions, or a new one.
@@ -267,18 +336,65 @@ impl Context {
         Ok(())
     }
 
-    /// The shared limiters of an account with these rates (the first login's rates stay).
+    /// The shared limiters of an account with these rates (the first login's rates stay; after
+    /// a reload, the limiters from before it while the account's rates are the same).
     pub fn user_rates(&self, user: &str, download: Option<u64>, upload: Option<u64>) -> UserRates {
         let mut rates = self.user_rates.lock().unwrap_or_else(|p| p.into_inner());
-        rates
-            .entry(user.to_string())
-            .or_insert_with(|| {
-                (
-                    download.map(|r| Arc::new(RateLimiter::new(r))),
-                    upload.map(|r| Arc::new(RateLimiter::new(r))),
-                )
-            })
-            .clone()
+        if let Some(shared) = rates.get_mut(user) {
+            let same = |limiter: &Option<Arc<RateLimiter>>, rate: Option<u64>| {
+                limiter.as_ref().map(|l| l.rate()) == rate.map(|r| r.max(1))
+            };
+            if !shared.inherited
+                || (same(&shared.rates.0, download) && same(&shared.rates.1, upload))
+            {
+                shared.inherited = false;
+                return shared.rates.clone();
+            }
+        }
+        let made = (
+            download.map(|r| Arc::new(RateLimiter::new(r))),
+            upload.map(|r| Arc::new(RateLimiter::new(r))),
+        );
+        let shared = SharedRates {
+            rates: made.clone(),
+            inherited: false,
+        };
+        rates.insert(user.to_string(), shared);
+        made
+    }
+}
+
+/// The roots open in `old` that a context for `config` keeps using: one storage per root for
+/// old and new sessions alike, as the locks of private uploads are per storage. An object
+/// store's roots only while the `[s3]` settings are unchanged (else new sessions get a client
+/// made with the new ones).
+fn open_roots_to_keep(old: &Context, config: &Config) -> HashMap<PathBuf, Weak<dyn Storage>> {
+    let same_store = old.config.s3 == config.s3;
+    let roots = old.roots.lock().unwrap_or_else(|p| p.into_inner());
+    roots
+        .iter()
+        .filter(|(root, open)| {
+            open.strong_count() > 0 && (same_store || ObjectRoot::parse(root).is_none())
+        })
+        .map(|(root, open)| (root.clone(), Weak::clone(open)))
+        .collect()
+}
+
+/// When failed logins get an address banned.
+fn ban_rule(config: &Config) -> BanRule {
+    let limits = &config.limits;
+    BanRule {
+        failures: limits.ban_after_failures,
+        window: Duration::from_secs(limits.ban_window),
+        ban: Duration::from_secs(limits.ban_seconds),
+    }
+}
+
+/// Passive listeners kept at once: half the passive range.
+fn kept_passive_limit(passive_ports: Option<(u16, u16)>) -> usize {
+    match passive_ports {
+        Some((start, end)) => usize::from(end - start).div_ceil(2),
+        None => KEPT_PASSIVE_WITHOUT_RANGE,
     }
 }
 
@@ -295,60 +411,25 @@ pub async fn run_with_implicit_tls(
     context: Arc<Context>,
     shutdown: impl Future,
 ) {
-    let (stop_sessions, stop_signal) = watch::channel(Stop::Running);
-    let sweeper = tokio::spawn(sweep_abandoned_uploads(Arc::clone(&context)));
-    let limit = Arc::new(Semaphore::new(context.config.max_sessions));
-    let mut sessions = JoinSet::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (accepted, implicit_tls) = tokio::select! {
-            accepted = listener.accept() => (accepted, false),
-            accepted = accept_if_any(implicit.as_ref()) => (accepted, true),
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
-            _ = &mut shutdown => break,
-        };
-        match accepted {
-            Ok((stream, peer)) => start_session(
-                &mut sessions,
-                stream,
-                peer,
-                implicit_tls,
-                &context,
-                &limit,
-                &stop_signal,
-            ),
-            Err(error) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
-    drop((listener, implicit));
-    sweeper.abort();
-    tracing::info!(sessions = sessions.len(), "shutting down");
-    let _ = stop_sessions.send(Stop::Closing);
-    if drain(&mut sessions, context.config.shutdown_grace()).await {
-        return;
-    }
-    tracing::warn!(
-        sessions = sessions.len(),
-        "grace period over; closing the remaining sessions"
-    );
-    let _ = stop_sessions.send(Stop::Cut);
-    if !drain(&mut sessions, CUT_WAIT).await {
-        // Stuck (a storage call that does not return): dropped without a word.
-        tracing::warn!(
-            sessions = sessions.len(),
-            "sessions did not end; dropping them"
-        );
-        sessions.shutdown().await;
+    let listeners = Listeners {
+        control: listener,
+        implicit,
+    };
+    let (server, handle) = Server::new(listeners, context);
+    let stop = async move {
+        shutdown.await;
+        handle.drain();
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        () = server.run() => {}
+        () = stop => {}
     }
 }
 
 /// Removes abandoned uploads' private files from the served roots, at start and every hour;
 /// only where someone can upload (a read-only server's folders are never walked).
-async fn sweep_abandoned_uploads(context: Arc<Context>) {
+pub(crate) async fn sweep_abandoned_uploads(context: Arc<Context>) {
     let config = &context.config;
     let uploads_possible = config.anonymous.writable
         || config.anonymous.upload_folder.is_some()
@@ -388,13 +469,13 @@ async fn sweep_abandoned_uploads(context: Arc<Context>) {
 }
 
 /// Waits up to `limit` for every session to end; says whether they all did.
-async fn drain(sessions: &mut JoinSet<()>, limit: Duration) -> bool {
+pub(crate) async fn drain(sessions: &mut JoinSet<()>, limit: Duration) -> bool {
     let all = async { while sessions.join_next().await.is_some() {} };
     tokio::time::timeout(limit, all).await.is_ok()
 }
 
 /// Accepts on the listener if there is one; otherwise waits forever.
-async fn accept_if_any(
+pub(crate) async fn accept_if_any(
     listener: Option<&TcpListener>,
 ) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
     match listener {
@@ -405,19 +486,17 @@ async fn accept_if_any(
 
 /// Starts the session of a new control connection: at once, or, with the PROXY protocol, once
 /// its header has said who the client is.
-fn start_session(
+pub(crate) fn start_session(
     sessions: &mut JoinSet<()>,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     implicit_tls: bool,
     context: &Arc<Context>,
-    limit: &Arc<Semaphore>,
     stop_signal: &watch::Receiver<Stop>,
 ) {
     let start = Start {
         implicit_tls,
         context: Arc::clone(context),
-        limit: Arc::clone(limit),
         stop_signal: stop_signal.clone(),
     };
     let Some(trusted) = &context.proxy else {
@@ -448,7 +527,6 @@ fn start_session(
 struct Start {
     implicit_tls: bool,
     context: Arc<Context>,
-    limit: Arc<Semaphore>,
     stop_signal: watch::Receiver<Stop>,
 }
 
@@ -462,7 +540,7 @@ impl Start {
         client: SocketAddr,
     ) -> Result<Option<Session>, (tokio::net::TcpStream, &'static str)> {
         let ip = client.ip().to_canonical();
-        let (ip_guard, permit) = match admit(&self.context, &self.limit, ip) {
+        let (ip_guard, permit) = match admit(&self.context, ip) {
             Ok(admitted) => admitted,
             Err(text) => {
                 tracing::warn!(peer = %ip, reason = text, "connection refused");
@@ -520,9 +598,8 @@ impl Start {
 /// Checks a new connection against the ban list, the per-address limit and the session limit.
 fn admit(
     context: &Context,
-    limit: &Arc<Semaphore>,
     ip: IpAddr,
-) -> Result<(Option<CountGuard<IpAddr>>, OwnedSemaphorePermit), &'static str> {
+) -> Result<(Option<CountGuard<IpAddr>>, BudgetGuard), &'static str> {
     if let Some(left) = context.bans.banned_for(ip) {
         tracing::debug!(peer = %ip, seconds_left = left.as_secs(), "banned address");
         return Err("Too many failed logins from your address; try again later.");
@@ -537,9 +614,10 @@ fn admit(
                 .ok_or("Too many connections from your address.")?,
         ),
     };
-    let permit = Arc::clone(limit)
-        .try_acquire_owned()
-        .map_err(|_| "Too many users, try again later.")?;
+    let permit = context
+        .sessions
+        .take()
+        .ok_or("Too many users, try again later.")?;
     Ok((guard, permit))
 }
 
@@ -548,4 +626,59 @@ async fn refuse(mut stream: tokio::net::TcpStream, text: &'static str) {
     let reply = Reply::new(421, text);
     let _ = stream.write_all(&reply.to_wire()).await;
     let _ = stream.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(adjust: impl FnOnce(&mut Config)) -> Context {
+        let mut config = Config {
+            root: std::env::temp_dir(),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        Context::new(config).unwrap()
+    }
+
+    #[test]
+    fn a_reloaded_context_shares_what_must_outlive_the_old_one() {
+        let old = context(|c| {
+            c.max_sessions = 2;
+            c.limits.ban_after_failures = 1;
+        });
+        old.publish();
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        let _session = old.sessions.take().unwrap();
+        let _from_ip = old.sessions_per_ip.acquire(&ip, Some(1)).unwrap();
+        assert!(old.bans.record_failure(ip).is_some());
+        let (download, _) = old.user_rates("alice", Some(1000), None);
+        let storage = old.storage_for(&std::env::temp_dir()).unwrap();
+        let new = context(|c| c.max_sessions = 2).inherit(&old);
+        let reopened = new.storage_for(&std::env::temp_dir()).unwrap();
+        assert!(Arc::ptr_eq(&storage, &reopened), "one storage per root");
+        assert!(
+            old.is_current() && !new.is_current(),
+            "not before it is published"
+        );
+        new.publish();
+        assert!(!old.is_current() && new.is_current());
+        let second = new.sessions.take();
+        assert!(second.is_some());
+        assert!(new.sessions.take().is_none(), "the old session counts");
+        assert!(new.sessions_per_ip.acquire(&ip, Some(1)).is_none());
+        assert!(new.bans.banned_for(ip).is_some(), "the ban holds");
+        assert!(Arc::ptr_eq(&old.quotas, &new.quotas));
+        assert!(Arc::ptr_eq(&old.hashing, &new.hashing));
+        let (same, _) = new.user_rates("alice", Some(1000), None);
+        assert!(Arc::ptr_eq(&download.unwrap(), &same.unwrap()));
+        let changed = context(|c| c.checksums.max_running = 5).inherit(&new);
+        assert!(!Arc::ptr_eq(&new.hashing, &changed.hashing));
+        let (other, _) = changed.user_rates("alice", Some(2000), None);
+        assert_eq!(
+            other.unwrap().rate(),
+            2000,
+            "a changed rate gets new limiters"
+        );
+    }
 }

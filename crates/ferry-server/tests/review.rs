@@ -321,7 +321,7 @@ fn finding_09_a_second_pass_keeps_the_login() {
 }
 
 #[test]
-fn finding_10_sighup_is_logged_and_ignored() {
+fn finding_10_sighup_reloads_without_ending_the_process() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("readme.txt"), support::readme_bytes()).unwrap();
     let ferryd = Ferryd::start(dir.path(), &[]);
@@ -339,6 +339,7 @@ fn finding_10_sighup_is_logged_and_ignored() {
     let (status, log) = ferryd.wait();
     assert!(status.success(), "{status:?}\n{log}");
     assert!(log.contains("SIGHUP received"), "{log}");
+    assert!(log.contains("configuration reloaded"), "{log}");
 }
 
 #[test]

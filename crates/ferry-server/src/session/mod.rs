@@ -156,7 +156,7 @@ pub struct Session {
 
 /// A session's place under the limits: the server-wide session count and its address's count.
 pub type Admission = (
-    tokio::sync::OwnedSemaphorePermit,
+    crate::limits::BudgetGuard,
     Option<crate::limits::CountGuard<std::net::IpAddr>>,
 );
 
@@ -445,6 +445,13 @@ impl Session {
                     .reply(504, "RANG applies to HASH only; range reset.")
                     .await;
             }
+        }
+        if logs_in(&command, self.logged_in()) && !self.context.is_current() {
+            // The configuration was reloaded since this session began: its accounts may be
+            // gone, so it logs in no more (a logged-in session keeps its settings).
+            self.reply(421, "Configuration reloaded; please reconnect.")
+                .await;
+            return Flow::Quit;
         }
         if needs_login(&command) && !self.logged_in() {
             return self.reply(530, "Please login with USER and PASS.").await;
@@ -775,6 +782,15 @@ fn path_argument(command: &Command) -> Option<&str> {
     }
 }
 
+/// Whether a command is (part of) a login: USER, or PASS before login.
+fn logs_in(command: &Command, logged_in: bool) -> bool {
+    match command {
+        Command::User(_) => true,
+        Command::Pass(_) => !logged_in,
+        _ => false,
+    }
+}
+
 /// Commands a client may send before logging in.
 fn needs_login(command: &Command) -> bool {
     use Command as C;
@@ -842,9 +858,8 @@ mod tests {
         };
         let context = std::sync::Arc::new(crate::Context::new(config).unwrap());
         let (_stop, stop_signal) = tokio::sync::watch::channel(crate::server::Stop::Running);
-        let limit = std::sync::Arc::new(tokio::sync::Semaphore::new(1));
         let admission = (
-            limit.try_acquire_owned().unwrap(),
+            context.sessions.take().unwrap(),
             context.sessions_per_ip.acquire(&peer.ip(), None),
         );
         let session =

@@ -214,7 +214,11 @@ pub struct Control {
 
 impl Control {
     pub fn connect(addr: SocketAddr) -> Control {
-        let stream = TcpStream::connect(addr).expect("connect to ferryd");
+        Control::over(TcpStream::connect(addr).expect("connect to ferryd"))
+    }
+
+    /// A control connection over a stream already connected.
+    pub fn over(stream: TcpStream) -> Control {
         stream
             .set_read_timeout(Some(Duration::from_secs(20)))
             .unwrap();
@@ -399,8 +403,15 @@ impl Ferryd {
 
     /// Like [`Ferryd::start`], listening on `listen`.
     pub fn start_on(listen: &str, root: &Path, args: &[&str]) -> Ferryd {
+        let mut all = vec!["--listen", listen, "--root", root.to_str().unwrap()];
+        all.extend_from_slice(args);
+        Ferryd::start_with(&all)
+    }
+
+    /// Starts ferryd with exactly `args` (and info logging), e.g. `--config FILE` alone, so
+    /// that the file says where it listens.
+    pub fn start_with(args: &[&str]) -> Ferryd {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferryd"))
-            .args(["--listen", listen, "--root", root.to_str().unwrap()])
             .args(["--log-level", "info"])
             .args(args)
             .stdout(std::process::Stdio::piped())
