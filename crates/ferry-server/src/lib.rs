@@ -3,6 +3,7 @@
 //! Embed it with [`server::run`]: bind a `TcpListener`, build a [`server::Context`] from a
 //! [`config::Config`], and pass a shutdown future.
 
+pub mod admin;
 pub mod checker;
 pub mod checksum;
 pub mod config;
@@ -11,10 +12,12 @@ pub mod events;
 pub mod doctor;
 pub mod hardening;
 pub mod limits;
+pub mod live;
 pub mod passive;
 pub mod permissions;
 pub mod proxy;
 pub mod quota;
+pub mod readiness;
 pub mod server;
 pub mod session;
 pub mod storage;

@@ -50,6 +50,11 @@ impl Budget {
         }
     }
 
+    /// How many units are held now.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
     /// Takes one unit if fewer than the limit are held.
     pub fn take(&self) -> Option<BudgetGuard> {
         self.held
@@ -145,6 +150,20 @@ impl BanList {
     /// Resolves at the next ban of any address (then ask [`Self::banned_for`]).
     pub async fn next_ban(&self) {
         self.new_ban.notified().await;
+    }
+
+    /// The addresses banned now, with the time each ban has left, longest first.
+    pub fn active(&self) -> Vec<(IpAddr, Duration)> {
+        let now = Instant::now();
+        let mut banned: Vec<(IpAddr, Duration)> = lock(&self.records)
+            .iter()
+            .filter_map(|(ip, record)| {
+                let until = record.banned_until.filter(|until| *until > now)?;
+                Some((*ip, until - now))
+            })
+            .collect();
+        banned.sort_by(|a, b| b.1.cmp(&a.1));
+        banned
     }
 
     /// How long `ip` stays banned, if it is.

@@ -71,6 +71,11 @@ pub struct Context {
     object_clients: HashMap<String, S3Client>,
     /// The virtual hosts (`[[vhost]]`), by index: a session remembers the index of its own.
     pub vhosts: Vec<crate::vhost::Vhost>,
+    /// The admin listener's state (metrics, live sessions), when `admin.listen` is set; `None`
+    /// otherwise, and then sessions do no work for it.
+    pub admin: Option<Arc<crate::admin::Admin>>,
+    /// Whether the server takes new sessions (`/ready`).
+    pub readiness: crate::readiness::Readiness,
 }
 
 /// Every root a configuration serves: the server's, the anonymous one, the accounts', and the
@@ -184,6 +189,17 @@ impl Context {
         let vhosts = crate::vhost::load(&config)?;
         let object_clients =
             object_clients(&config, all_roots(&config, authenticator.as_ref(), &vhosts))?;
+        let mut events =
+            crate::events::Events::from_config(&config.logs).map_err(StartError::Logs)?;
+        let admin = match config.admin.listen {
+            Some(_) => {
+                let admin = Arc::new(crate::admin::Admin::new(config.admin.token()?));
+                events.add(admin.metrics.clone());
+                events.add(admin.live.clone());
+                Some(admin)
+            }
+            None => None,
+        };
         Ok(Context {
             tls,
             proxy: config.proxy_trust()?.map(Arc::new),
@@ -204,7 +220,9 @@ impl Context {
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             private_uploads: Counter::default(),
-            events: crate::events::Events::from_config(&config.logs).map_err(StartError::Logs)?,
+            events,
+            admin,
+            readiness: crate::readiness::Readiness::default(),
             quotas: crate::quota::Ledger::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),
@@ -213,6 +231,11 @@ impl Context {
             vhosts,
             config,
         })
+    }
+
+    /// The live sessions, when the admin listener is on.
+    pub fn live(&self) -> Option<&crate::live::Live> {
+        self.admin.as_deref().map(|admin| admin.live.as_ref())
     }
 
     /// The storage for a root folder: the one already open for other sessions, or a new one.
@@ -300,6 +323,7 @@ pub async fn run_with_implicit_tls(
     let limit = Arc::new(Semaphore::new(context.config.max_sessions));
     let mut sessions = JoinSet::new();
     tokio::pin!(shutdown);
+    context.readiness.set_ready();
     loop {
         let (accepted, implicit_tls) = tokio::select! {
             accepted = listener.accept() => (accepted, false),
@@ -324,6 +348,7 @@ pub async fn run_with_implicit_tls(
             }
         }
     }
+    context.readiness.set_draining();
     drop((listener, implicit));
     sweeper.abort();
     tracing::info!(sessions = sessions.len(), "shutting down");
