@@ -90,10 +90,7 @@ impl Live {
                     verb: t.verb,
                     path: t.path.clone(),
                     direction: t.direction,
-                    bytes: t
-                        .progress
-                        .bytes
-                        .load(std::sync::atomic::Ordering::Relaxed),
+                    bytes: t.progress.bytes.load(std::sync::atomic::Ordering::Relaxed),
                     size: t.size,
                     elapsed: t.started.elapsed(),
                 }),
@@ -161,7 +158,10 @@ mod tests {
         live.update(7, |view| view.folder = "/pub".into());
         let now = live.snapshot();
         assert_eq!(now.len(), 1);
-        assert_eq!((now[0].user.as_str(), now[0].folder.as_str()), ("alice", "/pub"));
+        assert_eq!(
+            (now[0].user.as_str(), now[0].folder.as_str()),
+            ("alice", "/pub")
+        );
         live.write(&Event::Disconnected {
             session: 7,
             peer,

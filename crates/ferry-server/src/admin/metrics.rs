@@ -83,7 +83,11 @@ impl Writer for Metrics {
             Event::Command { verb, code, .. } => self.count_command(verb, *code),
             Event::Transfer(transfer) => {
                 let direction = direction_name(transfer.direction);
-                let kind = if transfer.is_file() { "file" } else { "listing" };
+                let kind = if transfer.is_file() {
+                    "file"
+                } else {
+                    "listing"
+                };
                 let result = transfer.status.name();
                 add(&self.transfers, (direction, kind, result));
                 let bytes = match transfer.direction {
@@ -162,12 +166,37 @@ impl Metrics {
         let sessions_now = self.sessions_now.load(Ordering::Relaxed).max(0);
         header(&mut out, "ferry_sessions", "gauge", "Sessions now.");
         sample(&mut out, "ferry_sessions", &[], sessions_now);
-        header(&mut out, "ferry_sessions_total", "counter", "Sessions since start.");
-        sample(&mut out, "ferry_sessions_total", &[], load(&self.sessions_total));
-        header(&mut out, "ferry_logins_total", "counter", "Login attempts, by result.");
-        sample(&mut out, "ferry_logins_total", &[("result", "ok")], load(&self.logins_ok));
+        header(
+            &mut out,
+            "ferry_sessions_total",
+            "counter",
+            "Sessions since start.",
+        );
+        sample(
+            &mut out,
+            "ferry_sessions_total",
+            &[],
+            load(&self.sessions_total),
+        );
+        header(
+            &mut out,
+            "ferry_logins_total",
+            "counter",
+            "Login attempts, by result.",
+        );
+        sample(
+            &mut out,
+            "ferry_logins_total",
+            &[("result", "ok")],
+            load(&self.logins_ok),
+        );
         let failed = load(&self.logins_failed);
-        sample(&mut out, "ferry_logins_total", &[("result", "failed")], failed);
+        sample(
+            &mut out,
+            "ferry_logins_total",
+            &[("result", "failed")],
+            failed,
+        );
         self.render_commands(&mut out);
         self.render_transfers(&mut out);
         self.render_tls(&mut out);
@@ -190,7 +219,11 @@ impl Metrics {
         header(out, "ferry_transfers_total", "counter", help);
         let transfers = self.transfers.lock().unwrap_or_else(|p| p.into_inner());
         for ((direction, kind, result), count) in transfers.iter() {
-            let labels = [("direction", *direction), ("kind", *kind), ("result", *result)];
+            let labels = [
+                ("direction", *direction),
+                ("kind", *kind),
+                ("result", *result),
+            ];
             sample(out, "ferry_transfers_total", &labels, *count);
         }
         drop(transfers);
@@ -201,7 +234,12 @@ impl Metrics {
             ("upload", &self.bytes_upload),
         ] {
             let bytes = counter.load(Ordering::Relaxed);
-            sample(out, "ferry_transfer_bytes_total", &[("direction", direction)], bytes);
+            sample(
+                out,
+                "ferry_transfer_bytes_total",
+                &[("direction", direction)],
+                bytes,
+            );
         }
         self.render_duration(out);
     }
@@ -225,7 +263,10 @@ impl Metrics {
     fn render_tls(&self, out: &mut String) {
         let help = "TLS handshakes, by connection (control, data), result and resumption.";
         header(out, "ferry_tls_handshakes_total", "counter", help);
-        let handshakes = self.tls_handshakes.lock().unwrap_or_else(|p| p.into_inner());
+        let handshakes = self
+            .tls_handshakes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         for ((connection, result, resumed), count) in handshakes.iter() {
             let resumed = if *resumed { "true" } else { "false" };
             let labels = [
@@ -241,18 +282,49 @@ impl Metrics {
 fn render_gauges(out: &mut String, gauges: &Gauges) {
     let help = "Passive listeners sessions keep open for their next PASV or EPSV.";
     header(out, "ferry_passive_listeners_kept", "gauge", help);
-    sample(out, "ferry_passive_listeners_kept", &[], gauges.passive_listeners_kept);
-    header(out, "ferry_bans_active", "gauge", "Addresses banned now for failed logins.");
+    sample(
+        out,
+        "ferry_passive_listeners_kept",
+        &[],
+        gauges.passive_listeners_kept,
+    );
+    header(
+        out,
+        "ferry_bans_active",
+        "gauge",
+        "Addresses banned now for failed logins.",
+    );
     sample(out, "ferry_bans_active", &[], gauges.bans_active);
     let process = &gauges.process;
     let cpu = "process_cpu_seconds_total";
-    header(out, cpu, "counter", "CPU time (user and system) used, in seconds.");
+    header(
+        out,
+        cpu,
+        "counter",
+        "CPU time (user and system) used, in seconds.",
+    );
     let _ = writeln!(out, "{cpu} {}", process.cpu_seconds);
     let optional = [
-        ("process_resident_memory_bytes", "Resident memory, in bytes.", process.resident_bytes),
-        ("process_virtual_memory_bytes", "Virtual memory, in bytes.", process.virtual_bytes),
-        ("process_open_fds", "Open file descriptors.", process.open_fds),
-        ("process_max_fds", "The open file descriptor limit.", process.max_fds),
+        (
+            "process_resident_memory_bytes",
+            "Resident memory, in bytes.",
+            process.resident_bytes,
+        ),
+        (
+            "process_virtual_memory_bytes",
+            "Virtual memory, in bytes.",
+            process.virtual_bytes,
+        ),
+        (
+            "process_open_fds",
+            "Open file descriptors.",
+            process.open_fds,
+        ),
+        (
+            "process_max_fds",
+            "The open file descriptor limit.",
+            process.max_fds,
+        ),
     ];
     for (name, help, value) in optional {
         if let Some(value) = value {
@@ -261,7 +333,12 @@ fn render_gauges(out: &mut String, gauges: &Gauges) {
         }
     }
     let start = "process_start_time_seconds";
-    header(out, start, "gauge", "When the process started, in seconds since the epoch.");
+    header(
+        out,
+        start,
+        "gauge",
+        "When the process started, in seconds since the epoch.",
+    );
     let _ = writeln!(out, "{start} {}", process.start_time_seconds);
 }
 

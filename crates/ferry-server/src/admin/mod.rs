@@ -139,7 +139,11 @@ fn respond(context: &Context, admin: &Admin, request: &Request<Incoming>) -> Res
     match request.uri().path() {
         "/metrics" => {
             let body = admin.metrics.render(&gauges(context));
-            with_type(StatusCode::OK, body, "text/plain; version=0.0.4; charset=utf-8")
+            with_type(
+                StatusCode::OK,
+                body,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )
         }
         "/health" => text(StatusCode::OK, "ok\n"),
         "/ready" => match context.readiness.state() {
@@ -151,7 +155,10 @@ fn respond(context: &Context, admin: &Admin, request: &Request<Incoming>) -> Res
             let body = page(context, admin).render();
             with_type(StatusCode::OK, body, "text/html; charset=utf-8")
         }
-        _ => text(StatusCode::NOT_FOUND, "not found: try /metrics, /health, /ready or /status\n"),
+        _ => text(
+            StatusCode::NOT_FOUND,
+            "not found: try /metrics, /health, /ready or /status\n",
+        ),
     }
 }
 
