@@ -162,7 +162,7 @@ impl BanList {
                 Some((*ip, until - now))
             })
             .collect();
-        banned.sort_by(|a, b| b.1.cmp(&a.1));
+        banned.sort_by_key(|(_, left)| std::cmp::Reverse(*left));
         banned
     }
 

@@ -45,7 +45,7 @@ impl Process {
     }
 }
 
-/// A `/proc/self/status` line such as `VmRSS:	  4512 kB`, in KiB.
+/// A `/proc/self/status` line such as `VmRSS: 4512 kB` (a tab after the colon), in KiB.
 fn status_kib(status: &str, field: &str) -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with(field))?;
     line[field.len()..].split_whitespace().next()?.parse().ok()
