@@ -115,7 +115,9 @@ fn http(address: SocketAddr, request: &[u8]) -> (u16, String) {
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
-    stream.write_all(request).unwrap();
+    // A request the server refuses early may be cut off while it is written: then the answer
+    // (if any) is what the server sent before closing.
+    let _ = stream.write_all(request);
     let mut response = String::new();
     let _ = stream.read_to_string(&mut response);
     let status = response
@@ -390,14 +392,19 @@ fn an_empty_token_file_is_a_configuration_error() {
 fn a_malformed_request_does_not_touch_ftp() {
     let server = Admind::start(&[]);
     let (status, _) = http(server.admin, b"\x16\x03\x01 not http at all\r\n\r\n");
-    assert!(status == 400 || status == 0, "status {status}");
+    assert_eq!(status, 400);
     let (status, _) = http(
         server.admin,
         b"GET /metrics HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n",
     );
-    assert!(status == 400 || status == 0, "status {status}");
+    assert_eq!(status, 400);
+    // Past the 64 KiB buffer: refused (or the connection reset while the test still writes).
     let huge = format!("GET /{} HTTP/1.1\r\n\r\n", "a".repeat(200_000));
-    let _ = http(server.admin, huge.as_bytes());
+    let (status, _) = http(server.admin, huge.as_bytes());
+    assert!(
+        status == 0 || (400..500).contains(&status),
+        "status {status}"
+    );
     let mut anonymous = server.login("ftp", "me@example.com");
     anonymous.expect("NOOP", 200);
     assert_eq!(server.get("/health", None).0, 200);
