@@ -228,6 +228,9 @@ fn metrics_count_a_known_sequence_exactly() {
     alice.expect("LIST", 150);
     let listing = read_data(data);
     assert_eq!(alice.reply().code, 226);
+    // The listener of the last EPSV, kept for the next one.
+    let open = parse_metrics(&server.get("/metrics", None).1)["ferry_passive_ports_in_use"];
+    assert_eq!(open, 1.0);
     alice.expect("QUIT", 221);
     let anonymous = server.login("ftp", "me@example.com");
     drop(anonymous);
@@ -242,8 +245,10 @@ fn metrics_count_a_known_sequence_exactly() {
         let (status, text) = server.get("/metrics", None);
         assert_eq!(status, 200, "{text}");
         metrics = parse_metrics(&text);
+        // A session's listeners close just after its end is told.
         metrics.get("ferry_sessions") == Some(&0.0)
             && metrics.get("ferry_sessions_total") == Some(&3.0)
+            && metrics.get("ferry_passive_ports_in_use") == Some(&0.0)
     });
     let expected = [
         ("ferry_logins_total{result=\"ok\"}", 2.0),

@@ -58,6 +58,7 @@ impl Histogram {
 /// What is read from the server's state when metrics are asked for.
 #[derive(Debug, Clone, Default)]
 pub struct Gauges {
+    pub passive_ports_in_use: usize,
     pub passive_listeners_kept: usize,
     pub bans_active: usize,
     pub process: super::process::Process,
@@ -280,6 +281,14 @@ impl Metrics {
 }
 
 fn render_gauges(out: &mut String, gauges: &Gauges) {
+    let help = "Passive listeners open: waiting for a data connection, or kept for the next PASV.";
+    header(out, "ferry_passive_ports_in_use", "gauge", help);
+    sample(
+        out,
+        "ferry_passive_ports_in_use",
+        &[],
+        gauges.passive_ports_in_use,
+    );
     let help = "Passive listeners sessions keep open for their next PASV or EPSV.";
     header(out, "ferry_passive_listeners_kept", "gauge", help);
     sample(

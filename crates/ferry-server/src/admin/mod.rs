@@ -42,7 +42,35 @@ const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub live: Arc<Live>,
+    /// The passive listeners sessions have opened, for `ferry_passive_ports_in_use`.
+    pub passive: PassiveListeners,
     token: Option<String>,
+}
+
+/// The passive listeners open now: each is tracked by a weak reference, so it is counted until
+/// the last of its owners (a session's data plan, its kept listener, a transfer) drops it.
+#[derive(Debug, Default)]
+pub struct PassiveListeners {
+    listeners: std::sync::Mutex<Vec<std::sync::Weak<tokio::net::TcpListener>>>,
+}
+
+impl PassiveListeners {
+    /// Counts `listener` while it is open.
+    pub fn track(&self, listener: &Arc<tokio::net::TcpListener>) {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        // Forget closed ones now and then: the list stays within twice the open ones (+64).
+        if listeners.len() >= 64 && listeners.len().is_power_of_two() {
+            listeners.retain(|weak| weak.strong_count() > 0);
+        }
+        listeners.push(Arc::downgrade(listener));
+    }
+
+    /// How many are open now.
+    pub fn open(&self) -> usize {
+        let mut listeners = self.listeners.lock().unwrap_or_else(|p| p.into_inner());
+        listeners.retain(|weak| weak.strong_count() > 0);
+        listeners.len()
+    }
 }
 
 impl std::fmt::Debug for Admin {
@@ -59,6 +87,7 @@ impl Admin {
         Admin {
             metrics: Arc::default(),
             live: Arc::default(),
+            passive: PassiveListeners::default(),
             token,
         }
     }
@@ -138,7 +167,7 @@ fn respond(context: &Context, admin: &Admin, request: &Request<Incoming>) -> Res
     }
     match request.uri().path() {
         "/metrics" => {
-            let body = admin.metrics.render(&gauges(context));
+            let body = admin.metrics.render(&gauges(context, admin));
             with_type(
                 StatusCode::OK,
                 body,
@@ -163,8 +192,9 @@ fn respond(context: &Context, admin: &Admin, request: &Request<Incoming>) -> Res
 }
 
 /// The gauges read from the server's state now.
-fn gauges(context: &Context) -> Gauges {
+fn gauges(context: &Context, admin: &Admin) -> Gauges {
     Gauges {
+        passive_ports_in_use: admin.passive.open(),
         passive_listeners_kept: context.kept_passive.held(),
         bans_active: context.bans.active().len(),
         process: process::Process::now(),
