@@ -32,12 +32,12 @@ struct Admind {
 
 impl Admind {
     /// Starts ferryd with `--admin-listen 127.0.0.1:0`, a users file (alice, read-write) and
-    /// `args`; `file.bin`, `big.bin` (2 MiB) and the hostile name are in its root.
+    /// `args`; `file.bin`, `big.bin` (4 MiB, as the hostile one) and the hostile name are in its root.
     fn start(args: &[&str]) -> Admind {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("file.bin"), vec![7u8; FILE_SIZE]).unwrap();
-        std::fs::write(root.path().join("big.bin"), vec![1u8; 2 << 20]).unwrap();
-        std::fs::write(root.path().join(HOSTILE), vec![2u8; 2 << 20]).unwrap();
+        std::fs::write(root.path().join("big.bin"), vec![1u8; 4 << 20]).unwrap();
+        std::fs::write(root.path().join(HOSTILE), vec![2u8; 4 << 20]).unwrap();
         let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
         let users = root.path().join(".users.toml");
         let text = format!(
@@ -492,4 +492,32 @@ fn the_status_page_in_headless_chromium() {
     assert!(!dom.contains("<script") && !dom.contains("<img"), "{dom}");
     assert!(!dom.contains("pwned</title>"), "{dom}");
     assert!(dom.contains("<meta http-equiv=\"refresh\""), "{dom}");
+}
+
+#[test]
+fn bans_show_in_metrics_and_on_the_page() {
+    let server = Admind::start(&["--ban-after-failures", "2"]);
+    let metrics = parse_metrics(&server.get("/metrics", None).1);
+    assert_eq!(metrics.get("ferry_bans_active"), Some(&0.0));
+    let mut guesser = Control::connect(server.ftp);
+    assert_eq!(guesser.reply().code, 220);
+    for _ in 0..2 {
+        guesser.expect("USER alice", 331);
+        guesser.expect("PASS wrong", 530);
+    }
+    wait_for("the ban", || {
+        let metrics = parse_metrics(&server.get("/metrics", None).1);
+        metrics.get("ferry_bans_active") == Some(&1.0)
+    });
+    let (_, page) = server.get("/status", None);
+    assert!(page.contains("<h2>Bans (1)</h2>"), "{page}");
+    assert!(
+        page.contains("<tr class=\"ban\"><td>127.0.0.1</td>"),
+        "{page}"
+    );
+    let metrics = parse_metrics(&server.get("/metrics", None).1);
+    assert_eq!(
+        metrics.get("ferry_logins_total{result=\"failed\"}"),
+        Some(&2.0)
+    );
 }
