@@ -32,7 +32,7 @@ struct Admind {
 
 impl Admind {
     /// Starts ferryd with `--admin-listen 127.0.0.1:0`, a users file (alice, read-write) and
-    /// `args`; `file.bin`, `big.bin` (4 MiB, as the hostile one) and the hostile name are in its root.
+    /// `args`; `file.bin`, and `big.bin` and the hostile name (4 MiB each) are in its root.
     fn start(args: &[&str]) -> Admind {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("file.bin"), vec![7u8; FILE_SIZE]).unwrap();

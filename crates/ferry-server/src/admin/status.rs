@@ -122,11 +122,11 @@ impl Page {
             let seconds = transfer.elapsed.as_secs_f64().max(0.001);
             let rate = (transfer.bytes as f64 / seconds) as u64;
             let progress = match transfer.size {
-                Some(size) if size > 0 => format!(
-                    "<progress value=\"{}\" max=\"{size}\"></progress> {}%",
-                    transfer.bytes.min(size),
-                    transfer.bytes.min(size) * 100 / size
-                ),
+                Some(size) if size > 0 => {
+                    let done = transfer.bytes.min(size);
+                    let percent = u128::from(done) * 100 / u128::from(size);
+                    format!("<progress value=\"{done}\" max=\"{size}\"></progress> {percent}%")
+                }
                 _ => String::new(),
             };
             let _ = writeln!(
