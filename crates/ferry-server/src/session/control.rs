@@ -41,7 +41,6 @@ impl Control {
         }
     }
 
-    /// Whether the control connection is protected by TLS.
     /// The control connection's TLS handshake resumed an earlier TLS session.
     pub fn tls_resumed(&self) -> bool {
         match &self.stream {
@@ -52,6 +51,7 @@ impl Control {
         }
     }
 
+    /// Whether the control connection is protected by TLS.
     pub fn is_tls(&self) -> bool {
         self.stream.as_ref().is_some_and(MaybeTls::is_tls)
     }
