@@ -36,6 +36,7 @@ impl Admind {
     fn start(args: &[&str]) -> Admind {
         let root = tempfile::tempdir().unwrap();
         std::fs::write(root.path().join("file.bin"), vec![7u8; FILE_SIZE]).unwrap();
+        std::fs::create_dir(root.path().join("pub")).unwrap();
         std::fs::write(root.path().join("big.bin"), vec![1u8; 4 << 20]).unwrap();
         std::fs::write(root.path().join(HOSTILE), vec![2u8; 4 << 20]).unwrap();
         let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
@@ -467,9 +468,9 @@ fn the_status_page_in_headless_chromium() {
     let Some(chromium) = chromium() else { return };
     let server = Admind::start(&["--download-rate", "65536"]);
     let mut alice = server.login("alice", PASSWORD);
-    alice.expect("CWD /", 250);
+    alice.expect("CWD pub", 250);
     let mut anonymous = server.login("ftp", "me@example.com");
-    slow_download(&mut alice, HOSTILE);
+    slow_download(&mut alice, &format!("/{HOSTILE}"));
     slow_download(&mut anonymous, "big.bin");
     wait_for("two running transfers with bytes", || {
         let (_, page) = server.get("/status", None);
@@ -485,6 +486,12 @@ fn the_status_page_in_headless_chromium() {
     assert!(dom.contains("<td class=\"user\">alice</td>"), "{dom}");
     assert!(dom.contains("<td class=\"user\">ftp</td>"), "{dom}");
     assert!(dom.contains("<td class=\"path\">/big.bin</td>"), "{dom}");
+    assert!(dom.contains("<td class=\"folder\">/pub</td>"), "{dom}");
+    assert_eq!(
+        dom.matches("<td class=\"command\">RETR</td>").count(),
+        2,
+        "{dom}"
+    );
     assert_eq!(dom.matches("<progress ").count(), 2, "{dom}");
     // The hostile name is text: no script or image element came out of it.
     let escaped = "/&lt;script&gt;document.title='pwned'&lt;img id=hostile src=x&gt;.bin";
