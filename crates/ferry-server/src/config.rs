@@ -58,6 +58,19 @@ pub struct Config {
     /// `error`, `warn`, `info`, `debug` or `trace`.
     pub log_level: String,
     pub logs: LogsConfig,
+    pub admin: AdminConfig,
+}
+
+/// The admin listener: `/metrics`, `/health`, `/ready` and `/status` over plain HTTP. Off
+/// unless `listen` is set; keep it on loopback or a management network.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Where the admin listener listens, e.g. `127.0.0.1:9121`.
+    pub listen: Option<SocketAddr>,
+    /// A file holding a bearer token every request must carry (`Authorization: Bearer ...`);
+    /// read at start, surrounding whitespace trimmed.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Log files beside the log lines on standard error. Each reopens on SIGHUP (logrotate); a
@@ -423,7 +436,30 @@ impl Default for Config {
             unknown_host: UnknownHost::Refuse,
             log_level: "info".into(),
             logs: LogsConfig::default(),
+            admin: AdminConfig::default(),
         }
+    }
+}
+
+impl AdminConfig {
+    /// The bearer token from `token_file`, if one is set: an unreadable or empty file is an
+    /// error.
+    pub fn token(&self) -> Result<Option<String>, ConfigError> {
+        let Some(path) = &self.token_file else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "admin.token_file {}: the file is empty",
+                path.display()
+            )));
+        }
+        Ok(Some(token.to_string()))
     }
 }
 
@@ -560,6 +596,9 @@ impl Config {
         }
         self.passive_port_range()?;
         self.validate_vhosts()?;
+        if self.admin.token_file.is_some() && self.admin.listen.is_none() {
+            return invalid("admin.token_file is set but admin.listen is not".into());
+        }
         check_root("root", &self.root)?;
         if let Some(root) = &self.anonymous.root {
             check_root("anonymous.root", root)?;

@@ -152,10 +152,12 @@ pub trait Writer: Send + Sync + fmt::Debug {
     fn reopen(&self) {}
 }
 
-/// The writers events go to.
+/// The writers events go to: the log writers ([`Events::from_config`]: the log line and the log
+/// files) and the others ([`Events::add`]: metrics, live sessions).
 #[derive(Debug, Default, Clone)]
 pub struct Events {
     writers: Vec<Arc<dyn Writer>>,
+    others: Vec<Arc<dyn Writer>>,
     ids: Arc<Ids>,
 }
 
@@ -170,6 +172,7 @@ impl Events {
     pub fn new(writers: Vec<Arc<dyn Writer>>) -> Events {
         Events {
             writers,
+            others: Vec::new(),
             ids: Arc::default(),
         }
     }
@@ -177,37 +180,42 @@ impl Events {
     /// The log line, and the log files the configuration names (opened now: a file that
     /// cannot be opened at start is a configuration error).
     pub fn from_config(logs: &crate::config::LogsConfig) -> Result<Events, String> {
-        let mut events = Events::new(vec![Arc::new(LogLines)]);
+        let mut writers: Vec<Arc<dyn Writer>> = vec![Arc::new(LogLines)];
         if let Some(path) = &logs.xferlog {
             let writer = xferlog::Xferlog::open(path)
                 .map_err(|e| format!("logs.xferlog {}: {e}", path.display()))?;
-            events.add(Arc::new(writer));
+            writers.push(Arc::new(writer));
         }
         if let Some(path) = &logs.json {
             let writer = json::JsonLines::open(path)
                 .map_err(|e| format!("logs.json {}: {e}", path.display()))?;
-            events.add(Arc::new(writer));
+            writers.push(Arc::new(writer));
         }
-        Ok(events)
+        Ok(Events::new(writers))
     }
 
     pub fn add(&mut self, writer: Arc<dyn Writer>) {
-        self.writers.push(writer);
+        self.others.push(writer);
     }
 
     pub fn emit(&self, event: Event<'_>) {
-        for writer in &self.writers {
+        for writer in self.writers.iter().chain(&self.others) {
             writer.write(&event);
         }
     }
 
-    /// Goes on with `old`'s session and transfer numbers (a reload with other log files).
-    pub fn continue_numbering(&mut self, old: &Events) {
-        self.ids = Arc::clone(&old.ids);
+    /// These events with `new`'s log writers (a reload that changed the log files): the other
+    /// writers and the session and transfer numbers go on.
+    pub fn with_log_writers_of(&self, new: &Events) -> Events {
+        Events {
+            writers: new.writers.clone(),
+            others: self.others.clone(),
+            ids: Arc::clone(&self.ids),
+        }
     }
 
     pub fn reopen(&self) {
-        for writer in &self.writers {
+        for writer in self.writers.iter().chain(&self.others) {
             writer.reopen();
         }
     }

@@ -4,6 +4,7 @@
 //! [`config::Config`], and pass a shutdown future. To reload and drain in stages as `ferryd`
 //! does, use [`lifecycle::Server`] and its [`lifecycle::Handle`].
 
+pub mod admin;
 pub mod checker;
 pub mod checksum;
 pub mod config;
@@ -13,10 +14,12 @@ pub mod events;
 pub mod hardening;
 pub mod lifecycle;
 pub mod limits;
+pub mod live;
 pub mod passive;
 pub mod permissions;
 pub mod proxy;
 pub mod quota;
+pub mod readiness;
 pub mod server;
 pub mod session;
 pub mod storage;

@@ -10,7 +10,6 @@
 //! finished until `shutdown.deadline` (from the signal), the rest broken off (426, 421).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,39 +24,7 @@ use crate::server::{self, Context, Stop};
 /// dropped.
 const CUT_WAIT: Duration = Duration::from_secs(3);
 
-/// Whether the server takes new work, for a load balancer's health check (`/ready`): ready once
-/// its listeners are bound and serving, not ready from the moment it starts to drain.
-#[derive(Debug, Default)]
-pub struct Readiness {
-    state: AtomicU8,
-}
-
-const STARTING: u8 = 0;
-const READY: u8 = 1;
-const DRAINING: u8 = 2;
-
-impl Readiness {
-    /// The listeners are serving (ignored once draining).
-    pub fn set_ready(&self) {
-        let _ = self
-            .state
-            .compare_exchange(STARTING, READY, Ordering::AcqRel, Ordering::Acquire);
-    }
-
-    /// The server has begun to stop: it is no longer ready, and never will be again.
-    pub fn start_draining(&self) {
-        self.state.store(DRAINING, Ordering::Release);
-    }
-
-    /// Serving, and not stopping.
-    pub fn is_ready(&self) -> bool {
-        self.state.load(Ordering::Acquire) == READY
-    }
-
-    pub fn is_draining(&self) -> bool {
-        self.state.load(Ordering::Acquire) == DRAINING
-    }
-}
+pub use crate::readiness::Readiness;
 
 /// The bound listeners: control connections, and implicit FTPS when configured.
 #[derive(Debug)]
@@ -120,7 +87,7 @@ enum Operation {
 #[derive(Debug, Clone)]
 pub struct Handle {
     operations: mpsc::UnboundedSender<Operation>,
-    readiness: Arc<Readiness>,
+    readiness: Readiness,
 }
 
 impl std::fmt::Debug for Operation {
@@ -149,7 +116,7 @@ impl Handle {
         let _ = self.operations.send(Operation::Drain);
     }
 
-    pub fn readiness(&self) -> &Arc<Readiness> {
+    pub fn readiness(&self) -> &Readiness {
         &self.readiness
     }
 }
@@ -158,7 +125,7 @@ impl Handle {
 pub struct Server {
     listeners: Listeners,
     context: Arc<Context>,
-    readiness: Arc<Readiness>,
+    readiness: Readiness,
     operations: mpsc::UnboundedReceiver<Operation>,
     sessions: JoinSet<()>,
     stop_sessions: watch::Sender<Stop>,
@@ -170,10 +137,11 @@ impl Server {
     /// tokio runtime.
     pub fn new(listeners: Listeners, context: Arc<Context>) -> (Server, Handle) {
         let (sender, operations) = mpsc::unbounded_channel();
-        let readiness = Arc::new(Readiness::default());
+        // The context's: reloaded contexts share it, and the admin listener reads it.
+        let readiness = context.readiness.clone();
         let handle = Handle {
             operations: sender,
-            readiness: Arc::clone(&readiness),
+            readiness: readiness.clone(),
         };
         context.publish();
         let server = Server {

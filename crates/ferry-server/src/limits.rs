@@ -68,7 +68,7 @@ impl Budget {
         }
     }
 
-    /// How many units are held.
+    /// How many units are held now.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::Acquire)
     }
@@ -182,6 +182,20 @@ impl BanList {
     /// Resolves at the next ban of any address (then ask [`Self::banned_for`]).
     pub async fn next_ban(&self) {
         self.state.new_ban.notified().await;
+    }
+
+    /// The addresses banned now, with the time each ban has left, longest first.
+    pub fn active(&self) -> Vec<(IpAddr, Duration)> {
+        let now = Instant::now();
+        let mut banned: Vec<(IpAddr, Duration)> = lock(&self.state.records)
+            .iter()
+            .filter_map(|(ip, record)| {
+                let until = record.banned_until.filter(|until| *until > now)?;
+                Some((*ip, until - now))
+            })
+            .collect();
+        banned.sort_by_key(|(_, left)| std::cmp::Reverse(*left));
+        banned
     }
 
     /// How long `ip` stays banned, if it is.

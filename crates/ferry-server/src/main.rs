@@ -204,6 +204,12 @@ struct Args {
     /// Parts each upload sends at once [default: 4]
     #[arg(long, value_name = "N")]
     s3_parts_in_flight: Option<usize>,
+    /// Serve /metrics, /health, /ready and /status over HTTP here, e.g. 127.0.0.1:9121 [default: off]
+    #[arg(long, value_name = "ADDR:PORT")]
+    admin_listen: Option<SocketAddr>,
+    /// File holding the bearer token every admin request must carry [default: none]
+    #[arg(long, value_name = "FILE")]
+    admin_token_file: Option<PathBuf>,
     /// error, warn, info, debug or trace [default: info]
     #[arg(long, value_name = "LEVEL")]
     log_level: Option<String>,
@@ -326,6 +332,8 @@ impl Args {
         set_some(&mut s3.credentials_file, self.s3_credentials_file);
         set(&mut s3.part_size, self.s3_part_size);
         set(&mut s3.parts_in_flight, self.s3_parts_in_flight);
+        set_some(&mut config.admin.listen, self.admin_listen);
+        set_some(&mut config.admin.token_file, self.admin_token_file);
         set(&mut config.log_level, self.log_level);
         Ok(config)
     }
@@ -435,6 +443,19 @@ fn start(args: Args) -> anyhow::Result<()> {
             implicit.local_addr()?
         );
     }
+    let admin = match context.config.admin.listen {
+        Some(address) => {
+            Some(ferry_server::lifecycle::bind(address, ADMIN_BACKLOG).context("admin.listen")?)
+        }
+        None => None,
+    };
+    if let Some(admin) = &admin {
+        let token = match context.config.admin.token_file {
+            Some(_) => " (bearer token required)",
+            None => "",
+        };
+        println!("ferryd admin listening on {}{token}", admin.local_addr()?);
+    }
     println!("{}", describe_access(&context));
     if context.proxy.is_some() {
         println!(
@@ -473,7 +494,19 @@ fn start(args: Args) -> anyhow::Result<()> {
                 .transpose()?,
         };
         let events = context.events.clone();
-        let (server, handle) = Server::new(listeners, Arc::new(context));
+        let context = Arc::new(context);
+        if let Some(admin) = admin {
+            // Serves until the process ends: /ready says "draining" during a shutdown. It keeps
+            // the first context; what it reports is shared with reloaded ones.
+            let admin = tokio::net::TcpListener::from_std(admin)?;
+            let serving = ferry_server::admin::serve(
+                admin,
+                Arc::clone(&context),
+                std::future::pending::<()>(),
+            );
+            tokio::spawn(serving);
+        }
+        let (server, handle) = Server::new(listeners, context);
         let signals = obey_signals(handle, reload_args, events, ready)?;
         // On a worker, not this thread: sessions the accept loop spawns then start in the
         // worker's own queue instead of waking a worker through the shared one.
@@ -536,11 +569,7 @@ fn obey_signals(
 /// Loads the configuration again and swaps it in whole; a configuration with any fault is
 /// refused with one line saying what is wrong, and the running one stays. Returns the new
 /// configuration's event writers when it was taken.
-async fn reload(
-    handle: &Handle,
-    args: &Args,
-    ready: &str,
-) -> Option<ferry_server::events::Events> {
+async fn reload(handle: &Handle, args: &Args, ready: &str) -> Option<ferry_server::events::Events> {
     tracing::info!("SIGHUP received: reloading the configuration");
     notify_service_manager(ServiceState::Reloading);
     let args = args.clone();
@@ -594,6 +623,9 @@ fn notify_service_manager(state: ServiceState<'_>) {
     }
 }
 
+/// Connections waiting to be accepted that the admin listener holds.
+const ADMIN_BACKLOG: u32 = 64;
+
 /// Threads for blocking work (disk writes of uploads, listings, password checks).
 const MAX_BLOCKING_THREADS: usize = 4096;
 
@@ -634,16 +666,20 @@ fn harden(context: &Context) -> anyhow::Result<()> {
         // its host name reads these.
         let before = folders.len();
         folders.retain(|folder| ferry_server::storage::ObjectRoot::parse(folder).is_none());
-        let readable: &[&std::path::Path] = match folders.len() == before {
-            true => &[],
-            false => &[
+        let mut readable: Vec<&std::path::Path> = match folders.len() == before {
+            true => vec![],
+            false => vec![
                 std::path::Path::new("/etc/hosts"),
                 std::path::Path::new("/etc/resolv.conf"),
                 std::path::Path::new("/etc/nsswitch.conf"),
                 std::path::Path::new("/etc/gai.conf"),
             ],
         };
-        let confinement = ferry_server::hardening::confine_to(&folders, readable)?;
+        if context.admin.is_some() {
+            // process_* metrics: memory from /proc/self/status, descriptors from /proc/self/fd.
+            readable.push(std::path::Path::new("/proc/self"));
+        }
+        let confinement = ferry_server::hardening::confine_to(&folders, &readable)?;
         tracing::info!(?confinement, "landlock");
         if confinement == ferry_server::hardening::Confinement::Unsupported {
             tracing::warn!("this kernel has no Landlock; file-system access is not confined");

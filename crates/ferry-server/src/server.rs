@@ -77,6 +77,11 @@ pub struct Context {
     object_clients: HashMap<String, S3Client>,
     /// The virtual hosts (`[[vhost]]`), by index: a session remembers the index of its own.
     pub vhosts: Vec<crate::vhost::Vhost>,
+    /// The admin listener's state (metrics, live sessions), when `admin.listen` is set; `None`
+    /// otherwise, and then sessions do no work for it.
+    pub admin: Option<Arc<crate::admin::Admin>>,
+    /// Whether the server takes new sessions (`/ready`), shared by reloaded contexts.
+    pub readiness: crate::readiness::Readiness,
     /// This context's place in the line of reloaded ones (0 for the first).
     generation: u64,
     /// The generation serving new connections, shared by every context of the line.
@@ -193,6 +198,17 @@ impl Context {
         let vhosts = crate::vhost::load(&config)?;
         let object_clients =
             object_clients(&config, all_roots(&config, authenticator.as_ref(), &vhosts))?;
+        let mut events =
+            crate::events::Events::from_config(&config.logs).map_err(StartError::Logs)?;
+        let admin = match config.admin.listen {
+            Some(_) => {
+                let admin = Arc::new(crate::admin::Admin::new(config.admin.token()?));
+                events.add(admin.metrics.clone());
+                events.add(admin.live.clone());
+                Some(admin)
+            }
+            None => None,
+        };
         Ok(Context {
             tls,
             proxy: config.proxy_trust()?.map(Arc::new),
@@ -213,7 +229,9 @@ impl Context {
             sessions_per_user: Counter::default(),
             bans: BanList::new(ban_rule),
             private_uploads: Counter::default(),
-            events: crate::events::Events::from_config(&config.logs).map_err(StartError::Logs)?,
+            events,
+            admin,
+            readiness: crate::readiness::Readiness::default(),
             quotas: Arc::default(),
             hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),
@@ -245,13 +263,16 @@ impl Context {
         self.bans = old.bans.with_rule(ban_rule(&self.config));
         self.private_uploads = old.private_uploads.clone();
         self.quotas = Arc::clone(&old.quotas);
-        // The same log files keep their writers (and SIGHUP reopens them); new ones start, and
-        // session and transfer numbers go on either way.
-        if self.config.logs == old.config.logs {
-            self.events = old.events.clone();
-        } else {
-            self.events.continue_numbering(&old.events);
-        }
+        // The same log files keep their writers (and SIGHUP reopens them); new ones start.
+        // Session and transfer numbers, and the admin listener's metrics and live sessions, go
+        // on either way: that listener was bound at start (a change to [admin] needs a
+        // restart), as was readiness.
+        self.events = match self.config.logs == old.config.logs {
+            true => old.events.clone(),
+            false => old.events.with_log_writers_of(&self.events),
+        };
+        self.admin = old.admin.clone();
+        self.readiness = old.readiness.clone();
         if self.config.checksums.max_running == old.config.checksums.max_running {
             self.hashing = Arc::clone(&old.hashing);
         }
@@ -282,6 +303,11 @@ impl Context {
     /// Whether this context still serves new connections (no reload has replaced it).
     pub fn is_current(&self) -> bool {
         self.current_generation.load(Ordering::Acquire) == self.generation
+    }
+
+    /// The live sessions, when the admin listener is on.
+    pub fn live(&self) -> Option<&crate::live::Live> {
+        self.admin.as_deref().map(|admin| admin.live.as_ref())
     }
 
     /// The storage for a root folder: the one already open for other sessions, or a new one.

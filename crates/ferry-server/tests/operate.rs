@@ -689,7 +689,7 @@ fn readiness_and_reload_through_the_library() {
             implicit: None,
         };
         let (server, handle) = ferry_server::Server::new(listeners, std::sync::Arc::new(context));
-        let readiness = std::sync::Arc::clone(handle.readiness());
+        let readiness = handle.readiness().clone();
         assert!(!readiness.is_ready(), "not ready before it serves");
         (readiness, handle, tokio::spawn(server.run()))
     });

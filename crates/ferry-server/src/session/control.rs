@@ -41,6 +41,16 @@ impl Control {
         }
     }
 
+    /// The control connection's TLS handshake resumed an earlier TLS session.
+    pub fn tls_resumed(&self) -> bool {
+        match &self.stream {
+            Some(MaybeTls::Tls(tls)) => {
+                tls.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed)
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the control connection is protected by TLS.
     pub fn is_tls(&self) -> bool {
         self.stream.as_ref().is_some_and(MaybeTls::is_tls)

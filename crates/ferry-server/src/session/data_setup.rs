@@ -123,6 +123,9 @@ impl Session {
             Ok(listener) => {
                 let port = listener.local_addr().ok()?.port();
                 let listener = Arc::new(listener);
+                if let Some(admin) = &self.context.admin {
+                    admin.passive.track(&listener);
+                }
                 self.kept_passive = self.context.kept_passive.take().map(|budget| KeptPassive {
                     listener: Arc::clone(&listener),
                     port,

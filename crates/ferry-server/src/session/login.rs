@@ -309,6 +309,10 @@ impl Session {
         self.host.by_host = false;
         self.login_deadline = tokio::time::Instant::now() + self.context.config.login_timeout();
         self.cwd = VirtualPath::root();
+        self.tell_live(|view| {
+            view.user.clear();
+            view.folder = "/".into();
+        });
         self.reset_transfer_parameters();
         self.reply(220, "Service ready for new user.").await
     }

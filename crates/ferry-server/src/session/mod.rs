@@ -413,6 +413,7 @@ impl Session {
     /// transfer ends, with its final reply).
     async fn execute(&mut self, command: Command) -> Flow {
         let verb = command.verb();
+        self.tell_live(|view| view.last_command = verb);
         let flow = self.checked_dispatch(command).await;
         if self.transfer.is_none() {
             self.context.events.emit(events::Event::Command {
@@ -701,6 +702,23 @@ impl Session {
             reply_for_unseen_storage_error(error.kind)
         };
         self.reply(code, text).await
+    }
+
+    /// Updates this session's entry on the status page, when the admin listener is on.
+    fn tell_live(&self, change: impl FnOnce(&mut crate::live::SessionView)) {
+        if let Some(live) = self.context.live() {
+            live.update(self.id, change);
+        }
+    }
+
+    /// Tells a TLS handshake's outcome (for metrics).
+    fn tell_handshake(&self, data: bool, ok: bool, resumed: bool) {
+        self.context.events.emit(events::Event::TlsHandshake {
+            session: self.id,
+            data,
+            ok,
+            resumed,
+        });
     }
 
     fn resolve(&self, arg: &str) -> VirtualPath {

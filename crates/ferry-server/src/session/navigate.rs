@@ -11,6 +11,7 @@ impl Session {
         match self.with_storage_quick(move |s| s.metadata(&path)).await {
             Ok(facts) if facts.kind == FileKind::Directory => {
                 self.cwd = target;
+                self.tell_live(|view| view.folder = self.cwd.to_string());
                 self.reply(250, "CWD command successful.").await
             }
             Ok(_) => {

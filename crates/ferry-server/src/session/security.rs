@@ -38,7 +38,9 @@ impl Session {
         };
         let acceptor = tls.acceptors.control.clone();
         let limit = self.context.config.login_timeout();
-        match self.control.start_tls(&acceptor, limit).await {
+        let handshake = self.control.start_tls(&acceptor, limit).await;
+        self.tell_handshake(false, handshake.is_ok(), self.control.tls_resumed());
+        match handshake {
             Ok(server_name) => self.choose_host_by_sni(server_name.as_deref()),
             Err(error) => {
                 tracing::info!(peer = %self.peer.ip(), %error, "implicit TLS handshake failed");
@@ -82,7 +84,9 @@ impl Session {
             return Flow::Quit;
         }
         let limit = self.context.config.login_timeout();
-        let server_name = match self.control.start_tls(&acceptor, limit).await {
+        let handshake = self.control.start_tls(&acceptor, limit).await;
+        self.tell_handshake(false, handshake.is_ok(), self.control.tls_resumed());
+        let server_name = match handshake {
             Ok(server_name) => server_name,
             Err(error) => {
                 tracing::info!(peer = %self.peer.ip(), %error, "TLS handshake failed");

@@ -79,6 +79,26 @@ fn tls_facts(stream: &MaybeTls) -> Option<TlsFacts> {
     })
 }
 
+/// Tells a data connection's TLS handshake: a client that did not resume the control
+/// connection's session completed a handshake (`ok`), not resumed, and is refused.
+fn tell_data_handshake(
+    events: &events::Events,
+    session: u64,
+    secured: &Result<MaybeTls, TransferError>,
+) {
+    let (ok, resumed) = match secured {
+        Ok(stream) => (true, tls_facts(stream).is_some_and(|facts| facts.resumed)),
+        Err(TransferError::NotResumed) => (true, false),
+        Err(_) => (false, false),
+    };
+    events.emit(events::Event::TlsHandshake {
+        session,
+        data: true,
+        ok,
+        resumed,
+    });
+}
+
 /// Settling a quota after an upload: what changed on disk, against what was charged.
 mod settle {
     use std::sync::Arc;
@@ -874,13 +894,29 @@ impl Session {
         let tls = self.data_tls(facts.direction == Direction::Upload);
         let task_progress = Arc::clone(&progress);
         let proxy = self.context.proxy.clone();
+        // Told from the task, only for a TLS data connection.
+        let handshakes = tls.as_ref().map(|_| (Arc::clone(&self.context), self.id));
         let handle = tokio::spawn(async move {
             let stream = data::open(plan, &context, proxy.as_deref()).await?;
-            let stream = data::secure(stream, tls, context.connect_timeout).await?;
+            let secured = data::secure(stream, tls, context.connect_timeout).await;
+            if let Some((server, session)) = handshakes {
+                tell_data_handshake(&server.events, session, &secured);
+            }
+            let stream = secured?;
             if let Some(facts) = tls_facts(&stream) {
                 let _ = task_progress.tls.set(facts);
             }
             pump(stream, context, task_progress).await
+        });
+        self.tell_live(|view| {
+            view.transfer = Some(crate::live::TransferView {
+                verb: facts.verb,
+                path: facts.path.clone(),
+                direction: facts.direction,
+                size: facts.size,
+                started: facts.started,
+                progress: Arc::clone(&progress),
+            });
         });
         self.transfer = Some(RunningTransfer {
             handle,
