@@ -751,3 +751,16 @@ fn lftp_mirror_up_keeps_times_with_mfmt() {
         assert_eq!(modified, old);
     }
 }
+
+#[test]
+fn help_names_the_new_verbs() {
+    let server = TestServer::start();
+    let mut control = server.connect();
+    let help = control.expect("HELP", 214).lines.join(" ");
+    for verb in [
+        "AVBL", "HASH", "HOST", "MFMT", "RANG", "XCRC", "XMD5", "XSHA1", "XSHA256", "XSHA512",
+    ] {
+        assert!(help.split_whitespace().any(|w| w == verb), "{verb}: {help}");
+        control.expect(&format!("HELP {verb}"), 214);
+    }
+}
