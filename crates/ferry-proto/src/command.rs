@@ -325,7 +325,7 @@ fn parse_verb(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
         "MFMT" => mfmt(arg)?,
         "HOST" => C::Host(host_name(arg)?),
         "AVBL" => C::Avbl(arg.map(str::to_string)),
-        _ if HashAlgorithm::of_legacy_verb(verb).is_some() => checksum(verb, arg)?,
+        "XCRC" | "XMD5" | "XSHA" | "XSHA1" | "XSHA256" | "XSHA512" => checksum(verb, arg)?,
         _ if UNIMPLEMENTED.contains(&verb) => C::Unimplemented(verb.to_string()),
         _ => return Err(ParseError::Unknown(verb.to_string())),
     })
@@ -489,7 +489,9 @@ fn host_name(arg: Option<&str>) -> Result<String, ParseError> {
 /// two decimal offsets. Unquoted, trailing numbers are offsets only when a path remains
 /// before them.
 fn checksum(verb: &str, arg: Option<&str>) -> Result<Command, ParseError> {
-    let algorithm = HashAlgorithm::of_legacy_verb(verb).expect("a legacy hash verb");
+    let Some(algorithm) = HashAlgorithm::of_legacy_verb(verb) else {
+        return Err(ParseError::Unknown(verb.to_string()));
+    };
     let static_verb = algorithm.legacy_verb();
     let syntax = |reason: &str| ParseError::Syntax {
         verb: static_verb,
