@@ -764,3 +764,62 @@ fn help_names_the_new_verbs() {
         control.expect(&format!("HELP {verb}"), 214);
     }
 }
+
+/// Implicit FTPS: the TLS server name picks the vhost's certificate, and the greeting, sent
+/// after the handshake, is that vhost's.
+#[test]
+fn implicit_ftps_greets_as_the_vhost_its_server_name_chose() {
+    let vhosts = Vhosts::new();
+    let mut config = ferry_server::Config::default();
+    vhosts.configure(&mut config);
+    let implicit = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let implicit_addr = implicit.local_addr().unwrap();
+    drop(implicit);
+    let tls = &config.tls;
+    let (certificate, key) = (tls.certificate.clone().unwrap(), tls.key.clone().unwrap());
+    let mut file = format!(
+        "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\nimplicit_listen = \"{implicit_addr}\"\n",
+        certificate.display(),
+        key.display()
+    );
+    for vhost in &config.vhosts {
+        file.push_str(&format!(
+            "[[vhost]]\nname = \"{}\"\nroot = \"{}\"\nbanner = \"{} here\"\ncertificate = \"{}\"\nkey = \"{}\"\n",
+            vhost.name,
+            vhost.root.display(),
+            vhost.name,
+            vhost.certificate.as_ref().unwrap().display(),
+            vhost.key.as_ref().unwrap().display()
+        ));
+    }
+    let path = vhosts.path("implicit.toml");
+    std::fs::write(&path, file).unwrap();
+    let root = vhosts.path("a");
+    let server = support::Ferryd::start(&root, &["--config", path.to_str().unwrap()]);
+    let connect = implicit_addr.to_string();
+    for (name, subject, greeting) in [
+        ("localhost", "CN=localhost", "220 localhost here"),
+        ("site-a.test", "CN=site-a.test", "220 site-a.test here"),
+    ] {
+        let (_, stdout, stderr) = run_tool(
+            "openssl",
+            &[
+                "s_client",
+                "-connect",
+                &connect,
+                "-servername",
+                name,
+                "-ign_eof",
+            ],
+            Some("QUIT\r\n"),
+            None,
+        );
+        let text = format!("{stdout}{stderr}");
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("subject="))
+            .unwrap_or_else(|| panic!("no subject for {name}:\n{text}"));
+        assert!(line.replace(' ', "").contains(subject), "{name}: {line}");
+        assert!(stdout.contains(greeting), "{name}:\n{stdout}");
+    }
+}
