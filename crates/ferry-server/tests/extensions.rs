@@ -795,7 +795,7 @@ fn implicit_ftps_greets_as_the_vhost_its_server_name_chose() {
     let path = vhosts.path("implicit.toml");
     std::fs::write(&path, file).unwrap();
     let root = vhosts.path("a");
-    let server = support::Ferryd::start(&root, &["--config", path.to_str().unwrap()]);
+    let _server = support::Ferryd::start(&root, &["--config", path.to_str().unwrap()]);
     let connect = implicit_addr.to_string();
     for (name, subject, greeting) in [
         ("localhost", "CN=localhost", "220 localhost here"),
