@@ -772,13 +772,10 @@ fn implicit_ftps_greets_as_the_vhost_its_server_name_chose() {
     let vhosts = Vhosts::new();
     let mut config = ferry_server::Config::default();
     vhosts.configure(&mut config);
-    let implicit = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let implicit_addr = implicit.local_addr().unwrap();
-    drop(implicit);
     let tls = &config.tls;
     let (certificate, key) = (tls.certificate.clone().unwrap(), tls.key.clone().unwrap());
     let mut file = format!(
-        "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\nimplicit_listen = \"{implicit_addr}\"\n",
+        "[tls]\ncertificate = \"{}\"\nkey = \"{}\"\nimplicit_listen = \"127.0.0.1:0\"\n",
         certificate.display(),
         key.display()
     );
@@ -795,8 +792,11 @@ fn implicit_ftps_greets_as_the_vhost_its_server_name_chose() {
     let path = vhosts.path("implicit.toml");
     std::fs::write(&path, file).unwrap();
     let root = vhosts.path("a");
-    let _server = support::Ferryd::start(&root, &["--config", path.to_str().unwrap()]);
-    let connect = implicit_addr.to_string();
+    let server = support::Ferryd::start(&root, &["--config", path.to_str().unwrap()]);
+    let connect = server
+        .implicit
+        .expect("an implicit FTPS listener")
+        .to_string();
     for (name, subject, greeting) in [
         ("localhost", "CN=localhost", "220 localhost here"),
         ("site-a.test", "CN=site-a.test", "220 site-a.test here"),

@@ -391,6 +391,8 @@ pub fn run_tool_with_code(
 pub struct Ferryd {
     pub child: Child,
     pub addr: SocketAddr,
+    /// The implicit FTPS listener's address, when one is configured.
+    pub implicit: Option<SocketAddr>,
     log: std::sync::Arc<std::sync::Mutex<String>>,
     log_reader: Option<std::thread::JoinHandle<()>>,
 }
@@ -436,10 +438,18 @@ impl Ferryd {
                 line.strip_prefix("ferryd listening on ")?.parse().ok()
             })
             .expect("ferryd did not start");
+        // The implicit FTPS listener, if configured, is told on the next line.
+        let implicit = lines.next().and_then(|line| {
+            line.ok()?
+                .strip_prefix("ferryd listening for implicit FTPS on ")?
+                .parse()
+                .ok()
+        });
         std::thread::spawn(move || lines.for_each(drop));
         Ferryd {
             child,
             addr,
+            implicit,
             log,
             log_reader: Some(log_reader),
         }
