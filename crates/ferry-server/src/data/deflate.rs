@@ -161,7 +161,10 @@ impl<W: Write> Write for Inflating<W> {
                 break;
             }
             if taken == 0 && self.out.is_empty() {
-                // No progress: the stream wants more input than there is.
+                // No progress with input left would drop it silently: refuse the stream.
+                if used < bytes.len() {
+                    return Err(corrupt("the zlib stream stopped taking input"));
+                }
                 break;
             }
         }

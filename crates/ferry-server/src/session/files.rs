@@ -20,8 +20,11 @@ impl Session {
         let quota = self.quota_for(&path);
         let counted = quota.is_some();
         let removed = self.with_storage(move |s| {
-            // With a quota, the size is taken first, to give back what the file used.
-            let size = counted
+            // With a quota, the size is taken first, to give back what the file used; a
+            // symlink (which leads elsewhere) was never counted, so it gives nothing back.
+            let is_link =
+                || s.real_path(&path) != s.real_path(&path.parent()).join(path.file_name());
+            let size = (counted && !is_link())
                 .then(|| s.metadata(&path).ok())
                 .flatten()
                 .filter(|facts| facts.kind == FileKind::File)
