@@ -20,15 +20,8 @@ impl Session {
         let quota = self.quota_for(&path);
         let counted = quota.is_some();
         let removed = self.with_storage(move |s| {
-            // With a quota, the size is taken first, to give back what the file used; a
-            // symlink (which leads elsewhere) was never counted, so it gives nothing back.
-            let is_link =
-                || s.real_path(&path) != s.real_path(&path.parent()).join(path.file_name());
-            let size = (counted && !is_link())
-                .then(|| s.metadata(&path).ok())
-                .flatten()
-                .filter(|facts| facts.kind == FileKind::File)
-                .map(|facts| facts.size);
+            // With a quota, the size is taken first, to give back what the file used.
+            let size = counted.then(|| counted_size(s, &path)).flatten();
             s.remove_file(&path).map(|()| size)
         });
         match removed.await {
@@ -145,11 +138,7 @@ impl Session {
         let counted = quota.is_some() && replace;
         let renamed = self.with_storage_quick(move |s| {
             // A file replaced by the rename no longer counts against the quota.
-            let replaced = counted
-                .then(|| s.metadata(&to).ok())
-                .flatten()
-                .filter(|facts| facts.kind == FileKind::File)
-                .map(|facts| facts.size);
+            let replaced = counted.then(|| counted_size(s, &to)).flatten();
             match replace {
                 true => s.rename(&from, &to),
                 false => s.rename_new(&from, &to),
@@ -328,4 +317,15 @@ impl Session {
             None => self.reply(200, "No quota for this account.").await,
         }
     }
+}
+
+/// The size a quota counted for the regular file at `path`: a symlink (which leads elsewhere,
+/// and which the count does not follow) counts nothing.
+fn counted_size(storage: &dyn crate::storage::Storage, path: &VirtualPath) -> Option<u64> {
+    let real = storage.real_path(path);
+    if real != storage.real_path(&path.parent()).join(path.file_name()) {
+        return None;
+    }
+    let facts = storage.metadata(path).ok()?;
+    (facts.kind == FileKind::File).then_some(facts.size)
 }
