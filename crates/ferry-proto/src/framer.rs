@@ -54,6 +54,12 @@ impl LineFramer {
 
     /// Feeds bytes read from the connection; complete frames are appended to `frames`.
     pub fn push(&mut self, bytes: &[u8], frames: &mut Vec<Frame>) {
+        // Room for the line at once, not doubling from 8 bytes: a command line then costs one
+        // allocation. Bounded by the limit (plus the CR slack) whatever `bytes` holds.
+        if !self.discarding {
+            let room = bytes.len().min(self.max_line + 2);
+            self.line.reserve(room.saturating_sub(self.line.len()));
+        }
         for &byte in bytes {
             if let Some(data) = self.telnet_filter(byte) {
                 self.push_data(data, frames);

@@ -54,31 +54,46 @@ impl Reply {
         out
     }
 
-    /// Appends the wire form to `out`.
+    /// Appends the wire form to `out`. Written byte by byte rather than through `format!`:
+    /// a server sends a reply for every command, and each `format!` is an allocation.
     pub fn write_wire(&self, out: &mut Vec<u8>) {
-        let code = self.code.to_string();
+        let code = three_digits(self.code);
         let last = self.lines.len() - 1;
         for (index, line) in self.lines.iter().enumerate() {
-            let line = sanitize(line);
             if index == last {
-                out.extend_from_slice(format!("{code} {line}\r\n").as_bytes());
+                out.extend_from_slice(&code);
+                out.push(b' ');
             } else if index == 0 {
-                out.extend_from_slice(format!("{code}-{line}\r\n").as_bytes());
+                out.extend_from_slice(&code);
+                out.push(b'-');
             } else if line.starts_with(|c: char| c.is_ascii_digit()) {
-                out.extend_from_slice(format!(" {line}\r\n").as_bytes());
-            } else {
-                out.extend_from_slice(format!("{line}\r\n").as_bytes());
+                out.push(b' ');
             }
+            push_sanitized(out, line);
+            out.extend_from_slice(b"\r\n");
         }
     }
 }
 
-/// Keeps a reply line on one line: CR and LF in a text (a file name, say) become spaces.
-fn sanitize(line: &str) -> std::borrow::Cow<'_, str> {
-    if line.contains(['\r', '\n']) {
-        line.replace(['\r', '\n'], " ").into()
-    } else {
-        line.into()
+/// A reply code as three ASCII digits (codes are 100..=599; others are written modulo 1000,
+/// zero-padded, never longer).
+fn three_digits(code: u16) -> [u8; 3] {
+    let code = code % 1000;
+    [
+        b'0' + (code / 100) as u8,
+        b'0' + (code / 10 % 10) as u8,
+        b'0' + (code % 10) as u8,
+    ]
+}
+
+/// Appends a reply line kept on one line: CR and LF in a text (a file name, say) become spaces.
+fn push_sanitized(out: &mut Vec<u8>, line: &str) {
+    let start = out.len();
+    out.extend_from_slice(line.as_bytes());
+    for byte in &mut out[start..] {
+        if matches!(*byte, b'\r' | b'\n') {
+            *byte = b' ';
+        }
     }
 }
 

@@ -1,6 +1,5 @@
 //! The control connection: bounded frames in, replies out, and the switch to TLS (AUTH TLS).
 
-use std::collections::VecDeque;
 use std::time::Duration;
 
 use ferry_proto::{Frame, LineFramer, Reply};
@@ -22,8 +21,10 @@ pub struct Control {
     max_line: usize,
     /// How long a reply may wait for a client that does not read.
     send_limit: Duration,
-    frames: VecDeque<Frame>,
-    scratch: Vec<Frame>,
+    /// Frames read but not yet handed out, from `next` on. Usually one (a command and its
+    /// reply take turns); emptied when all are out, so an idle session holds no buffer.
+    frames: Vec<Frame>,
+    next: usize,
     /// Replies held back to leave with the next one (see [`Self::hold`]).
     held: Vec<u8>,
 }
@@ -35,8 +36,8 @@ impl Control {
             framer: LineFramer::new(max_line),
             max_line,
             send_limit,
-            frames: VecDeque::new(),
-            scratch: Vec::new(),
+            frames: Vec::new(),
+            next: 0,
             held: Vec::new(),
         }
     }
@@ -61,15 +62,22 @@ impl Control {
     /// Cancel-safe: bytes are framed as soon as they are read, and the awaits hold none.
     pub async fn read_frame(&mut self) -> Option<Frame> {
         loop {
-            if let Some(frame) = self.frames.pop_front() {
+            if let Some(frame) = self.frames.get_mut(self.next) {
+                let frame = std::mem::replace(frame, Frame::Overlong);
+                self.next += 1;
+                if self.next == self.frames.len() {
+                    self.frames = Vec::new();
+                    self.next = 0;
+                }
                 return Some(frame);
             }
-            let read = match self.stream.as_mut()? {
-                MaybeTls::Plain(tcp) => read_plain(tcp).await?,
-                MaybeTls::Tls(tls) => read_tls(tls).await?,
-            };
-            self.framer.push(&read, &mut self.scratch);
-            self.frames.extend(self.scratch.drain(..));
+            match self.stream.as_mut()? {
+                MaybeTls::Plain(tcp) => read_plain(tcp, &mut self.framer, &mut self.frames).await?,
+                MaybeTls::Tls(tls) => {
+                    let read = read_tls(tls).await?;
+                    self.framer.push(&read, &mut self.frames);
+                }
+            }
         }
     }
 
@@ -110,11 +118,25 @@ impl Control {
 
     async fn write(&mut self, wire: &[u8]) -> std::io::Result<()> {
         let stream = self.stream.as_mut().ok_or_else(closed)?;
+        // A reply nearly always fits in the socket's send buffer: written at once, it needs no
+        // timer for the send limit (arming and dropping one costs more than the write). Only
+        // what does not fit goes through the timed path.
+        let mut wire = wire;
+        if let MaybeTls::Plain(tcp) = stream {
+            match tcp.try_write(wire) {
+                Ok(written) if written == wire.len() => return Ok(()),
+                Ok(written) => wire = &wire[written..],
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(error),
+            }
+        }
         let send = async {
             stream.write_all(wire).await?;
             stream.flush().await
         };
-        tokio::time::timeout(self.send_limit, send)
+        // Boxed: rarely taken, and every reply's future (held by the session while it sends)
+        // would otherwise have room for the timer and the write.
+        Box::pin(tokio::time::timeout(self.send_limit, send))
             .await
             .map_err(|_| {
                 std::io::Error::new(
@@ -133,7 +155,8 @@ impl Control {
         acceptor: &TlsAcceptor,
         limit: Duration,
     ) -> std::io::Result<Option<String>> {
-        self.frames.clear();
+        self.frames = Vec::new();
+        self.next = 0;
         self.framer = LineFramer::new(self.max_line);
         let Some(MaybeTls::Plain(tcp)) = self.stream.take() else {
             return Err(std::io::Error::other(
@@ -165,7 +188,8 @@ impl Control {
             Ok::<(), std::io::Error>(())
         });
         let _ = drained.await;
-        self.frames.clear();
+        self.frames = Vec::new();
+        self.next = 0;
         self.framer = LineFramer::new(self.max_line);
         self.stream = Some(MaybeTls::Plain(tls.into_inner().0));
         Ok(())
@@ -194,19 +218,27 @@ fn closed() -> std::io::Error {
     )
 }
 
-/// Waits for the socket to be readable, then reads what is there. The buffer lives only between
-/// the wakeup and the read, so an idle session (the common state) holds none.
+/// Waits for the socket to be readable, then reads what is there into `framer`. The buffer lives
+/// only between the wakeup and the read, so an idle session (the common state) holds none, and
+/// the bytes go from it to the framer without a copy on the heap.
 ///
 /// `try_read` keeps the socket marked readable after a short read, so bytes that a read left
 /// behind come with the next one: a read stops at the TCP urgent mark, where clients put ABOR
 /// (or Telnet's IAC DM) when they send it as urgent data.
-async fn read_plain(tcp: &TcpStream) -> Option<Vec<u8>> {
+async fn read_plain(
+    tcp: &TcpStream,
+    framer: &mut LineFramer,
+    frames: &mut Vec<Frame>,
+) -> Option<()> {
     loop {
         tcp.readable().await.ok()?;
         let mut buffer = [0u8; READ_CHUNK];
         match tcp.try_read(&mut buffer) {
             Ok(0) => return None,
-            Ok(read) => return Some(buffer[..read].to_vec()),
+            Ok(read) => {
+                framer.push(&buffer[..read], frames);
+                return Some(());
+            }
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => return None,
         }

@@ -325,11 +325,11 @@ pub(super) struct RunningTransfer {
 /// What a finished transfer reports.
 pub(super) struct Outcome {
     result: Result<u64, TransferError>,
-    transfer: RunningTransfer,
+    transfer: Box<RunningTransfer>,
 }
 
 /// Resolves when the running transfer (if any) ends; never resolves when there is none.
-pub(super) async fn wait(running: &mut Option<RunningTransfer>) -> Outcome {
+pub(super) async fn wait(running: &mut Option<Box<RunningTransfer>>) -> Outcome {
     let Some(transfer) = running.as_mut() else {
         return std::future::pending().await;
     };
@@ -918,11 +918,11 @@ impl Session {
                 progress: Arc::clone(&progress),
             });
         });
-        self.transfer = Some(RunningTransfer {
+        self.transfer = Some(Box::new(RunningTransfer {
             handle,
             progress,
             facts,
-        });
+        }));
     }
 
     /// Replies to a finished transfer and tells its events.

@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use super::VirtualPath;
@@ -43,15 +44,23 @@ pub fn is_private(path: &VirtualPath) -> bool {
 /// session.
 pub fn owner(user: &str, anonymous: bool) -> String {
     static SESSIONS: AtomicU64 = AtomicU64::new(0);
+    static PROCESS: OnceLock<u64> = OnceLock::new();
     if !anonymous {
         return format!("u{:016x}", fnv1a(user.as_bytes()));
     }
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
+    // The process's part is made once (its id and start time): every anonymous login then
+    // costs a counter increment, not a clock read and a system call.
+    let process = *PROCESS.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        fnv1a(format!("{}:{nanos}", std::process::id()).as_bytes())
+    });
     let session = SESSIONS.fetch_add(1, Ordering::Relaxed);
-    let seed = format!("{}:{nanos}:{session}", std::process::id());
-    format!("s{:016x}", fnv1a(seed.as_bytes()))
+    let mut seed = [0u8; 16];
+    seed[..8].copy_from_slice(&process.to_le_bytes());
+    seed[8..].copy_from_slice(&session.to_le_bytes());
+    format!("s{:016x}", fnv1a(&seed))
 }
 
 /// FNV-1a, 64 bits: stable across releases, so a named user's private files keep their names.
