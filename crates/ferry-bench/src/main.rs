@@ -252,7 +252,7 @@ async fn run_workload(
             minutes,
             tls_every,
         } => {
-            workloads::raise_file_limit()?;
+            workloads::raise_file_limit(0)?;
             let anonymous = Target {
                 user: "anonymous".into(),
                 password: "soak@example.com".into(),

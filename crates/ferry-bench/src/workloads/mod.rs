@@ -165,6 +165,8 @@ impl Listing {
 #[derive(Debug, Clone, Serialize)]
 pub struct Memory {
     pub clients: usize,
+    /// Seconds from the first connect until every session was logged in.
+    pub connect_seconds: f64,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub processes_before: usize,
