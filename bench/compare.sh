@@ -12,8 +12,9 @@
 # Idle sessions (RSS per session, time to establish): 10,000 for the one-process servers
 # (ferryd, pyftpdlib, unFTP), 500 for the forking ones (vsftpd and Pure-FTPd run a process of
 # several MiB per session: 10,000 would need tens of GB), and 50,000 for ferryd alone on a fresh
-# server (the issue asks for 50,000 logged-in sessions held by one ferryd; beyond ~28,000 the
-# bench spreads its connections over source addresses 127.0.0.2, ...). Both ferryd and the bench
+# server (the issue asks for 50,000 logged-in sessions held by one ferryd; one source address
+# has only ~28,000 ephemeral ports, so past 20,000 sessions the bench spreads its connections
+# over 127.0.0.1, 127.0.0.2, ...). Both ferryd and the bench
 # then need a descriptor limit above 50,000: the bench raises its own (root, CAP_SYS_RESOURCE),
 # and ferryd is started under `prlimit --nofile=1048576:1048576` when that is allowed.
 #

@@ -37,7 +37,7 @@ fn two_hundred_clients_for_a_minute_see_no_error_and_leave_nothing_behind() {
         .enable_all()
         .build()
         .unwrap();
-    workloads::raise_file_limit().unwrap();
+    workloads::raise_file_limit(0).unwrap();
     let report = runtime
         .block_on(workloads::soak(&target, None, &Limits::default(), load))
         .unwrap();
