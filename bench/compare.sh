@@ -108,7 +108,7 @@ install_peers() {
 
 build() {
     say "building ferryd and ferry-bench (release)"
-    (cd "$REPO" && cargo build --release -q -p ferry-server -p ferry-bench)
+    (cd "$REPO" && nice cargo build --release -q -p ferry-server -p ferry-bench)
     FERRYD="${CARGO_TARGET_DIR:-$REPO/target}/release/ferryd"
     BENCH="${CARGO_TARGET_DIR:-$REPO/target}/release/ferry-bench"
 }
