@@ -3,7 +3,8 @@ with `"tls": true` (explicit FTPS) is the row of its workload with `-tls` append
 idle runs get one set of rows per number of clients (and per paced rate), listings one per
 folder. CPU rows are the server's CPU time (its whole process tree) per operation. Below the
 table: whether each server converted line ends in TYPE A (compared with its TYPE I download of
-the same file), any slow-readers errors, and every failed workload.
+the same file), errors within workloads that ran (logins, retr-small, slow-readers), and every
+workload that failed.
 
 Usage: python3 table.py RESULTS_FILE
 """
@@ -179,11 +180,10 @@ def main():
     notes = [note for note in notes if note]
     if notes:
         print("\nTYPE A downloads: " + "; ".join(notes) + ".")
-    for server in SERVERS:
-        slow = results.get((server, "slow-readers"))
-        if slow and slow.get("errors"):
-            print(f"\n{server} slow-readers: {slow['errors']} of {slow['clients']} clients failed "
-                  f"({slow.get('first_error')}).")
+    for (server, workload), record in sorted(results.items()):
+        if record.get("errors"):
+            print(f"\n{server} {workload}: {record['errors']} errors "
+                  f"(first: {record.get('first_error')}).")
     for error in errors:
         print(f"\nFailed: {error}")
 
