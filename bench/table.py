@@ -121,12 +121,16 @@ def ascii_note(results, server):
     return f"{server} converted LF to CRLF ({ascii['bytes'] - binary['bytes']:+,} bytes, {speed})"
 
 
+def folder_entries(results, workload):
+    """Entries of a listed folder: the fewest names any server's NLST gave (some add . and ..)."""
+    counts = [record.get("nlst_lines") or 0 for (_, w), record in results.items() if w == workload]
+    return min([count for count in counts if count] or [0])
+
+
 def run_label(results, prefix, run):
     """How a run reads in labels: '200', '200 paced 2000/s', or a folder's entry count."""
     if prefix == "list-big@":
-        entries = [record.get("nlst_lines") or 0 for (_, w), record in results.items()
-                   if w == prefix + run]
-        return f"{max(entries, default=0):,} entries"
+        return f"{folder_entries(results, prefix + run):,} entries"
     clients, _, pace = run.partition("@")
     return f"{clients} paced {pace}/s" if pace else clients
 
@@ -135,9 +139,7 @@ def runs_of(results, prefix):
     """The runs of a row group, in order: by clients then rate, or folders by entry count."""
     runs = {w[len(prefix):] for (_, w) in results if w.startswith(prefix)}
     if prefix == "list-big@":
-        size = {run: max(record.get("nlst_lines") or 0 for (_, w), record in results.items()
-                         if w == prefix + run) for run in runs}
-        return sorted(runs, key=lambda run: (size[run], run))
+        return sorted(runs, key=lambda run: (folder_entries(results, prefix + run), run))
     return sorted(runs, key=lambda run: [int(part) for part in run.split("@")])
 
 
