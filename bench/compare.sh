@@ -128,12 +128,13 @@ make_data() {
 }
 
 # Runs a server under a descriptor limit of 1048576 when this machine allows raising it (root
-# with CAP_SYS_RESOURCE), else as it is (the hard limit stays what it was).
+# with CAP_SYS_RESOURCE), else as it is (the hard limit stays what it was). It execs, so that
+# when run in the background, $! is the server itself (to measure, and to stop).
 with_file_limit() {
     if prlimit --nofile=1048576:1048576 true 2>/dev/null; then
-        prlimit --nofile=1048576:1048576 "$@"
+        exec prlimit --nofile=1048576:1048576 "$@"
     else
-        "$@"
+        exec "$@"
     fi
 }
 
@@ -215,7 +216,7 @@ start_pyftpdlib() {
 # default level, as ferryd's --log-level warn), its metrics HTTP server kept on loopback.
 start_unftp() {
     "$UNFTP" --bind-address 127.0.0.1:2125 --bind-address-http 127.0.0.1:2126 --root-dir "$DATA" \
-        --passive-ports 24000-24999 --auth-type anonymous --log-level warn \
+        --passive-ports 28000-28999 --auth-type anonymous --log-level warn \
         --ftps-certs-file "$CERT" --ftps-key-file "$KEY" >"$WORK/unftp.log" 2>&1 &
     SERVER_PID=$!
     PORT=2125
@@ -255,7 +256,9 @@ start_server() {
     local server=$1
     "start_${server//-/_}"
     RUNNING_PID=$SERVER_PID
-    if ! wait_for_port "$PORT"; then
+    # A server that exited (say, its port was taken) must not be measured through another
+    # process answering on that port.
+    if ! wait_for_port "$PORT" || ! kill -0 "$SERVER_PID" 2>/dev/null; then
         echo "did not start: $(tail -c 300 "$WORK/$server.log" 2>/dev/null)" > "$WORK/bench-error"
         record_error "$server" start
         stop_server
