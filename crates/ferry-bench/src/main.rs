@@ -4,7 +4,9 @@
 //! ferry-bench --host 127.0.0.1 --port 2121 retr-big --path big.bin
 //! ferry-bench --port 2121 retr-big --path big.bin --ascii
 //! ferry-bench --port 2121 slow-readers --clients 200 --rate 65536 --seconds 20 --path big.bin --pid 1234
-//! ferry-bench --port 2121 logins --clients 8 --seconds 10
+//! ferry-bench --port 2121 --pid 1234 logins --clients 8 --seconds 10
+//! ferry-bench --port 2121 --pid 1234 --tls logins --clients 20 --seconds 10
+//! ferry-bench --port 2121 --pid 1234 idle --clients 50000
 //! ferry-bench --port 2121 logins --clients 200 --seconds 10 --pace 2000
 //! ferry-bench ceiling --file /tmp/data/big.bin
 //! ferry-bench --port 2121 soak --sessions 1000 --minutes 10 --pid 1234
