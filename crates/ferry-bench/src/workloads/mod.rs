@@ -49,7 +49,9 @@ impl Report {
     }
 
     /// `seconds` of server CPU spread over what this workload did, in a unit that gives
-    /// readable figures: per GiB moved, per login, per transfer, per listing, per session.
+    /// readable figures: per GiB moved, per login, per transfer, per listing (LIST, MLSD and
+    /// NLST alike), per idle session (its login, and as much of its close at the end as the
+    /// server did before the second reading).
     fn cpu_use(&self, seconds: f64) -> CpuUse {
         const GIB: f64 = (1u64 << 30) as f64;
         let per = |count: f64, scale: f64, key: &'static str| {
