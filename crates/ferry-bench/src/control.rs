@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use ferry_proto::command::TransferType;
@@ -87,6 +87,34 @@ pub(crate) async fn connect_tcp(
     }
 }
 
+/// Connects a control connection (`nodelay`) to `addr` from `source` (any port) with a time
+/// limit.
+async fn connect_tcp_from(
+    addr: SocketAddr,
+    source: IpAddr,
+    limit: Duration,
+) -> Result<TcpStream, BenchError> {
+    let socket = match addr {
+        SocketAddr::V4(_) => TcpSocket::new_v4(),
+        SocketAddr::V6(_) => TcpSocket::new_v6(),
+    };
+    let socket = socket
+        .and_then(|socket| {
+            socket.set_nodelay(true)?;
+            socket.bind(SocketAddr::new(source, 0))?;
+            Ok(socket)
+        })
+        .map_err(|source| BenchError::Connect { addr, source })?;
+    match tokio::time::timeout(limit, socket.connect(addr)).await {
+        Ok(Ok(stream)) => Ok(stream),
+        Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
+        Err(_) => Err(BenchError::Timeout {
+            what: "connect",
+            addr,
+        }),
+    }
+}
+
 /// Connects a TCP stream to `addr` with a time limit and a receive buffer of about
 /// `receive_buffer` bytes (SO_RCVBUF, set before connecting so the window is small from the
 /// start; Linux doubles the figure and stops autotuning it).
@@ -118,7 +146,20 @@ pub(crate) async fn connect_tcp_with_receive_buffer(
 impl Control {
     /// Connects and reads the greeting, which must be a 2xx reply.
     pub async fn connect(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
-        let stream = connect_tcp(target.addr, limits.io_timeout, true).await?;
+        Control::connect_from(target, limits, None).await
+    }
+
+    /// [`Control::connect`] from the local address `source` (any port) when given: one source
+    /// address has only the ephemeral port range (about 28,000 ports) to connect from.
+    pub async fn connect_from(
+        target: &Target,
+        limits: &Limits,
+        source: Option<IpAddr>,
+    ) -> Result<Control, BenchError> {
+        let stream = match source {
+            Some(source) => connect_tcp_from(target.addr, source, limits.io_timeout).await?,
+            None => connect_tcp(target.addr, limits.io_timeout, true).await?,
+        };
         let mut control = Control {
             stream: Stream::Plain(stream),
             tls: None,
@@ -139,16 +180,41 @@ impl Control {
     /// (PBSZ 0, PROT P; RFC 4217 §§ 8-9). Reading those replies over TLS also takes in the
     /// server's TLS 1.3 session tickets, which the first data connection needs to resume.
     pub async fn login(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
-        let mut control = Control::connect(target, limits).await?;
-        if let Some(tls) = &target.tls {
-            control = control.secure(tls.session()).await?;
-        }
-        control.authenticate(target).await?;
+        Control::login_from(target, limits, None).await
+    }
+
+    /// [`Control::login`] from the local address `source` when given.
+    pub async fn login_from(
+        target: &Target,
+        limits: &Limits,
+        source: Option<IpAddr>,
+    ) -> Result<Control, BenchError> {
+        let control = Control::connect_from(target, limits, source).await?;
+        let mut control = control.sign_in(target).await?;
         if control.tls.is_some() {
             control.expect("PBSZ 0", 2).await?;
             control.expect("PROT P", 2).await?;
         }
         Ok(control)
+    }
+
+    /// Connects and logs in, over TLS with `target.tls` (AUTH TLS, then a full handshake: each
+    /// session has a session store of its own, see [`TlsClient::session`]), without asking for
+    /// protected data connections: all a session that only logs in and out needs.
+    pub async fn sign_in_only(target: &Target, limits: &Limits) -> Result<Control, BenchError> {
+        Control::connect(target, limits)
+            .await?
+            .sign_in(target)
+            .await
+    }
+
+    /// AUTH TLS with `target.tls`, then USER and PASS.
+    async fn sign_in(mut self, target: &Target) -> Result<Control, BenchError> {
+        if let Some(tls) = &target.tls {
+            self = self.secure(tls.session()).await?;
+        }
+        self.authenticate(target).await?;
+        Ok(self)
     }
 
     /// USER and, when asked for, PASS.
@@ -380,5 +446,30 @@ impl Control {
         self.framer.push(&self.read_buffer[..count], &mut frames);
         self.frames.extend(frames);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn connects_from_the_given_source_address() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let target = Target {
+            addr: listener.local_addr().unwrap(),
+            user: "anonymous".into(),
+            password: "x".into(),
+            tls: None,
+        };
+        let server = tokio::spawn(async move {
+            let (mut stream, peer) = listener.accept().await.unwrap();
+            stream.write_all(b"220 ready\r\n").await.unwrap();
+            peer
+        });
+        let source = IpAddr::from([127, 0, 0, 2]);
+        let control = Control::connect_from(&target, &Limits::default(), Some(source)).await;
+        assert!(control.is_ok(), "{control:?}");
+        assert_eq!(server.await.unwrap().ip(), source);
     }
 }

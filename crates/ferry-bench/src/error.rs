@@ -62,6 +62,12 @@ pub enum BenchError {
     ServerName(String),
     #[error("cannot set up TLS: {0}")]
     TlsConfig(rustls::Error),
-    #[error("cannot raise the open-file limit: {0}")]
-    FileLimit(std::io::Error),
+    #[error("cannot raise the open-file limit to {wanted} (hard limit {hard}; beyond it needs root, and at most fs.nr_open): {errno}")]
+    FileLimit {
+        wanted: u64,
+        hard: u64,
+        errno: std::io::Error,
+    },
+    #[error("{0} clients need more loopback source addresses than 127.0.0.1-254")]
+    TooManyClients(usize),
 }

@@ -8,11 +8,13 @@
 //! - [`data`]: draining downloads and feeding uploads over data connections.
 //! - [`limits`]: how long and how often every loop may run.
 //! - [`stats`]: latency percentiles and medians.
+//! - [`cpu`]: the CPU time a process tree used, read from `/proc`.
 //! - [`memory`]: a process tree's resident memory, read from `/proc`.
 //! - [`probe`]: a server process's memory, descriptors, threads and sockets, from `/proc`.
 //! - [`workloads`]: the workloads themselves and the [`Report`] each one returns.
 
 pub mod control;
+pub mod cpu;
 pub mod data;
 pub mod error;
 pub mod limits;

@@ -4,7 +4,9 @@
 //! ferry-bench --host 127.0.0.1 --port 2121 retr-big --path big.bin
 //! ferry-bench --port 2121 retr-big --path big.bin --ascii
 //! ferry-bench --port 2121 slow-readers --clients 200 --rate 65536 --seconds 20 --path big.bin --pid 1234
-//! ferry-bench --port 2121 logins --clients 8 --seconds 10
+//! ferry-bench --port 2121 --pid 1234 logins --clients 8 --seconds 10
+//! ferry-bench --port 2121 --pid 1234 --tls logins --clients 20 --seconds 10
+//! ferry-bench --port 2121 --pid 1234 idle --clients 50000
 //! ferry-bench --port 2121 logins --clients 200 --seconds 10 --pace 2000
 //! ferry-bench ceiling --file /tmp/data/big.bin
 //! ferry-bench --port 2121 soak --sessions 1000 --minutes 10 --pid 1234
@@ -17,6 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::{Parser, Subcommand};
+use ferry_bench::cpu::{tree_cpu, TreeCpu};
 use ferry_bench::workloads::{self, Concurrency, SlowLoad, SoakLoad};
 use ferry_bench::{Limits, Report, Target, TlsClient};
 use ferry_proto::command::TransferType;
@@ -45,6 +48,12 @@ struct Args {
     /// checked), as the servers under test use throwaway self-signed certificates.
     #[arg(long, global = true)]
     tls: bool,
+    /// Server process ids, comma-separated, given before or after the workload. With them,
+    /// every network workload reports the CPU time the server and its descendants used
+    /// (`cpu_s`, and per operation); idle and slow-readers also read their memory (required
+    /// there), soak samples the first one.
+    #[arg(long, global = true, value_delimiter = ',')]
+    pid: Vec<u32>,
     #[command(subcommand)]
     workload: Workload,
 }
@@ -102,9 +111,6 @@ enum Workload {
     Idle {
         #[arg(long, default_value_t = 100)]
         clients: usize,
-        /// Server process ids, comma-separated; their descendants are counted too.
-        #[arg(long, value_delimiter = ',', required = true)]
-        pid: Vec<u32>,
     },
     /// N clients download a big file, each reading at a limited rate through a small receive
     /// buffer, then ABOR: the server's peak RSS gain (with child processes) per client.
@@ -119,9 +125,6 @@ enum Workload {
         /// Seconds each client reads for, once every download has started.
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
-        /// Server process ids, comma-separated; their descendants are counted too.
-        #[arg(long, value_delimiter = ',', required = true)]
-        pid: Vec<u32>,
         /// TYPE A instead of TYPE I.
         #[arg(long)]
         ascii: bool,
@@ -136,9 +139,6 @@ enum Workload {
         sessions: usize,
         #[arg(long, default_value_t = 1.0)]
         minutes: f64,
-        /// The server's process id, to sample.
-        #[arg(long)]
-        pid: Option<u32>,
         /// Every this many sessions of a client, one is over explicit FTPS (0: none).
         #[arg(long, default_value_t = 10)]
         tls_every: u64,
@@ -158,16 +158,25 @@ fn main() -> anyhow::Result<()> {
         io_timeout: Duration::from_secs(args.io_timeout.max(1)),
         ..Limits::default()
     };
-    let report = match &args.workload {
-        Workload::Ceiling { file, runs } => workloads::ceiling(file, *runs, &limits)?,
+    let (report, cpu_seconds) = match &args.workload {
+        Workload::Ceiling { file, runs } => (workloads::ceiling(file, *runs, &limits)?, None),
         _ => run_network(&args, &limits)?,
     };
-    println!("{}", report.to_json(args.tls));
+    println!("{}", report.to_json(args.tls, cpu_seconds));
     Ok(())
 }
 
-/// Runs a workload that talks to the server.
-fn run_network(args: &Args, limits: &Limits) -> anyhow::Result<Report> {
+/// Runs a workload that talks to the server; with `--pid`, also returns the CPU seconds the
+/// server's process tree used meanwhile (the runtime's start-up is outside the window).
+fn run_network(args: &Args, limits: &Limits) -> anyhow::Result<(Report, Option<f64>)> {
+    if args.pid.is_empty()
+        && matches!(
+            args.workload,
+            Workload::Idle { .. } | Workload::SlowReaders { .. }
+        )
+    {
+        bail!("idle and slow-readers need the server's --pid");
+    }
     let tls = match args.tls {
         true => Some(tls_client(args)?),
         false => None,
@@ -182,14 +191,28 @@ fn run_network(args: &Args, limits: &Limits) -> anyhow::Result<Report> {
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let report = runtime.block_on(run_workload(&args.workload, &target, limits))?;
-    Ok(report)
+    let cpu_before = server_cpu(&args.pid)?;
+    let report = runtime.block_on(run_workload(&args.workload, &target, limits, &args.pid))?;
+    let cpu_seconds = match cpu_before {
+        Some(before) => server_cpu(&args.pid)?.map(|after| after.since(before)),
+        None => None,
+    };
+    Ok((report, cpu_seconds))
+}
+
+/// The CPU time of the server processes `pids` (and descendants) so far; `None` without any.
+fn server_cpu(pids: &[u32]) -> anyhow::Result<Option<TreeCpu>> {
+    match pids.is_empty() {
+        true => Ok(None),
+        false => Ok(Some(tree_cpu(pids)?)),
+    }
 }
 
 async fn run_workload(
     workload: &Workload,
     target: &Target,
     limits: &Limits,
+    pids: &[u32],
 ) -> Result<Report, ferry_bench::BenchError> {
     match workload {
         Workload::RetrBig { path, runs, ascii } => {
@@ -209,13 +232,12 @@ async fn run_workload(
             seconds,
         } => workloads::retr_small(target, limits, concurrency(*clients, *seconds), path).await,
         Workload::ListBig { path, runs } => workloads::list_big(target, limits, path, *runs).await,
-        Workload::Idle { clients, pid } => workloads::idle(target, limits, *clients, pid).await,
+        Workload::Idle { clients } => workloads::idle(target, limits, *clients, pids).await,
         Workload::SlowReaders {
             path,
             clients,
             rate,
             seconds,
-            pid,
             ascii,
         } => {
             let Concurrency { clients, duration } = concurrency(*clients, *seconds);
@@ -225,15 +247,14 @@ async fn run_workload(
                 duration,
                 transfer_type: transfer_type(*ascii),
             };
-            workloads::slow_readers(target, limits, load, path, pid).await
+            workloads::slow_readers(target, limits, load, path, pids).await
         }
         Workload::Soak {
             sessions,
             minutes,
-            pid,
             tls_every,
         } => {
-            workloads::raise_file_limit()?;
+            workloads::raise_file_limit(0)?;
             let anonymous = Target {
                 user: "anonymous".into(),
                 password: "soak@example.com".into(),
@@ -244,7 +265,7 @@ async fn run_workload(
             let load = SoakLoad {
                 sessions: (*sessions).max(1),
                 duration: Duration::from_secs_f64(minutes.clamp(0.0, 1440.0) * 60.0),
-                pid: *pid,
+                pid: pids.first().copied(),
                 tls_every: *tls_every,
                 host: target.addr.ip().to_string(),
             };

@@ -20,7 +20,7 @@ pub struct TreeMemory {
 
 /// The memory of `roots` and every descendant.
 pub fn tree_memory(roots: &[u32]) -> Result<TreeMemory, BenchError> {
-    let processes = descendants(roots, &parent_map()?);
+    let processes = tree_processes(roots)?;
     Ok(TreeMemory {
         rss_kib: processes
             .iter()
@@ -50,6 +50,11 @@ fn parse_sockstat_tcp_pages(sockstat: &str) -> Option<u64> {
     let mut fields = line.split_whitespace();
     fields.find(|&field| field == "mem")?;
     fields.next()?.parse().ok()
+}
+
+/// `roots` and all their current descendants.
+pub fn tree_processes(roots: &[u32]) -> Result<BTreeSet<u32>, BenchError> {
+    Ok(descendants(roots, &parent_map()?))
 }
 
 /// `roots` and all processes below them in `parents` (child → parent).

@@ -20,13 +20,15 @@ fn run(
         .build()
         .expect("bench runtime");
     let report = runtime.block_on(future).expect("workload runs");
-    let json = report.to_json(false);
+    let json = report.to_json(false, None);
     assert!(
         json.starts_with("{\"workload\":") && !json.contains('\n') && !json.contains("tls"),
         "{json}"
     );
-    let tls_json = report.to_json(true);
+    let tls_json = report.to_json(true, None);
     assert!(tls_json.ends_with(",\"tls\":true}"), "{tls_json}");
+    let cpu_json = report.to_json(false, Some(0.5));
+    assert!(cpu_json.contains(",\"cpu_s\":0.5"), "{cpu_json}");
     report
 }
 
@@ -65,7 +67,7 @@ fn retr_big_ascii_receives_crlf_line_ends() {
         2,
         TransferType::Ascii,
     ));
-    let json = report.to_json(false);
+    let json = report.to_json(false, None);
     assert!(
         json.starts_with("{\"workload\":\"retr-big-ascii\","),
         "{json}"
@@ -196,7 +198,7 @@ fn paced_logins_keep_to_their_schedule() {
         about_a_second(4),
         Some(100.0),
     ));
-    let json = report.to_json(false);
+    let json = report.to_json(false, None);
     let Report::Logins(result) = report else {
         panic!("{report:?}")
     };
@@ -264,6 +266,7 @@ fn idle_sessions_are_measured() {
         panic!("{report:?}")
     };
     assert_eq!(result.clients, 20);
+    assert!(result.connect_seconds > 0.0, "{result:?}");
     assert!(result.rss_before_kib > 0 && result.rss_after_kib > 0);
     assert!(result.kib_per_session.is_finite() && result.pss_kib_per_session.is_finite());
 }

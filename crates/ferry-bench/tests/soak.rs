@@ -37,7 +37,7 @@ fn two_hundred_clients_for_a_minute_see_no_error_and_leave_nothing_behind() {
         .enable_all()
         .build()
         .unwrap();
-    workloads::raise_file_limit().unwrap();
+    workloads::raise_file_limit(0).unwrap();
     let report = runtime
         .block_on(workloads::soak(&target, None, &Limits::default(), load))
         .unwrap();
@@ -46,7 +46,7 @@ fn two_hundred_clients_for_a_minute_see_no_error_and_leave_nothing_behind() {
     let Report::Soak(soak) = report else {
         panic!("not a soak report: {report:?}");
     };
-    eprintln!("{}", Report::Soak(soak.clone()).to_json(false));
+    eprintln!("{}", Report::Soak(soak.clone()).to_json(false, None));
     assert_eq!(soak.unexpected_errors, 0, "{:?}", soak.first_errors);
     assert_eq!(soak.mismatches, 0);
     let count = |kind: &str| soak.operations.get(kind).map_or(0, |o| o.count);

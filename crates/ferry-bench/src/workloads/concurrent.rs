@@ -191,8 +191,10 @@ async fn paced_login_loop(
     tally
 }
 
+/// One login: connect, (AUTH TLS and a full TLS handshake,) USER, PASS, QUIT. No PBSZ/PROT:
+/// the session moves no data.
 async fn login_once(target: &Target, limits: &Limits) -> Result<(), BenchError> {
-    Control::login(target, limits).await?.quit().await
+    Control::sign_in_only(target, limits).await?.quit().await
 }
 
 async fn retr_loop(target: Target, limits: Limits, mut budget: Budget, path: Arc<str>) -> Tally {

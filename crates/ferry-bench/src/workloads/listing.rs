@@ -26,6 +26,7 @@ pub async fn list_big(
     let (nlst_ms, nlst_lines) = time_verb(&mut control, limits, "NLST", path, runs).await?;
     let _ = control.quit().await;
     Ok(Report::ListBig(Listing {
+        path: path.to_string(),
         runs: runs.max(1),
         list_ms,
         list_lines,

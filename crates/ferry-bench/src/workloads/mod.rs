@@ -8,7 +8,8 @@ mod slow;
 mod soak;
 mod transfer;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 
 pub use concurrent::{logins, retr_small, Concurrency};
 pub use idle::{idle, raise_file_limit};
@@ -35,20 +36,75 @@ pub enum Report {
 }
 
 impl Report {
-    /// The report as one line of JSON; with `tls`, marked `"tls":true` (explicit FTPS).
-    pub fn to_json(&self, tls: bool) -> String {
-        let line = Line { report: self, tls };
+    /// The report as one line of JSON; with `tls`, marked `"tls":true` (explicit FTPS); with
+    /// `cpu_seconds` (the server's CPU time over the workload), `cpu_s` and that time per
+    /// operation of the workload.
+    pub fn to_json(&self, tls: bool, cpu_seconds: Option<f64>) -> String {
+        let line = Line {
+            report: self,
+            tls,
+            cpu: cpu_seconds.map(|seconds| self.cpu_use(seconds)),
+        };
         serde_json::to_string(&line).unwrap_or_else(|error| format!("{{\"error\":\"{error}\"}}"))
+    }
+
+    /// `seconds` of server CPU spread over what this workload did, in a unit that gives
+    /// readable figures: per GiB moved, per login, per transfer, per listing (LIST, MLSD and
+    /// NLST alike), per idle session (its login, and as much of its close at the end as the
+    /// server did before the second reading).
+    fn cpu_use(&self, seconds: f64) -> CpuUse {
+        const GIB: f64 = (1u64 << 30) as f64;
+        let per = |count: f64, scale: f64, key: &'static str| {
+            (count > 0.0).then(|| (key, seconds * scale / count))
+        };
+        let per_operation = match self {
+            Report::RetrBig(done) | Report::RetrBigAscii(done) | Report::StorBig(done) => per(
+                done.bytes as f64 * f64::from(done.runs) / GIB,
+                1.0,
+                "cpu_s_per_gib",
+            ),
+            Report::Logins(done) => per(done.completed as f64, 1e6, "cpu_us_per_login"),
+            Report::RetrSmall(done) => per(done.completed as f64, 1e6, "cpu_us_per_transfer"),
+            Report::ListBig(done) => per(done.listings() as f64, 1e3, "cpu_ms_per_listing"),
+            Report::Idle(done) => per(done.clients as f64, 1e6, "cpu_us_per_session"),
+            Report::SlowReaders(done) => per(done.bytes as f64 / GIB, 1.0, "cpu_s_per_gib"),
+            Report::Ceiling(_) | Report::Soak(_) => None,
+        };
+        CpuUse {
+            seconds,
+            per_operation,
+        }
     }
 }
 
-/// One output line: the report's fields, then `tls` when it was used.
+/// One output line: the report's fields, then `tls` when it was used, then the server's CPU.
 #[derive(Serialize)]
 struct Line<'a> {
     #[serde(flatten)]
     report: &'a Report,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     tls: bool,
+    #[serde(flatten)]
+    cpu: Option<CpuUse>,
+}
+
+/// The server's CPU seconds over a workload, and per operation under a key naming the unit
+/// (such as `cpu_us_per_login`), so each figure reads without a separate unit field.
+#[derive(Debug, Clone, Copy)]
+struct CpuUse {
+    seconds: f64,
+    per_operation: Option<(&'static str, f64)>,
+}
+
+impl Serialize for CpuUse {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("cpu_s", &self.seconds)?;
+        if let Some((key, value)) = self.per_operation {
+            map.serialize_entry(key, &value)?;
+        }
+        map.end()
+    }
 }
 
 /// One big transfer, repeated `runs` times.
@@ -87,6 +143,8 @@ pub struct Rate {
 /// Listing a big folder three ways.
 #[derive(Debug, Clone, Serialize)]
 pub struct Listing {
+    /// The folder listed.
+    pub path: String,
     pub runs: u32,
     pub list_ms: f64,
     pub list_lines: u64,
@@ -97,10 +155,20 @@ pub struct Listing {
     pub nlst_lines: u64,
 }
 
+impl Listing {
+    /// How many listings were made: `runs` with each verb.
+    fn listings(&self) -> u64 {
+        let verbs = if self.mlsd_ms.is_some() { 3 } else { 2 };
+        u64::from(self.runs) * verbs
+    }
+}
+
 /// Resident memory of idle logged-in sessions.
 #[derive(Debug, Clone, Serialize)]
 pub struct Memory {
     pub clients: usize,
+    /// Seconds from the first connect until every session was logged in.
+    pub connect_seconds: f64,
     pub rss_before_kib: u64,
     pub rss_after_kib: u64,
     pub processes_before: usize,

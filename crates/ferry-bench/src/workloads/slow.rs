@@ -66,7 +66,8 @@ pub async fn slow_readers(
     path: &str,
     server_pids: &[u32],
 ) -> Result<Report, BenchError> {
-    raise_file_limit()?;
+    // A control and a data connection per client, and spares.
+    raise_file_limit(load.clients as u64 * 2 + 1024)?;
     let mut peak = Peak::new(tree_memory(server_pids)?, tcp_buffer_kib()?);
     let mut tasks = spawn_clients(target, limits, load, path);
     let give_up = Instant::now() + load.duration + limits.io_timeout * CLIENT_OPERATIONS;
