@@ -369,16 +369,24 @@ fn epsv_arg(arg: Option<&str>) -> Result<EpsvArg, ParseError> {
 
 /// RFC 959 §5.3.2: `<type-code> ::= A [<sp> <form-code>] | E [...] | I | L <sp> <byte-size>`.
 fn type_code(arg: &str) -> Result<TransferType, ParseError> {
-    let words: Vec<String> = arg
-        .split_whitespace()
-        .map(str::to_ascii_uppercase)
-        .collect();
-    let words: Vec<&str> = words.iter().map(String::as_str).collect();
-    match words.as_slice() {
-        ["A"] | ["A", "N"] => Ok(TransferType::Ascii),
-        ["I"] | ["L", "8"] => Ok(TransferType::Image),
-        ["A", "T" | "C"] | ["E", ..] | ["L", _] => Err(ParseError::Parameter { verb: "TYPE" }),
-        _ => Err(ParseError::Syntax {
+    // Compared in place (no uppercased copies): clients send TYPE before every transfer.
+    let mut words = arg.split_whitespace();
+    let (first, second, more) = (words.next(), words.next(), words.next().is_some());
+    let is = |word: Option<&str>, text: &str| word.is_some_and(|w| w.eq_ignore_ascii_case(text));
+    let two_at_most = !more;
+    if two_at_most && is(first, "A") && (second.is_none() || is(second, "N")) {
+        return Ok(TransferType::Ascii);
+    }
+    if two_at_most && ((is(first, "I") && second.is_none()) || (is(first, "L") && is(second, "8")))
+    {
+        return Ok(TransferType::Image);
+    }
+    let unsupported = is(first, "E")
+        || (two_at_most && is(first, "A") && (is(second, "T") || is(second, "C")))
+        || (two_at_most && is(first, "L") && second.is_some());
+    match unsupported {
+        true => Err(ParseError::Parameter { verb: "TYPE" }),
+        false => Err(ParseError::Syntax {
             verb: "TYPE",
             reason: format!("unrecognised type {arg:?}"),
         }),

@@ -45,7 +45,30 @@ pub fn format_host_port(ip: Ipv4Addr, port: u16) -> String {
 
 /// Formats the text of a 227 reply (RFC 959 §4.2: `227 Entering Passive Mode (h1,h2,h3,h4,p1,p2).`).
 pub fn format_pasv_reply(ip: Ipv4Addr, port: u16) -> String {
-    format!("Entering Passive Mode ({}).", format_host_port(ip, port))
+    // By hand, not `format!`: a server writes one for every passive transfer.
+    let mut text = String::with_capacity(48);
+    text.push_str("Entering Passive Mode (");
+    let [h1, h2, h3, h4] = ip.octets();
+    let [p1, p2] = port.to_be_bytes();
+    for (index, number) in [h1, h2, h3, h4, p1, p2].into_iter().enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        push_decimal(&mut text, number);
+    }
+    text.push_str(").");
+    text
+}
+
+/// Appends `number` in decimal, without leading zeros.
+fn push_decimal(text: &mut String, number: u8) {
+    if number >= 100 {
+        text.push(char::from(b'0' + number / 100));
+    }
+    if number >= 10 {
+        text.push(char::from(b'0' + number / 10 % 10));
+    }
+    text.push(char::from(b'0' + number % 10));
 }
 
 /// Finds the host-port in a 227 reply's text. RFC 1123 §4.1.2.6: clients must scan for the six
@@ -112,6 +135,15 @@ pub fn parse_epsv_reply(text: &str) -> Result<u16, HostPortError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pasv_reply_text() {
+        let text = format_pasv_reply(Ipv4Addr::new(192, 0, 2, 255), 0x0a00);
+        assert_eq!(text, "Entering Passive Mode (192,0,2,255,10,0).");
+        assert_eq!(parse_pasv_reply(&text), Ok("192.0.2.255:2560".parse().unwrap()));
+        let text = format_pasv_reply(Ipv4Addr::new(7, 10, 99, 100), 65535);
+        assert_eq!(text, "Entering Passive Mode (7,10,99,100,255,255).");
+    }
 
     #[test]
     fn port_round_trip() {

@@ -240,32 +240,32 @@ impl Writer for LogLines {
             Event::Connected { peer, .. } => tracing::info!(peer = %peer, "connect"),
             Event::Login(login) if login.ok => tracing::info!(
                 peer = %login.peer.ip(),
-                user = %escape(login.user),
+                user = %Escaped(login.user),
                 anonymous = login.anonymous,
                 "login"
             ),
             Event::Login(login) => match login.reason {
                 None => {
-                    tracing::warn!(peer = %login.peer.ip(), user = %escape(login.user), "login failed")
+                    tracing::warn!(peer = %login.peer.ip(), user = %Escaped(login.user), "login failed")
                 }
                 Some(reason) => {
-                    tracing::warn!(peer = %login.peer.ip(), user = %escape(login.user), reason, "login failed")
+                    tracing::warn!(peer = %login.peer.ip(), user = %Escaped(login.user), reason, "login failed")
                 }
             },
             Event::Transfer(t) => {
                 let seconds = t.elapsed.as_secs_f64();
-                let path = escape(t.path);
+                let path = Escaped(t.path);
                 match (t.status, t.error) {
                     (Status::Ok, _) => tracing::info!(
-                        peer = %t.peer, user = t.user, verb = t.verb, path, bytes = t.bytes, seconds,
+                        peer = %t.peer, user = t.user, verb = t.verb, %path, bytes = t.bytes, seconds,
                         "transfer"
                     ),
                     (Status::Aborted, _) => tracing::info!(
-                        peer = %t.peer, user = t.user, verb = t.verb, path, bytes = t.bytes, seconds,
+                        peer = %t.peer, user = t.user, verb = t.verb, %path, bytes = t.bytes, seconds,
                         "transfer aborted"
                     ),
                     (Status::Failed, error) => tracing::warn!(
-                        peer = %t.peer, user = t.user, verb = t.verb, path, bytes = t.bytes, seconds,
+                        peer = %t.peer, user = t.user, verb = t.verb, %path, bytes = t.bytes, seconds,
                         error = error.unwrap_or(""), "transfer failed"
                     ),
                 }
@@ -288,7 +288,17 @@ impl Writer for LogLines {
 
 /// Escapes control characters in client-supplied text before it goes into a log line.
 pub fn escape(text: &str) -> String {
-    text.escape_debug().to_string()
+    Escaped(text).to_string()
+}
+
+/// [`escape`] done only when the text is written: a log line at a level that is off costs
+/// nothing (a transfer's line is formatted for every transfer otherwise).
+pub struct Escaped<'a>(pub &'a str);
+
+impl std::fmt::Display for Escaped<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(&self.0.escape_debug(), f)
+    }
 }
 
 /// Lines queued for a file writer's thread before new ones are dropped (and counted).

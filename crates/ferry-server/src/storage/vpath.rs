@@ -18,21 +18,25 @@ impl VirtualPath {
 
     /// Resolves a client's argument against this folder: absolute arguments start at `/`.
     pub fn join(&self, arg: &str) -> Self {
-        let mut parts: Vec<&str> = if arg.starts_with('/') {
-            Vec::new()
-        } else {
-            self.parts().collect()
-        };
+        // Built in place, one allocation: every command that names a file joins a path.
+        let mut path = String::with_capacity(self.0.len() + arg.len() + 1);
+        if !arg.starts_with('/') && !self.is_root() {
+            path.push_str(&self.0);
+        }
         for part in arg.split('/') {
             match part {
                 "" | "." => {}
-                ".." => {
-                    parts.pop();
+                ".." => path.truncate(path.rfind('/').unwrap_or(0)),
+                name => {
+                    path.push('/');
+                    path.push_str(name);
                 }
-                name => parts.push(name),
             }
         }
-        VirtualPath(format!("/{}", parts.join("/")))
+        if path.is_empty() {
+            path.push('/');
+        }
+        VirtualPath(path)
     }
 
     /// The folder above, or `/` for `/`.
