@@ -140,7 +140,10 @@ mod tests {
     fn pasv_reply_text() {
         let text = format_pasv_reply(Ipv4Addr::new(192, 0, 2, 255), 0x0a00);
         assert_eq!(text, "Entering Passive Mode (192,0,2,255,10,0).");
-        assert_eq!(parse_pasv_reply(&text), Ok("192.0.2.255:2560".parse().unwrap()));
+        assert_eq!(
+            parse_pasv_reply(&text),
+            Ok("192.0.2.255:2560".parse().unwrap())
+        );
         let text = format_pasv_reply(Ipv4Addr::new(7, 10, 99, 100), 65535);
         assert_eq!(text, "Entering Passive Mode (7,10,99,100,255,255).");
     }

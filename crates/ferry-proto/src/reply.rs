@@ -75,6 +75,16 @@ impl Reply {
     }
 }
 
+/// Appends a single-line reply's wire form to `out`: what `Reply::new(code, text).write_wire`
+/// writes, without making the `Reply` (a server sends one for nearly every command).
+pub fn write_line(out: &mut Vec<u8>, code: u16, text: &str) {
+    out.reserve(text.len() + 6);
+    out.extend_from_slice(&three_digits(code));
+    out.push(b' ');
+    push_sanitized(out, text);
+    out.extend_from_slice(b"\r\n");
+}
+
 /// A reply code as three ASCII digits (codes are 100..=599; others are written modulo 1000,
 /// zero-padded, never longer).
 fn three_digits(code: u16) -> [u8; 3] {
@@ -175,6 +185,21 @@ fn split_first_line(line: &str) -> Result<(u16, u8, &str), ReplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_single_line_is_written_as_a_reply_would_be() {
+        for (code, text) in [
+            (200, "Switching to Binary mode."),
+            (550, "bad\r\nname"),
+            (221, ""),
+        ] {
+            let mut out = b"held\r\n".to_vec();
+            write_line(&mut out, code, text);
+            let mut expected = b"held\r\n".to_vec();
+            Reply::new(code, text).write_wire(&mut expected);
+            assert_eq!(out, expected);
+        }
+    }
 
     #[test]
     fn single_line_wire_form() {

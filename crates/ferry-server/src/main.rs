@@ -6,11 +6,6 @@
 //! SIGHUP reloads the file (and the users files and certificates) with the same flags on top;
 //! SIGTERM and SIGINT drain the server and end it.
 
-/// mimalloc rather than the C library's allocator: a login makes a few dozen small allocations,
-/// which glibc's malloc and free made about a fifth of the server's own instructions.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -109,6 +109,14 @@ impl Control {
         self.write(&wire).await
     }
 
+    /// Sends a single-line reply (after any held ones): written straight into the buffer that
+    /// is sent, no `Reply` made.
+    pub async fn send_line(&mut self, code: u16, text: &str) -> std::io::Result<()> {
+        let mut wire = std::mem::take(&mut self.held);
+        ferry_proto::reply::write_line(&mut wire, code, text);
+        self.write(&wire).await
+    }
+
     /// Sends bytes already in wire form (part of a multi-line reply sent as it is made), after
     /// any held replies.
     pub async fn send_wire(&mut self, wire: &[u8]) -> std::io::Result<()> {

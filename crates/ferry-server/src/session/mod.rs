@@ -614,8 +614,12 @@ impl Session {
     }
 
     /// Sends a single-line reply. A broken control connection ends the session at the next read.
-    async fn reply(&mut self, code: u16, text: impl Into<String>) -> Flow {
-        self.send(Reply::new(code, text)).await
+    async fn reply(&mut self, code: u16, text: impl AsRef<str>) -> Flow {
+        self.last_code = code;
+        match self.control.send_line(code, text.as_ref()).await {
+            Ok(()) => Flow::Continue,
+            Err(_) => Flow::Quit,
+        }
     }
 
     async fn send(&mut self, reply: Reply) -> Flow {
