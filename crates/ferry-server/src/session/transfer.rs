@@ -771,11 +771,10 @@ impl Session {
                             .receive(&mut stream, charged, &progress, stall, &throttle)
                             .await
                     }
-                    // Nothing to convert, count or encrypt: straight from socket to file.
-                    (MaybeTls::Plain(tcp), WriteBody::File(writer))
-                        if !ascii && throttle.is_unlimited() =>
-                    {
-                        data::direct::receive(tcp, writer, progress, stall)
+                    // Nothing to convert or count: straight from socket (through rustls over
+                    // TLS) to file.
+                    (stream, WriteBody::File(writer)) if !ascii && throttle.is_unlimited() => {
+                        data::direct::receive(stream, writer, progress, stall)
                             .await
                             .map(|bytes| (bytes, None))
                     }
