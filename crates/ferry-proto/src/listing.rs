@@ -122,7 +122,7 @@ fn write_ls_date(out: &mut String, modified: i64, now: i64) {
 }
 
 /// The decimal digits of `value`, in a buffer that fits any `u64`; the digits are its tail.
-fn digits(value: u64, buffer: &mut [u8; 20]) -> &str {
+fn digits(value: u64, buffer: &mut [u8; 20]) -> &[u8] {
     let mut start = buffer.len();
     let mut rest = value;
     loop {
@@ -133,7 +133,7 @@ fn digits(value: u64, buffer: &mut [u8; 20]) -> &str {
             break;
         }
     }
-    std::str::from_utf8(&buffer[start..]).unwrap_or("")
+    &buffer[start..]
 }
 
 /// `value` right-aligned in `width` columns (`{:>width}`).
@@ -141,7 +141,7 @@ fn push_right(out: &mut String, value: u64, width: usize) {
     let mut buffer = [0u8; 20];
     let text = digits(value, &mut buffer);
     push_repeated(out, ' ', width.saturating_sub(text.len()));
-    out.push_str(text);
+    push_ascii(out, text);
 }
 
 /// `value` with leading zeros to `width` digits (`{:0width}`).
@@ -149,7 +149,15 @@ pub(crate) fn push_zeros(out: &mut String, value: u64, width: usize) {
     let mut buffer = [0u8; 20];
     let text = digits(value, &mut buffer);
     push_repeated(out, '0', width.saturating_sub(text.len()));
-    out.push_str(text);
+    push_ascii(out, text);
+}
+
+/// Appends ASCII digits a character at a time: for a few bytes, cheaper than checking them as
+/// UTF-8 and calling `memcpy`.
+fn push_ascii(out: &mut String, ascii: &[u8]) {
+    for &byte in ascii {
+        out.push(char::from(byte));
+    }
 }
 
 /// `text` left-aligned in `width` columns (`{:<width}`; columns are characters, as `fmt` counts).

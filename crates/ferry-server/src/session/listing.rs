@@ -264,6 +264,10 @@ impl Rendering {
             style: LineStyle {
                 format,
                 name_prefix,
+                same_perms: (!policy.has_folder_rules()).then(|| {
+                    let set = policy.at(&folder);
+                    [FileKind::File, FileKind::Directory].map(|kind| set.mlsx_perm(kind))
+                }),
                 folder,
                 facts,
                 policy,
@@ -351,10 +355,28 @@ struct LineStyle {
     folder: VirtualPath,
     facts: Vec<&'static str>,
     policy: AccessPolicy,
+    /// MLSD's `perm` fact of files and of folders, when no folder has permissions of its own:
+    /// the same for every entry, so made once rather than for each.
+    same_perms: Option<[String; 2]>,
     now: i64,
 }
 
 impl LineStyle {
+    /// The `perm` fact of an entry (RFC 3659 §7.5.5).
+    fn perm(&self, entry: &FileFacts) -> std::borrow::Cow<'_, str> {
+        match &self.same_perms {
+            Some([file, folder]) => match entry.kind {
+                FileKind::Directory => folder.into(),
+                _ => file.into(),
+            },
+            None => self
+                .policy
+                .at_entry(&self.folder, &entry.name)
+                .mlsx_perm(entry.kind)
+                .into(),
+        }
+    }
+
     fn write_line(&self, out: &mut String, entry: &FileFacts) {
         let renamed;
         let entry = if has_line_break(&entry.name) {
@@ -367,13 +389,7 @@ impl LineStyle {
             entry
         };
         match self.format {
-            Format::Facts => {
-                let perm = self
-                    .policy
-                    .at_entry(&self.folder, &entry.name)
-                    .mlsx_perm(entry.kind);
-                write_mlsx_line(out, entry, &self.facts, &perm);
-            }
+            Format::Facts => write_mlsx_line(out, entry, &self.facts, &self.perm(entry)),
             Format::Long => write_ls_line(out, entry, self.now),
             Format::Names => {
                 out.push_str(&self.name_prefix);

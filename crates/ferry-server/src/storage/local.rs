@@ -304,43 +304,57 @@ fn look_up(folder: &Dir, path: &VirtualPath, name: &str) -> Option<FileFacts> {
     Some(facts_of_entry(folder, path, name, &stat))
 }
 
-/// Runs `work` on `names` in order, split between this thread and, when `parallel` and there
-/// are spare cores, a few more: a look-up per entry is most of a big listing's time. Returns
-/// each part's result, in the names' order.
+/// Names a thread takes at a time when several share a batch.
+const PIECE: usize = 256;
+
+/// Runs `work` on `names` in order, a piece of [`PIECE`] names at a time, on this thread and,
+/// when `parallel` and there are spare cores, a few more: a look-up per entry is most of a big
+/// listing's time. Threads take the next piece as they finish one, so a thread that starts
+/// late (on a busy machine) or runs slowly does less of the work rather than holding the
+/// others up. Returns each piece's result, in the names' order.
 fn on_threads<T: Send>(
     names: &[&str],
     parallel: bool,
     work: impl Fn(&[&str]) -> T + Sync,
 ) -> Vec<T> {
+    let pieces: Vec<&[&str]> = names.chunks(PIECE).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let extra = match (parallel, names.len()) {
-        (true, 512..) => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
+    let extra = match (parallel, pieces.len()) {
+        (true, 2..) => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
         _ => ExtraThreads(0),
     };
-    let threads = 1 + extra.0;
-    let per_thread = names.len().div_ceil(threads).max(1);
-    let mut chunks = names.chunks(per_thread);
-    let first = chunks.next().unwrap_or(&[]);
-    let work = &work;
+    let next = AtomicUsize::new(0);
+    let take_pieces = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = pieces.get(index) else {
+                return done;
+            };
+            done.push((index, work(piece)));
+        }
+    };
+    let mut parts: Vec<Option<T>> = std::iter::repeat_with(|| None).take(pieces.len()).collect();
     std::thread::scope(|scope| {
-        // A chunk whose thread cannot be started, or failed, is done here instead.
-        let others: Vec<_> = chunks
-            .map(|chunk| {
-                let worker = std::thread::Builder::new()
-                    .spawn_scoped(scope, move || work(chunk))
-                    .ok();
-                (chunk, worker)
+        let helpers: Vec<_> = (0..extra.0)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, &take_pieces)
+                    .ok()
             })
             .collect();
-        let mut parts = vec![work(first)];
-        for (chunk, worker) in others {
-            match worker.map(|worker| worker.join()) {
-                Some(Ok(part)) => parts.push(part),
-                _ => parts.push(work(chunk)),
-            }
+        let mine = take_pieces();
+        // A helper that failed loses its pieces' results: they are done again below.
+        let theirs = helpers.into_iter().filter_map(|helper| helper.join().ok());
+        for (index, part) in theirs.flatten().chain(mine) {
+            parts[index] = Some(part);
         }
-        parts
-    })
+    });
+    parts
+        .into_iter()
+        .zip(&pieces)
+        .map(|(part, piece)| part.unwrap_or_else(|| work(piece)))
+        .collect()
 }
 
 impl Storage for LocalFs {
