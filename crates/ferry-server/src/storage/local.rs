@@ -339,7 +339,7 @@ fn on_threads<T: Send>(
         let helpers: Vec<_> = (0..extra.0)
             .filter_map(|_| {
                 std::thread::Builder::new()
-                    .spawn_scoped(scope, &take_pieces)
+                    .spawn_scoped(scope, take_pieces)
                     .ok()
             })
             .collect();
