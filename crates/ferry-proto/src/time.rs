@@ -74,11 +74,24 @@ impl DateTime {
 
 /// Formats a `time-val` as RFC 3659 §2.3 defines it: `YYYYMMDDHHMMSS`, UTC.
 pub fn format_time_val(secs: i64) -> String {
+    let mut text = String::with_capacity(14);
+    write_time_val(&mut text, secs);
+    text
+}
+
+/// Appends the `time-val` of [`format_time_val`] to `out`, digit by digit (MLSD writes one per
+/// entry; `core::fmt` costs more than the date arithmetic).
+pub fn write_time_val(out: &mut String, secs: i64) {
+    use crate::listing::push_zeros;
     let t = DateTime::from_unix(secs);
-    format!(
-        "{:04}{:02}{:02}{:02}{:02}{:02}",
-        t.year, t.month, t.day, t.hour, t.minute, t.second
-    )
+    match u64::try_from(t.year) {
+        Ok(year) => push_zeros(out, year, 4),
+        // Before year 0: not a date a file system gives, written as `{:04}` would.
+        Err(_) => out.push_str(&format!("{:04}", t.year)),
+    }
+    for field in [t.month, t.day, t.hour, t.minute, t.second] {
+        push_zeros(out, u64::from(field), 2);
+    }
 }
 
 /// Parses a `time-val` (RFC 3659 §2.3): `YYYYMMDDHHMMSS[.sss]`, UTC; fractions are dropped.

@@ -209,14 +209,7 @@ enum Entries {
 pub(super) struct Rendering {
     entries: Entries,
     filter: Filter,
-    format: Format,
-    /// NLST puts the folder the client named before names found by a pattern.
-    name_prefix: String,
-    /// The folder the entries are in (for MLSD's `perm` fact).
-    folder: VirtualPath,
-    facts: Vec<&'static str>,
-    policy: AccessPolicy,
-    now: i64,
+    style: LineStyle,
     /// The first chunk, made when the listing was opened (see [`Rendering::prepare`]).
     ready: Option<Vec<u8>>,
 }
@@ -268,12 +261,18 @@ impl Rendering {
         Ok(Some(Rendering {
             entries,
             filter,
-            format,
-            name_prefix,
-            folder,
-            facts,
-            policy,
-            now,
+            style: LineStyle {
+                format,
+                name_prefix,
+                same_perms: (!policy.has_folder_rules()).then(|| {
+                    let set = policy.at(&folder);
+                    [FileKind::File, FileKind::Directory].map(|kind| set.mlsx_perm(kind))
+                }),
+                folder,
+                facts,
+                policy,
+                now,
+            },
             ready: None,
         }))
     }
@@ -290,12 +289,18 @@ impl Rendering {
     /// Renders the next entries, with CRLF line ends, until `out` holds about `size` bytes;
     /// nothing is added at the end.
     fn render(&mut self, out: &mut String, size: usize) -> Result<(), StorageError> {
-        let per_batch = (size / 64).clamp(64, 1024);
+        // A chunk's entries in one batch: each batch may start threads to look its entries up.
+        let per_batch = (size / 64).clamp(64, 4096);
         while out.len() < size {
-            let batch = match &mut self.entries {
+            let written = match &mut self.entries {
                 Entries::Listing(listing) => {
-                    let filter = &self.filter;
-                    listing.next_batch(per_batch, &|name| filter.keeps(name))?
+                    let (filter, style) = (&self.filter, &self.style);
+                    listing.next_rendered(
+                        per_batch,
+                        &|name| filter.keeps(name),
+                        &|out, entry| style.write_line(out, entry),
+                        out,
+                    )?
                 }
                 Entries::Names {
                     names,
@@ -305,13 +310,13 @@ impl Rendering {
                     // Room for what is left (names, prefixes, line ends), up to the chunk size.
                     let left = names.len().saturating_sub(*next);
                     let average = names.text().len() / names.len().max(1);
-                    let wanted = left * (average + self.name_prefix.len() + 2);
+                    let wanted = left * (average + self.style.name_prefix.len() + 2);
                     out.reserve(wanted.min(size.saturating_sub(out.len())) + 256);
                     let mut taken = 0;
                     for name in names.iter_from(*next) {
                         taken += 1;
                         if self.filter.keeps(name) {
-                            out.push_str(&self.name_prefix);
+                            out.push_str(&self.style.name_prefix);
                             match all_one_line {
                                 true => out.push_str(name),
                                 false => out.push_str(&one_line(name)),
@@ -325,16 +330,51 @@ impl Rendering {
                     *next += taken;
                     return Ok(());
                 }
-                Entries::One(single) => single.take().into_iter().collect(),
+                Entries::One(single) => match single.take() {
+                    Some(entry) => {
+                        self.style.write_line(out, &entry);
+                        1
+                    }
+                    None => 0,
+                },
             };
-            if batch.is_empty() {
+            if written == 0 {
                 return Ok(());
-            }
-            for entry in &batch {
-                self.write_line(out, entry);
             }
         }
         Ok(())
+    }
+}
+
+/// How a listing writes each entry's line; shared by the threads that look entries up.
+struct LineStyle {
+    format: Format,
+    /// NLST puts the folder the client named before names found by a pattern.
+    name_prefix: String,
+    /// The folder the entries are in (for MLSD's `perm` fact).
+    folder: VirtualPath,
+    facts: Vec<&'static str>,
+    policy: AccessPolicy,
+    /// MLSD's `perm` fact of files and of folders, when no folder has permissions of its own:
+    /// the same for every entry, so made once rather than for each.
+    same_perms: Option<[String; 2]>,
+    now: i64,
+}
+
+impl LineStyle {
+    /// The `perm` fact of an entry (RFC 3659 §7.5.5).
+    fn perm(&self, entry: &FileFacts) -> std::borrow::Cow<'_, str> {
+        match &self.same_perms {
+            Some([file, folder]) => match entry.kind {
+                FileKind::Directory => folder.into(),
+                _ => file.into(),
+            },
+            None => self
+                .policy
+                .at_entry(&self.folder, &entry.name)
+                .mlsx_perm(entry.kind)
+                .into(),
+        }
     }
 
     fn write_line(&self, out: &mut String, entry: &FileFacts) {
@@ -349,13 +389,7 @@ impl Rendering {
             entry
         };
         match self.format {
-            Format::Facts => {
-                let perm = self
-                    .policy
-                    .at_entry(&self.folder, &entry.name)
-                    .mlsx_perm(entry.kind);
-                write_mlsx_line(out, entry, &self.facts, &perm);
-            }
+            Format::Facts => write_mlsx_line(out, entry, &self.facts, &self.perm(entry)),
             Format::Long => write_ls_line(out, entry, self.now),
             Format::Names => {
                 out.push_str(&self.name_prefix);

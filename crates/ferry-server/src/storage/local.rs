@@ -23,7 +23,7 @@ use cap_std::fs::{
 
 use super::names_cache::{self, Stamp};
 use super::{
-    FileFacts, FileKind, Listing, ListingOf, Names, ReadBody, Storage, StorageError,
+    FileFacts, FileKind, Listing, ListingOf, Names, ReadBody, RenderEntry, Storage, StorageError,
     StorageErrorKind, VirtualPath, WriteBody, WriteMode,
 };
 
@@ -215,18 +215,21 @@ struct LocalListing {
     big: bool,
 }
 
-impl Listing for LocalListing {
-    fn next_batch(
+impl LocalListing {
+    /// Hands the next names `keep` accepts (up to `max`) to `look_up`, which returns how many
+    /// of them it found, until it finds some or the names run out. Entries removed since their
+    /// names were read are left out; a batch that lost all of them must not look like the end.
+    fn next_found(
         &mut self,
         max: usize,
         keep: &dyn Fn(&str) -> bool,
-    ) -> Result<Vec<FileFacts>, StorageError> {
-        // Entries removed since their names were read are left out; a batch that lost all of
-        // them must not look like the end.
-        while self.next < self.names.len() {
+        mut look_up: impl FnMut(&Dir, &VirtualPath, &[&str], bool) -> usize,
+    ) -> usize {
+        let names = Arc::clone(&self.names);
+        while self.next < names.len() {
             let mut batch = Vec::new();
             let mut seen = 0;
-            for name in self.names.iter_from(self.next) {
+            for name in names.iter_from(self.next) {
                 if batch.len() == max {
                     break;
                 }
@@ -236,56 +239,122 @@ impl Listing for LocalListing {
                 }
             }
             self.next += seen;
-            let facts = look_up_all(&self.folder, &self.path, &batch, self.big);
-            if !facts.is_empty() {
-                return Ok(facts);
+            let found = look_up(&self.folder, &self.path, &batch, self.big);
+            if found > 0 {
+                return found;
             }
         }
-        Ok(Vec::new())
+        0
     }
 }
 
-/// Looks names of an open folder up, without following symlinks: a name from getdents is one
-/// component, so nothing outside is reached. A look-up per entry is most of a big listing's
-/// time; with spare cores, several threads share them.
-fn look_up_all(folder: &Dir, path: &VirtualPath, names: &[&str], parallel: bool) -> Vec<FileFacts> {
+impl Listing for LocalListing {
+    fn next_batch(
+        &mut self,
+        max: usize,
+        keep: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<FileFacts>, StorageError> {
+        let mut facts = Vec::new();
+        self.next_found(max, keep, |folder, path, names, parallel| {
+            let parts = on_threads(names, parallel, |chunk| {
+                chunk
+                    .iter()
+                    .filter_map(|name| look_up(folder, path, name))
+                    .collect::<Vec<_>>()
+            });
+            facts = parts.into_iter().flatten().collect();
+            facts.len()
+        });
+        Ok(facts)
+    }
+
+    /// Each thread writes the lines of the entries it looked up into its own text, joined in
+    /// order here: formatting is a good part of a line's cost, and so shares the cores too.
+    fn next_rendered(
+        &mut self,
+        max: usize,
+        keep: &dyn Fn(&str) -> bool,
+        render: RenderEntry<'_>,
+        out: &mut String,
+    ) -> Result<usize, StorageError> {
+        Ok(self.next_found(max, keep, |folder, path, names, parallel| {
+            let parts = on_threads(names, parallel, |chunk| {
+                let mut text = String::with_capacity(chunk.len() * 96);
+                let mut count = 0;
+                for facts in chunk.iter().filter_map(|name| look_up(folder, path, name)) {
+                    render(&mut text, &facts);
+                    count += 1;
+                }
+                (text, count)
+            });
+            let mut found = 0;
+            for (text, count) in parts {
+                out.push_str(&text);
+                found += count;
+            }
+            found
+        }))
+    }
+}
+
+/// The facts of the entry `name` of an open folder, without following symlinks: a name from
+/// getdents is one component, so nothing outside is reached. `None` if it is gone.
+fn look_up(folder: &Dir, path: &VirtualPath, name: &str) -> Option<FileFacts> {
+    let stat = rustix::fs::statat(folder, name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+    Some(facts_of_entry(folder, path, name, &stat))
+}
+
+/// Names a thread takes at a time when several share a batch.
+const PIECE: usize = 256;
+
+/// Runs `work` on `names` in order, a piece of [`PIECE`] names at a time, on this thread and,
+/// when `parallel` and there are spare cores, a few more: a look-up per entry is most of a big
+/// listing's time. Threads take the next piece as they finish one, so a thread that starts
+/// late (on a busy machine) or runs slowly does less of the work rather than holding the
+/// others up. Returns each piece's result, in the names' order.
+fn on_threads<T: Send>(
+    names: &[&str],
+    parallel: bool,
+    work: impl Fn(&[&str]) -> T + Sync,
+) -> Vec<T> {
+    let pieces: Vec<&[&str]> = names.chunks(PIECE).collect();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let extra = match (parallel, names.len()) {
-        (true, 512..) => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
+    let extra = match (parallel, pieces.len()) {
+        (true, 2..) => ExtraThreads::take(cores.min(MAX_STAT_THREADS) - 1, cores),
         _ => ExtraThreads(0),
     };
-    let threads = 1 + extra.0;
-    let per_thread = names.len().div_ceil(threads).max(1);
-    let look_up = |chunk: &[&str]| -> Vec<FileFacts> {
-        chunk
-            .iter()
-            .filter_map(|name| {
-                let stat = rustix::fs::statat(folder, *name, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-                Some(facts_of_entry(folder, path, name, &stat))
-            })
-            .collect()
+    let next = AtomicUsize::new(0);
+    let take_pieces = || {
+        let mut done = Vec::new();
+        loop {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            let Some(piece) = pieces.get(index) else {
+                return done;
+            };
+            done.push((index, work(piece)));
+        }
     };
-    let mut chunks = names.chunks(per_thread);
-    let first = chunks.next().unwrap_or(&[]);
+    let mut parts: Vec<Option<T>> = std::iter::repeat_with(|| None).take(pieces.len()).collect();
     std::thread::scope(|scope| {
-        // A chunk whose thread cannot be started, or failed, is looked up here instead.
-        let others: Vec<_> = chunks
-            .map(|chunk| {
-                let worker = std::thread::Builder::new()
-                    .spawn_scoped(scope, move || look_up(chunk))
-                    .ok();
-                (chunk, worker)
+        let helpers: Vec<_> = (0..extra.0)
+            .filter_map(|_| {
+                std::thread::Builder::new()
+                    .spawn_scoped(scope, take_pieces)
+                    .ok()
             })
             .collect();
-        let mut listing = look_up(first);
-        for (chunk, worker) in others {
-            match worker.map(|worker| worker.join()) {
-                Some(Ok(facts)) => listing.extend(facts),
-                _ => listing.extend(look_up(chunk)),
-            }
+        let mine = take_pieces();
+        // A helper that failed loses its pieces' results: they are done again below.
+        let theirs = helpers.into_iter().filter_map(|helper| helper.join().ok());
+        for (index, part) in theirs.flatten().chain(mine) {
+            parts[index] = Some(part);
         }
-        listing
-    })
+    });
+    parts
+        .into_iter()
+        .zip(&pieces)
+        .map(|(part, piece)| part.unwrap_or_else(|| work(piece)))
+        .collect()
 }
 
 impl Storage for LocalFs {

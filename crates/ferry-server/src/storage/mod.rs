@@ -223,6 +223,9 @@ pub trait StagedUpload: Send {
     fn commit(self: Box<Self>, replace: bool) -> Result<(), StorageError>;
 }
 
+/// Writes one entry's line of a listing; shared by the threads that look entries up.
+pub type RenderEntry<'a> = &'a (dyn Fn(&mut String, &FileFacts) + Sync);
+
 /// A folder being listed, a batch of entries at a time (from [`Storage::open_listing`]).
 pub trait Listing: Send {
     /// Up to `max` more entries whose names `keep` accepts, in name order; none at the end.
@@ -232,6 +235,24 @@ pub trait Listing: Send {
         max: usize,
         keep: &dyn Fn(&str) -> bool,
     ) -> Result<Vec<FileFacts>, StorageError>;
+
+    /// The next batch of [`Listing::next_batch`], each entry written to `out` by `render`;
+    /// returns how many were written (none at the end). A back-end that looks entries up on
+    /// several threads renders them there too, so that the lines of a big folder are not all
+    /// written by one thread after the look-ups.
+    fn next_rendered(
+        &mut self,
+        max: usize,
+        keep: &dyn Fn(&str) -> bool,
+        render: RenderEntry<'_>,
+        out: &mut String,
+    ) -> Result<usize, StorageError> {
+        let batch = self.next_batch(max, keep)?;
+        for entry in &batch {
+            render(out, entry);
+        }
+        Ok(batch.len())
+    }
 }
 
 /// A listing already read whole (for a back-end, or a folder, that cannot be read in parts).
