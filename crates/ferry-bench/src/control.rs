@@ -94,25 +94,11 @@ async fn connect_tcp_from(
     source: IpAddr,
     limit: Duration,
 ) -> Result<TcpStream, BenchError> {
-    let socket = match addr {
-        SocketAddr::V4(_) => TcpSocket::new_v4(),
-        SocketAddr::V6(_) => TcpSocket::new_v6(),
-    };
-    let socket = socket
-        .and_then(|socket| {
-            socket.set_nodelay(true)?;
-            socket.bind(SocketAddr::new(source, 0))?;
-            Ok(socket)
-        })
-        .map_err(|source| BenchError::Connect { addr, source })?;
-    match tokio::time::timeout(limit, socket.connect(addr)).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(source)) => Err(BenchError::Connect { addr, source }),
-        Err(_) => Err(BenchError::Timeout {
-            what: "connect",
-            addr,
-        }),
-    }
+    connect_configured(addr, limit, |socket| {
+        socket.set_nodelay(true)?;
+        socket.bind(SocketAddr::new(source, 0))
+    })
+    .await
 }
 
 /// Connects a TCP stream to `addr` with a time limit and a receive buffer of about
@@ -123,13 +109,26 @@ pub(crate) async fn connect_tcp_with_receive_buffer(
     receive_buffer: u32,
     limit: Duration,
 ) -> Result<TcpStream, BenchError> {
+    connect_configured(addr, limit, |socket| {
+        socket.set_recv_buffer_size(receive_buffer)
+    })
+    .await
+}
+
+/// Makes a socket for `addr`, lets `configure` set it up before the connect (options that
+/// must precede it, a source address), and connects with a time limit.
+async fn connect_configured(
+    addr: SocketAddr,
+    limit: Duration,
+    configure: impl FnOnce(&TcpSocket) -> std::io::Result<()>,
+) -> Result<TcpStream, BenchError> {
     let socket = match addr {
         SocketAddr::V4(_) => TcpSocket::new_v4(),
         SocketAddr::V6(_) => TcpSocket::new_v6(),
     };
     let socket = socket
         .and_then(|socket| {
-            socket.set_recv_buffer_size(receive_buffer)?;
+            configure(&socket)?;
             Ok(socket)
         })
         .map_err(|source| BenchError::Connect { addr, source })?;
