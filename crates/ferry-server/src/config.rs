@@ -213,6 +213,10 @@ pub struct S3Settings {
     /// while they are all in flight, so an upload holds at most `part_size × parts_in_flight`
     /// bytes of parts.
     pub parts_in_flight: usize,
+    /// Bytes of upload data the server holds in memory for object stores, all uploads together
+    /// (the parts being filled and sent). When it is used, uploads wait, and their clients are
+    /// slowed by TCP; an upload that waits two minutes fails with 451. At least a part and 1 MiB.
+    pub upload_memory: u64,
     /// Retries of a request that failed in a way that may pass (a 5xx, a reset connection).
     pub retries: u32,
 }
@@ -226,6 +230,7 @@ impl Default for S3Settings {
             credentials_file: None,
             part_size: 8 * 1024 * 1024,
             parts_in_flight: 4,
+            upload_memory: 512 * 1024 * 1024,
             retries: 3,
         }
     }
@@ -617,6 +622,13 @@ impl Config {
                 self.s3.parts_in_flight
             ));
         }
+        let least = self.s3.part_size + crate::storage::upload_memory::FIRST_ROOM as u64;
+        if self.s3.upload_memory < least {
+            return invalid(format!(
+                "s3.upload_memory = {} is too small: at least s3.part_size and 1 MiB ({least})",
+                self.s3.upload_memory
+            ));
+        }
         if self.s3.retries > 10 {
             return invalid(format!(
                 "s3.retries = {} is too many (at most 10)",
@@ -895,6 +907,14 @@ mod tests {
             .to_string()
             .contains("timeouts.idle"));
         config.timeouts.idle = 5;
+        config.s3.part_size = 16 * 1024 * 1024;
+        config.s3.upload_memory = 16 * 1024 * 1024;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("s3.upload_memory") && err.contains("17825792"),
+            "{err}"
+        );
+        config.s3.upload_memory = 17 * 1024 * 1024;
         config.root = "/definitely/not/here".into();
         assert!(config.validate().unwrap_err().to_string().contains("root"));
     }

@@ -204,6 +204,9 @@ struct Args {
     /// Parts each upload sends at once [default: 4]
     #[arg(long, value_name = "N")]
     s3_parts_in_flight: Option<usize>,
+    /// Bytes of upload data held in memory for object stores, all uploads together [default: 536870912]
+    #[arg(long, value_name = "BYTES")]
+    s3_upload_memory: Option<u64>,
     /// Serve /metrics, /health, /ready and /status over HTTP here, e.g. 127.0.0.1:9121 [default: off]
     #[arg(long, value_name = "ADDR:PORT")]
     admin_listen: Option<SocketAddr>,
@@ -332,6 +335,7 @@ impl Args {
         set_some(&mut s3.credentials_file, self.s3_credentials_file);
         set(&mut s3.part_size, self.s3_part_size);
         set(&mut s3.parts_in_flight, self.s3_parts_in_flight);
+        set(&mut s3.upload_memory, self.s3_upload_memory);
         set_some(&mut config.admin.listen, self.admin_listen);
         set_some(&mut config.admin.token_file, self.admin_token_file);
         set(&mut config.log_level, self.log_level);

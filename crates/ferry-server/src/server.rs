@@ -29,6 +29,7 @@ use crate::proxy::{self, Header, Trusted};
 use crate::session::Session;
 use crate::storage::object::{ObjectFs, PartSettings};
 use crate::storage::s3::S3Client;
+use crate::storage::upload_memory::UploadMemory;
 use crate::storage::{uploads, LocalFs, ObjectRoot, Storage};
 use crate::tls::{TlsError, TlsSettings};
 use crate::users::{Authenticator, Users, UsersError};
@@ -75,6 +76,8 @@ pub struct Context {
     /// missing credential is a configuration error, and certificates are read before any
     /// confinement.
     object_clients: HashMap<String, S3Client>,
+    /// The room for upload data in memory that every upload to an object store shares.
+    upload_memory: Arc<UploadMemory>,
     /// The virtual hosts (`[[vhost]]`), by index: a session remembers the index of its own.
     pub vhosts: Vec<crate::vhost::Vhost>,
     /// The admin listener's state (metrics, live sessions), when `admin.listen` is set; `None`
@@ -237,6 +240,10 @@ impl Context {
             user_rates: Mutex::default(),
             roots: Mutex::default(),
             object_clients,
+            upload_memory: Arc::new(UploadMemory::new(
+                config.s3.upload_memory,
+                usize::try_from(config.s3.part_size).unwrap_or(usize::MAX),
+            )),
             vhosts,
             generation: 0,
             current_generation: Arc::default(),
@@ -249,7 +256,8 @@ impl Context {
     /// account, kept passive ports) so limits count old and new sessions together; the ban list
     /// and failed-login counts; the locks of private uploads being written; the quota ledger
     /// (one set of counters per account, which old and new sessions charge alike); the
-    /// checksum slots when `checksums.max_running` is unchanged; the password-check threads;
+    /// checksum slots when `checksums.max_running` is unchanged; the room for object-store upload
+    /// data when its size and the part size are unchanged; the password-check threads;
     /// the roots still open (one storage per root, which the private-upload locks rely on);
     /// and the accounts' shared rate limiters while their rates are unchanged. New settings
     /// (limits, rules) apply to the shared state from now on.
@@ -277,6 +285,11 @@ impl Context {
             self.hashing = Arc::clone(&old.hashing);
         }
         self.password_checks = Arc::clone(&old.password_checks);
+        if (self.config.s3.upload_memory, self.config.s3.part_size)
+            == (old.config.s3.upload_memory, old.config.s3.part_size)
+        {
+            self.upload_memory = Arc::clone(&old.upload_memory);
+        }
         self.roots = Mutex::new(open_roots_to_keep(old, &self.config));
         let old_rates = old.user_rates.lock().unwrap_or_else(|p| p.into_inner());
         let inherited = old_rates.iter().map(|(user, shared)| {
@@ -336,6 +349,7 @@ impl Context {
         let parts = PartSettings {
             part_size: usize::try_from(settings.part_size).unwrap_or(usize::MAX),
             parts_in_flight: settings.parts_in_flight,
+            memory: Arc::clone(&self.upload_memory),
         };
         Ok(ObjectFs::new(client, &root.prefix, parts))
     }

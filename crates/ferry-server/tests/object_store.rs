@@ -839,3 +839,71 @@ fn bandwidth_limits_hold_on_s3() {
     assert!(took >= Duration::from_millis(900), "upload in {took:?}");
     assert!(store.get("rate/home/up.bin").unwrap() == bytes);
 }
+
+#[test]
+fn uploads_share_the_servers_upload_memory_and_all_finish() {
+    let Some(cluster) = cluster() else { return };
+    let store = Store::new(&cluster, 0);
+    // The least room there may be: one part (5 MiB) and one upload's first 1 MiB. Six clients
+    // storing three parts each at once must take turns, and every one must finish, whole.
+    let (server, _dir) = s3_server(&cluster, 0, "room", |config| {
+        config.s3.upload_memory = 6 * MIB as u64;
+    });
+    // Every client sends its first 512 KiB, and only when all have, the rest: without a part
+    // kept free, all six would take a first room, then wait for one another to grow.
+    let all_started = std::sync::Arc::new(std::sync::Barrier::new(6));
+    let uploads: Vec<_> = (0..6u64)
+        .map(|n| {
+            let mut control = server.login("carol");
+            let all_started = std::sync::Arc::clone(&all_started);
+            std::thread::spawn(move || {
+                let bytes = content(11 * MIB + n as usize * 1000, 20 + n);
+                control.expect("TYPE I", 200);
+                let mut data = control.epsv();
+                control.send(&format!("STOR shared{n}.bin"));
+                assert_eq!(control.reply().code, 150);
+                data.write_all(&bytes[..512 * 1024]).unwrap();
+                all_started.wait();
+                let sent = data.write_all(&bytes[512 * 1024..]);
+                drop(data);
+                let reply = control.reply();
+                assert!(sent.is_ok(), "upload {n}: {sent:?}, then {reply:?}");
+                (n, reply.code, bytes)
+            })
+        })
+        .collect();
+    for upload in uploads {
+        let (n, code, bytes) = upload.join().unwrap();
+        assert_eq!(code, 226, "upload {n}");
+        let stored = store.get(&format!("room/home/shared{n}.bin"));
+        assert!(
+            stored.as_deref() == Some(bytes.as_slice()),
+            "upload {n} differs"
+        );
+    }
+    // Small uploads need only their first room, but each admission keeps a part free: here
+    // they take turns as well.
+    let small: Vec<_> = (0..8u64)
+        .map(|n| {
+            let mut control = server.login("carol");
+            std::thread::spawn(move || {
+                let bytes = content(300 * 1024, 40 + n);
+                control.expect("TYPE I", 200);
+                (
+                    n,
+                    control.upload(&format!("STOR small{n}.bin"), &bytes),
+                    bytes,
+                )
+            })
+        })
+        .collect();
+    for upload in small {
+        let (n, code, bytes) = upload.join().unwrap();
+        assert_eq!(code, 226, "small upload {n}");
+        let stored = store.get(&format!("room/home/small{n}.bin"));
+        assert!(
+            stored.as_deref() == Some(bytes.as_slice()),
+            "small upload {n} differs"
+        );
+    }
+}

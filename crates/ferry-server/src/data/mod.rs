@@ -746,11 +746,41 @@ fn stalled() -> TransferError {
     TransferError::Broken(io::Error::new(io::ErrorKind::TimedOut, "transfer stalled"))
 }
 
-/// Chunks an upload may have in flight between the network and the disk.
-const CHUNKS_IN_FLIGHT: usize = 4;
+/// How an upload's data goes from the network to its writer: in chunks of at most `chunk`
+/// bytes, at most `in_flight` of them queued for the writer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pipe {
+    chunk: usize,
+    in_flight: usize,
+}
+
+impl Pipe {
+    /// To a file: big chunks, several queued, so that the disk writes overlap the network reads.
+    pub const FILE: Pipe = Pipe {
+        chunk: CHUNK,
+        in_flight: 4,
+    };
+
+    /// To an object store, whose upload holds the data in memory until the store has it, within
+    /// the server's room for that ([`crate::storage::upload_memory`]): small chunks, few
+    /// queued, so that an upload waiting for room (or abandoned while it waits) holds little
+    /// besides.
+    pub const STAGED: Pipe = Pipe {
+        chunk: 64 * 1024,
+        in_flight: 2,
+    };
+
+    /// The pipe for an upload into `body`.
+    pub fn to(body: &crate::storage::WriteBody) -> Pipe {
+        match body {
+            crate::storage::WriteBody::File(_) => Pipe::FILE,
+            crate::storage::WriteBody::Staged(_) => Pipe::STAGED,
+        }
+    }
+}
 
 /// Receives everything the client sends on `stream` into `file` (converting CRLF to LF when
-/// `ascii`) until the client closes the connection. Returns the bytes received, and the writer
+/// `ascii`), through `pipe`, until the client closes the connection. Returns the bytes received, and the writer
 /// back (a staged upload is then committed; dropped on the way, it is aborted).
 ///
 /// A blocking writer thread takes the chunks, so the disk writes (or an object store's part
@@ -760,6 +790,7 @@ pub async fn receive<W>(
     stream: &mut MaybeTls,
     file: W,
     ascii: bool,
+    pipe: Pipe,
     progress: &Progress,
     stall: Duration,
     throttle: &Throttle,
@@ -767,9 +798,9 @@ pub async fn receive<W>(
 where
     W: io::Write + Send + 'static,
 {
-    let (chunks, mut pending) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_IN_FLIGHT);
+    let (chunks, mut pending) = tokio::sync::mpsc::channel::<Vec<u8>>(pipe.in_flight);
     // Written chunks come back to be read into again: no allocation (nor zeroing) per chunk.
-    let (spares, mut returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(CHUNKS_IN_FLIGHT + 1);
+    let (spares, mut returned) = std::sync::mpsc::sync_channel::<Vec<u8>>(pipe.in_flight + 1);
     // Set when this future, not an abort, ends the upload. After ABOR the task is dropped
     // mid-await; the writer must then stop at once rather than write what is queued, or it could
     // write into a file that a following REST+STOR is already resuming.
@@ -790,9 +821,9 @@ where
     });
     let received = pump_into(
         stream,
-        &chunks,
-        &mut returned,
+        (&chunks, &mut returned),
         ascii,
+        pipe.chunk,
         &progress.bytes,
         stall,
         throttle,
@@ -814,17 +845,21 @@ where
     Ok((received, file))
 }
 
-/// Reads the upload and hands it on in chunks until the client closes (or the writer stops).
+/// Reads the upload and hands it on in chunks of at most `chunk` bytes until the client closes
+/// (or the writer stops). The writer takes `chunks` and gives them back through `spares`.
 async fn pump_into(
     stream: &mut MaybeTls,
-    chunks: &tokio::sync::mpsc::Sender<Vec<u8>>,
-    spares: &mut std::sync::mpsc::Receiver<Vec<u8>>,
+    (chunks, spares): (
+        &tokio::sync::mpsc::Sender<Vec<u8>>,
+        &mut std::sync::mpsc::Receiver<Vec<u8>>,
+    ),
     ascii: bool,
+    chunk: usize,
     progress: &AtomicU64,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
-    let chunk_size = throttle.chunk_size(CHUNK);
+    let chunk_size = throttle.chunk_size(chunk);
     let mut decoder = CrlfDecoder::new();
     let mut raw = Vec::new();
     let mut received = 0;

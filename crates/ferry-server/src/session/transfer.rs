@@ -41,14 +41,15 @@ impl Wrapped {
         stall: std::time::Duration,
         throttle: &Throttle,
     ) -> Result<(u64, Option<WriteBody>), TransferError> {
+        let pipe = data::Pipe::to(&writer.inner);
         if !self.inflate {
             let (bytes, writer) =
-                data::receive(stream, writer, self.ascii, progress, stall, throttle).await?;
+                data::receive(stream, writer, self.ascii, pipe, progress, stall, throttle).await?;
             return Ok((bytes, Some(writer.inner)));
         }
         let inflating = data::deflate::Inflating::new(writer, self.ascii);
         let (bytes, inflating) =
-            data::receive(stream, inflating, false, progress, stall, throttle).await?;
+            data::receive(stream, inflating, false, pipe, progress, stall, throttle).await?;
         match tokio::task::spawn_blocking(move || inflating.finish()).await {
             Ok(Ok(writer)) => Ok((bytes, Some(writer.inner))),
             Ok(Err(error)) => Err(TransferError::Local(error)),
@@ -779,9 +780,18 @@ impl Session {
                             .map(|bytes| (bytes, None))
                     }
                     (mut stream, writer) => {
-                        data::receive(&mut stream, writer, ascii, &progress, stall, &throttle)
-                            .await
-                            .map(|(bytes, writer)| (bytes, Some(writer)))
+                        let pipe = data::Pipe::to(&writer);
+                        data::receive(
+                            &mut stream,
+                            writer,
+                            ascii,
+                            pipe,
+                            &progress,
+                            stall,
+                            &throttle,
+                        )
+                        .await
+                        .map(|(bytes, writer)| (bytes, Some(writer)))
                     }
                 };
                 let settle_on = Arc::clone(&storage);

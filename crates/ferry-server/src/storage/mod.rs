@@ -18,6 +18,7 @@ pub mod object;
 
 mod names_cache;
 pub mod s3;
+pub mod upload_memory;
 pub mod uploads;
 mod vpath;
 

@@ -23,6 +23,7 @@ use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 
 use super::s3::{GetBody, S3Client, S3Error};
+use super::upload_memory::{Room, UploadMemory};
 use super::{
     FileFacts, FileKind, Listing, ReadBody, StagedUpload, Storage, StorageError, StorageErrorKind,
     VirtualPath, WriteBody, WriteMode,
@@ -46,12 +47,14 @@ fn live_uploads() -> std::sync::MutexGuard<'static, Vec<String>> {
 }
 
 /// How uploads are cut and sent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PartSettings {
     /// Bytes per part (at least [`MIN_PART`]).
     pub part_size: usize,
     /// Parts being sent at once per upload; the client is not read while they are.
     pub parts_in_flight: usize,
+    /// The room for upload data in memory, shared by every upload of the server.
+    pub memory: Arc<UploadMemory>,
 }
 
 /// An object store's bucket, under a prefix, as a file system.
@@ -843,7 +846,7 @@ impl ObjectUpload {
     }
 
     fn fail(&self, error: S3Error) -> io::Error {
-        io::Error::other(format!("{}: {error}", self.path))
+        self.fail_io(error)
     }
 
     fn next_part(&self) -> u32 {
@@ -884,9 +887,7 @@ impl ObjectUpload {
                     break;
                 };
                 let wanted = (len as usize - self.buffer.len()).min(chunk.len());
-                self.buffer
-                    .fill(&chunk[..wanted], capacity)
-                    .map_err(to_storage)?;
+                self.fill(&chunk[..wanted], capacity).map_err(to_storage)?;
             }
             if (self.buffer.len() as u64) < len {
                 return Err(StorageError::new(
@@ -923,8 +924,37 @@ impl ObjectUpload {
         Ok(())
     }
 
-    /// Sends the filled part, first waiting while the budget of parts in flight is used.
-    fn send_part(&mut self, bytes: Bytes) -> io::Result<()> {
+    /// Copies as much of `bytes` as fits in the part being filled (of `capacity` bytes),
+    /// first reserving the room for it in the server's [`UploadMemory`]: an upload's first
+    /// bytes get its first room, more a whole part.
+    fn fill(&mut self, bytes: &[u8], capacity: usize) -> io::Result<usize> {
+        let wanted = (self.buffer.len() + bytes.len()).min(capacity);
+        if wanted > self.buffer.room.bytes() {
+            let shared = Arc::clone(&self.shared);
+            let memory = &shared.parts.memory;
+            let room = &mut self.buffer.room;
+            let first = room.bytes() == 0 && self.parts.is_empty() && self.in_flight.is_empty();
+            let reserved = shared.wait(async {
+                if first {
+                    *room = memory.admit().await?;
+                }
+                if wanted > room.bytes() {
+                    memory.grow(room, capacity).await?;
+                }
+                Ok(())
+            });
+            reserved.map_err(|e: super::upload_memory::NoRoom| self.fail_io(e))?;
+        }
+        self.buffer.fill(bytes, capacity)
+    }
+
+    fn fail_io(&self, error: impl std::fmt::Display) -> io::Error {
+        io::Error::other(format!("{}: {error}", self.path))
+    }
+
+    /// Sends the filled part, first waiting while the budget of parts in flight is used. Its
+    /// room in memory goes back when the store has it.
+    fn send_part(&mut self, (bytes, room): (Bytes, Room)) -> io::Result<()> {
         let id = self.begin()?;
         let shared = Arc::clone(&self.shared);
         self.wait_for_room()?;
@@ -934,6 +964,7 @@ impl ObjectUpload {
         self.in_flight.spawn_on(
             async move {
                 let etag = client.upload_part(&key, &id, part, bytes).await?;
+                drop(room);
                 Ok((part, etag))
             },
             &shared.runtime,
@@ -979,11 +1010,13 @@ impl ObjectUpload {
 
 /// The part being filled, in an anonymous memory mapping of its own: when the store has the
 /// part, its memory goes back to the system at once. (From the allocator, freed 8 MiB blocks
-/// stay with the process: 20 uploads peaked 190 MiB above their parts.)
+/// stay with the process: 20 uploads peaked 190 MiB above their parts.) Only the pages
+/// written to take memory, and `room` covers them.
 #[derive(Default)]
 struct PartBuffer {
     map: Option<memmap2::MmapMut>,
     len: usize,
+    room: Room,
 }
 
 impl PartBuffer {
@@ -1007,12 +1040,13 @@ impl PartBuffer {
         Ok(take)
     }
 
-    /// The filled bytes, leaving the buffer empty.
-    fn take(&mut self) -> Bytes {
+    /// The filled bytes and their room, leaving the buffer empty.
+    fn take(&mut self) -> (Bytes, Room) {
         let len = std::mem::take(&mut self.len);
+        let room = std::mem::take(&mut self.room);
         match self.map.take() {
-            Some(map) => Bytes::from_owner(map).slice(..len),
-            None => Bytes::new(),
+            Some(map) => (Bytes::from_owner(map).slice(..len), room),
+            None => (Bytes::new(), room),
         }
     }
 }
@@ -1026,7 +1060,7 @@ impl StagedUpload for ObjectUpload {
                 // `parts_in_flight` parts, the one being filled included.
                 self.wait_for_room()?;
             }
-            let taken = self.buffer.fill(bytes, part_size)?;
+            let taken = self.fill(bytes, part_size)?;
             bytes = &bytes[taken..];
             if self.buffer.len() >= part_size {
                 let full = self.buffer.take();
@@ -1045,10 +1079,11 @@ impl StagedUpload for ObjectUpload {
             if !replace {
                 self.check_free()?;
             }
-            let body = self.buffer.take();
+            let (body, room) = self.buffer.take();
             shared
                 .wait(shared.client.put(&self.key, body))
                 .map_err(|e| error(&path, e))?;
+            drop(room);
             self.committed = true;
             return Ok(());
         }

@@ -20,6 +20,10 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long an idle connection to the store is kept for the next request.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(15);
 
+/// Idle connections to the store kept for the next requests, at most: a burst of requests
+/// leaves no more than these open (each holds its read buffer, up to about 400 KiB).
+const POOL_MAX_IDLE: usize = 64;
+
 /// Time allowed between two reads of an answer: a dead store never hangs a request.
 const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -311,6 +315,7 @@ impl S3Client {
             // descriptors come back to where they were (the store's connections are cheap to
             // make again).
             .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .pool_max_idle_per_host(POOL_MAX_IDLE)
             .redirect(reqwest::redirect::Policy::none())
             .https_only(!config.allow_http)
             .user_agent(concat!("ferryd/", env!("CARGO_PKG_VERSION")))
