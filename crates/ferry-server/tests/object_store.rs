@@ -844,20 +844,20 @@ fn bandwidth_limits_hold_on_s3() {
 fn uploads_share_the_servers_upload_memory_and_all_finish() {
     let Some(cluster) = cluster() else { return };
     let store = Store::new(&cluster, 0);
-    // The least room there may be: one part (5 MiB) and one upload's first 1 MiB. Six clients
-    // storing three parts each at once must take turns, and every one must finish, whole.
+    // The least room there may be: one part (5 MiB) and one upload's first 1 MiB. Four clients
+    // storing two parts each at once must take turns, and every one must finish, whole.
     let (server, _dir) = s3_server(&cluster, 0, "room", |config| {
         config.s3.upload_memory = 6 * MIB as u64;
     });
     // Every client sends its first 512 KiB, and only when all have, the rest: without a part
-    // kept free, all six would take a first room, then wait for one another to grow.
-    let all_started = std::sync::Arc::new(std::sync::Barrier::new(6));
-    let uploads: Vec<_> = (0..6u64)
+    // kept free, all four would take a first room, then wait for one another to grow.
+    let all_started = std::sync::Arc::new(std::sync::Barrier::new(4));
+    let uploads: Vec<_> = (0..4u64)
         .map(|n| {
             let mut control = server.login("carol");
             let all_started = std::sync::Arc::clone(&all_started);
             std::thread::spawn(move || {
-                let bytes = content(11 * MIB + n as usize * 1000, 20 + n);
+                let bytes = content(6 * MIB + n as usize * 1000, 20 + n);
                 control.expect("TYPE I", 200);
                 let mut data = control.epsv();
                 control.send(&format!("STOR shared{n}.bin"));
@@ -883,7 +883,7 @@ fn uploads_share_the_servers_upload_memory_and_all_finish() {
     }
     // Small uploads need only their first room, but each admission keeps a part free: here
     // they take turns as well.
-    let small: Vec<_> = (0..8u64)
+    let small: Vec<_> = (0..6u64)
         .map(|n| {
             let mut control = server.login("carol");
             std::thread::spawn(move || {

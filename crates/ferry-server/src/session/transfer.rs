@@ -19,8 +19,7 @@ use crate::limits::{CountGuard, Throttle};
 use crate::permissions::Permission;
 use crate::quota;
 use crate::storage::{
-    uploads, FileKind, ReadBody, Storage, StorageError, StorageErrorKind, VirtualPath, WriteBody,
-    WriteMode,
+    uploads, ReadBody, Storage, StorageError, StorageErrorKind, VirtualPath, WriteBody, WriteMode,
 };
 use crate::stream::MaybeTls;
 
@@ -708,11 +707,9 @@ impl Session {
     /// The size of the regular file at `path`, if there is one.
     async fn file_size(&self, path: &VirtualPath) -> Option<u64> {
         let path = path.clone();
-        let facts = self
-            .with_storage_quick(move |s| s.metadata(&path))
+        self.with_storage_quick(move |s| s.file_size(&path))
             .await
-            .ok()?;
-        (facts.kind == FileKind::File).then_some(facts.size)
+            .ok()?
     }
 
     async fn receive_into(&mut self, upload: UploadPlan, verb: &'static str, text: String) -> Flow {

@@ -83,6 +83,16 @@ pub enum WriteMode {
 pub trait Storage: Send + Sync + fmt::Debug {
     /// Facts about a path, following symlinks (RETR, SIZE, MDTM, CWD, MLST).
     fn metadata(&self, path: &VirtualPath) -> Result<FileFacts, StorageError>;
+    /// The size of the regular file at `path`; `None` when there is none (nothing there, or
+    /// a folder). Back-ends where telling a folder from nothing costs more than finding a
+    /// file (an object store's listing) answer without it.
+    fn file_size(&self, path: &VirtualPath) -> Result<Option<u64>, StorageError> {
+        match self.metadata(path) {
+            Ok(facts) => Ok((facts.kind == FileKind::File).then_some(facts.size)),
+            Err(e) if e.kind == StorageErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
     /// A folder's entries a batch at a time, sorted by name, symlinks shown as such; `.` and
     /// `..` are not included. A listing is sent as it is read, so what a session holds does
     /// not grow with the folder.

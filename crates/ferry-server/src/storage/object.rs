@@ -394,6 +394,11 @@ impl Storage for ObjectFs {
         }
     }
 
+    /// One HEAD: whether a folder is there instead does not matter.
+    fn file_size(&self, path: &VirtualPath) -> Result<Option<u64>, StorageError> {
+        Ok(self.shared.head(path)?.map(|head| head.size))
+    }
+
     fn open_listing(&self, path: &VirtualPath) -> Result<Box<dyn Listing>, StorageError> {
         let mut listing = ObjectListing {
             shared: Arc::clone(&self.shared),
@@ -455,10 +460,11 @@ impl Storage for ObjectFs {
             if shared.folder_state(path)? != FolderState::Missing {
                 return Err(not_a_file());
             }
+            // The folder first: it is there far more often than a file of its name.
             let parent = path.parent();
             if !parent.is_root()
-                && shared.head(&parent)?.is_none()
                 && shared.folder_state(&parent)? == FolderState::Missing
+                && shared.head(&parent)?.is_none()
             {
                 return Err(StorageError::new(
                     StorageErrorKind::NotFound,
