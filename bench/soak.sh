@@ -11,6 +11,10 @@
 # FERRYD_EXTRA adds flags, e.g. with deploy/cluster/start.sh /tmp/ferry-cluster running:
 #   SOAK_ROOT=s3://ferry/soak FERRYD_EXTRA="--s3-endpoint http://127.0.0.1:3990 --s3-region garage
 #     --s3-credentials-file /tmp/ferry-cluster/credentials" bench/soak.sh 200 3
+# (On that cluster the 3 Garage replicas share one disk: 1000 sessions for 10 minutes write about
+# 48 GB; start from a fresh cluster.)
+# BENCH_EXTRA adds ferry-bench flags, e.g. BENCH_EXTRA="--io-timeout 120" for clients that wait
+# longer than 30 s for a reply (lftp waits 300 s).
 set -euo pipefail
 
 SESSIONS=${1:-1000}
@@ -39,7 +43,8 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
     --max-sessions-per-ip 0 --ban-after-failures 0 --log-level warn >"$WORK/ferryd.out" 2>"$WORK/ferryd.err" &
 SERVER_PID=$!
 for _ in $(seq 1 50); do grep -q "listening on" "$WORK/ferryd.out" 2>/dev/null && break; sleep 0.1; done
-"$BENCH" --port "$PORT" --user soaker --password 'soak password' \
+# shellcheck disable=SC2086
+"$BENCH" --port "$PORT" --user soaker --password 'soak password' ${BENCH_EXTRA:-} \
     soak --sessions "$SESSIONS" --minutes "$MINUTES" --pid "$SERVER_PID" --tls-every 10 | tee "$WORK/soak.json"
 set +e
 python3 - "$WORK/soak.json" <<'PY'
