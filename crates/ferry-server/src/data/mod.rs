@@ -780,8 +780,9 @@ impl Pipe {
 }
 
 /// Receives everything the client sends on `stream` into `file` (converting CRLF to LF when
-/// `ascii`), through `pipe`, until the client closes the connection. Returns the bytes received, and the writer
-/// back (a staged upload is then committed; dropped on the way, it is aborted).
+/// `ascii`), through `pipe`, until the client closes the connection. Returns the bytes
+/// received, and the writer back (a staged upload is then committed; dropped on the way, it is
+/// aborted).
 ///
 /// A blocking writer thread takes the chunks, so the disk writes (or an object store's part
 /// uploads) overlap the network reads instead of alternating with them. While the writer is
