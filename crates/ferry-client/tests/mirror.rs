@@ -231,8 +231,10 @@ fn interrupted_mirror_leaves_part_files_and_continue_finishes() {
     fs::create_dir(root.path().join("site")).unwrap();
     let content = binary_bytes(4 << 20);
     fs::write(root.path().join("site/big.bin"), &content).unwrap();
-    // 1 MiB/s: the 4 MiB file takes about 4 s, time enough to kill the mirror in the middle.
-    let throttle = [("FERRY_TEST_THROTTLE", "1048576")];
+    // 256 KiB/s: the 4 MiB file takes about 16 s, time enough to kill the mirror in the middle
+    // even on a loaded machine (at 1 MiB/s, CI once saw it finish first). The rest comes from
+    // an unthrottled server on the same folder.
+    let throttle = [("FERRY_TEST_THROTTLE", "262144")];
     let Some(server) = pyftpd_options(root.path(), &throttle) else {
         return;
     };
@@ -262,6 +264,10 @@ fn interrupted_mirror_leaves_part_files_and_continue_finishes() {
     let partial = fs::metadata(&part).unwrap().len();
     assert!(partial < content.len() as u64);
 
+    let Some(fast) = pyftpd_options(root.path(), &[]) else {
+        return;
+    };
+    let url = tester_url(fast.port, "site");
     let finish = ferry(
         &["mirror", "--continue", "--json", &url, "copy"],
         "",
