@@ -855,6 +855,10 @@ fn uploads_share_the_servers_upload_memory_and_all_finish() {
     let uploads: Vec<_> = (0..4u64)
         .map(|n| {
             let mut control = server.login("carol");
+            // Each waits for the others' parts to be stored: more than the usual 20 s on a
+            // loaded machine.
+            let patience = Some(Duration::from_secs(90));
+            control.stream.set_read_timeout(patience).unwrap();
             let all_started = std::sync::Arc::clone(&all_started);
             std::thread::spawn(move || {
                 let bytes = content(6 * MIB + n as usize * 1000, 20 + n);
