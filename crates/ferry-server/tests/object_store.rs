@@ -849,8 +849,10 @@ fn uploads_share_the_servers_upload_memory_and_all_finish() {
     let (server, _dir) = s3_server(&cluster, 0, "room", |config| {
         config.s3.upload_memory = 6 * MIB as u64;
     });
-    // Every client sends its first 512 KiB, and only when all have, the rest: without a part
-    // kept free, all four would take a first room, then wait for one another to grow.
+    // Every client sends its first 256 KiB, and only when all have, the rest: without a part
+    // kept free, all four would take a first room, then wait for one another to grow. A client
+    // that fails still meets the others at the barrier, so that none waits there for ever.
+    const HEAD: usize = 256 * 1024;
     let all_started = std::sync::Arc::new(std::sync::Barrier::new(4));
     let uploads: Vec<_> = (0..4u64)
         .map(|n| {
@@ -864,11 +866,16 @@ fn uploads_share_the_servers_upload_memory_and_all_finish() {
                 let bytes = content(6 * MIB + n as usize * 1000, 20 + n);
                 control.expect("TYPE I", 200);
                 let mut data = control.epsv();
+                data.set_write_timeout(patience).unwrap();
                 control.send(&format!("STOR shared{n}.bin"));
-                assert_eq!(control.reply().code, 150);
-                data.write_all(&bytes[..512 * 1024]).unwrap();
+                let opened = control.reply().code;
+                let head = match opened {
+                    150 => data.write_all(&bytes[..HEAD]),
+                    _ => Ok(()),
+                };
                 all_started.wait();
-                let sent = data.write_all(&bytes[512 * 1024..]);
+                assert_eq!(opened, 150, "upload {n}");
+                let sent = head.and_then(|()| data.write_all(&bytes[HEAD..]));
                 drop(data);
                 let reply = control.reply();
                 assert!(sent.is_ok(), "upload {n}: {sent:?}, then {reply:?}");
