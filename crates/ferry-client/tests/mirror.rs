@@ -245,9 +245,10 @@ fn interrupted_mirror_leaves_part_files_and_continue_finishes() {
     let started = wait_for(Duration::from_secs(20), || {
         fs::metadata(&part).is_ok_and(|m| m.len() > 300_000)
     });
-    // Ctrl-C: SIGINT, as a terminal sends it.
+    // SIGTERM, not Ctrl-C's SIGINT: a process that a non-interactive shell starts in the
+    // background ignores SIGINT, and so does every child it starts (CI may run so).
     let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+        .args(["-TERM", &child.id().to_string()])
         .status()
         .is_ok_and(|s| s.success());
     let stopped = wait_for(Duration::from_secs(10), || {
@@ -255,7 +256,7 @@ fn interrupted_mirror_leaves_part_files_and_continue_finishes() {
     });
     let _ = child.kill();
     let _ = child.wait();
-    assert!(interrupted && stopped, "SIGINT did not stop the mirror");
+    assert!(interrupted && stopped, "SIGTERM did not stop the mirror");
     assert!(started, "the download never got going");
     assert!(
         !local.path().join("copy/big.bin").exists(),
