@@ -1,6 +1,6 @@
 //! `ferry mirror` against real servers: pyftpdlib (MLSD, MFMT), ferryd (MLSD, MFMT) and
 //! vsftpd (LIST only, read-only): both directions, deletions, excludes, the deletion limit, an
-//! empty `--exclude=`, a mirror interrupted (SIGINT) midway then finished with `--continue`, and
+//! empty `--exclude=`, a mirror killed (SIGTERM) midway then finished with `--continue`, and
 //! `--verify` finding a change that size and time miss.
 
 mod support;
