@@ -72,6 +72,8 @@ pub struct Context {
     user_rates: Mutex<HashMap<String, SharedRates>>,
     /// Open roots, shared by the sessions on them (one descriptor per root, not per session).
     roots: Mutex<HashMap<PathBuf, Weak<dyn Storage>>>,
+    /// The anonymous accounts' profiles in use, shared by their sessions.
+    pub anonymous_profiles: crate::session::AnonymousProfiles,
     /// A client (and its connection pool) per bucket of the `s3://` roots, made at start: a
     /// missing credential is a configuration error, and certificates are read before any
     /// confinement.
@@ -239,6 +241,7 @@ impl Context {
             hashing: Arc::new(tokio::sync::Semaphore::new(config.checksums.max_running)),
             user_rates: Mutex::default(),
             roots: Mutex::default(),
+            anonymous_profiles: Default::default(),
             object_clients,
             upload_memory: Arc::new(UploadMemory::new(
                 config.s3.upload_memory,

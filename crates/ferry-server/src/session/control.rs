@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ferry_proto::{Frame, LineFramer, Reply};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsAcceptor;
 
@@ -72,10 +72,13 @@ impl Control {
                 return Some(frame);
             }
             match self.stream.as_mut()? {
-                MaybeTls::Plain(tcp) => read_plain(tcp, &mut self.framer, &mut self.frames).await?,
+                MaybeTls::Plain(tcp) => {
+                    let (framer, frames) = (&mut self.framer, &mut self.frames);
+                    std::future::poll_fn(|cx| poll_read_plain(tcp, framer, frames, cx)).await?
+                }
                 MaybeTls::Tls(tls) => {
-                    let read = read_tls(tls).await?;
-                    self.framer.push(&read, &mut self.frames);
+                    let (framer, frames) = (&mut self.framer, &mut self.frames);
+                    std::future::poll_fn(|cx| poll_read_tls(tls, framer, frames, cx)).await?
                 }
             }
         }
@@ -230,37 +233,57 @@ fn closed() -> std::io::Error {
 /// only between the wakeup and the read, so an idle session (the common state) holds none, and
 /// the bytes go from it to the framer without a copy on the heap.
 ///
+/// A poll function rather than `readable().await`: the wait then keeps the task's waker in the
+/// socket's own reader slot, where `readable()`'s future would hold a 150-byte waiter node in
+/// every idle session's state.
+///
 /// `try_read` keeps the socket marked readable after a short read, so bytes that a read left
 /// behind come with the next one: a read stops at the TCP urgent mark, where clients put ABOR
 /// (or Telnet's IAC DM) when they send it as urgent data.
-async fn read_plain(
+fn poll_read_plain(
     tcp: &TcpStream,
     framer: &mut LineFramer,
     frames: &mut Vec<Frame>,
-) -> Option<()> {
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<()>> {
+    use std::task::Poll;
     loop {
-        tcp.readable().await.ok()?;
+        match tcp.poll_read_ready(cx) {
+            Poll::Pending => return Poll::Pending,
+            Poll::Ready(Err(_)) => return Poll::Ready(None),
+            Poll::Ready(Ok(())) => {}
+        }
         let mut buffer = [0u8; READ_CHUNK];
         match tcp.try_read(&mut buffer) {
-            Ok(0) => return None,
+            Ok(0) => return Poll::Ready(None),
             Ok(read) => {
                 framer.push(&buffer[..read], frames);
-                return Some(());
+                return Poll::Ready(Some(()));
             }
+            // Readiness is cleared: the next poll waits.
             Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(_) => return None,
+            Err(_) => return Poll::Ready(None),
         }
     }
 }
 
-/// Reads what rustls has decrypted (clients do not send urgent data over TLS).
-async fn read_tls(tls: &mut tokio_rustls::server::TlsStream<TcpStream>) -> Option<Vec<u8>> {
-    let mut buffer = vec![0u8; READ_CHUNK];
-    match tls.read(&mut buffer).await {
-        Ok(0) | Err(_) => None,
-        Ok(read) => {
-            buffer.truncate(read);
-            Some(buffer)
+/// Reads what rustls has decrypted into `framer` (clients do not send urgent data over TLS).
+/// Like [`poll_read_plain`], the buffer lives only for the read.
+fn poll_read_tls(
+    tls: &mut tokio_rustls::server::TlsStream<TcpStream>,
+    framer: &mut LineFramer,
+    frames: &mut Vec<Frame>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<Option<()>> {
+    use std::task::Poll;
+    let mut buffer = [0u8; READ_CHUNK];
+    let mut read = tokio::io::ReadBuf::new(&mut buffer);
+    match std::pin::Pin::new(tls).poll_read(cx, &mut read) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(())) if !read.filled().is_empty() => {
+            framer.push(read.filled(), frames);
+            Poll::Ready(Some(()))
         }
+        Poll::Ready(_) => Poll::Ready(None),
     }
 }

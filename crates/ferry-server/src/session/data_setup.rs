@@ -60,7 +60,7 @@ impl Session {
         if self.epsv_all {
             return self.reply(503, "PASV not allowed after EPSV ALL.").await;
         }
-        let IpAddr::V4(local) = self.data_context.control_local.ip() else {
+        let IpAddr::V4(local) = self.local.ip() else {
             return self.reply(522, "PASV is IPv4 only; use EPSV (1,2).").await;
         };
         let Some(port) = self.listen_passive().await else {
@@ -77,7 +77,7 @@ impl Session {
 
     /// EPSV (RFC 2428 §3), including `EPSV ALL`.
     pub(super) async fn epsv(&mut self, arg: EpsvArg) -> Flow {
-        let local_is_v4 = self.data_context.control_local.is_ipv4();
+        let local_is_v4 = self.local.is_ipv4();
         match arg {
             EpsvArg::All => {
                 self.epsv_all = true;
@@ -118,7 +118,7 @@ impl Session {
             }
             self.kept_passive = None;
         }
-        let ip = self.data_context.control_local.ip();
+        let ip = self.local.ip();
         match passive_listener(ip, self.context.passive_ports).await {
             Ok(listener) => {
                 let port = listener.local_addr().ok()?.port();

@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use ferry_proto::{Reply, Secret};
 
-use super::{Account, Flow, Login, Session};
+use super::{Account, Flow, Login, Profile, Session};
 use crate::config::UnknownHost;
 use crate::data::DataPlan;
-use crate::limits::{CountGuard, RateLimiter, Throttle};
+use crate::limits::{RateLimiter, Throttle};
 use crate::permissions::{AccessPolicy, Permission, PermissionSet};
 use crate::storage::{Storage, VirtualPath};
 use crate::users::AccountSpec;
@@ -67,12 +67,28 @@ impl Session {
             return Flow::Quit;
         }
         // An anonymous user's identity, kept (at most 64 characters) for the transfer log.
-        let identity: String = match anonymous {
-            true => password.expose().chars().take(64).collect(),
-            false => String::new(),
+        let identity: Box<str> = match anonymous {
+            true => password.expose().chars().take(64).collect::<String>().into(),
+            false => Box::default(),
         };
-        let spec = if anonymous {
+        if anonymous {
             tracing::debug!(identity = %escape(&identity), "anonymous identity");
+            // Another session of this host's anonymous user: its profile is this one's.
+            let shared = self.context.anonymous_profiles.find(self.host.vhost, &user);
+            if let Some(profile) = shared {
+                let (download, upload) = self.throttles(&profile.name, None, None);
+                let account = Account {
+                    profile,
+                    download,
+                    upload,
+                    identity,
+                    upload_session: crate::storage::uploads::anonymous_session(),
+                    _session_count: None,
+                };
+                return self.logged_in_as(account).await;
+            }
+        }
+        let spec = if anonymous {
             Some(self.anonymous_spec(&user))
         } else {
             self.authenticate(&user, password).await
@@ -108,11 +124,28 @@ impl Session {
                 return self.reply(530, "Cannot count your quota's usage.").await;
             }
         };
-        let mut account = self.account_for(spec, anonymous, storage, count);
-        account.quota = quota;
+        let (download, upload) = self.throttles(&spec.name, spec.download_rate, spec.upload_rate);
+        let profile = Arc::new(Profile {
+            name: spec.name,
+            anonymous,
+            policy: spec.policy,
+            storage,
+            require_tls: spec.require_tls,
+            quota,
+        });
         if anonymous {
-            account.identity = identity;
+            self.context
+                .anonymous_profiles
+                .keep(self.host.vhost, &profile);
         }
+        let account = Account {
+            profile,
+            download,
+            upload,
+            identity,
+            upload_session: crate::storage::uploads::anonymous_session(),
+            _session_count: count,
+        };
         self.logged_in_as(account).await
     }
 
@@ -207,35 +240,25 @@ impl Session {
             .flatten()
     }
 
-    fn account_for(
+    /// A session's (download, upload) throttles: the server's per-session rates, and the
+    /// account's own aggregate rates when it has them.
+    fn throttles(
         &self,
-        spec: AccountSpec,
-        anonymous: bool,
-        storage: Arc<dyn Storage>,
-        count: Option<CountGuard<String>>,
-    ) -> Account {
+        name: &str,
+        download_rate: Option<u64>,
+        upload_rate: Option<u64>,
+    ) -> (Throttle, Throttle) {
         let limits = &self.context.config.limits;
         let session_rate = |rate: u64| (rate > 0).then(|| Arc::new(RateLimiter::new(rate)));
-        let (user_download, user_upload) =
-            if spec.download_rate.is_some() || spec.upload_rate.is_some() {
-                self.context
-                    .user_rates(&spec.name, spec.download_rate, spec.upload_rate)
-            } else {
-                (None, None)
-            };
-        Account {
-            upload_owner: crate::storage::uploads::owner(&spec.name, anonymous),
-            name: spec.name,
-            anonymous,
-            policy: spec.policy,
-            storage,
-            download: Throttle::new([session_rate(limits.download_rate), user_download]),
-            upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
-            require_tls: spec.require_tls,
-            quota: None,
-            identity: String::new(),
-            _session_count: count,
-        }
+        let (user_download, user_upload) = if download_rate.is_some() || upload_rate.is_some() {
+            self.context.user_rates(name, download_rate, upload_rate)
+        } else {
+            (None, None)
+        };
+        (
+            Throttle::new([session_rate(limits.download_rate), user_download]),
+            Throttle::new([session_rate(limits.upload_rate), user_upload]),
+        )
     }
 
     /// A failed login: a growing pause, 530, and after too many failures the end of the session

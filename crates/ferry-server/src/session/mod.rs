@@ -50,25 +50,77 @@ const DEFAULT_DEFLATE_LEVEL: u8 = 6;
 /// Most commands queued while a transfer runs; more are refused.
 const MAX_QUEUED: usize = 32;
 
-/// Who is logged in, and what they may do.
+/// What every session of one account shares: who it is and what it may do. Anonymous sessions
+/// of one host share one (see [`AnonymousProfiles`]), made at the first of them.
 #[derive(Debug)]
-struct Account {
+struct Profile {
     name: String,
     anonymous: bool,
     policy: AccessPolicy,
     storage: Arc<dyn Storage>,
-    download: Throttle,
-    upload: Throttle,
     /// The account must use TLS for control and data connections.
     require_tls: bool,
     /// What the account uses of its quota, when it has one (shared with its other sessions).
     quota: Option<Arc<crate::quota::Usage>>,
+}
+
+/// Who is logged in in this session: the account's [`Profile`] (its fields read through this
+/// one), and what is the session's own.
+#[derive(Debug)]
+struct Account {
+    profile: Arc<Profile>,
+    download: Throttle,
+    upload: Throttle,
     /// An anonymous user's identity (the e-mail address given as password), for xferlog.
-    identity: String,
-    /// Whose an upload's private file is (see `storage::uploads::owner`).
-    upload_owner: String,
+    identity: Box<str>,
+    /// An anonymous session's number for its private upload names (see `upload_owner`).
+    upload_session: u64,
     /// Counts this session against the account's session limit while logged in.
     _session_count: Option<CountGuard<String>>,
+}
+
+impl Account {
+    /// Whose an upload's private file is: the user's, or this anonymous session's.
+    fn upload_owner(&self) -> String {
+        let anonymous = self.anonymous.then_some(self.upload_session);
+        crate::storage::uploads::owner(&self.name, anonymous)
+    }
+}
+
+impl std::ops::Deref for Account {
+    type Target = Profile;
+
+    fn deref(&self) -> &Profile {
+        &self.profile
+    }
+}
+
+/// The anonymous accounts' profiles in use, by host and user name: an anonymous login finds
+/// its host's profile here and shares it, rather than opening the root and building the
+/// policy again. Held weakly: a profile lives while a session uses it, as before.
+#[derive(Debug, Default)]
+pub struct AnonymousProfiles {
+    /// (virtual host, lower-case user name, profile); at most a few per host (the anonymous
+    /// names are a fixed list).
+    profiles: std::sync::Mutex<Vec<(Option<u16>, String, std::sync::Weak<Profile>)>>,
+}
+
+impl AnonymousProfiles {
+    fn find(&self, vhost: Option<u16>, user: &str) -> Option<Arc<Profile>> {
+        let profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        profiles
+            .iter()
+            .find(|(host, name, _)| *host == vhost && name.eq_ignore_ascii_case(user))
+            .and_then(|(_, _, profile)| profile.upgrade())
+    }
+
+    fn keep(&self, vhost: Option<u16>, profile: &Arc<Profile>) {
+        let mut profiles = self.profiles.lock().unwrap_or_else(|p| p.into_inner());
+        profiles.retain(|(host, name, kept)| {
+            kept.strong_count() > 0 && !(*host == vhost && *name == profile.name)
+        });
+        profiles.push((vhost, profile.name.clone(), Arc::downgrade(profile)));
+    }
 }
 
 #[derive(Debug)]
@@ -172,7 +224,8 @@ pub struct Session {
     /// FTPS state, when the server has a certificate.
     tls: Option<security::SessionTls>,
     peer: SocketAddr,
-    data_context: DataContext,
+    /// The control connection's local address (see [`DataContext::control_local`]).
+    local: SocketAddr,
     login: Login,
     cwd: VirtualPath,
     transfer_type: TransferType,
@@ -231,13 +284,6 @@ impl Session {
         let peer = canonical(peer);
         let local = canonical(stream.local_addr()?);
         // TCP_NODELAY and SO_OOBINLINE come from the listener (`lifecycle::control_options`).
-        let data_context = DataContext {
-            control_local: local,
-            peer_ip: peer.ip(),
-            active_source: context.config.data.active_source,
-            connect_timeout: context.config.data_connect_timeout(),
-            stall_timeout: context.config.stall_timeout(),
-        };
         let login_deadline = tokio::time::Instant::now() + context.config.login_timeout();
         let id = context.events.next_session();
         let deflate_level = DEFAULT_DEFLATE_LEVEL.min(context.config.data.mode_z_max_level as u8);
@@ -255,7 +301,7 @@ impl Session {
             tls,
             context,
             peer,
-            data_context,
+            local,
             login: Login::Anonymous,
             cwd: VirtualPath::root(),
             transfer_type: TransferType::Ascii,
@@ -283,6 +329,18 @@ impl Session {
         })
     }
 
+    /// What a data connection needs to know about the session (made when needed: every idle
+    /// session holding it would cost 88 bytes each).
+    fn data_context(&self) -> DataContext {
+        DataContext {
+            control_local: self.local,
+            peer_ip: self.peer.ip(),
+            active_source: self.context.config.data.active_source,
+            connect_timeout: self.context.config.data_connect_timeout(),
+            stall_timeout: self.context.config.stall_timeout(),
+        }
+    }
+
     /// Runs the session to its end: greeting, commands, and the closing of the connection.
     ///
     /// Not an `async fn run(mut self)`: that future would hold the session twice (the argument,
@@ -308,7 +366,8 @@ impl Session {
             self.serve().await;
         }
         if let Some(running) = self.transfer.take() {
-            running.abort(self.data_context.stall_timeout).await;
+            // Boxed: the session's future would otherwise keep room for it all its life.
+            Box::pin(running.abort(self.context.config.stall_timeout())).await;
         }
         self.control.close().await;
         self.context.events.emit(events::Event::Disconnected {

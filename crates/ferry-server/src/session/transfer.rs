@@ -512,7 +512,7 @@ impl Session {
             // The data connection's PROXY header is read on the transfer's task, by data::open.
             return Ok(plan);
         }
-        let Some(socket) = data::accept_now(listener, &self.data_context) else {
+        let Some(socket) = data::accept_now(listener, &self.data_context()) else {
             return Ok(plan);
         };
         let started = Instant::now();
@@ -636,7 +636,7 @@ impl Session {
                 _private: None,
             });
         }
-        let target = uploads::private_name(&path, &account.upload_owner);
+        let target = uploads::private_name(&path, &account.upload_owner());
         // One upload at a time per private file (two sessions of one user, same name).
         let storage = Arc::as_ptr(&account.storage) as *const () as usize;
         let key = format!("{storage:x}:{target}");
@@ -896,7 +896,7 @@ impl Session {
         F: FnOnce(MaybeTls, data::DataContext, Arc<Progress>) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<u64, TransferError>> + Send,
     {
-        let context = self.data_context;
+        let context = self.data_context();
         let tls = self.data_tls(facts.direction == Direction::Upload);
         let task_progress = Arc::clone(&progress);
         let proxy = self.context.proxy.clone();
@@ -966,7 +966,7 @@ impl Session {
                 peer: self.peer,
                 user: self.user_name(),
                 anonymous: account.is_some_and(|a| a.anonymous),
-                identity: account.map_or("", |a| a.identity.as_str()),
+                identity: account.map_or("", |a| &*a.identity),
                 verb: facts.verb,
                 path: &facts.path,
                 direction: facts.direction,
@@ -1061,7 +1061,7 @@ impl Session {
                 verb: running.facts.verb,
                 code: 426,
             });
-            running.abort(self.data_context.stall_timeout).await;
+            running.abort(self.context.config.stall_timeout()).await;
         }
         self.data_plan = None;
         if self

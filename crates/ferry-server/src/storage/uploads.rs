@@ -39,16 +39,22 @@ pub fn is_private(path: &VirtualPath) -> bool {
     path.parts().any(is_private_name)
 }
 
-/// The owner part of private names: a named user's, the same in every session (the name
-/// hashed, so that any name makes a valid file name), or a fresh one for each anonymous
-/// session.
-pub fn owner(user: &str, anonymous: bool) -> String {
+/// A number of its own for an anonymous session, which [`owner`] makes its private names' owner
+/// part from.
+pub fn anonymous_session() -> u64 {
     static SESSIONS: AtomicU64 = AtomicU64::new(0);
+    SESSIONS.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The owner part of private names: a named user's, the same in every session (the name
+/// hashed, so that any name makes a valid file name), or, for the anonymous session numbered
+/// `anonymous` by [`anonymous_session`], one of its own.
+pub fn owner(user: &str, anonymous: Option<u64>) -> String {
     static PROCESS: OnceLock<u64> = OnceLock::new();
-    if !anonymous {
+    let Some(session) = anonymous else {
         return format!("u{:016x}", fnv1a(user.as_bytes()));
-    }
-    // The process's part is made once (its id and start time): every anonymous login then
+    };
+    // The process's part is made once (its id and start time): every anonymous session then
     // costs a counter increment, not a clock read and a system call.
     let process = *PROCESS.get_or_init(|| {
         let nanos = SystemTime::now()
@@ -56,7 +62,6 @@ pub fn owner(user: &str, anonymous: bool) -> String {
             .map_or(0, |d| d.as_nanos());
         fnv1a(format!("{}:{nanos}", std::process::id()).as_bytes())
     });
-    let session = SESSIONS.fetch_add(1, Ordering::Relaxed);
     let mut seed = [0u8; 16];
     seed[..8].copy_from_slice(&process.to_le_bytes());
     seed[8..].copy_from_slice(&session.to_le_bytes());
@@ -127,9 +132,14 @@ mod tests {
     #[test]
     fn private_names() {
         let path = VirtualPath::root().join("/in/report.pdf");
-        let owner = owner("alice", false);
-        assert_eq!(owner, super::owner("alice", false), "a user's is stable");
-        assert_ne!(super::owner("ftp", true), super::owner("ftp", true));
+        let owner = owner("alice", None);
+        assert_eq!(owner, super::owner("alice", None), "a user's is stable");
+        let session = super::anonymous_session();
+        assert_eq!(super::owner("ftp", Some(session)), super::owner("ftp", Some(session)));
+        assert_ne!(
+            super::owner("ftp", Some(super::anonymous_session())),
+            super::owner("ftp", Some(super::anonymous_session()))
+        );
         let private = private_name(&path, &owner);
         assert_eq!(private.parent().as_str(), "/in");
         assert!(is_private_name(private.file_name()) && is_private(&private));
