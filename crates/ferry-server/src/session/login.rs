@@ -68,7 +68,12 @@ impl Session {
         }
         // An anonymous user's identity, kept (at most 64 characters) for the transfer log.
         let identity: Box<str> = match anonymous {
-            true => password.expose().chars().take(64).collect::<String>().into(),
+            true => password
+                .expose()
+                .chars()
+                .take(64)
+                .collect::<String>()
+                .into(),
             false => Box::default(),
         };
         if anonymous {
@@ -85,9 +90,23 @@ impl Session {
                     upload_session: crate::storage::uploads::anonymous_session(),
                     _session_count: None,
                 };
-                return self.logged_in_as(account).await;
+                let welcome = self.logged_in_as(account);
+                return self.send(welcome).await;
             }
         }
+        // Boxed: the full login's state is large, and most anonymous logins do not need it.
+        Box::pin(self.log_in(user, anonymous, identity, password)).await
+    }
+
+    /// A login that makes the account's profile: checks the password (or builds the anonymous
+    /// user's rights), opens the root, counts the quota.
+    async fn log_in(
+        &mut self,
+        user: String,
+        anonymous: bool,
+        identity: Box<str>,
+        password: Secret,
+    ) -> Flow {
         let spec = if anonymous {
             Some(self.anonymous_spec(&user))
         } else {
@@ -146,7 +165,8 @@ impl Session {
             upload_session: crate::storage::uploads::anonymous_session(),
             _session_count: count,
         };
-        self.logged_in_as(account).await
+        let welcome = self.logged_in_as(account);
+        self.send(welcome).await
     }
 
     /// What anonymous users may do: read everything (or write, if configured), and upload new
@@ -295,7 +315,9 @@ impl Session {
         Flow::Continue
     }
 
-    async fn logged_in_as(&mut self, account: Account) -> Flow {
+    /// The session is logged in as `account`: told as an event, and the 230 to send.
+    /// Not async: a login's future holds only the reply's sending.
+    fn logged_in_as(&mut self, account: Account) -> Reply {
         let last_line = if account.anonymous {
             "Anonymous user logged in.".to_string()
         } else {
@@ -314,7 +336,7 @@ impl Session {
         self.login = Login::LoggedIn(Box::new(account));
         self.cwd = VirtualPath::root();
         let welcome = format!("Welcome to {}", self.server_name());
-        self.send(Reply::multi(230, vec![welcome, last_line])).await
+        Reply::multi(230, vec![welcome, last_line])
     }
 
     /// ACCT (RFC 959 §4.1.1): no account is ever needed.

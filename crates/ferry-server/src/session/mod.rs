@@ -356,9 +356,14 @@ impl Session {
             session: self.id,
             peer: self.peer,
         });
-        // Boxed, like a command: the handshake's state is not kept for the session's life.
-        // Implicit FTPS greets after the handshake, as the host the client named (SNI).
-        let greeted = Box::pin(self.start_implicit_tls()).await && {
+        // Boxed, like a command: the handshake's state is not kept for the session's life (and
+        // only made for implicit FTPS). It greets after the handshake, as the host the client
+        // named (SNI).
+        let implicit = self
+            .tls
+            .as_ref()
+            .is_some_and(security::SessionTls::implicit);
+        let greeted = (!implicit || Box::pin(self.start_implicit_tls()).await) && {
             let greeting = Reply::new(220, self.greeting());
             self.control.send(&greeting).await.is_ok()
         };
@@ -610,6 +615,11 @@ impl Session {
         self.dispatch(command).await
     }
 
+    /// Runs one command by its handler.
+    ///
+    /// Handlers whose state is large are boxed here, so that this future (and the command's,
+    /// boxed by the loop) stays under the allocator's fast size (about 1 KiB): a login's or a
+    /// small transfer's commands then allocate from its thread cache and copy little.
     async fn dispatch(&mut self, command: Command) -> Flow {
         use Command as C;
         match command {
@@ -618,8 +628,8 @@ impl Session {
             C::Acct(_) => self.acct().await,
             C::Rein => self.rein().await,
             C::Quit => self.quit().await,
-            C::Cwd(path) => self.cwd(&path).await,
-            C::Cdup => self.cwd("..").await,
+            C::Cwd(path) => Box::pin(self.cwd(&path)).await,
+            C::Cdup => Box::pin(self.cwd("..")).await,
             C::Pwd => self.pwd().await,
             C::Port(addr) => self.port(addr, "PORT").await,
             C::Eprt(addr) => self.port(addr, "EPRT").await,
@@ -628,42 +638,42 @@ impl Session {
             C::Type(kind) => self.set_type(kind).await,
             C::Stru(code) => self.stru(code).await,
             C::Mode(code) => self.mode(code).await,
-            C::Retr(path) => self.retr(&path).await,
-            C::Stor(path) => self.stor(&path, transfer::Upload::Store).await,
-            C::Appe(path) => self.stor(&path, transfer::Upload::Append).await,
-            C::Stou => self.stou().await,
+            C::Retr(path) => Box::pin(self.retr(&path)).await,
+            C::Stor(path) => Box::pin(self.stor(&path, transfer::Upload::Store)).await,
+            C::Appe(path) => Box::pin(self.stor(&path, transfer::Upload::Append)).await,
+            C::Stou => Box::pin(self.stou()).await,
             C::Allo => self.reply(202, "ALLO command ignored.").await,
             C::Rest(offset) => self.rest(offset).await,
             C::Abor => self.reply(225, "No transfer to abort.").await,
-            C::Rnfr(path) => self.rnfr(&path).await,
-            C::Rnto(path) => self.rnto(&path).await,
+            C::Rnfr(path) => Box::pin(self.rnfr(&path)).await,
+            C::Rnto(path) => Box::pin(self.rnto(&path)).await,
             C::Dele(path) => self.dele(&path).await,
             C::Rmd(path) => self.rmd(&path).await,
             C::Mkd(path) => self.mkd(&path).await,
-            C::List(arg) => self.list(arg.as_deref(), listing::Format::Long).await,
-            C::Nlst(arg) => self.list(arg.as_deref(), listing::Format::Names).await,
-            C::Mlsd(arg) => self.list(arg.as_deref(), listing::Format::Facts).await,
-            C::Mlst(arg) => self.mlst(arg.as_deref()).await,
+            C::List(arg) => Box::pin(self.list(arg.as_deref(), listing::Format::Long)).await,
+            C::Nlst(arg) => Box::pin(self.list(arg.as_deref(), listing::Format::Names)).await,
+            C::Mlsd(arg) => Box::pin(self.list(arg.as_deref(), listing::Format::Facts)).await,
+            C::Mlst(arg) => Box::pin(self.mlst(arg.as_deref())).await,
             C::Size(path) => self.size(&path).await,
-            C::Mdtm(path) => self.mdtm(&path).await,
-            C::Site(arg) => self.site(&arg).await,
+            C::Mdtm(path) => Box::pin(self.mdtm(&path)).await,
+            C::Site(arg) => Box::pin(self.site(&arg)).await,
             C::Syst => self.reply(215, "UNIX Type: L8").await,
-            C::Stat(arg) => self.stat(arg.as_deref()).await,
+            C::Stat(arg) => Box::pin(self.stat(arg.as_deref())).await,
             C::Help(arg) => self.help(arg.as_deref()).await,
             C::Noop => self.reply(200, "NOOP ok.").await,
-            C::Feat => self.feat().await,
-            C::Opts(name, value) => self.opts(&name, value.as_deref()).await,
-            C::Auth(mechanism) => self.auth(&mechanism).await,
+            C::Feat => Box::pin(self.feat()).await,
+            C::Opts(name, value) => Box::pin(self.opts(&name, value.as_deref())).await,
+            C::Auth(mechanism) => Box::pin(self.auth(&mechanism)).await,
             C::Pbsz(size) => self.pbsz(size).await,
             C::Prot(level) => self.prot(level).await,
-            C::Ccc => self.ccc().await,
-            C::Hash(path) => self.hash(&path).await,
+            C::Ccc => Box::pin(self.ccc()).await,
+            C::Hash(path) => Box::pin(self.hash(&path)).await,
             C::Checksum {
                 algorithm,
                 path,
                 start,
                 end,
-            } => self.legacy_checksum(algorithm, &path, start, end).await,
+            } => Box::pin(self.legacy_checksum(algorithm, &path, start, end)).await,
             C::Rang(start, end) => self.rang(start, end).await,
             C::Mfmt(secs, path) => self.mfmt(secs, &path).await,
             C::Host(name) => self.host(&name).await,

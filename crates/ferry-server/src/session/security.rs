@@ -20,6 +20,11 @@ pub(super) struct SessionTls {
 }
 
 impl SessionTls {
+    /// The session came in on the implicit FTPS port.
+    pub(super) fn implicit(&self) -> bool {
+        self.implicit
+    }
+
     pub(super) fn new(settings: &TlsSettings, implicit: bool) -> Self {
         SessionTls {
             acceptors: settings.session_acceptors(),

@@ -135,7 +135,10 @@ mod tests {
         let owner = owner("alice", None);
         assert_eq!(owner, super::owner("alice", None), "a user's is stable");
         let session = super::anonymous_session();
-        assert_eq!(super::owner("ftp", Some(session)), super::owner("ftp", Some(session)));
+        assert_eq!(
+            super::owner("ftp", Some(session)),
+            super::owner("ftp", Some(session))
+        );
         assert_ne!(
             super::owner("ftp", Some(super::anonymous_session())),
             super::owner("ftp", Some(super::anonymous_session()))
