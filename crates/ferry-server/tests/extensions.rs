@@ -587,6 +587,50 @@ fn host_chooses_the_virtual_host_before_login() {
     control.expect_text("HOST nowhere.test", 220, "ANY-DOMAIN.COM FTP Service");
 }
 
+/// Anonymous sessions of one host share one account profile (root, rights) while any of them is
+/// open: each host's must still be its own, whichever host's sessions are open beside it.
+#[test]
+fn open_anonymous_sessions_of_other_hosts_never_lend_their_root() {
+    let vhosts = Vhosts::new();
+    let server = TestServer::start_with(|c| vhosts.configure(c));
+    let login = |host: Option<&str>, user: &str| {
+        let mut control = server.connect();
+        if let Some(host) = host {
+            control.expect(&format!("HOST {host}"), 220);
+        }
+        control.expect(&format!("USER {user}"), 331);
+        control.expect("PASS x@y", 230);
+        control
+    };
+    let names = |control: &mut support::Control| -> String {
+        let mut data = control.epsv();
+        control.expect("NLST", 150);
+        let mut names = String::new();
+        data.read_to_string(&mut names).unwrap();
+        assert_eq!(control.reply().code, 226);
+        names
+    };
+    let mut first_a = login(Some("site-a.test"), "ftp");
+    assert_eq!(names(&mut first_a), "a.txt\r\n");
+    // While site-a's anonymous session is open: localhost's and the default host's see theirs.
+    let mut local = login(Some("localhost"), "ftp");
+    assert_eq!(names(&mut local), "l.txt\r\n");
+    let mut default = login(None, "ftp");
+    let default_names = names(&mut default);
+    assert!(
+        !default_names.contains("a.txt") && !default_names.contains("l.txt"),
+        "{default_names}"
+    );
+    // And a second site-a session, whatever case its user name is in, sees site-a's.
+    let mut second_a = login(Some("site-a.test"), "FTP");
+    assert_eq!(names(&mut second_a), "a.txt\r\n");
+    let mut third_a = login(Some("www.site-a.test"), "anonymous");
+    assert_eq!(names(&mut third_a), "a.txt\r\n");
+    for mut control in [first_a, local, default, second_a, third_a] {
+        control.expect("QUIT", 221);
+    }
+}
+
 const HOST_SCRIPT: &str = r#"
 import ftplib, ssl, sys
 PORT = int(sys.argv[1])

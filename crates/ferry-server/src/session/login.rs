@@ -7,7 +7,7 @@ use ferry_proto::{Reply, Secret};
 use super::{Account, Flow, Login, Profile, Session};
 use crate::config::UnknownHost;
 use crate::data::DataPlan;
-use crate::limits::{RateLimiter, Throttle};
+use crate::limits::{CountGuard, RateLimiter, Throttle};
 use crate::permissions::{AccessPolicy, Permission, PermissionSet};
 use crate::storage::{Storage, VirtualPath};
 use crate::users::AccountSpec;
@@ -81,15 +81,7 @@ impl Session {
             // Another session of this host's anonymous user: its profile is this one's.
             let shared = self.context.anonymous_profiles.find(self.host.vhost, &user);
             if let Some(profile) = shared {
-                let (download, upload) = self.throttles(&profile.name, None, None);
-                let account = Account {
-                    profile,
-                    download,
-                    upload,
-                    identity,
-                    upload_session: crate::storage::uploads::anonymous_session(),
-                    _session_count: None,
-                };
+                let account = self.new_account(profile, (None, None), identity, None);
                 let welcome = self.logged_in_as(account);
                 return self.send(welcome).await;
             }
@@ -143,7 +135,7 @@ impl Session {
                 return self.reply(530, "Cannot count your quota's usage.").await;
             }
         };
-        let (download, upload) = self.throttles(&spec.name, spec.download_rate, spec.upload_rate);
+        let rates = (spec.download_rate, spec.upload_rate);
         let profile = Arc::new(Profile {
             name: spec.name,
             anonymous,
@@ -157,14 +149,7 @@ impl Session {
                 .anonymous_profiles
                 .keep(self.host.vhost, &profile);
         }
-        let account = Account {
-            profile,
-            download,
-            upload,
-            identity,
-            upload_session: crate::storage::uploads::anonymous_session(),
-            _session_count: count,
-        };
+        let account = self.new_account(profile, rates, identity, count);
         let welcome = self.logged_in_as(account);
         self.send(welcome).await
     }
@@ -260,25 +245,30 @@ impl Session {
             .flatten()
     }
 
-    /// A session's (download, upload) throttles: the server's per-session rates, and the
-    /// account's own aggregate rates when it has them.
-    fn throttles(
+    /// This session's account: `profile`, and the session's own throttles (the server's
+    /// per-session rates, and the account's aggregate (download, upload) `rates` when it has
+    /// them), identity and session count.
+    fn new_account(
         &self,
-        name: &str,
-        download_rate: Option<u64>,
-        upload_rate: Option<u64>,
-    ) -> (Throttle, Throttle) {
+        profile: Arc<Profile>,
+        rates: (Option<u64>, Option<u64>),
+        identity: Box<str>,
+        count: Option<CountGuard<String>>,
+    ) -> Account {
         let limits = &self.context.config.limits;
         let session_rate = |rate: u64| (rate > 0).then(|| Arc::new(RateLimiter::new(rate)));
-        let (user_download, user_upload) = if download_rate.is_some() || upload_rate.is_some() {
-            self.context.user_rates(name, download_rate, upload_rate)
-        } else {
-            (None, None)
+        let (user_download, user_upload) = match rates {
+            (None, None) => (None, None),
+            (download, upload) => self.context.user_rates(&profile.name, download, upload),
         };
-        (
-            Throttle::new([session_rate(limits.download_rate), user_download]),
-            Throttle::new([session_rate(limits.upload_rate), user_upload]),
-        )
+        Account {
+            download: Throttle::new([session_rate(limits.download_rate), user_download]),
+            upload: Throttle::new([session_rate(limits.upload_rate), user_upload]),
+            profile,
+            identity,
+            upload_session: crate::storage::uploads::anonymous_session(),
+            _session_count: count,
+        }
     }
 
     /// A failed login: a growing pause, 530, and after too many failures the end of the session
