@@ -100,10 +100,12 @@ impl std::ops::Deref for Account {
 /// policy again. Held weakly: a profile lives while a session uses it, as before.
 #[derive(Debug, Default)]
 pub struct AnonymousProfiles {
-    /// (virtual host, lower-case user name, profile); at most a few per host (the anonymous
-    /// names are a fixed list).
-    profiles: std::sync::Mutex<Vec<(Option<u16>, String, std::sync::Weak<Profile>)>>,
+    /// At most a few per host (the anonymous names are a fixed list).
+    profiles: std::sync::Mutex<Vec<KeptProfile>>,
 }
+
+/// A profile in use: (virtual host, lower-case user name, the profile).
+type KeptProfile = (Option<u16>, String, std::sync::Weak<Profile>);
 
 impl AnonymousProfiles {
     fn find(&self, vhost: Option<u16>, user: &str) -> Option<Arc<Profile>> {
