@@ -70,13 +70,38 @@ impl Printer {
 
     /// Shows a reply, the way it arrived (RFC 959 multi-line form), line by line.
     pub fn show_reply(&self, reply: &Reply) {
-        let wire = reply.to_wire();
         let mut stdout = std::io::stdout().lock();
-        for line in String::from_utf8_lossy(&wire).lines() {
-            let _ = writeln!(stdout, "{}", printable(line));
+        for line in reply_lines(reply) {
+            let _ = writeln!(stdout, "{}", printable(&line));
         }
         let _ = stdout.flush();
     }
+}
+
+/// The lines a reply is shown as: its RFC 959 wire form ([`Reply::to_wire`]), except for a
+/// middle line that starts with the reply's own code and a hyphen (`220-You are user number 1
+/// of 50 allowed.`, as Pure-FTPd sends every line of a multi-line reply; RFC 959 §4.2 allows
+/// it): the wire form indents such a line by a space, as a server must before a line starting
+/// with a digit, but it arrived unindented and is shown so.
+fn reply_lines(reply: &Reply) -> Vec<String> {
+    let wire = reply.to_wire();
+    let prefix = format!("{:03}-", reply.code % 1000);
+    let last = reply.lines.len().saturating_sub(1);
+    String::from_utf8_lossy(&wire)
+        .lines()
+        .enumerate()
+        .map(|(index, line)| {
+            let middle = index > 0 && index < last;
+            let coded = reply
+                .lines
+                .get(index)
+                .is_some_and(|l| l.starts_with(&prefix));
+            match line.strip_prefix(' ') {
+                Some(unindented) if middle && coded => unindented.to_string(),
+                _ => line.to_string(),
+            }
+        })
+        .collect()
 }
 
 impl Transcript for Printer {
@@ -229,6 +254,36 @@ mod tests {
         }
         assert!(!has_control("ü€"));
         assert!(has_control("\u{85}"));
+    }
+
+    #[test]
+    fn middle_lines_with_the_replys_code_are_shown_as_they_came() {
+        let reply = Reply::multi(
+            220,
+            vec![
+                "--------- Welcome to Pure-FTPd [privsep] [TLS] ----------".into(),
+                "220-You are user number 1 of 50 allowed.".into(),
+                "221-another code keeps its indent".into(),
+                "2 digits first, indented".into(),
+                "plain text".into(),
+                "You will be disconnected after 2 minutes of inactivity.".into(),
+            ],
+        );
+        assert_eq!(
+            reply_lines(&reply),
+            [
+                "220---------- Welcome to Pure-FTPd [privsep] [TLS] ----------",
+                "220-You are user number 1 of 50 allowed.",
+                " 221-another code keeps its indent",
+                " 2 digits first, indented",
+                "plain text",
+                "220 You will be disconnected after 2 minutes of inactivity.",
+            ]
+        );
+        // The first and last lines are never changed, whatever they hold.
+        let reply = Reply::multi(226, vec!["226-x".into(), "226-y".into()]);
+        assert_eq!(reply_lines(&reply), ["226-226-x", "226 226-y"]);
+        assert_eq!(reply_lines(&Reply::new(200, "220-ok")), ["200 220-ok"]);
     }
 
     #[test]
