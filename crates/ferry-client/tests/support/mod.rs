@@ -1,5 +1,5 @@
 //! Test support: run the `ferry` binary with piped stdin and a deadline, and start real FTP
-//! servers (pyftpdlib, vsftpd) and scripted fake servers on loopback ports.
+//! servers (pyftpdlib, vsftpd, Pure-FTPd) and scripted fake servers on loopback ports.
 
 #![allow(dead_code)]
 

@@ -1,5 +1,6 @@
 //! Real FTP servers for tests: pyftpdlib (user `tester`/`secret` with full rights, and
-//! anonymous) and vsftpd (anonymous, read-only), each on a loopback port in a temp dir.
+//! anonymous), vsftpd (anonymous, read-only) and Pure-FTPd (virtual users `ftp` and `tester`
+//! in a PureDB file, read-write), each on a loopback port in a temp dir.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpStream;
@@ -280,6 +281,114 @@ fn vsftpd_config(root: &Path, empty: &Path, scratch: &Path, port: u16) -> String
         empty.display(),
         scratch.join("vsftpd.log").display()
     )
+}
+
+/// Where `.ci/run` puts Pure-FTPd: the root of `dpkg -x pure-ftpd_*.deb` (the Debian package is
+/// not installed, as it conflicts with vsftpd's).
+pub const PURE_FTPD_ROOT: &str = "/opt/pure-ftpd";
+
+/// Pure-FTPd's passive ports (`-p`): below Linux's ephemeral range, so no client socket holds
+/// one; servers started at once share it, as Pure-FTPd tries the next port when one is taken.
+pub const PURE_FTPD_PASSIVE: (u16, u16) = (24000, 24999);
+
+/// Pure-FTPd's virtual users, each with its password: `ftp` takes the seed's e-mail address
+/// as its password, `tester` is the account pyftpdlib's tests use.
+pub const PURE_FTPD_USERS: [(&str, &str); 2] =
+    [("ftp", "abc@any-domain.com"), ("tester", "secret")];
+
+/// The users' password hashes, SHA-512 crypt (`openssl passwd -6 -salt ferrytest PASSWORD`),
+/// which Pure-FTPd checks with crypt(3). `pure-pw useradd` would make argon2id hashes tuned to
+/// take a second or more each to make and to check: seconds per test on a loaded machine.
+const PURE_FTPD_HASHES: [&str; 2] = [
+    "$6$ferrytest$piiTY8Wi0Rfdj5.uPapbm5U7k5Cj/sGDv2Or0STKaeml7kzwbkS7oPx4bTeGaJQaOGEte2/i36dBIo3akgCdt/",
+    "$6$ferrytest$cF6wORyQRK44IaRx2VnTBXllw4M3GAr90ZuFxe/ai.ItwJDUGMBHcI1hnKlYnkgSL615PqG8v3QrARAcfenUw/",
+];
+
+/// The uid and gid the virtual users run as (`nobody`, `nogroup`); `root` is given to them.
+const PURE_FTPD_OWNER: u32 = 65534;
+
+/// Starts Pure-FTPd (from [`PURE_FTPD_ROOT`]) on 127.0.0.1 serving `root`, which it makes the
+/// chroot of the virtual users [`PURE_FTPD_USERS`]: they live in a PureDB file made by
+/// `pure-pw mkdb` in `scratch` (`-l puredb:`), so no system account is touched. Anonymous login is
+/// off (`-E`: Pure-FTPd's anonymous root is the system user `ftp`'s home), which makes `USER
+/// ftp` an ordinary login of the virtual user `ftp`. `root` and everything in it is given to
+/// uid/gid 65534, the users' identity, so they can write. `scratch` also holds the pid file
+/// and the server's stderr (`pure-ftpd.log`). Pure-FTPd must run as root.
+pub fn pure_ftpd(root: &Path, scratch: &Path) -> Option<Server> {
+    let binary = Path::new(PURE_FTPD_ROOT).join("usr/sbin/pure-ftpd");
+    let pure_pw = Path::new(PURE_FTPD_ROOT).join("usr/bin/pure-pw");
+    if !binary.exists() || !pure_pw.exists() {
+        skip(&format!(
+            "{} is not there (apt-get download pure-ftpd; dpkg -x pure-ftpd_*.deb {PURE_FTPD_ROOT})",
+            binary.display()
+        ));
+        return None;
+    }
+    give_to(root, PURE_FTPD_OWNER);
+    let passwd = scratch.join("pureftpd.passwd");
+    let database = scratch.join("pureftpd.pdb");
+    // pure-pw's text format: login:hash:uid:gid:gecos:home, where "/./" ends a chroot, then
+    // twelve limits (bandwidth, ratios, sessions, quotas, addresses, hours), all unset.
+    let lines: String = PURE_FTPD_USERS
+        .iter()
+        .zip(PURE_FTPD_HASHES)
+        .map(|((user, _), hash)| {
+            let id = PURE_FTPD_OWNER;
+            format!(
+                "{user}:{hash}:{id}:{id}::{}/./{}\n",
+                root.display(),
+                ":".repeat(12)
+            )
+        })
+        .collect();
+    std::fs::write(&passwd, lines).expect("pureftpd.passwd");
+    let made = Command::new(&pure_pw)
+        .arg("mkdb")
+        .arg(&database)
+        .arg("-f")
+        .arg(&passwd)
+        .status()
+        .expect("pure-pw mkdb");
+    assert!(made.success(), "pure-pw mkdb");
+    let log = scratch.join("pure-ftpd.log");
+    let (first, last) = PURE_FTPD_PASSIVE;
+    for _attempt in 0..5 {
+        let port = super::dead_port();
+        let child = Command::new(&binary)
+            // No syslog; bind, passive ports, PureDB users only, chroot, numeric hosts, 2 min idle.
+            .args(["-f", "none", "-S", &format!("127.0.0.1,{port}")])
+            .args(["-p", &format!("{first}:{last}"), "-c", "50", "-C", "50"])
+            .arg("-l")
+            .arg(format!("puredb:{}", database.display()))
+            .args(["-E", "-A", "-H", "-I", "2", "-g"])
+            .arg(scratch.join("pure-ftpd.pid"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start pure-ftpd");
+        let mut server = Server {
+            child,
+            port,
+            root: root.to_path_buf(),
+        };
+        if wait_listening("127.0.0.1", port) {
+            return Some(server);
+        }
+        let _ = server.child.kill();
+        let _ = server.child.wait();
+    }
+    panic!("pure-ftpd did not start; see {}", log.display());
+}
+
+/// Gives `path` and everything under it to `uid` (with the same gid).
+fn give_to(path: &Path, uid: u32) {
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
+    if path.is_dir() && !path.is_symlink() {
+        for entry in std::fs::read_dir(path).expect("read_dir") {
+            give_to(&entry.expect("entry").path(), uid);
+        }
+    }
 }
 
 /// Waits (at most 5 s) until something accepts connections on the port.
