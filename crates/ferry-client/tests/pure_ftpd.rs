@@ -166,30 +166,38 @@ fn seed_session_active_like_the_seed() {
     assert!(!outcome.stdout.contains("EPSV") && !outcome.stdout.contains("PASV"));
 }
 
-#[test]
-fn seed_session_passive() {
-    let Some(outcome) = seed_session("-p") else {
+/// The seed session in passive mode (`flag`): `sent` opens each data connection, its reply
+/// (`reply` then the port) names a port of Pure-FTPd's passive range, and `never` is not sent.
+fn passive_seed_session(flag: &str, sent: &str, reply: &str, never: &str) {
+    let Some(outcome) = seed_session(flag) else {
         return;
     };
     outcome
-        .expect_stdout("---> EPSV")
+        .expect_stdout(sent)
         .expect_stdout("150 Accepted data connection");
-    let ports = ports_after(&outcome.stdout, "229 Extended Passive mode OK (|||");
+    let ports = ports_after(&outcome.stdout, reply);
     in_passive_range(&ports, &outcome);
-    assert!(!outcome.stdout.contains("---> PORT"), "{outcome}");
+    assert!(!outcome.stdout.contains(never), "{outcome}");
+}
+
+#[test]
+fn seed_session_passive() {
+    passive_seed_session(
+        "-p",
+        "---> EPSV",
+        "229 Extended Passive mode OK (|||",
+        "---> PORT",
+    );
 }
 
 #[test]
 fn pasv_without_epsv() {
-    let Some(outcome) = seed_session("--no-epsv") else {
-        return;
-    };
-    outcome
-        .expect_stdout("---> PASV")
-        .expect_stdout("150 Accepted data connection");
-    let ports = ports_after(&outcome.stdout, "227 Entering Passive Mode (127,0,0,1,");
-    in_passive_range(&ports, &outcome);
-    assert!(!outcome.stdout.contains("EPSV"), "{outcome}");
+    passive_seed_session(
+        "--no-epsv",
+        "---> PASV",
+        "227 Entering Passive Mode (127,0,0,1,",
+        "EPSV",
+    );
 }
 
 #[test]
@@ -309,18 +317,24 @@ fn shell_listings_dir_mlsd_and_nlist() {
         .expect_stdout("\npub/readme.txt\n");
 }
 
-#[tokio::test]
-async fn library_lists_with_mlsd_and_agrees_with_list() {
-    let Some(setup) = setup() else { return };
+/// A library client logged in to the test's Pure-FTPd as `user`, in TYPE I.
+async fn logged_in(setup: &Setup, user: &str, password: &str) -> Client {
     let config = ClientConfig::default().with_timeouts(Duration::from_secs(20));
     let mut client = Client::connect("127.0.0.1", setup.server.port, config)
         .await
         .unwrap();
     client
-        .login("ftp", &Secret::new("abc@any-domain.com"), None)
+        .login(user, &Secret::new(password), None)
         .await
         .unwrap();
     client.set_type(TransferType::Image).await.unwrap();
+    client
+}
+
+#[tokio::test]
+async fn library_lists_with_mlsd_and_agrees_with_list() {
+    let Some(setup) = setup() else { return };
+    let mut client = logged_in(&setup, "ftp", "abc@any-domain.com").await;
     let features = client.features().await.unwrap();
     assert!(features.has("MLST") && features.has("MLSD") && features.has("MFMT"));
     // MLSD, as FEAT announces MLST; "." and ".." left out.
@@ -395,15 +409,7 @@ async fn library_lists_with_mlsd_and_agrees_with_list() {
 #[tokio::test]
 async fn library_uploads_and_manages_files() {
     let Some(setup) = setup() else { return };
-    let config = ClientConfig::default().with_timeouts(Duration::from_secs(20));
-    let mut client = Client::connect("127.0.0.1", setup.server.port, config)
-        .await
-        .unwrap();
-    client
-        .login("tester", &Secret::new("secret"), None)
-        .await
-        .unwrap();
-    client.set_type(TransferType::Image).await.unwrap();
+    let mut client = logged_in(&setup, "tester", "secret").await;
     let data = binary_bytes(123_456);
     client.mkdir("made").await.unwrap();
     client

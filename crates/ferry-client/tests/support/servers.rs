@@ -241,20 +241,33 @@ pub fn vsftpd_with(root: &Path, scratch: &Path, extra: &str) -> Option<Server> {
     std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o555)).expect("chmod");
     let empty = scratch.join("empty");
     std::fs::create_dir_all(&empty).expect("mkdir empty");
-    for _attempt in 0..5 {
-        let port = super::dead_port();
+    let log = scratch.join("vsftpd.log");
+    start_on_free_port("vsftpd", root, &log, |port| {
         let config = scratch.join("vsftpd.conf");
         let text = vsftpd_config(root, &empty, scratch, port) + extra;
         std::fs::write(&config, text).expect("config");
-        let child = Command::new(VSFTPD)
+        Command::new(VSFTPD)
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start vsftpd");
+            .expect("start vsftpd")
+    })
+}
+
+/// Starts a server with `start` on a free loopback port until it listens there (5 tries: a
+/// port found free may be taken before the server binds it); `log` is named if it never does.
+fn start_on_free_port(
+    name: &str,
+    root: &Path,
+    log: &Path,
+    mut start: impl FnMut(u16) -> Child,
+) -> Option<Server> {
+    for _attempt in 0..5 {
+        let port = super::dead_port();
         let mut server = Server {
-            child,
+            child: start(port),
             port,
             root: root.to_path_buf(),
         };
@@ -262,11 +275,9 @@ pub fn vsftpd_with(root: &Path, scratch: &Path, extra: &str) -> Option<Server> {
             return Some(server);
         }
         let _ = server.child.kill();
+        let _ = server.child.wait();
     }
-    panic!(
-        "vsftpd did not start; see {}",
-        scratch.join("vsftpd.log").display()
-    );
+    panic!("{name} did not start; see {}", log.display());
 }
 
 fn vsftpd_config(root: &Path, empty: &Path, scratch: &Path, port: u16) -> String {
@@ -352,9 +363,8 @@ pub fn pure_ftpd(root: &Path, scratch: &Path) -> Option<Server> {
     assert!(made.success(), "pure-pw mkdb");
     let log = scratch.join("pure-ftpd.log");
     let (first, last) = PURE_FTPD_PASSIVE;
-    for _attempt in 0..5 {
-        let port = super::dead_port();
-        let child = Command::new(&binary)
+    start_on_free_port("pure-ftpd", root, &log, |port| {
+        Command::new(&binary)
             // No syslog; bind, passive ports, PureDB users only, chroot, numeric hosts, 2 min idle.
             .args(["-f", "none", "-S", &format!("127.0.0.1,{port}")])
             .args(["-p", &format!("{first}:{last}"), "-c", "50", "-C", "50"])
@@ -366,19 +376,8 @@ pub fn pure_ftpd(root: &Path, scratch: &Path) -> Option<Server> {
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
-            .expect("start pure-ftpd");
-        let mut server = Server {
-            child,
-            port,
-            root: root.to_path_buf(),
-        };
-        if wait_listening("127.0.0.1", port) {
-            return Some(server);
-        }
-        let _ = server.child.kill();
-        let _ = server.child.wait();
-    }
-    panic!("pure-ftpd did not start; see {}", log.display());
+            .expect("start pure-ftpd")
+    })
 }
 
 /// Gives `path` and everything under it to `uid` (with the same gid).
