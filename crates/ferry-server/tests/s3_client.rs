@@ -70,6 +70,40 @@ async fn list_all(
     }
 }
 
+/// `open` from each offset: the size and ETag HEAD gives, and the bytes from the offset, in
+/// one GET (a HEAD only at or past the end).
+#[tokio::test]
+async fn open_gives_what_head_and_get_give() {
+    let Some(cluster) = cluster() else { return };
+    let client = cluster.client(0);
+    let data = pattern(300_000, 3);
+    client
+        .put("open/data.bin", Bytes::from(data.clone()))
+        .await
+        .unwrap();
+    client.put("open/empty", Bytes::new()).await.unwrap();
+    let head = client.head("open/data.bin").await.unwrap().unwrap();
+    for start in [0usize, 1, 123_457, 299_999, 300_000, 400_000] {
+        let opened = client.open("open/data.bin", start as u64).await.unwrap();
+        let opened = opened.unwrap();
+        assert_eq!(
+            (opened.size, &opened.etag),
+            (head.size, &head.etag),
+            "from {start}"
+        );
+        let mut body = opened.body;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.chunk().await.unwrap() {
+            bytes.extend_from_slice(&chunk);
+        }
+        assert_eq!(bytes, data[start.min(data.len())..], "from {start}");
+    }
+    let empty = client.open("open/empty", 0).await.unwrap().unwrap();
+    assert_eq!(empty.size, 0);
+    assert!(client.open("open/missing", 0).await.unwrap().is_none());
+    assert!(client.open("open/missing", 10).await.unwrap().is_none());
+}
+
 #[tokio::test]
 async fn put_head_get_delete() {
     let Some(cluster) = cluster() else { return };

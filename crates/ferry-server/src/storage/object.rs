@@ -427,9 +427,18 @@ impl Storage for ObjectFs {
         Ok(Box::new(listing))
     }
 
+    /// One GET, whose answer says the size and ETag and starts the body: the download gets
+    /// the object as it was then (as a local file opened before it is replaced).
     fn open_read(&self, path: &VirtualPath, offset: u64) -> Result<(ReadBody, u64), StorageError> {
         let shared = &self.shared;
-        let Some(head) = shared.head(path)? else {
+        let key = shared.key(path);
+        let opened = match path.is_root() {
+            true => None,
+            false => shared
+                .wait(shared.client.open(&key, offset))
+                .map_err(|e| error(path, e))?,
+        };
+        let Some(opened) = opened else {
             let kind = match shared.folder_state(path)? {
                 FolderState::Exists { .. } => StorageErrorKind::NotAFile,
                 FolderState::Missing => StorageErrorKind::NotFound,
@@ -438,13 +447,13 @@ impl Storage for ObjectFs {
         };
         let reader = ObjectReader {
             shared: Arc::clone(shared),
-            key: shared.key(path),
+            key,
             offset,
-            end: head.size,
-            etag: head.etag,
-            body: None,
+            end: opened.size,
+            etag: opened.etag,
+            body: Some((opened.body, Bytes::new())),
         };
-        Ok((ReadBody::Stream(Box::new(reader)), head.size))
+        Ok((ReadBody::Stream(Box::new(reader)), opened.size))
     }
 
     fn open_write(&self, path: &VirtualPath, mode: WriteMode) -> Result<WriteBody, StorageError> {
@@ -748,17 +757,19 @@ impl Listing for ObjectListing {
 /// stopped).
 const BODY_RETRIES: u32 = 3;
 
-/// A download: a ranged GET from the offset, made at the first read.
+/// A download: the body of the GET that opened it, then, if that breaks off, ranged GETs from
+/// where it stopped.
 struct ObjectReader {
     shared: Arc<Shared>,
     key: String,
     /// The next byte to read.
     offset: u64,
-    /// The object's size when it was looked up.
+    /// The object's size when it was opened.
     end: u64,
-    /// Its ETag then: every GET asks for that object, so a replaced one fails the download
-    /// instead of mixing two objects' bytes.
+    /// Its ETag then: every later GET asks for that object, so a replaced one fails the
+    /// download instead of mixing two objects' bytes.
     etag: String,
+    /// The body being read and what is left of its last chunk; `None` after a failure.
     body: Option<(GetBody, Bytes)>,
 }
 

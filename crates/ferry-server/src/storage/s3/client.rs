@@ -196,6 +196,23 @@ impl std::fmt::Debug for GetBody {
 }
 
 impl GetBody {
+    fn of(response: reqwest::Response, size: u64) -> GetBody {
+        GetBody {
+            size,
+            remaining: size,
+            response: Some(response),
+        }
+    }
+
+    /// The body of a range that starts at or past the object's end.
+    fn empty() -> GetBody {
+        GetBody {
+            size: 0,
+            remaining: 0,
+            response: None,
+        }
+    }
+
     /// The next chunk, `None` at the end. A body that ends before `size` bytes, or stalls
     /// longer than the read timeout, is an [`S3Error::Transport`].
     pub async fn chunk(&mut self) -> Result<Option<Bytes>, S3Error> {
@@ -217,6 +234,15 @@ impl GetBody {
             }
         }
     }
+}
+
+/// An object opened for reading by [`S3Client::open`].
+#[derive(Debug)]
+pub struct OpenObject {
+    /// The whole object's size, whatever offset the body starts at.
+    pub size: u64,
+    pub etag: String,
+    pub body: GetBody,
 }
 
 /// Whether a request may be sent again after a failure.
@@ -368,13 +394,45 @@ impl S3Client {
         }))
     }
 
+    /// An object's size and ETag, and its bytes from offset `start` on: what a HEAD and then a
+    /// GET would give, in one GET. `None` if there is no such object (or no bucket: see
+    /// [`S3Client::check`]). A `start` at or past the end gives an empty body; its size then
+    /// takes a HEAD (the store's refusal of the range is not read for it).
+    pub async fn open(&self, key: &str, start: u64) -> Result<Option<OpenObject>, S3Error> {
+        let call = get_call(key, start, None);
+        let response = match self.retrying(call.retry, |_| self.send(&call)).await {
+            Ok(response) => response,
+            Err(S3Error::NotFound) => return Ok(None),
+            Err(S3Error::Status { status: 416, .. }) => {
+                return Ok(self.head(key).await?.map(|head| OpenObject {
+                    size: head.size,
+                    etag: head.etag,
+                    body: GetBody::empty(),
+                }))
+            }
+            Err(e) => return Err(e),
+        };
+        let headers = response.headers();
+        let length = content_length(headers)?;
+        let size = match start {
+            0 => length,
+            _ => range_total(response.status().as_u16(), headers, start, length)?,
+        };
+        let etag = header(headers, "etag")?.to_string();
+        Ok(Some(OpenObject {
+            size,
+            etag,
+            body: GetBody::of(response, length),
+        }))
+    }
+
     /// An object's bytes from offset `start` to its end. A `start` at or past the end gives an
     /// empty body; a missing object is [`S3Error::NotFound`].
     pub async fn get(&self, key: &str, start: u64) -> Result<GetBody, S3Error> {
         self.get_if(key, start, None).await
     }
 
-    /// Like [`S3Client::get`], but only while the object still has the ETag `etag` (as HEAD
+    /// Like [`S3Client::get`], but only while the object still has the ETag `etag` (as [`S3Client::open`]
     /// gave it): a replaced object is [`S3Error::PreconditionFailed`], never mixed bytes.
     pub async fn get_if(
         &self,
@@ -382,36 +440,17 @@ impl S3Client {
         start: u64,
         etag: Option<&str>,
     ) -> Result<GetBody, S3Error> {
-        let mut call = Call::new(Method::GET, Some(key));
-        if start > 0 {
-            call = call.header("range", format!("bytes={start}-"));
-        }
-        if let Some(etag) = etag {
-            call = call.header("if-match", etag.to_string());
-        }
+        let call = get_call(key, start, etag);
         let response = match self.retrying(call.retry, |_| self.send(&call)).await {
             Ok(response) => response,
-            Err(S3Error::Status { status: 416, .. }) => {
-                return Ok(GetBody {
-                    size: 0,
-                    remaining: 0,
-                    response: None,
-                })
-            }
+            Err(S3Error::Status { status: 416, .. }) => return Ok(GetBody::empty()),
             Err(e) => return Err(e),
         };
-        if start > 0 && response.status().as_u16() != 206 {
-            return Err(S3Error::BadResponse(format!(
-                "status {} to a ranged GET",
-                response.status()
-            )));
-        }
         let size = content_length(response.headers())?;
-        Ok(GetBody {
-            size,
-            remaining: size,
-            response: Some(response),
-        })
+        if start > 0 {
+            range_total(response.status().as_u16(), response.headers(), start, size)?;
+        }
+        Ok(GetBody::of(response, size))
     }
 
     /// Writes a whole object (PutObject), replacing any. Keys ending in `/` (folder markers,
@@ -795,6 +834,53 @@ fn header<'h>(headers: &'h HeaderMap, name: &str) -> Result<&'h str, S3Error> {
         .ok_or_else(|| S3Error::BadResponse(format!("no {name} header")))
 }
 
+/// A GET of `key` from `start` (a range when above 0), only of the object with `etag` if given.
+fn get_call<'a>(key: &'a str, start: u64, etag: Option<&str>) -> Call<'a> {
+    let mut call = Call::new(Method::GET, Some(key));
+    if start > 0 {
+        call = call.header("range", format!("bytes={start}-"));
+    }
+    if let Some(etag) = etag {
+        call = call.header("if-match", etag.to_string());
+    }
+    call
+}
+
+/// The whole object's size from the answer to a GET of the range from `start` (`length` bytes
+/// long): a 206 whose Content-Range is `bytes START-LAST/TOTAL`, with LAST and TOTAL agreeing
+/// with `length`. Anything else would mix up offsets, and is refused.
+fn range_total(status: u16, headers: &HeaderMap, start: u64, length: u64) -> Result<u64, S3Error> {
+    if status != 206 {
+        return Err(S3Error::BadResponse(format!(
+            "status {status} to a ranged GET"
+        )));
+    }
+    let value = header(headers, "content-range")?;
+    let parsed = value.strip_prefix("bytes ").and_then(|range| {
+        let (span, total) = range.split_once('/')?;
+        let (first, last) = span.split_once('-')?;
+        let numbers = (
+            first.parse::<u64>(),
+            last.parse::<u64>(),
+            total.parse::<u64>(),
+        );
+        match numbers {
+            (Ok(first), Ok(last), Ok(total)) => Some((first, last, total)),
+            _ => None,
+        }
+    });
+    match parsed {
+        Some((first, last, total))
+            if first == start
+                && last.checked_sub(first) == length.checked_sub(1)
+                && last < total =>
+        {
+            Ok(total)
+        }
+        _ => Err(S3Error::BadResponse(format!("Content-Range {value:?}"))),
+    }
+}
+
 fn content_length(headers: &HeaderMap) -> Result<u64, S3Error> {
     let value = header(headers, "content-length")?;
     value
@@ -1024,6 +1110,91 @@ mod tests {
         assert!(lower.contains("authorization: aws4-hmac-sha256 credential=gkexample/"));
         assert!(lower.contains("x-amz-security-token: session-token-value"));
         assert!(lower.contains("host: 127.0.0.1:"));
+    }
+
+    /// Reads a body to its end.
+    async fn all_of(mut body: GetBody) -> Result<Vec<u8>, S3Error> {
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.chunk().await? {
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
+    }
+
+    fn methods(store: &FakeStore) -> Vec<String> {
+        store
+            .requests()
+            .iter()
+            .map(|r| r.split(' ').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// A download is opened with one GET: its answer gives the size and ETag a HEAD would have.
+    #[tokio::test]
+    async fn open_learns_size_and_etag_from_one_get() {
+        let store =
+            FakeStore::start(vec![answer("200 OK", "etag: \"e1\"\r\n", "hello world")]).await;
+        let opened = store.client(3).open("k", 0).await.unwrap().unwrap();
+        assert_eq!((opened.size, opened.etag.as_str()), (11, "\"e1\""));
+        assert_eq!(all_of(opened.body).await.unwrap(), b"hello world");
+        assert_eq!(methods(&store), ["GET"]);
+        assert!(!store.requests()[0].to_lowercase().contains("range:"));
+
+        // From an offset: the whole size comes from Content-Range.
+        let store = FakeStore::start(vec![answer(
+            "206 Partial Content",
+            "etag: \"e1\"\r\ncontent-range: bytes 6-10/11\r\n",
+            "world",
+        )])
+        .await;
+        let opened = store.client(3).open("k", 6).await.unwrap().unwrap();
+        assert_eq!(opened.size, 11);
+        assert_eq!(all_of(opened.body).await.unwrap(), b"world");
+        assert!(store.requests()[0]
+            .to_lowercase()
+            .contains("range: bytes=6-"));
+    }
+
+    #[tokio::test]
+    async fn open_says_none_for_a_missing_object_and_asks_the_size_past_the_end() {
+        let store = FakeStore::start(vec![error_answer_of("404 Not Found", "NoSuchKey")]).await;
+        assert!(store.client(3).open("k", 0).await.unwrap().is_none());
+        assert_eq!(methods(&store), ["GET"]);
+
+        // A resume at the very end: the range is refused, a HEAD gives the size.
+        let head = answer(
+            "200 OK",
+            "etag: \"e1\"\r\nlast-modified: Sat, 05 Dec 2026 21:15:00 GMT\r\n",
+            "",
+        );
+        let refused = error_answer_of("416 Requested Range Not Satisfiable", "InvalidRange");
+        let store = FakeStore::start(vec![refused, head]).await;
+        let opened = store.client(3).open("k", 11).await.unwrap().unwrap();
+        assert_eq!(opened.etag, "\"e1\"");
+        assert!(all_of(opened.body).await.unwrap().is_empty());
+        assert_eq!(methods(&store), ["GET", "HEAD"]);
+    }
+
+    /// A ranged answer that does not start where asked, or does not match its length, would
+    /// shift every byte after it: refused, whatever the store meant.
+    #[tokio::test]
+    async fn open_refuses_a_range_answer_that_does_not_fit() {
+        for (status, range) in [
+            ("200 OK", "bytes 6-10/11"),
+            ("206 Partial Content", "bytes 0-4/11"),
+            ("206 Partial Content", "bytes 6-9/11"),
+            ("206 Partial Content", "bytes 6-10/10"),
+            ("206 Partial Content", "bytes 6-10/*"),
+            ("206 Partial Content", "6-10/11"),
+        ] {
+            let headers = format!("etag: \"e1\"\r\ncontent-range: {range}\r\n");
+            let store = FakeStore::start(vec![answer(status, &headers, "world")]).await;
+            let error = store.client(3).open("k", 6).await.unwrap_err();
+            assert!(
+                matches!(error, S3Error::BadResponse(_)),
+                "{range}: {error:?}"
+            );
+        }
     }
 
     #[tokio::test]

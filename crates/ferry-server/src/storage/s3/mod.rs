@@ -34,6 +34,6 @@ mod error;
 mod sign;
 mod xml;
 
-pub use client::{GetBody, ObjectHead, S3Client, S3Config};
+pub use client::{GetBody, ObjectHead, OpenObject, S3Client, S3Config};
 pub use error::S3Error;
 pub use xml::{ListPage, ObjectEntry, PendingUpload, UploadsPage};
