@@ -491,3 +491,102 @@ except ftplib.error_perm as e:
     let (ok, out, err) = run_tool("python3", &["-"], Some(&script), None);
     assert!(ok && out.contains("ok"), "{out}\n{err}");
 }
+
+/// `len` bytes that differ from offset to offset.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len as u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect()
+}
+
+/// TLS downloads in TYPE I go from file to socket on a thread of their own: whole, resumed
+/// from an offset (REST), aborted mid-way (426, then 226 for the ABOR, and the session goes
+/// on), and cut short by a file that shrinks (451, never 226).
+#[test]
+fn ftplib_tls_downloads_whole_resumed_aborted_and_shrunk() {
+    let certificates = Certificates::new();
+    let server = tls_server(&certificates, |_| {});
+    let path = server.alice_root.join("big.bin");
+    std::fs::write(&path, pattern(24 << 20)).unwrap();
+    let body = format!(
+        r#"
+local = open({path:?}, "rb").read()
+chunks = []
+ftp.retrbinary("RETR big.bin", chunks.append)
+print("whole:", b"".join(chunks) == local)
+chunks = []
+ftp.retrbinary("RETR big.bin", chunks.append, rest=1000003)
+print("resumed:", b"".join(chunks) == local[1000003:])
+conn = ftp.transfercmd("RETR big.bin")
+received = 0
+for _ in range(4):
+    received += len(conn.recv(8192))
+print("received some:", 0 < received < len(local))
+reply = ftp.abort()
+print("abort:", reply[:3])
+if reply.startswith("426"):
+    print("then:", ftp.getresp()[:3])
+conn.close()
+chunks = []
+ftp.retrbinary("RETR big.bin", chunks.append)
+print("after abort:", b"".join(chunks) == local)
+conn = ftp.transfercmd("RETR big.bin")
+first = conn.recv(8192)
+open({path:?}, "r+b").truncate(1 << 20)
+rest = b""
+while True:
+    piece = conn.recv(65536)
+    if not piece:
+        break
+    rest += piece
+conn.close()
+try:
+    print("shrunk:", ftp.voidresp()[:3])
+except ftplib.error_temp as error:
+    print("shrunk:", str(error)[:3], len(first) + len(rest) < len(local))
+print("pwd:", ftp.pwd())
+"#,
+        path = path.to_str().unwrap()
+    );
+    let (ok, out, err) = ftplib_tls(&server, &certificates.ca(), true, &body);
+    assert!(ok, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "whole: True",
+            "resumed: True",
+            "received some: True",
+            "abort: 426",
+            "then: 226",
+            "after abort: True",
+            "shrunk: 451 True",
+            "pwd: /",
+        ],
+        "{out}\n{err}"
+    );
+}
+
+/// A TLS download whose client stops reading is broken off with 426 after the stall timeout,
+/// and the session goes on.
+#[test]
+fn a_stalled_tls_download_gets_426_and_the_session_goes_on() {
+    let certificates = Certificates::new();
+    let server = tls_server(&certificates, |c| c.timeouts.stalled_transfer = 2);
+    std::fs::write(server.alice_root.join("big.bin"), pattern(48 << 20)).unwrap();
+    let body = r#"
+import time
+conn = ftp.transfercmd("RETR big.bin")
+started = time.monotonic()
+try:
+    print("stalled:", ftp.voidresp()[:3])
+except ftplib.error_temp as error:
+    print("stalled:", str(error)[:3], time.monotonic() - started < 15)
+conn.close()
+print("noop:", ftp.voidcmd("NOOP")[:3])
+"#;
+    let (ok, out, err) = ftplib_tls(&server, &certificates.ca(), true, body);
+    assert!(ok, "{out}\n{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines, ["stalled: 426 True", "noop: 200"], "{out}\n{err}");
+}

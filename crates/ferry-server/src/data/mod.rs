@@ -403,25 +403,44 @@ pub trait Chunks: Send + 'static {
 
 /// Sends `source` on `stream` (converting LF to CRLF when `ascii`), then closes the sending side
 /// so the client sees the end of the data. Returns the bytes sent.
+///
+/// A file in TYPE I, unthrottled and uncompressed, goes out with sendfile(2) on a plain
+/// connection, and on a thread of its own over TLS ([`direct::send_tls`]) while one of
+/// [`direct::MAX_PUMPS`] is free; everything else in chunks read one ahead.
 pub async fn send(
-    stream: &mut MaybeTls,
+    mut stream: MaybeTls,
     source: Source,
     ascii: bool,
     deflate: Option<u32>,
-    progress: &AtomicU64,
+    progress: &Arc<Progress>,
     stall: Duration,
     throttle: &Throttle,
 ) -> Result<u64, TransferError> {
     let max_chunk = throttle.chunk_size(CHUNK);
     let small = (SMALL_CHUNK.min(max_chunk), max_chunk);
     let (chunks, sizes): (Box<dyn Chunks>, _) = match source {
-        Source::File { file, offset, end } => {
-            if let (MaybeTls::Plain(tcp), false, true, None) =
-                (&*stream, ascii, throttle.is_unlimited(), deflate)
-            {
-                let sent = send_file_zero_copy(tcp, &file, offset..end, progress, stall).await?;
-                return finish_sending(stream, sent, stall).await;
+        Source::File { file, offset, end }
+            if !ascii && throttle.is_unlimited() && deflate.is_none() =>
+        {
+            match stream {
+                MaybeTls::Plain(tcp) => {
+                    let sent =
+                        send_file_zero_copy(&tcp, &file, offset..end, &progress.bytes, stall)
+                            .await?;
+                    return finish_sending(&mut MaybeTls::Plain(tcp), sent, stall).await;
+                }
+                MaybeTls::Tls(tls) => {
+                    if let Some(slot) = direct::Slot::take() {
+                        let progress = Arc::clone(progress);
+                        let range = offset..end;
+                        return direct::send_tls(tls, file, range, progress, stall, slot).await;
+                    }
+                    stream = MaybeTls::Tls(tls);
+                    (Box::new(FileChunks::new(file, offset..end, ascii)), small)
+                }
             }
+        }
+        Source::File { file, offset, end } => {
             (Box::new(FileChunks::new(file, offset..end, ascii)), small)
         }
         Source::Stream { reader, len } => {
@@ -441,8 +460,8 @@ pub async fn send(
         Some(level) => Box::new(deflate::DeflateChunks::new(chunks, level)),
         None => chunks,
     };
-    let sent = send_chunks(stream, chunks, sizes, progress, stall, throttle).await?;
-    finish_sending(stream, sent, stall).await
+    let sent = send_chunks(&mut stream, chunks, sizes, &progress.bytes, stall, throttle).await?;
+    finish_sending(&mut stream, sent, stall).await
 }
 
 /// Closes the sending side after a download, so the client sees the end of the data.

@@ -473,13 +473,13 @@ impl Session {
             plan,
             facts,
             progress,
-            move |mut stream, context, progress| async move {
+            move |stream, context, progress| async move {
                 data::send(
-                    &mut stream,
+                    stream,
                     source,
                     ascii,
                     deflate,
-                    &progress.bytes,
+                    &progress,
                     context.stall_timeout,
                     &throttle,
                 )
@@ -760,9 +760,11 @@ impl Session {
             Arc::default(),
             move |stream, context, progress| async move {
                 let stall = context.stall_timeout;
-                let received = match (stream, writer) {
+                let direct = !ascii && !inflate && usage.is_none() && throttle.is_unlimited();
+                let slot = direct.then(data::direct::Slot::take).flatten();
+                let received = match (stream, writer, slot) {
                     // MODE Z or a quota: through the writer chain that inflates and charges.
-                    (mut stream, writer) if inflate || usage.is_some() => {
+                    (mut stream, writer, _) if inflate || usage.is_some() => {
                         let charged = quota::Charged::new(writer, usage, counted);
                         let wrapped = Wrapped { inflate, ascii };
                         wrapped
@@ -770,13 +772,13 @@ impl Session {
                             .await
                     }
                     // Nothing to convert or count: straight from socket (through rustls over
-                    // TLS) to file.
-                    (stream, WriteBody::File(writer)) if !ascii && throttle.is_unlimited() => {
-                        data::direct::receive(stream, writer, progress, stall)
+                    // TLS) to file, on a thread of its own if one is free.
+                    (stream, WriteBody::File(writer), Some(slot)) => {
+                        data::direct::receive(stream, writer, progress, stall, slot)
                             .await
                             .map(|bytes| (bytes, None))
                     }
-                    (mut stream, writer) => {
+                    (mut stream, writer, _) => {
                         let pipe = data::Pipe::to(&writer);
                         data::receive(
                             &mut stream,
@@ -824,13 +826,13 @@ impl Session {
             plan,
             facts,
             Arc::default(),
-            move |mut stream, context, progress| async move {
+            move |stream, context, progress| async move {
                 data::send(
-                    &mut stream,
+                    stream,
                     Source::Chunks(body),
                     false,
                     deflate,
-                    &progress.bytes,
+                    &progress,
                     context.stall_timeout,
                     &throttle,
                 )
