@@ -1,8 +1,8 @@
 //! Quotas: the most bytes and files an account may keep under its root (or, for anonymous
 //! users, under their upload folder).
 //!
-//! Usage is counted once, by walking the folder when the account's first session logs in,
-//! and then tracked: uploads charge their bytes as they are written (so that a running upload
+//! Usage is counted once, by walking the folder when the account's first session logs in
+//! (logins that arrive during the walk wait for it instead of walking too), and then tracked: uploads charge their bytes as they are written (so that a running upload
 //! stops at the limit), and when a file operation ends its effect is settled from the sizes
 //! before and after. Every session of one account shares one [`Usage`] (atomic counters), so
 //! two uploads at once cannot both take the last bytes. Changes made outside Ferry are seen at
@@ -220,6 +220,9 @@ impl<W: io::Write> io::Write for Charged<W> {
 #[derive(Debug, Default)]
 pub struct Ledger {
     accounts: Mutex<HashMap<String, Weak<Usage>>>,
+    /// One count at a time per account: logins that arrive while one counts wait for it and
+    /// share what it found, rather than walking the same folders side by side.
+    counting: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl Ledger {
@@ -235,6 +238,32 @@ impl Ledger {
         if let Some(usage) = self.live(key, limits) {
             return Ok(usage);
         }
+        let turn = {
+            let mut counting = self.counting.lock().unwrap_or_else(|p| p.into_inner());
+            Arc::clone(counting.entry(key.to_string()).or_default())
+        };
+        let held = turn.lock().unwrap_or_else(|p| p.into_inner());
+        // The count this login waited for (one that failed is tried again here).
+        let result = match self.live(key, limits) {
+            Some(usage) => Ok(usage),
+            None => self.count(key, storage, scope, limits),
+        };
+        drop(held);
+        let mut counting = self.counting.lock().unwrap_or_else(|p| p.into_inner());
+        // Only the map and this login hold the turn: nobody waits on it.
+        if Arc::strong_count(&turn) == 2 {
+            counting.remove(key);
+        }
+        result
+    }
+
+    fn count(
+        &self,
+        key: &str,
+        storage: &dyn Storage,
+        scope: VirtualPath,
+        limits: Limits,
+    ) -> Result<Arc<Usage>, StorageError> {
         let counted = Arc::new(Usage::count(storage, scope, limits)?);
         let mut accounts = self.accounts.lock().unwrap_or_else(|p| p.into_inner());
         // Another session may have counted meanwhile: one usage per account.
@@ -324,6 +353,98 @@ mod tests {
             .usage("alice", storage.as_ref(), VirtualPath::root(), limits)
             .unwrap();
         assert_eq!(third.bytes_used(), 150);
+    }
+
+    /// A folder on disk whose listings take a while and are counted.
+    #[derive(Debug)]
+    struct SlowListing {
+        inner: crate::storage::LocalFs,
+        lists: std::sync::atomic::AtomicUsize,
+    }
+
+    impl Storage for SlowListing {
+        fn metadata(&self, path: &VirtualPath) -> Result<crate::storage::FileFacts, StorageError> {
+            self.inner.metadata(path)
+        }
+        fn open_listing(
+            &self,
+            path: &VirtualPath,
+        ) -> Result<Box<dyn crate::storage::Listing>, StorageError> {
+            self.inner.open_listing(path)
+        }
+        fn list(&self, path: &VirtualPath) -> Result<Vec<crate::storage::FileFacts>, StorageError> {
+            self.lists.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            self.inner.list(path)
+        }
+        fn open_read(
+            &self,
+            path: &VirtualPath,
+            offset: u64,
+        ) -> Result<(crate::storage::ReadBody, u64), StorageError> {
+            self.inner.open_read(path, offset)
+        }
+        fn open_write(
+            &self,
+            path: &VirtualPath,
+            mode: crate::storage::WriteMode,
+        ) -> Result<crate::storage::WriteBody, StorageError> {
+            self.inner.open_write(path, mode)
+        }
+        fn create_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+            self.inner.create_dir(path)
+        }
+        fn remove_dir(&self, path: &VirtualPath) -> Result<(), StorageError> {
+            self.inner.remove_dir(path)
+        }
+        fn remove_file(&self, path: &VirtualPath) -> Result<(), StorageError> {
+            self.inner.remove_file(path)
+        }
+        fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+            self.inner.rename(from, to)
+        }
+        fn rename_new(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
+            self.inner.rename_new(from, to)
+        }
+        fn set_mode(&self, path: &VirtualPath, mode: u32) -> Result<(), StorageError> {
+            self.inner.set_mode(path, mode)
+        }
+    }
+
+    /// Logins of one account that arrive while its usage is counted wait for that count: the
+    /// folders are walked once, and all of them share its result.
+    #[test]
+    fn logins_at_once_share_one_count() {
+        let (dir, _, _) = usage(Limits::default());
+        let storage = SlowListing {
+            inner: crate::storage::LocalFs::open(dir.path()).unwrap(),
+            lists: std::sync::atomic::AtomicUsize::new(0),
+        };
+        let ledger = Ledger::default();
+        let limits = Limits {
+            bytes: Some(1000),
+            files: None,
+        };
+        let usages: Vec<Arc<Usage>> = std::thread::scope(|scope| {
+            let logins: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        ledger
+                            .usage("alice", &storage, VirtualPath::root(), limits)
+                            .unwrap()
+                    })
+                })
+                .collect();
+            logins.into_iter().map(|l| l.join().unwrap()).collect()
+        });
+        // The root, a and a/b: one walk.
+        assert_eq!(storage.lists.load(Ordering::SeqCst), 3);
+        assert!(usages.iter().all(|u| Arc::ptr_eq(u, &usages[0])));
+        assert_eq!(usages[0].bytes_used(), 150);
+        assert!(
+            ledger.counting.lock().unwrap().is_empty(),
+            "no turn left behind"
+        );
     }
 
     #[test]
