@@ -103,32 +103,69 @@ pub async fn receive(
             (tcp, Some(connection))
         }
     };
+    // The file and the thread's handle of the socket are closed before the token says so.
+    let token = progress.writer_token();
+    on_own_thread(
+        tcp,
+        Waits::Reads(stall),
+        (slot, token),
+        move |socket, stop| {
+            let result = match tls {
+                None => pump_plain(socket, &file, &progress.bytes, stop),
+                Some(connection) => pump_tls(connection, socket, &file, &progress.bytes, stop),
+            };
+            drop(file);
+            result
+        },
+    )
+    .await
+}
+
+/// Which of a blocking socket's calls time out after the stall limit.
+#[derive(Debug, Clone, Copy)]
+enum Waits {
+    Reads(Duration),
+    Writes(Duration),
+}
+
+/// Takes `tcp` out of the runtime, makes it blocking with a stall timeout on its reads or
+/// writes, and runs `pump` with it (and the stop flag) on a blocking-pool thread, which holds
+/// `held` (the transfer's [`Slot`], an upload's writer token) until its socket is closed.
+/// Dropping the future (ABOR) sets the flag and shuts the socket down, which wakes the thread
+/// from any wait.
+async fn on_own_thread<F, H>(
+    tcp: tokio::net::TcpStream,
+    waits: Waits,
+    held: H,
+    pump: F,
+) -> Result<u64, TransferError>
+where
+    F: FnOnce(&std::net::TcpStream, &AtomicBool) -> Result<u64, TransferError> + Send + 'static,
+    H: Send + 'static,
+{
     let socket = tcp.into_std().map_err(TransferError::Broken)?;
     socket
         .set_nonblocking(false)
         .map_err(TransferError::Broken)?;
     // A zero timeout would mean "never"; a stall limit is never meant that way.
-    let stall = stall.max(Duration::from_millis(1));
-    socket
-        .set_read_timeout(Some(stall))
-        .map_err(TransferError::Broken)?;
+    let timeout = |stall: Duration| Some(stall.max(Duration::from_millis(1)));
+    match waits {
+        Waits::Reads(stall) => socket.set_read_timeout(timeout(stall)),
+        Waits::Writes(stall) => socket.set_write_timeout(timeout(stall)),
+    }
+    .map_err(TransferError::Broken)?;
     let guard = StopOnDrop {
         socket: socket.try_clone().map_err(TransferError::Broken)?,
         stop: Arc::new(AtomicBool::new(false)),
     };
     let stop = Arc::clone(&guard.stop);
-    let token = progress.writer_token();
-    let pump = tokio::task::spawn_blocking(move || {
-        let result = match tls {
-            None => pump_plain(&socket, &file, &progress.bytes, &stop),
-            Some(connection) => pump_tls(connection, &socket, &file, &progress.bytes, &stop),
-        };
-        // The file and this handle of the socket are closed before the token says so.
-        drop((socket, file));
-        drop((token, slot));
+    let pumping = tokio::task::spawn_blocking(move || {
+        let result = pump(&socket, &stop);
+        drop(socket);
+        drop(held);
         result
     });
-    let result = pump
+    let result = pumping
         .await
         .unwrap_or_else(|e| Err(TransferError::Local(io::Error::other(e.to_string()))));
     drop(guard);
@@ -241,29 +278,10 @@ pub async fn send_tls(
     slot: Slot,
 ) -> Result<u64, TransferError> {
     let (tcp, connection) = tls.into_inner();
-    let socket = tcp.into_std().map_err(TransferError::Broken)?;
-    socket
-        .set_nonblocking(false)
-        .map_err(TransferError::Broken)?;
-    let stall = stall.max(Duration::from_millis(1));
-    socket
-        .set_write_timeout(Some(stall))
-        .map_err(TransferError::Broken)?;
-    let guard = StopOnDrop {
-        socket: socket.try_clone().map_err(TransferError::Broken)?,
-        stop: Arc::new(AtomicBool::new(false)),
-    };
-    let stop = Arc::clone(&guard.stop);
-    let pump = tokio::task::spawn_blocking(move || {
-        let result = pump_out_tls(connection, &socket, &file, range, &progress.bytes, &stop);
-        drop((socket, file, slot));
-        result
-    });
-    let result = pump
-        .await
-        .unwrap_or_else(|e| Err(TransferError::Local(io::Error::other(e.to_string()))));
-    drop(guard);
-    result
+    on_own_thread(tcp, Waits::Writes(stall), slot, move |socket, stop| {
+        pump_out_tls(connection, socket, &file, range, &progress.bytes, stop)
+    })
+    .await
 }
 
 fn pump_out_tls(
