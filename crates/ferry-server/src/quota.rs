@@ -2,9 +2,10 @@
 //! users, under their upload folder).
 //!
 //! Usage is counted once, by walking the folder when the account's first session logs in
-//! (logins that arrive during the walk wait for it instead of walking too), and then tracked: uploads charge their bytes as they are written (so that a running upload
-//! stops at the limit), and when a file operation ends its effect is settled from the sizes
-//! before and after. Every session of one account shares one [`Usage`] (atomic counters), so
+//! (logins that arrive during the walk wait for it instead of walking too), and then tracked:
+//! uploads charge their bytes as they are written (so that a running upload stops at the
+//! limit), and when a file operation ends its effect is settled from the sizes before and
+//! after. Every session of one account shares one [`Usage`] (atomic counters), so
 //! two uploads at once cannot both take the last bytes. Changes made outside Ferry are seen at
 //! the next count: when the account has no session left, its usage is dropped, and the next
 //! login counts again.

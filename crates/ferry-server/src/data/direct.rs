@@ -307,10 +307,13 @@ fn pump_out_tls(
         };
         let mut taken = 0;
         while taken < read {
-            taken += connection
-                .writer()
-                .write(&buffer[taken..read])
-                .map_err(TransferError::Local)?;
+            // rustls takes what fits under its buffer limit; its records are all written out
+            // before each call, so it takes something every time.
+            match connection.writer().write(&buffer[taken..read]) {
+                Ok(0) => return Err(TransferError::Local(io::ErrorKind::WriteZero.into())),
+                Ok(count) => taken += count,
+                Err(error) => return Err(TransferError::Local(error)),
+            }
             write_records(&mut connection, &mut io, stop)?;
         }
         offset += read as u64;

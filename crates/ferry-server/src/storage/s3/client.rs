@@ -432,8 +432,9 @@ impl S3Client {
         self.get_if(key, start, None).await
     }
 
-    /// Like [`S3Client::get`], but only while the object still has the ETag `etag` (as [`S3Client::open`]
-    /// gave it): a replaced object is [`S3Error::PreconditionFailed`], never mixed bytes.
+    /// Like [`S3Client::get`], but only while the object still has the ETag `etag` (as
+    /// [`S3Client::open`] gave it): a replaced object is [`S3Error::PreconditionFailed`], never
+    /// mixed bytes.
     pub async fn get_if(
         &self,
         key: &str,
