@@ -215,12 +215,7 @@ async fn library_data_connections_resume_the_control_session() {
                 assert!(data.resumed, "{name} {mode:?}: {data:?}");
                 assert_eq!(data.version, name);
             }
-            let mut tail = Vec::new();
-            client
-                .retrieve("pub/big.bin", &mut tail, 299_000)
-                .await
-                .unwrap();
-            assert_eq!(tail, binary_bytes(300_000)[299_000..]);
+            support::check_resumed_tail(&mut client, "pub/big.bin", 300_000, 299_000).await;
             let upload = format!("incoming/{name}-{mode:?}.bin");
             client.store(&upload, &mut &b"stored"[..], 0).await.unwrap();
             assert_eq!(

@@ -140,12 +140,7 @@ async fn library_lists_and_reads_vsftpd_through_list_parsing() {
     assert_eq!(client.pwd().await.unwrap(), "/pub");
     assert_eq!(client.size("big.bin").await.unwrap(), 200_000);
     client.config_mut().data_mode = DataMode::Active;
-    let mut tail = Vec::new();
-    client
-        .retrieve("big.bin", &mut tail, 199_000)
-        .await
-        .unwrap();
-    assert_eq!(tail, binary_bytes(200_000)[199_000..]);
+    support::check_resumed_tail(&mut client, "big.bin", 200_000, 199_000).await;
     let mut names = client.nlst(None).await.unwrap();
     names.sort();
     assert_eq!(names, vec!["big.bin", "dos.txt", "readme.txt"]);

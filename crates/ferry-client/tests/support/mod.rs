@@ -123,6 +123,22 @@ pub fn binary_bytes(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Resumes the download of `path`, a file of [`binary_bytes`]`(len)`, from `offset` with the
+/// library, and checks that exactly the rest arrives.
+pub async fn check_resumed_tail(
+    client: &mut ferry_client::Client,
+    path: &str,
+    len: usize,
+    offset: usize,
+) {
+    let mut tail = Vec::new();
+    client
+        .retrieve(path, &mut tail, offset as u64)
+        .await
+        .unwrap();
+    assert_eq!(tail, binary_bytes(len)[offset..], "{path} from {offset}");
+}
+
 /// A port nothing listens on (bound, then released).
 pub fn dead_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
