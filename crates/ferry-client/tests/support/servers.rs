@@ -380,9 +380,10 @@ pub fn pure_ftpd(root: &Path, scratch: &Path) -> Option<Server> {
     })
 }
 
-/// Gives `path` and everything under it to `uid` (with the same gid).
+/// Gives `path` and everything under it to `uid` (with the same gid); a symlink itself, never
+/// what it points to.
 fn give_to(path: &Path, uid: u32) {
-    std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown");
+    std::os::unix::fs::lchown(path, Some(uid), Some(uid)).expect("lchown");
     if path.is_dir() && !path.is_symlink() {
         for entry in std::fs::read_dir(path).expect("read_dir") {
             give_to(&entry.expect("entry").path(), uid);
