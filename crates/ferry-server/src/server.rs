@@ -321,6 +321,12 @@ impl Context {
         self.current_generation.load(Ordering::Acquire) == self.generation
     }
 
+    /// Bytes of upload data held in memory for object stores now (see
+    /// [`crate::storage::upload_memory`]).
+    pub fn upload_memory_in_use(&self) -> u64 {
+        self.upload_memory.in_use()
+    }
+
     /// The live sessions, when the admin listener is on.
     pub fn live(&self) -> Option<&crate::live::Live> {
         self.admin.as_deref().map(|admin| admin.live.as_ref())

@@ -849,6 +849,103 @@ fn bandwidth_limits_hold_on_s3() {
     assert!(store.get("rate/home/up.bin").unwrap() == bytes);
 }
 
+/// Waits (at most 10 s) until the server holds `bytes` of upload memory; says what it held.
+fn wait_for_upload_memory(server: &TestServer, bytes: usize, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut held = server.context.upload_memory_in_use();
+    for _ in 0..1000 {
+        if held == bytes as u64 || Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+        held = server.context.upload_memory_in_use();
+    }
+    assert_eq!(held, bytes as u64, "upload memory {what}");
+}
+
+#[test]
+fn an_upload_aborted_while_it_waits_for_memory_stops_at_once() {
+    let Some(cluster) = cluster() else { return };
+    let store = Store::new(&cluster, 0);
+    // 12 MiB with 5 MiB parts: A and C grow to a part each (10 MiB), B holds its first 1 MiB
+    // and cannot grow (1 MiB free). The stall timeout is long: only the abort may end B.
+    let (server, _dir) = s3_server(&cluster, 0, "waiting", |config| {
+        config.s3.upload_memory = 12 * MIB as u64;
+        config.timeouts.stalled_transfer = 300;
+    });
+    let start = |name: &str| {
+        let mut control = server.login("carol");
+        control
+            .stream
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        control.expect("TYPE I", 200);
+        let data = control.epsv();
+        control.expect(&format!("STOR {name}"), 150);
+        (control, data)
+    };
+    let a_bytes = content(6 * MIB, 50);
+    let c_bytes = content(6 * MIB + 7, 51);
+    let (mut a, mut a_data) = start("a.bin");
+    a_data.write_all(&a_bytes[..2 * MIB]).unwrap();
+    wait_for_upload_memory(&server, 5 * MIB, "after A's first 2 MiB");
+    let (mut b, mut b_data) = start("b.bin");
+    let b_bytes = content(2 * MIB, 52);
+    b_data.write_all(&b_bytes[..MIB / 4]).unwrap();
+    wait_for_upload_memory(&server, 6 * MIB, "after B's first bytes");
+    let (mut c, mut c_data) = start("c.bin");
+    c_data.write_all(&c_bytes[..2 * MIB]).unwrap();
+    wait_for_upload_memory(&server, 11 * MIB, "after C's first 2 MiB");
+    // B passes its first room: its writer now waits for 4 MiB more, holding the 1 MiB that is
+    // free meanwhile (a waiter takes room as it frees up).
+    b_data.write_all(&b_bytes[MIB / 4..]).unwrap();
+    wait_for_upload_memory(&server, 12 * MIB, "while B waits");
+
+    let asked = Instant::now();
+    b.send("ABOR");
+    let first = b.reply().code;
+    assert!(first == 426 || first == 226, "{first}");
+    if first == 426 {
+        assert_eq!(b.reply().code, 226);
+    }
+    let took = asked.elapsed();
+    assert!(took < Duration::from_secs(10), "ABOR answered in {took:?}");
+    wait_for_upload_memory(&server, 10 * MIB, "after B's abort");
+    b.expect("NOOP", 200);
+    drop(b_data);
+
+    // A new upload waits to be admitted (a part and its first room are not free); its data
+    // connection is reset: 426 at once, not when room comes or the wait gives up.
+    let mut b_data = b.epsv();
+    b.expect("STOR b2.bin", 150);
+    b_data.write_all(&b_bytes[..MIB / 4]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    socket2::SockRef::from(&b_data)
+        .set_linger(Some(Duration::ZERO))
+        .unwrap();
+    let cut = Instant::now();
+    drop(b_data);
+    assert_eq!(b.reply().code, 426);
+    let took = cut.elapsed();
+    assert!(took < Duration::from_secs(10), "426 after {took:?}");
+    assert_eq!(server.context.upload_memory_in_use(), 10 * MIB as u64);
+
+    // The others were not disturbed, and finish whole.
+    a_data.write_all(&a_bytes[2 * MIB..]).unwrap();
+    drop(a_data);
+    assert_eq!(a.reply().code, 226);
+    c_data.write_all(&c_bytes[2 * MIB..]).unwrap();
+    drop(c_data);
+    assert_eq!(c.reply().code, 226);
+    assert!(store.get("waiting/home/a.bin").as_deref() == Some(a_bytes.as_slice()));
+    assert!(store.get("waiting/home/c.bin").as_deref() == Some(c_bytes.as_slice()));
+    for name in ["b.bin", "b2.bin"] {
+        let key = format!("waiting/home/{name}");
+        assert!(!store.exists(&key), "the aborted upload {name} appeared");
+    }
+    wait_for_upload_memory(&server, 0, "after every upload");
+}
+
 #[test]
 fn uploads_share_the_servers_upload_memory_and_all_finish() {
     let Some(cluster) = cluster() else { return };

@@ -61,6 +61,7 @@ pub struct Gauges {
     pub passive_ports_in_use: usize,
     pub passive_listeners_kept: usize,
     pub bans_active: usize,
+    pub upload_memory_bytes: u64,
     pub process: super::process::Process,
 }
 
@@ -304,6 +305,10 @@ fn render_gauges(out: &mut String, gauges: &Gauges) {
         "Addresses banned now for failed logins.",
     );
     sample(out, "ferry_bans_active", &[], gauges.bans_active);
+    let memory = "ferry_s3_upload_memory_bytes";
+    let help = "Upload data held in memory for object stores, in bytes (at most s3.upload_memory).";
+    header(out, memory, "gauge", help);
+    sample(out, memory, &[], gauges.upload_memory_bytes);
     let process = &gauges.process;
     let cpu = "process_cpu_seconds_total";
     header(

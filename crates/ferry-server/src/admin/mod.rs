@@ -197,6 +197,7 @@ fn gauges(context: &Context, admin: &Admin) -> Gauges {
         passive_ports_in_use: admin.passive.open(),
         passive_listeners_kept: context.kept_passive.held(),
         bans_active: context.bans.active().len(),
+        upload_memory_bytes: context.upload_memory_in_use(),
         process: process::Process::now(),
     }
 }

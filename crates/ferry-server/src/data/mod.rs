@@ -766,11 +766,13 @@ fn stalled() -> TransferError {
 }
 
 /// How an upload's data goes from the network to its writer: in chunks of at most `chunk`
-/// bytes, at most `in_flight` of them queued for the writer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// bytes, at most `in_flight` of them queued for the writer; for a staged upload, the signal
+/// that tells its writer, maybe blocked waiting for the back-end, that the upload is dropped.
+#[derive(Debug, Clone)]
 pub struct Pipe {
     chunk: usize,
     in_flight: usize,
+    abandon: Option<crate::storage::Abandon>,
 }
 
 impl Pipe {
@@ -778,6 +780,7 @@ impl Pipe {
     pub const FILE: Pipe = Pipe {
         chunk: CHUNK,
         in_flight: 4,
+        abandon: None,
     };
 
     /// To an object store, whose upload holds the data in memory until the store has it, within
@@ -787,13 +790,17 @@ impl Pipe {
     pub const STAGED: Pipe = Pipe {
         chunk: 64 * 1024,
         in_flight: 2,
+        abandon: None,
     };
 
     /// The pipe for an upload into `body`.
     pub fn to(body: &crate::storage::WriteBody) -> Pipe {
         match body {
             crate::storage::WriteBody::File(_) => Pipe::FILE,
-            crate::storage::WriteBody::Staged(_) => Pipe::STAGED,
+            crate::storage::WriteBody::Staged(upload) => Pipe {
+                abandon: Some(upload.abandon()),
+                ..Pipe::STAGED
+            },
         }
     }
 }
@@ -826,6 +833,9 @@ where
     // write into a file that a following REST+STOR is already resuming.
     let ended_here = Arc::new(AtomicBool::new(false));
     let ended = Arc::clone(&ended_here);
+    // Dropped mid-await (ABOR, the session's end), this future abandons a staged upload, whose
+    // writer may be blocked waiting for its back-end and would not see the channel close.
+    let mut abandon_on_drop = GiveOnDrop(pipe.abandon.clone());
     let token = progress.writer_token();
     let writer = tokio::task::spawn_blocking(move || {
         let _token = token;
@@ -851,18 +861,50 @@ where
     .await;
     ended_here.store(true, Ordering::SeqCst);
     drop(chunks);
+    // A broken or stalled connection: the upload will not be committed, so a writer still
+    // blocked in its back-end is told to stop (a writer that failed first has its own error).
+    let abandoned = received.is_err() && !writer.is_finished();
+    if let (true, Some(abandon)) = (abandoned, &pipe.abandon) {
+        abandon.give();
+    }
     let written = writer
         .await
         .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
         .map_err(TransferError::Local);
-    // A failed write ends the pump too; its error is the one to report.
+    // The writer is done: what follows (a commit) must not be abandoned.
+    abandon_on_drop.0 = None;
+    // A failed write ends the pump too; its error is the one to report, unless the write
+    // failed because the broken connection abandoned it.
     let (received, file) = match (received, written) {
+        (Err(error), _) if abandoned => return Err(error),
         (_, Err(error)) => return Err(error),
         (received, Ok(file)) => (received?, file),
     };
     // Answer the client's close (and close_notify, over TLS) with ours.
     let _ = timeout(stall, stream.shutdown()).await;
     Ok((received, file))
+}
+
+/// Resolves with the error once `tcp` is reset (or fails otherwise); never resolves before.
+async fn reset(tcp: &TcpStream) -> io::Error {
+    if tcp.ready(tokio::io::Interest::ERROR).await.is_ok() {
+        if let Ok(Some(error)) = tcp.take_error() {
+            return error;
+        }
+    }
+    // Told of an error that is not there (or none could be read): no second look.
+    std::future::pending().await
+}
+
+/// Gives its signal when dropped, unless emptied first.
+struct GiveOnDrop(Option<crate::storage::Abandon>);
+
+impl Drop for GiveOnDrop {
+    fn drop(&mut self) {
+        if let Some(abandon) = self.0.take() {
+            abandon.give();
+        }
+    }
 }
 
 /// Reads the upload and hands it on in chunks of at most `chunk` bytes until the client closes
@@ -905,8 +947,17 @@ async fn pump_into(
         } else {
             buffer
         };
-        if !chunk.is_empty() && chunks.send(chunk).await.is_err() {
-            return Ok(received);
+        if !chunk.is_empty() {
+            // While the writer is busy the socket is not read, so a reset would go unseen
+            // until the writer takes more: it is watched for meanwhile.
+            let sent = tokio::select! {
+                biased;
+                sent = chunks.send(chunk) => sent.is_ok(),
+                error = reset(stream.tcp()) => return Err(TransferError::Broken(error)),
+            };
+            if !sent {
+                return Ok(received);
+            }
         }
         if read == 0 {
             return Ok(received);

@@ -227,11 +227,39 @@ impl io::Write for WriteBody {
 /// Runs on the blocking pool.
 pub trait StagedUpload: Send {
     /// Takes the next bytes; blocks while the back-end's budget of bytes in flight is used,
-    /// so a fast client is slowed by TCP, never buffered without bound.
+    /// so a fast client is slowed by TCP, never buffered without bound. Stops blocking, with
+    /// an error, once [`StagedUpload::abandon`]'s signal is given.
     fn write_all(&mut self, bytes: &[u8]) -> io::Result<()>;
+    /// The signal that tells this upload nobody will commit it (ABOR, a broken connection,
+    /// the session's end), given from another thread while `write_all` may be blocked.
+    fn abandon(&self) -> Abandon;
     /// Makes the upload appear under its name; replaces a file there only if `replace`
     /// (`AlreadyExists` otherwise, and the upload is aborted).
     fn commit(self: Box<Self>, replace: bool) -> Result<(), StorageError>;
+}
+
+/// A signal, given once, that a staged upload will not be committed: what it waits for (room
+/// in memory, its parts in flight) it stops waiting for.
+#[derive(Debug, Clone)]
+pub struct Abandon(std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Default for Abandon {
+    fn default() -> Self {
+        Abandon(std::sync::Arc::new(tokio::sync::Semaphore::new(0)))
+    }
+}
+
+impl Abandon {
+    /// Gives the signal (again is harmless).
+    pub fn give(&self) {
+        // A semaphore with no permits: closing it wakes every waiter at once.
+        self.0.close();
+    }
+
+    /// Resolves once the signal is given.
+    pub async fn given(&self) {
+        let _ = self.0.acquire().await;
+    }
 }
 
 /// Writes one entry's line of a listing; shared by the threads that look entries up.

@@ -25,8 +25,8 @@ use tokio::task::JoinSet;
 use super::s3::{GetBody, S3Client, S3Error};
 use super::upload_memory::{Room, UploadMemory};
 use super::{
-    FileFacts, FileKind, Listing, ReadBody, StagedUpload, Storage, StorageError, StorageErrorKind,
-    VirtualPath, WriteBody, WriteMode,
+    Abandon, FileFacts, FileKind, Listing, ReadBody, StagedUpload, Storage, StorageError,
+    StorageErrorKind, VirtualPath, WriteBody, WriteMode,
 };
 
 /// S3's smallest part (all but the last part of a multipart upload).
@@ -510,6 +510,7 @@ impl Storage for ObjectFs {
             parts: Vec::new(),
             in_flight: JoinSet::new(),
             committed: false,
+            abandon: Abandon::default(),
         };
         let etag = existing.map(|head| head.etag).unwrap_or_default();
         upload.keep_head(keep, &etag)?;
@@ -851,6 +852,8 @@ struct ObjectUpload {
     parts: Vec<(u32, String)>,
     in_flight: JoinSet<Result<(u32, String), S3Error>>,
     committed: bool,
+    /// Given when the upload will not be committed: its waits end at once.
+    abandon: Abandon,
 }
 
 impl ObjectUpload {
@@ -951,7 +954,7 @@ impl ObjectUpload {
             let memory = &shared.parts.memory;
             let room = &mut self.buffer.room;
             let first = room.bytes() == 0 && self.parts.is_empty() && self.in_flight.is_empty();
-            let reserved = shared.wait(async {
+            let reserve = async {
                 if first {
                     *room = memory.admit().await?;
                 }
@@ -959,14 +962,30 @@ impl ObjectUpload {
                     memory.grow(room, capacity).await?;
                 }
                 Ok(())
+            };
+            let abandon = self.abandon.clone();
+            let reserved = shared.wait(async {
+                tokio::select! {
+                    reserved = reserve => Some(reserved),
+                    () = abandon.given() => None,
+                }
             });
-            reserved.map_err(|e: super::upload_memory::NoRoom| self.fail_io(e))?;
+            match reserved {
+                Some(reserved) => {
+                    reserved.map_err(|e: super::upload_memory::NoRoom| self.fail_io(e))?
+                }
+                None => return Err(self.abandoned()),
+            }
         }
         self.buffer.fill(bytes, capacity)
     }
 
     fn fail_io(&self, error: impl std::fmt::Display) -> io::Error {
         io::Error::other(format!("{}: {error}", self.path))
+    }
+
+    fn abandoned(&self) -> io::Error {
+        self.fail_io("the upload was abandoned")
     }
 
     /// Sends the filled part, first waiting while the budget of parts in flight is used. Its
@@ -1001,7 +1020,17 @@ impl ObjectUpload {
     /// Waits for one part in flight to be stored.
     fn wait_one(&mut self) -> io::Result<()> {
         let shared = Arc::clone(&self.shared);
-        match shared.wait(self.in_flight.join_next()) {
+        let abandon = self.abandon.clone();
+        let joined = shared.wait(async {
+            tokio::select! {
+                joined = self.in_flight.join_next() => Some(joined),
+                () = abandon.given() => None,
+            }
+        });
+        let Some(joined) = joined else {
+            return Err(self.abandoned());
+        };
+        match joined {
             Some(Ok(Ok(part))) => {
                 self.parts.push(part);
                 Ok(())
@@ -1085,6 +1114,10 @@ impl StagedUpload for ObjectUpload {
             }
         }
         Ok(())
+    }
+
+    fn abandon(&self) -> Abandon {
+        self.abandon.clone()
     }
 
     fn commit(mut self: Box<Self>, replace: bool) -> Result<(), StorageError> {

@@ -42,6 +42,8 @@ pub struct TestServer {
     pub root: PathBuf,
     /// Root of the read-write user `alice` (and read-only `bob`).
     pub alice_root: PathBuf,
+    /// The server's context, to read its state (what a metric would show).
+    pub context: Arc<Context>,
     _dirs: Vec<tempfile::TempDir>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -74,6 +76,7 @@ impl TestServer {
         config.timeouts.data_connect = 5;
         adjust(&mut config);
         let context = Arc::new(Context::new(config).expect("valid test configuration"));
+        let served = Arc::clone(&context);
         let listener = bind_with_free_adjacent_port(listen);
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -85,7 +88,7 @@ impl TestServer {
                 .unwrap();
             runtime.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                ferry_server::run(listener, context, async {
+                ferry_server::run(listener, served, async {
                     let _ = stopped.await;
                 })
                 .await;
@@ -95,6 +98,7 @@ impl TestServer {
             addr,
             root: anonymous_dir.path().to_path_buf(),
             alice_root: alice_dir.path().to_path_buf(),
+            context,
             _dirs: vec![anonymous_dir, alice_dir, users_dir],
             stop: Some(stop),
             thread: Some(thread),
