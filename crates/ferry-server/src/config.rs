@@ -69,7 +69,7 @@ pub struct AdminConfig {
     /// Where the admin listener listens, e.g. `127.0.0.1:9121`.
     pub listen: Option<SocketAddr>,
     /// A file holding a bearer token every request must carry (`Authorization: Bearer ...`);
-    /// read at start, surrounding whitespace trimmed.
+    /// read at start and at each reload, surrounding whitespace trimmed.
     pub token_file: Option<PathBuf>,
 }
 

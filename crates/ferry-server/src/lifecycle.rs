@@ -5,7 +5,8 @@
 //! already validated whole; the server carries the shared state over ([`Context::inherit`]),
 //! binds the listen addresses that changed, and only then swaps: new sessions get the new
 //! context, running ones keep the `Arc` they started with (and their TLS acceptors, so their data
-//! connections still resume). [`Handle::drain`] stops the server in stages: not ready at once,
+//! connections still resume). The admin listener answers from the new context at once (its
+//! token), and moves when `admin.listen` changed. [`Handle::drain`] stops the server in stages: not ready at once,
 //! listeners open for `shutdown.accept_grace`, then idle sessions closed (421), running transfers
 //! finished until `shutdown.deadline` (from the signal), the rest broken off (426, 421).
 
@@ -26,11 +27,13 @@ const CUT_WAIT: Duration = Duration::from_secs(3);
 
 pub use crate::readiness::Readiness;
 
-/// The bound listeners: control connections, and implicit FTPS when configured.
+/// The bound listeners: control connections, implicit FTPS and the admin listener when
+/// configured.
 #[derive(Debug)]
 pub struct Listeners {
     pub control: TcpListener,
     pub implicit: Option<TcpListener>,
+    pub admin: Option<TcpListener>,
 }
 
 /// Why a reload was refused (the server goes on with the context it had).
@@ -130,12 +133,15 @@ pub struct Server {
     sessions: JoinSet<()>,
     stop_sessions: watch::Sender<Stop>,
     sweeper: JoinHandle<()>,
+    /// What the admin listener serves, when it is on. It serves until the process ends, apart
+    /// from the other listeners.
+    admin: Option<watch::Sender<crate::admin::Serving>>,
 }
 
 impl Server {
     /// A server for bound listeners, and the handle that reloads and drains it. Call inside a
     /// tokio runtime.
-    pub fn new(listeners: Listeners, context: Arc<Context>) -> (Server, Handle) {
+    pub fn new(mut listeners: Listeners, context: Arc<Context>) -> (Server, Handle) {
         let (sender, operations) = mpsc::unbounded_channel();
         // The context's: reloaded contexts share it, and the admin listener reads it.
         let readiness = context.readiness.clone();
@@ -148,8 +154,17 @@ impl Server {
         if let Some(implicit) = &listeners.implicit {
             control_options(implicit);
         }
+        let admin = listeners.admin.take().map(|listener| {
+            let (serving, watching) = watch::channel(crate::admin::Serving {
+                context: Arc::clone(&context),
+                listener: Arc::new(listener),
+            });
+            tokio::spawn(crate::admin::serve(watching));
+            serving
+        });
         let server = Server {
             listeners,
+            admin,
             sweeper: tokio::spawn(server::sweep_abandoned_uploads(Arc::clone(&context))),
             context,
             readiness,
@@ -279,6 +294,12 @@ impl Server {
             Some(_) => None,
             None => old_implicit.map(|_| None),
         };
+        let admin = match (&self.admin, new.admin.listen) {
+            (Some(_), Some(address)) if old.admin.listen != Some(address) => {
+                Some(admin_listener(address)?)
+            }
+            _ => None,
+        };
         // Everything is ready: from here on nothing fails.
         if let Some(control) = control {
             tracing::info!(address = %new.listen, "listening");
@@ -294,6 +315,17 @@ impl Server {
         warn_about_restart_only_changes(old, new);
         context.publish();
         self.context = Arc::new(context);
+        if let Some(serving) = &self.admin {
+            if let Some(address) = admin.as_ref().and_then(|l| l.local_addr().ok()) {
+                tracing::info!(%address, "admin listener moved");
+            }
+            serving.send_modify(|serving| {
+                serving.context = Arc::clone(&self.context);
+                if let Some(listener) = admin {
+                    serving.listener = Arc::new(listener);
+                }
+            });
+        }
         self.sweeper.abort();
         self.sweeper = tokio::spawn(server::sweep_abandoned_uploads(Arc::clone(&self.context)));
         tracing::info!(
@@ -302,6 +334,16 @@ impl Server {
         );
         Ok(())
     }
+}
+
+/// A new admin listener (no control-connection options).
+fn admin_listener(address: SocketAddr) -> Result<TcpListener, ListenError> {
+    let listener = bind(address, crate::admin::BACKLOG)?;
+    TcpListener::from_std(listener).map_err(|source| ListenError {
+        address,
+        source,
+        hint: "",
+    })
 }
 
 fn tokio_listener(address: SocketAddr, backlog: u32) -> Result<TcpListener, ListenError> {
@@ -344,6 +386,10 @@ fn warn_about_restart_only_changes(old: &crate::Config, new: &crate::Config) {
         (
             "hardening.landlock",
             old.hardening.landlock != new.hardening.landlock,
+        ),
+        (
+            "admin.listen (turning the admin listener on or off)",
+            old.admin.listen.is_some() != new.admin.listen.is_some(),
         ),
     ];
     for (name, _) in changed.iter().filter(|(_, changed)| *changed) {

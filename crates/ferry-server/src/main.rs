@@ -449,7 +449,8 @@ fn start(args: Args) -> anyhow::Result<()> {
     }
     let admin = match context.config.admin.listen {
         Some(address) => {
-            Some(ferry_server::lifecycle::bind(address, ADMIN_BACKLOG).context("admin.listen")?)
+            let backlog = ferry_server::admin::BACKLOG;
+            Some(ferry_server::lifecycle::bind(address, backlog).context("admin.listen")?)
         }
         None => None,
     };
@@ -496,20 +497,10 @@ fn start(args: Args) -> anyhow::Result<()> {
             implicit: implicit
                 .map(tokio::net::TcpListener::from_std)
                 .transpose()?,
+            admin: admin.map(tokio::net::TcpListener::from_std).transpose()?,
         };
         let events = context.events.clone();
         let context = Arc::new(context);
-        if let Some(admin) = admin {
-            // Serves until the process ends: /ready says "draining" during a shutdown. It keeps
-            // the first context; what it reports is shared with reloaded ones.
-            let admin = tokio::net::TcpListener::from_std(admin)?;
-            let serving = ferry_server::admin::serve(
-                admin,
-                Arc::clone(&context),
-                std::future::pending::<()>(),
-            );
-            tokio::spawn(serving);
-        }
         let (server, handle) = Server::new(listeners, context);
         let signals = obey_signals(handle, reload_args, events, ready)?;
         // On a worker, not this thread: sessions the accept loop spawns then start in the
@@ -626,9 +617,6 @@ fn notify_service_manager(state: ServiceState<'_>) {
         ServiceState::Stopping => ferry_server::systemd::stopping(),
     }
 }
-
-/// Connections waiting to be accepted that the admin listener holds.
-const ADMIN_BACKLOG: u32 = 64;
 
 /// Threads for blocking work (disk writes of uploads, listings, password checks).
 const MAX_BLOCKING_THREADS: usize = 4096;

@@ -276,13 +276,16 @@ impl Context {
         self.quotas = Arc::clone(&old.quotas);
         // The same log files keep their writers (and SIGHUP reopens them); new ones start.
         // Session and transfer numbers, and the admin listener's metrics and live sessions, go
-        // on either way: that listener was bound at start (a change to [admin] needs a
-        // restart), as was readiness.
+        // on either way, as does readiness. The admin listener takes the new token (and the
+        // server moves it to a new address); turning it on or off needs a restart.
         self.events = match self.config.logs == old.config.logs {
             true => old.events.clone(),
             false => old.events.with_log_writers_of(&self.events),
         };
-        self.admin = old.admin.clone();
+        self.admin = match (&old.admin, &self.admin) {
+            (Some(old), Some(new)) => Some(Arc::new(old.carry_on(new))),
+            (old, _) => old.clone(),
+        };
         self.readiness = old.readiness.clone();
         if self.config.checksums.max_running == old.config.checksums.max_running {
             self.hashing = Arc::clone(&old.hashing);
@@ -463,6 +466,7 @@ pub async fn run_with_implicit_tls(
     let listeners = Listeners {
         control: listener,
         implicit,
+        admin: None,
     };
     let (server, handle) = Server::new(listeners, context);
     let stop = async move {

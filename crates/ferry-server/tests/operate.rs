@@ -455,6 +455,97 @@ fn a_changed_listen_address_is_served_after_the_reload() {
     old.expect("QUIT", 221);
 }
 
+/// `GET path` on the admin listener at `address` with a bearer `token`: the status and body,
+/// or `None` when the address does not answer.
+fn admin_get(address: SocketAddr, path: &str, token: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let status = response.split(' ').nth(1)?.parse().ok()?;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, body)| body);
+    Some((status, body.to_string()))
+}
+
+#[test]
+fn a_reload_takes_the_new_admin_token_and_moves_the_admin_listener() {
+    let site = Site::new();
+    let token = site.path("admin-token");
+    std::fs::write(&token, "first-token\n").unwrap();
+    let admin_table = |address: SocketAddr| {
+        format!(
+            "[admin]\nlisten = \"{address}\"\ntoken_file = \"{}\"\n",
+            token.display()
+        )
+    };
+    let first = below_ephemeral_ports().local_addr().unwrap();
+    let settings = Settings {
+        tables: admin_table(first),
+        ..Settings::default()
+    };
+    let ferryd = site.start(&settings);
+    let status = |address, token| admin_get(address, "/health", token).map(|(code, _)| code);
+    assert_eq!(status(first, "first-token"), Some(200));
+    assert_eq!(status(first, "second-token"), Some(401));
+    login(ferryd.addr, "ftp").expect("QUIT", 221);
+
+    // The same address, a new token: only the new one is taken from the reload on.
+    std::fs::write(&token, "second-token\n").unwrap();
+    let log = reload(&ferryd, 1);
+    assert!(log.contains("configuration reloaded"), "{log}");
+    assert_eq!(status(first, "second-token"), Some(200));
+    assert_eq!(status(first, "first-token"), Some(401));
+
+    // A new address that is taken: the whole reload is refused, token included.
+    let taken = below_ephemeral_ports();
+    let taken_address = taken.local_addr().unwrap();
+    std::fs::write(&token, "third-token\n").unwrap();
+    site.write(&Settings {
+        tables: admin_table(taken_address),
+        ..settings.clone()
+    });
+    let log = reload(&ferryd, 2);
+    assert!(
+        log.lines().any(|l| l.contains("reload refused")
+            && l.contains(&format!("cannot listen on {taken_address}"))),
+        "{log}"
+    );
+    assert_eq!(status(first, "second-token"), Some(200));
+    assert_eq!(status(first, "third-token"), Some(401));
+
+    // A free new address: served there with the new token, and the counters go on.
+    let second = below_ephemeral_ports().local_addr().unwrap();
+    site.write(&Settings {
+        tables: admin_table(second),
+        ..settings.clone()
+    });
+    let log = reload(&ferryd, 3);
+    assert!(log.contains("admin listener moved"), "{log}");
+    let (code, metrics) = admin_get(second, "/metrics", "third-token").expect("the new address");
+    assert_eq!(code, 200, "{metrics}");
+    let sessions = metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("ferry_sessions_total "))
+        .and_then(|value| value.parse::<f64>().ok());
+    assert_eq!(sessions, Some(1.0), "{metrics}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(first).is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "the old admin address still accepts"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(taken);
+}
+
 /// A test CA and server certificates for localhost and 127.0.0.1 that it signed.
 fn write_certificates(dir: &Path) {
     let ca_key = rcgen::KeyPair::generate().unwrap();
@@ -698,6 +789,7 @@ fn readiness_and_reload_through_the_library() {
         let listeners = ferry_server::Listeners {
             control: tokio::net::TcpListener::from_std(std_listener).unwrap(),
             implicit: None,
+            admin: None,
         };
         let (server, handle) = ferry_server::Server::new(listeners, std::sync::Arc::new(context));
         let readiness = handle.readiness().clone();

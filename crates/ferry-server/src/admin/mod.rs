@@ -3,14 +3,15 @@
 //! `admin.token_file`, every request must carry `Authorization: Bearer <token>`.
 //!
 //! It is apart from FTP service: its own listener and tasks, a cap on its connections, time
-//! limits on each, and a bad request gets an HTTP error, never more.
+//! limits on each, and a bad request gets an HTTP error, never more. It answers from the
+//! context serving now: after a reload (SIGHUP), requests need the new token, and the listener
+//! moves when `admin.listen` changed (see [`crate::lifecycle`]).
 
 pub mod metrics;
 pub mod process;
 pub mod status;
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use hyper::header::{HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONTENT_TYPE, WWW
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 
 use crate::live::Live;
 use crate::readiness::State;
@@ -37,14 +38,26 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest an admin connection stays open (keep-alive included).
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Connections waiting to be accepted that the admin listener holds.
+pub const BACKLOG: u32 = 64;
+
 /// What the admin listener serves from: the metrics writer and the live sessions (both also
-/// registered as event writers), and the token, if one is required.
+/// registered as event writers), and the token, if one is required. A reloaded context gets
+/// an `Admin` of its own that shares the counters with the one before ([`Admin::carry_on`]).
 pub struct Admin {
     pub metrics: Arc<Metrics>,
     pub live: Arc<Live>,
     /// The passive listeners sessions have opened, for `ferry_passive_ports_in_use`.
-    pub passive: PassiveListeners,
+    pub passive: Arc<PassiveListeners>,
     token: Option<String>,
+}
+
+/// What the admin listener serves now: the current context, and where to listen. The server
+/// sends a new one when a reload is done.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    pub context: Arc<Context>,
+    pub listener: Arc<TcpListener>,
 }
 
 /// The passive listeners open now: each is tracked by a weak reference, so it is counted until
@@ -87,8 +100,18 @@ impl Admin {
         Admin {
             metrics: Arc::default(),
             live: Arc::default(),
-            passive: PassiveListeners::default(),
+            passive: Arc::default(),
             token,
+        }
+    }
+
+    /// This admin's counters, live sessions and passive listeners, with `reloaded`'s token.
+    pub fn carry_on(&self, reloaded: &Admin) -> Admin {
+        Admin {
+            metrics: Arc::clone(&self.metrics),
+            live: Arc::clone(&self.live),
+            passive: Arc::clone(&self.passive),
+            token: reloaded.token.clone(),
         }
     }
 
@@ -109,22 +132,26 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
-/// Serves the admin endpoints on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, context: Arc<Context>, shutdown: impl Future) {
-    let Some(admin) = context.admin.clone() else {
-        return;
-    };
+/// Serves the admin endpoints, on the listener and from the context `serving` says, until the
+/// process ends (during a drain `/ready` says "draining"). When the server is gone, the last
+/// listener goes on.
+pub async fn serve(mut serving: watch::Receiver<Serving>) {
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    tokio::pin!(shutdown);
+    let mut listener = Arc::clone(&serving.borrow_and_update().listener);
+    let mut watching = true;
     loop {
-        let permit = tokio::select! {
-            permit = Arc::clone(&limit).acquire_owned() => permit,
-            _ = &mut shutdown => return,
+        let Ok(permit) = Arc::clone(&limit).acquire_owned().await else {
+            return;
         };
-        let Ok(permit) = permit else { return };
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            _ = &mut shutdown => return,
+            changed = serving.changed(), if watching => {
+                match changed {
+                    Ok(()) => listener = Arc::clone(&serving.borrow_and_update().listener),
+                    Err(_) => watching = false,
+                }
+                continue;
+            }
         };
         let (stream, _) = match accepted {
             Ok(accepted) => accepted,
@@ -134,10 +161,16 @@ pub async fn serve(listener: TcpListener, context: Arc<Context>, shutdown: impl 
                 continue;
             }
         };
-        let (context, admin) = (Arc::clone(&context), Arc::clone(&admin));
+        let serving = serving.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {
-                let response = respond(&context, &admin, &request);
+                // Each request from the context serving when it comes (a kept-alive
+                // connection sees a reload too).
+                let context = Arc::clone(&serving.borrow().context);
+                let response = match &context.admin {
+                    Some(admin) => respond(&context, admin, &request),
+                    None => text(StatusCode::NOT_FOUND, "the admin listener is off\n"),
+                };
                 async move { Ok::<_, Infallible>(response) }
             });
             let connection = hyper::server::conn::http1::Builder::new()
