@@ -6,9 +6,10 @@
 //! binds the listen addresses that changed, and only then swaps: new sessions get the new
 //! context, running ones keep the `Arc` they started with (and their TLS acceptors, so their data
 //! connections still resume). The admin listener answers from the new context at once (its
-//! token), and moves when `admin.listen` changed. [`Handle::drain`] stops the server in stages: not ready at once,
-//! listeners open for `shutdown.accept_grace`, then idle sessions closed (421), running transfers
-//! finished until `shutdown.deadline` (from the signal), the rest broken off (426, 421).
+//! token), and moves when `admin.listen` changed. [`Handle::drain`] stops the server in stages:
+//! not ready at once, listeners open for `shutdown.accept_grace`, then idle sessions closed
+//! (421), running transfers finished until `shutdown.deadline` (from the signal), the rest
+//! broken off (426, 421).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
