@@ -760,8 +760,11 @@ impl Session {
             Arc::default(),
             move |stream, context, progress| async move {
                 let stall = context.stall_timeout;
+                // Only a file takes a slot: an object store's upload goes the async way, and
+                // must not hold one of the threads' places while it runs.
                 let direct = !ascii && !inflate && usage.is_none() && throttle.is_unlimited();
-                let slot = direct.then(data::direct::Slot::take).flatten();
+                let to_file = matches!(writer, WriteBody::File(_));
+                let slot = (direct && to_file).then(data::direct::Slot::take).flatten();
                 let received = match (stream, writer, slot) {
                     // MODE Z or a quota: through the writer chain that inflates and charges.
                     (mut stream, writer, _) if inflate || usage.is_some() => {
