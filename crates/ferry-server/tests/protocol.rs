@@ -624,28 +624,64 @@ fn help_stat_and_syst() {
 
 #[test]
 fn idle_and_login_timeouts_close_the_session() {
+    use std::time::{Duration, Instant};
     let server = TestServer::start_with(|c| {
-        c.timeouts.idle = 1;
-        c.timeouts.login = 1;
+        c.timeouts.idle = 3;
+        c.timeouts.login = 2;
     });
-    let connected = std::time::Instant::now();
+    let connected = Instant::now();
     let mut waiting = server.connect();
     let mut idle = server.login("ftp");
-    // Commands do not extend the time a client has to log in: after NOOPs until 0.9 s, the
-    // session still ends at 1 s (it would be 1.9 s if each command restarted the clock).
-    for _ in 0..4 {
+    // Commands do not extend the time a client has to log in: after NOOPs until about 1 s, the
+    // session still ends 2 s after it connected, not 2 s after its last NOOP (as it would if
+    // each command restarted the clock), nor 3 s after it (the idle timeout). The bound is
+    // taken from the last NOOP, so that a slow machine cannot make it fail.
+    let mut last_noop = Duration::ZERO;
+    for _ in 0..10 {
+        if connected.elapsed() >= Duration::from_millis(1000) {
+            break;
+        }
         waiting.expect("NOOP", 200);
-        std::thread::sleep(std::time::Duration::from_millis(300));
+        last_noop = connected.elapsed();
+        std::thread::sleep(Duration::from_millis(250));
     }
     assert_eq!(waiting.reply().code, 421);
     let waited = connected.elapsed();
+    assert!(waited >= Duration::from_millis(1900), "{waited:?}");
     assert!(
-        waited < std::time::Duration::from_millis(1600),
-        "{waited:?}"
+        waited < last_noop + Duration::from_secs(2),
+        "closed after {waited:?}, last NOOP at {last_noop:?}"
     );
     assert!(waiting.is_closed());
+    // The logged-in session ends after 3 s without a command.
     assert_eq!(idle.reply().code, 421);
+    let idled = connected.elapsed();
+    assert!(idled >= Duration::from_millis(2900), "{idled:?}");
     assert!(idle.is_closed());
+}
+
+/// The idle timeout counts from a logged-in session's last command or the end of its last
+/// transfer, however many commands it sent before (each used to move the deadline later when
+/// the timer went off, so that such a session never timed out).
+#[test]
+fn a_session_that_worked_then_idles_times_out() {
+    use std::time::{Duration, Instant};
+    let server = TestServer::start_with(|c| c.timeouts.idle = 1);
+    let mut session = server.login("ftp");
+    for _ in 0..3 {
+        session.expect("NOOP", 200);
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let data = session.epsv();
+    session.expect("LIST", 150);
+    assert!(!read_all(data).is_empty());
+    assert_eq!(session.reply().code, 226);
+    let done = Instant::now();
+    assert_eq!(session.reply().code, 421);
+    let idled = done.elapsed();
+    assert!(idled >= Duration::from_millis(900), "{idled:?}");
+    assert!(idled < Duration::from_secs(5), "{idled:?}");
+    assert!(session.is_closed());
 }
 
 #[test]

@@ -170,6 +170,9 @@ struct Waits {
     /// without touching the timer; when the timer goes off early it is armed again.
     idle: Pin<Box<tokio::time::Sleep>>,
     armed: tokio::time::Instant,
+    /// When the client last did something (its last command, or the end of its last
+    /// transfer): a logged-in session's idle time counts from it.
+    active: tokio::time::Instant,
     /// The server's stop signal; it hands its receiver back when the value changes (`None`:
     /// the server is gone).
     stop: Option<Wait<Option<watch::Receiver<Stop>>>>,
@@ -182,6 +185,7 @@ impl Waits {
         Waits {
             idle: Box::pin(tokio::time::sleep_until(deadline)),
             armed: deadline,
+            active: tokio::time::Instant::now(),
             stop: Some(wait_for_stop(shutdown)),
             ban: None,
         }
@@ -387,7 +391,11 @@ impl Session {
 
     async fn serve(&mut self) {
         loop {
-            let flow = match self.next_event().await {
+            let event = self.next_event().await;
+            if let Event::Frame(_) | Event::TransferDone(_) = event {
+                self.waits.active = tokio::time::Instant::now();
+            }
+            let flow = match event {
                 // Boxed: a command's state (the largest handler's) is allocated while it runs,
                 // not held by every idle session, whose future is only what it waits with.
                 Event::Frame(Frame::Line(bytes)) => Box::pin(self.on_line(&bytes)).await,
@@ -422,8 +430,10 @@ impl Session {
         // A logged-in session may idle for the idle timeout after each command; a client that
         // has not logged in has the login timeout from its connection (or REIN), however many
         // commands it sends meanwhile.
+        // (Not from the time of asking: the timer goes off early after any command, and each
+        // time would then move the deadline later, so that the session never timed out.)
         let deadline = match self.login {
-            Login::LoggedIn(_) => tokio::time::Instant::now() + self.context.config.idle_timeout(),
+            Login::LoggedIn(_) => self.waits.active + self.context.config.idle_timeout(),
             _ => self.login_deadline,
         };
         self.waits.bring_forward(deadline);
