@@ -684,6 +684,29 @@ fn a_session_that_worked_then_idles_times_out() {
     assert!(session.is_closed());
 }
 
+/// A command that runs longer than the idle timeout (here a HASH of a 1 GiB file, sparse) is
+/// not followed at once by a 421: the idle time counts from its reply.
+#[test]
+fn the_idle_time_counts_from_the_end_of_a_long_command() {
+    use std::time::{Duration, Instant};
+    let server = TestServer::start_with(|c| c.timeouts.idle = 1);
+    let file = std::fs::File::create(server.alice_root.join("sparse.bin")).unwrap();
+    file.set_len(1 << 30).unwrap();
+    let mut session = server.login("alice");
+    let asked = Instant::now();
+    session.expect("HASH sparse.bin", 213);
+    let answered = Instant::now();
+    assert!(
+        answered - asked > Duration::from_millis(1200),
+        "the HASH must outlast the idle timeout for this test to mean anything: {:?}",
+        answered - asked
+    );
+    session.expect("NOOP", 200);
+    assert_eq!(session.reply().code, 421);
+    let idled = answered.elapsed();
+    assert!(idled >= Duration::from_millis(900), "{idled:?}");
+}
+
 #[test]
 fn too_many_sessions_get_421() {
     let server = TestServer::start_with(|c| c.max_sessions = 2);

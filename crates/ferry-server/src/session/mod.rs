@@ -170,8 +170,8 @@ struct Waits {
     /// without touching the timer; when the timer goes off early it is armed again.
     idle: Pin<Box<tokio::time::Sleep>>,
     armed: tokio::time::Instant,
-    /// When the client last did something (its last command, or the end of its last
-    /// transfer): a logged-in session's idle time counts from it.
+    /// When the session last finished something for its client (a command, or a transfer's
+    /// final reply): a logged-in session's idle time counts from it.
     active: tokio::time::Instant,
     /// The server's stop signal; it hands its receiver back when the value changes (`None`:
     /// the server is gone).
@@ -392,9 +392,7 @@ impl Session {
     async fn serve(&mut self) {
         loop {
             let event = self.next_event().await;
-            if let Event::Frame(_) | Event::TransferDone(_) = event {
-                self.waits.active = tokio::time::Instant::now();
-            }
+            let client_acted = matches!(event, Event::Frame(_) | Event::TransferDone(_));
             let flow = match event {
                 // Boxed: a command's state (the largest handler's) is allocated while it runs,
                 // not held by every idle session, whose future is only what it waits with.
@@ -413,6 +411,12 @@ impl Session {
             };
             if flow == Flow::Quit {
                 return;
+            }
+            // The idle time counts from the end of the command (or of the 226): a command that
+            // ran longer than the idle timeout (a HASH of a large file, a slow quota count at
+            // login) is not followed at once by a 421.
+            if client_acted {
+                self.waits.active = tokio::time::Instant::now();
             }
             if self.closing && self.transfer.is_none() {
                 self.reply(421, "Server shutting down.").await;
