@@ -60,10 +60,31 @@ pub struct ListenError {
 /// Binds a listener on `address` with room for `backlog` connections waiting to be accepted (the
 /// kernel caps it at somaxconn), non-blocking, for a tokio runtime to take over.
 pub fn bind(address: SocketAddr, backlog: u32) -> Result<std::net::TcpListener, ListenError> {
+    bind_with(address, backlog, false)
+}
+
+/// [`bind`] for FTP control connections: the options every control connection needs
+/// ([`control_options`]) are set before the socket listens, so that every connection gets
+/// them from the listener, including those that queue before the server accepts.
+pub fn bind_control(
+    address: SocketAddr,
+    backlog: u32,
+) -> Result<std::net::TcpListener, ListenError> {
+    bind_with(address, backlog, true)
+}
+
+fn bind_with(
+    address: SocketAddr,
+    backlog: u32,
+    control: bool,
+) -> Result<std::net::TcpListener, ListenError> {
     use socket2::{Domain, Socket, Type};
     let listen = || -> std::io::Result<std::net::TcpListener> {
         let socket = Socket::new(Domain::for_address(address), Type::STREAM, None)?;
         socket.set_reuse_address(true)?;
+        if control {
+            control_options(socket2::SockRef::from(&socket), "listener");
+        }
         socket.bind(&address.into())?;
         socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
         socket.set_nonblocking(true)?;
@@ -128,6 +149,11 @@ impl Handle {
 /// The accept loop and the sessions it started.
 pub struct Server {
     listeners: Listeners,
+    /// Per listener (control, implicit): whether each accepted connection needs the control
+    /// options set on it, because the listener did not have them before it listened (passed
+    /// by systemd, or bound by a library caller): connections that queued before
+    /// [`Server::new`] set them on the listener lack them.
+    options_per_connection: [bool; 2],
     context: Arc<Context>,
     readiness: Readiness,
     operations: mpsc::UnboundedReceiver<Operation>,
@@ -151,10 +177,10 @@ impl Server {
             readiness: readiness.clone(),
         };
         context.publish();
-        control_options(&listeners.control);
-        if let Some(implicit) = &listeners.implicit {
-            control_options(implicit);
-        }
+        let options_per_connection = [
+            adopt(&listeners.control),
+            listeners.implicit.as_ref().is_some_and(adopt),
+        ];
         let admin = listeners.admin.take().map(|listener| {
             let (serving, watching) = watch::channel(crate::admin::Serving {
                 context: Arc::clone(&context),
@@ -165,6 +191,7 @@ impl Server {
         });
         let server = Server {
             listeners,
+            options_per_connection,
             admin,
             sweeper: tokio::spawn(server::sweep_abandoned_uploads(Arc::clone(&context))),
             context,
@@ -237,14 +264,19 @@ impl Server {
                 () = grace_over => break,
             };
             match accepted {
-                Ok((stream, peer)) => server::start_session(
-                    &mut self.sessions,
-                    stream,
-                    peer,
-                    implicit_tls,
-                    &self.context,
-                    &stop_signal,
-                ),
+                Ok((stream, peer)) => {
+                    if self.options_per_connection[usize::from(implicit_tls)] {
+                        control_options(socket2::SockRef::from(&stream), "connection");
+                    }
+                    server::start_session(
+                        &mut self.sessions,
+                        stream,
+                        peer,
+                        implicit_tls,
+                        &self.context,
+                        &stop_signal,
+                    )
+                }
                 Err(error) => {
                     // Out of file descriptors and the like: back off instead of spinning.
                     tracing::warn!(%error, "accept failed");
@@ -305,6 +337,7 @@ impl Server {
         if let Some(control) = control {
             tracing::info!(address = %new.listen, "listening");
             self.listeners.control = control;
+            self.options_per_connection[0] = false;
         }
         if let Some(implicit) = implicit {
             match new.tls.implicit_listen {
@@ -312,6 +345,7 @@ impl Server {
                 None => tracing::info!("implicit FTPS listener closed"),
             }
             self.listeners.implicit = implicit;
+            self.options_per_connection[1] = false;
         }
         warn_about_restart_only_changes(old, new);
         context.publish();
@@ -348,32 +382,43 @@ fn admin_listener(address: SocketAddr) -> Result<TcpListener, ListenError> {
 }
 
 fn tokio_listener(address: SocketAddr, backlog: u32) -> Result<TcpListener, ListenError> {
-    let listener = bind(address, backlog)?;
-    let listener = TcpListener::from_std(listener).map_err(|source| ListenError {
+    let listener = bind_control(address, backlog)?;
+    TcpListener::from_std(listener).map_err(|source| ListenError {
         address,
         source,
         hint: "",
-    })?;
-    control_options(&listener);
-    Ok(listener)
+    })
 }
 
-/// Socket options every control connection needs, set once on its listener: Linux copies them
-/// to each accepted connection, which saves two system calls per session.
+/// Socket options every control connection needs:
 /// - TCP_NODELAY: a reply leaves at once, not after the client's delayed ACK.
 /// - SO_OOBINLINE: clients send ABOR (or Telnet IAC DM) as TCP urgent data (RFC 959 §4.1.3);
 ///   inline, its bytes stay in the command stream instead of the urgent one being lost.
 ///
+/// Set on a listener before it listens, Linux copies them to each connection, which saves two
+/// system calls per session; set later, connections already queued do not get them.
+///
 /// Failing to set one is not fatal (the server works without, only slower or blind to urgent
 /// bytes), so it is logged.
-fn control_options(listener: &TcpListener) {
-    let socket = socket2::SockRef::from(listener);
+fn control_options(socket: socket2::SockRef<'_>, on: &'static str) {
     if let Err(error) = socket.set_nodelay(true) {
-        tracing::warn!(%error, "cannot set TCP_NODELAY on the listener");
+        tracing::warn!(%error, on, "cannot set TCP_NODELAY");
     }
     if let Err(error) = socket.set_out_of_band_inline(true) {
-        tracing::warn!(%error, "cannot set SO_OOBINLINE on the listener");
+        tracing::warn!(%error, on, "cannot set SO_OOBINLINE");
     }
+}
+
+/// Takes a control listener the server did not bind itself: sets the control options on it for
+/// the connections to come, and says whether each accepted connection needs them too (it does
+/// unless the listener had them already, as [`bind_control`] gives them before listening).
+fn adopt(listener: &TcpListener) -> bool {
+    let socket = socket2::SockRef::from(listener);
+    let had = socket.nodelay().unwrap_or(false) && socket.out_of_band_inline().unwrap_or(false);
+    if !had {
+        control_options(socket, "listener");
+    }
+    !had
 }
 
 /// Settings a reload cannot apply to a running process: said, so nobody expects them to.

@@ -632,14 +632,14 @@ fn listeners(
     let mut activated = activated.into_iter();
     let listener = match activated.next() {
         Some(listener) => listener,
-        None => ferry_server::lifecycle::bind(context.config.listen, backlog)?,
+        None => ferry_server::lifecycle::bind_control(context.config.listen, backlog)?,
     };
     let implicit = match (activated.next(), implicit_address) {
         (Some(implicit), Some(_)) => Some(implicit),
         (Some(_), None) => {
             bail!("socket activation passed a second socket, but tls.implicit_listen is not set")
         }
-        (None, Some(address)) => Some(ferry_server::lifecycle::bind(address, backlog)?),
+        (None, Some(address)) => Some(ferry_server::lifecycle::bind_control(address, backlog)?),
         (None, None) => None,
     };
     Ok((listener, implicit))

@@ -840,3 +840,51 @@ fn a_client_that_never_reads_its_replies_is_disconnected() {
     );
     assert!(started.elapsed() < Duration::from_secs(25));
 }
+
+/// ABOR sent as TCP urgent data (as Python's ftplib sends it: the whole line with MSG_OOB, so
+/// its last byte is the urgent one) stays in the command stream, also on a connection that
+/// queued before the server started on a listener it did not bind (as with systemd's socket
+/// activation): the options a control connection needs are set on each such connection.
+#[test]
+fn urgent_abor_stays_inline_on_connections_queued_before_the_server_started() {
+    let root = tempfile::tempdir().unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let early = TcpStream::connect(addr).unwrap();
+    let config = ferry_server::Config {
+        root: root.path().to_path_buf(),
+        ..ferry_server::Config::default()
+    };
+    let context = std::sync::Arc::new(ferry_server::Context::new(config).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            ferry_server::run(listener, context, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+    });
+    let late = TcpStream::connect(addr).unwrap();
+    for (name, stream) in [("queued", early), ("late", late)] {
+        let urgent = stream.try_clone().unwrap();
+        let mut control = support::Control::over(stream);
+        assert_eq!(control.reply().code, 220, "{name}");
+        control.expect("USER ftp", 331);
+        control.expect("PASS guest@", 230);
+        socket2::SockRef::from(&urgent)
+            .send_out_of_band(b"ABOR\r\n")
+            .unwrap();
+        let abor = control.reply();
+        assert_eq!(abor.code, 225, "{name}: {abor:?}");
+        control.expect("NOOP", 200);
+    }
+    stop.send(()).unwrap();
+    serving.join().unwrap();
+}
