@@ -72,14 +72,12 @@ impl GarageCluster {
         for i in 0..nodes {
             let dir = cluster.root.join(format!("node{i}"));
             std::fs::create_dir_all(&dir).expect("garage node folder");
-            let s3_port = free_port();
-            write_config(&dir, nodes.min(3), &secret, free_port(), s3_port);
             cluster.nodes.push(Node {
                 dir,
-                s3_port,
+                s3_port: 0,
                 watchdog: None,
             });
-            cluster.spawn(i);
+            cluster.launch(i, nodes.min(3), &secret);
         }
         cluster.set_up();
         Some(cluster)
@@ -156,6 +154,54 @@ impl GarageCluster {
         std::fs::read_to_string(self.nodes[i].dir.join("garage.log")).unwrap_or_default()
     }
 
+    /// Gives node `i` two free ports and starts it, and waits until it answers on both. A port
+    /// is only free at the time of asking: when another process takes it before the node binds
+    /// it (the node's log says "Address already in use"), the node is started again on new
+    /// ports, 5 times at most. Something answering on the ports is not enough (the other
+    /// process may be listening there): the node must answer `garage node id` over its RPC
+    /// port. Panics if the node does not come up in time.
+    fn launch(&mut self, i: usize, replication: usize, secret: &str) {
+        const TRIES: usize = 5;
+        for attempt in 1..=TRIES {
+            let rpc_port = free_port();
+            let s3_port = (0..100)
+                .map(|_| free_port())
+                .find(|&port| port != rpc_port)
+                .expect("a second free port");
+            let node = &mut self.nodes[i];
+            node.s3_port = s3_port;
+            let _ = std::fs::remove_file(node.dir.join("garage.log"));
+            write_config(&node.dir, replication, secret, rpc_port, s3_port);
+            self.spawn(i);
+            let deadline = Instant::now() + START_TIMEOUT;
+            let taken = loop {
+                if self.log(i).contains("Address already in use") {
+                    break true;
+                }
+                let s3_answers = std::net::TcpStream::connect(("127.0.0.1", s3_port)).is_ok();
+                if s3_answers && self.garage(i, &["node", "id", "-q"]).is_ok() {
+                    // A node that answered may still have failed to bind its other port.
+                    break self.log(i).contains("Address already in use");
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "garage node {i} did not come up:\n{}",
+                    self.log(i)
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            };
+            if !taken {
+                return;
+            }
+            assert!(
+                attempt < TRIES,
+                "garage node {i} found no free ports in {TRIES} tries:\n{}",
+                self.log(i)
+            );
+            self.kill(i);
+        }
+    }
+
     /// Starts the watchdog, and under it the server, of node `i`.
     fn spawn(&mut self, i: usize) {
         let dir = &self.nodes[i].dir;
@@ -218,24 +264,32 @@ impl GarageCluster {
     /// or not yet know the others); its standard output. Panics at `deadline`.
     fn until(&self, deadline: Instant, i: usize, args: &[&str]) -> String {
         loop {
-            let output = Command::new(&self.bin)
-                .arg("-c")
-                .arg(self.nodes[i].dir.join("garage.toml"))
-                .args(args)
-                .env("RUST_LOG", "garage=warn")
-                .stdin(Stdio::null())
-                .output()
-                .expect("run garage");
-            if output.status.success() {
-                return String::from_utf8_lossy(&output.stdout).into_owned();
-            }
+            let error = match self.garage(i, args) {
+                Ok(stdout) => return stdout,
+                Err(stderr) => stderr,
+            };
             assert!(
                 Instant::now() < deadline,
-                "garage {args:?} kept failing: {}\nnode log:\n{}",
-                String::from_utf8_lossy(&output.stderr),
+                "garage {args:?} kept failing: {error}\nnode log:\n{}",
                 self.log(i)
             );
             std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Runs `garage ARGS` once against node `i`: its standard output, or its standard error.
+    fn garage(&self, i: usize, args: &[&str]) -> Result<String, String> {
+        let output = Command::new(&self.bin)
+            .arg("-c")
+            .arg(self.nodes[i].dir.join("garage.toml"))
+            .args(args)
+            .env("RUST_LOG", "garage=warn")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run garage");
+        match output.status.success() {
+            true => Ok(String::from_utf8_lossy(&output.stdout).into_owned()),
+            false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
         }
     }
 
@@ -333,12 +387,18 @@ root_domain = ".s3.garage.localhost"
     std::fs::write(dir.join("garage.toml"), text).expect("write the garage configuration");
 }
 
-/// A port free at the time of asking (bound to 127.0.0.1:0, then released).
+/// A port free at the time of asking, picked at random in 20000..32768: below Linux's
+/// ephemeral range (32768..61000 by default), so that the connections and the port-0 listeners
+/// of the tests running beside it cannot take it before its node binds it.
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    for _ in 0..1000 {
+        let random = random_hex(2);
+        let port = 20000 + (u16::from_str_radix(&random, 16).unwrap() % 12768);
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port in 20000..32768 after 1000 tries")
 }
 
 /// `bytes` random bytes, hex.
