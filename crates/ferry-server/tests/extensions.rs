@@ -867,3 +867,52 @@ fn implicit_ftps_greets_as_the_vhost_its_server_name_chose() {
         assert!(stdout.contains(greeting), "{name}:\n{stdout}");
     }
 }
+
+/// Accounts of two hosts are two accounts, even with one name: each has its own session limit
+/// and its own quota usage (they were shared by name).
+#[test]
+fn same_named_accounts_of_two_hosts_have_their_own_limits_and_quota() {
+    let vhosts = Vhosts::new();
+    let hash = ferry_server::users::hash_password(PASSWORD).unwrap();
+    let account = |root: &str| {
+        std::fs::create_dir(vhosts.path(root)).unwrap();
+        format!(
+            "[[user]]\nname = \"alice\"\npassword = \"{hash}\"\nroot = \"{}\"\nwritable = true\n\
+             max_sessions = 1\nquota_files = 2\n",
+            vhosts.path(root).display()
+        )
+    };
+    // The default host's alice has one file of her two; site-a's has none.
+    let default_users = account("alice-default");
+    std::fs::write(vhosts.path("alice-default").join("one.txt"), "1\n").unwrap();
+    std::fs::write(vhosts.path("default-users.toml"), default_users).unwrap();
+    let site_a_users = std::fs::read_to_string(vhosts.path("a-users.toml")).unwrap();
+    let site_a_users = format!("{site_a_users}\n{}", account("alice-a"));
+    std::fs::write(vhosts.path("a-users.toml"), site_a_users).unwrap();
+    let server = TestServer::start_with(|c| {
+        vhosts.configure(c);
+        c.users_file = Some(vhosts.path("default-users.toml"));
+    });
+    let login = |host: Option<&str>, code: u16| {
+        let mut control = server.connect();
+        if let Some(host) = host {
+            control.expect(&format!("HOST {host}"), 220);
+        }
+        control.expect("USER alice", 331);
+        control.expect(&format!("PASS {PASSWORD}"), code);
+        control
+    };
+    let mut default_alice = login(None, 230);
+    login(None, 421);
+    // One session each: the default host's does not use up site-a's.
+    let mut site_a_alice = login(Some("site-a.test"), 230);
+    login(Some("site-a.test"), 421);
+    // Two files each: site-a's alice stores two, the default host's one more.
+    assert_eq!(site_a_alice.upload("STOR a.txt", b"a"), 226);
+    assert_eq!(site_a_alice.upload("STOR b.txt", b"b"), 226);
+    assert_eq!(site_a_alice.upload("STOR c.txt", b"c"), 552);
+    assert_eq!(default_alice.upload("STOR two.txt", b"2"), 226);
+    assert_eq!(default_alice.upload("STOR three.txt", b"3"), 552);
+    assert!(vhosts.path("alice-a").join("b.txt").exists());
+    assert!(!vhosts.path("alice-default").join("three.txt").exists());
+}

@@ -117,7 +117,7 @@ impl Session {
         let count = spec.max_sessions.map(|limit| {
             self.context
                 .sessions_per_user
-                .acquire(&spec.name, Some(limit))
+                .acquire(&self.account_key(&spec.name), Some(limit))
         });
         let Some(count) = count.map_or(Some(None), |held| held.map(Some)) else {
             tracing::warn!(peer = %self.peer.ip(), user = %escape(&spec.name), "too many sessions for this user");
@@ -189,6 +189,16 @@ impl Session {
         }
     }
 
+    /// What tells account `name` apart from the other hosts' accounts of that name, for what
+    /// its sessions share (their count, aggregate rates, quota usage): the name on the default
+    /// host, `host/name` on a virtual host (its first name; no host name holds a `/`).
+    fn account_key(&self, name: &str) -> String {
+        match self.vhost() {
+            Some(vhost) => format!("{}/{name}", vhost.names.first().map_or("", String::as_str)),
+            None => name.to_string(),
+        }
+    }
+
     /// The account's quota usage, shared with its other sessions (counted at its first login).
     async fn quota_usage(
         &self,
@@ -209,7 +219,10 @@ impl Session {
                 format!("anonymous:{}", spec.root.display()),
                 VirtualPath::root(),
             ),
-            (_, false) => (format!("user:{}", spec.name), VirtualPath::root()),
+            (_, false) => (
+                format!("user:{}", self.account_key(&spec.name)),
+                VirtualPath::root(),
+            ),
         };
         let (context, storage, limits) =
             (Arc::clone(&self.context), Arc::clone(storage), spec.quota);
@@ -259,7 +272,10 @@ impl Session {
         let session_rate = |rate: u64| (rate > 0).then(|| Arc::new(RateLimiter::new(rate)));
         let (user_download, user_upload) = match rates {
             (None, None) => (None, None),
-            (download, upload) => self.context.user_rates(&profile.name, download, upload),
+            (download, upload) => {
+                let key = self.account_key(&profile.name);
+                self.context.user_rates(&key, download, upload)
+            }
         };
         Account {
             download: Throttle::new([session_rate(limits.download_rate), user_download]),
