@@ -217,13 +217,27 @@ impl<W: io::Write> io::Write for Charged<W> {
     }
 }
 
+/// One account's turn to count: the error of the count that failed last, while logins wait.
+type Turn = Arc<Mutex<Option<StorageError>>>;
+
+/// The same error again, for another login (an `io::Error` cannot be cloned).
+fn retell(error: &StorageError) -> StorageError {
+    StorageError {
+        kind: error.kind,
+        path: error.path.clone(),
+        source: io::Error::new(error.source.kind(), error.source.to_string()),
+    }
+}
+
 /// The usage of every account with a quota that has a session, shared by its sessions.
 #[derive(Debug, Default)]
 pub struct Ledger {
     accounts: Mutex<HashMap<String, Weak<Usage>>>,
     /// One count at a time per account: logins that arrive while one counts wait for it and
-    /// share what it found, rather than walking the same folders side by side.
-    counting: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// share what it found, rather than walking the same folders side by side. A count that
+    /// failed leaves its error for the logins that waited for it (the next login to come after
+    /// them counts again). Every handle on an entry is taken and dropped under this lock.
+    counting: Mutex<HashMap<String, Turn>>,
 }
 
 impl Ledger {
@@ -243,16 +257,27 @@ impl Ledger {
             let mut counting = self.counting.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(counting.entry(key.to_string()).or_default())
         };
-        let held = turn.lock().unwrap_or_else(|p| p.into_inner());
-        // The count this login waited for (one that failed is tried again here).
-        let result = match self.live(key, limits) {
-            Some(usage) => Ok(usage),
-            None => self.count(key, storage, scope, limits),
+        let mut held = turn.lock().unwrap_or_else(|p| p.into_inner());
+        // The count this login waited for, or its failure; else this login counts.
+        let result = match (self.live(key, limits), &*held) {
+            (Some(usage), _) => Ok(usage),
+            (None, Some(failed)) => Err(retell(failed)),
+            (None, None) => {
+                let counted = self.count(key, storage, scope, limits);
+                if let Err(error) = &counted {
+                    *held = Some(retell(error));
+                }
+                counted
+            }
         };
         drop(held);
         let mut counting = self.counting.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map and this login hold the turn: nobody waits on it.
-        if Arc::strong_count(&turn) == 2 {
+        drop(turn);
+        // Only the map holds the turn: nobody waits on it.
+        if counting
+            .get(key)
+            .is_some_and(|turn| Arc::strong_count(turn) == 1)
+        {
             counting.remove(key);
         }
         result
@@ -361,6 +386,8 @@ mod tests {
     struct SlowListing {
         inner: crate::storage::LocalFs,
         lists: std::sync::atomic::AtomicUsize,
+        /// Every listing fails (after its wait).
+        fails: bool,
     }
 
     impl Storage for SlowListing {
@@ -376,6 +403,13 @@ mod tests {
         fn list(&self, path: &VirtualPath) -> Result<Vec<crate::storage::FileFacts>, StorageError> {
             self.lists.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(50));
+            if self.fails {
+                return Err(StorageError::new(
+                    crate::storage::StorageErrorKind::Other,
+                    path,
+                    "the store does not answer",
+                ));
+            }
             self.inner.list(path)
         }
         fn open_read(
@@ -420,6 +454,7 @@ mod tests {
         let storage = SlowListing {
             inner: crate::storage::LocalFs::open(dir.path()).unwrap(),
             lists: std::sync::atomic::AtomicUsize::new(0),
+            fails: false,
         };
         let ledger = Ledger::default();
         let limits = Limits {
@@ -446,6 +481,53 @@ mod tests {
             ledger.counting.lock().unwrap().is_empty(),
             "no turn left behind"
         );
+    }
+
+    /// Logins that waited for a count that failed fail with it at once, instead of each
+    /// counting again in turn (the last would wait for all the failures before it); the next
+    /// login after them counts again.
+    #[test]
+    fn logins_that_waited_for_a_failed_count_share_its_failure() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SlowListing {
+            inner: crate::storage::LocalFs::open(dir.path()).unwrap(),
+            lists: std::sync::atomic::AtomicUsize::new(0),
+            fails: true,
+        };
+        let ledger = Ledger::default();
+        let limits = Limits {
+            bytes: Some(1000),
+            files: None,
+        };
+        let failures = std::thread::scope(|scope| {
+            let logins: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        ledger
+                            .usage("alice", &storage, VirtualPath::root(), limits)
+                            .unwrap_err()
+                    })
+                })
+                .collect();
+            logins
+                .into_iter()
+                .map(|l| l.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        assert!(failures
+            .iter()
+            .all(|error| error.to_string().contains("the store does not answer")));
+        // At most a few counts (a login may come after the others have left), not one each.
+        let counts = storage.lists.load(Ordering::SeqCst);
+        assert!(counts < 8, "{counts} counts for 8 logins");
+        assert!(
+            ledger.counting.lock().unwrap().is_empty(),
+            "no turn left behind"
+        );
+        ledger
+            .usage("alice", &storage, VirtualPath::root(), limits)
+            .unwrap_err();
+        assert_eq!(storage.lists.load(Ordering::SeqCst), counts + 1);
     }
 
     #[test]
