@@ -242,6 +242,40 @@ fn xferlog_is_read_by_ftpstats_and_webalizer_and_json_lines_by_a_parser() {
         .any(|e| e["event"] == "command" && e["verb"] == "RETR" && e["code"] == 226));
 }
 
+/// A transfer broken off because its session ended (the client closed the control connection
+/// mid-download, or the data connection is all that is left) is logged once, as incomplete,
+/// with the bytes it moved, like one broken off by ABOR.
+#[test]
+fn a_transfer_cut_by_the_sessions_end_is_logged_as_incomplete() {
+    let logs = tempfile::tempdir().unwrap();
+    let xferlog = logs.path().join("xferlog");
+    let server = TestServer::start_with(|c| {
+        c.logs.xferlog = Some(xferlog.clone());
+        c.limits.download_rate = 200_000;
+    });
+    std::fs::write(server.alice_root.join("big.bin"), vec![1u8; 2_000_000]).unwrap();
+    let mut alice = server.login("alice");
+    alice.expect("TYPE I", 200);
+    let mut data = alice.epsv();
+    alice.expect("RETR big.bin", 150);
+    let mut some = [0u8; 1000];
+    data.read_exact(&mut some).unwrap();
+    drop(alice);
+    let lines = wait_for_lines(&xferlog, 1);
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let fields: Vec<&str> = lines[0].split_whitespace().collect();
+    assert_eq!(fields.len(), 18, "{}", lines[0]);
+    assert_eq!(fields[8], "/big.bin");
+    let bytes: u64 = fields[7].parse().unwrap();
+    // (What the pump counted: a chunk the client never read to its end is not.)
+    assert!(bytes < 2_000_000, "{}", lines[0]);
+    assert_eq!(fields[17], "i", "{}", lines[0]);
+    // Once: nothing more is written for it.
+    std::thread::sleep(Duration::from_millis(300));
+    let text = std::fs::read_to_string(&xferlog).unwrap();
+    assert_eq!(text.lines().count(), 1, "{text}");
+}
+
 #[test]
 fn sighup_reopens_the_logs_after_logrotate_and_a_broken_log_stops_nothing() {
     let work = tempfile::tempdir().unwrap();

@@ -376,9 +376,13 @@ impl Session {
         if greeted {
             self.serve().await;
         }
-        if let Some(running) = self.transfer.take() {
-            // Boxed: the session's future would otherwise keep room for it all its life.
-            Box::pin(running.abort(self.context.config.stall_timeout())).await;
+        if self.transfer.is_some() {
+            // A transfer the session's end broke off (the client closed the control connection
+            // or left): told, as incomplete, like one broken off by ABOR. Boxed: the session's
+            // future would otherwise keep room for it all its life.
+            let stall = self.context.config.stall_timeout();
+            let stop = self.stop_transfer(events::Status::Aborted, "session ended", stall);
+            Box::pin(stop).await;
         }
         self.control.close().await;
         self.context.events.emit(events::Event::Disconnected {

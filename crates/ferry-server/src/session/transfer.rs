@@ -1051,22 +1051,13 @@ impl Session {
 
     /// ABOR during a transfer (RFC 959 §4.1.3): 426 for the transfer, then 226 for the ABOR.
     pub(super) async fn abort_transfer(&mut self) -> Flow {
-        if let Some(running) = self.transfer.take() {
-            let bytes = running.progress.bytes.load(Ordering::Relaxed);
-            let tls = running.progress.tls.get().cloned();
-            self.tell_transfer(
-                &running.facts,
-                bytes,
-                Status::Aborted,
-                Some("ABOR"),
-                tls.as_ref(),
-            );
+        let stall = self.context.config.stall_timeout();
+        if let Some(verb) = self.stop_transfer(Status::Aborted, "ABOR", stall).await {
             self.context.events.emit(events::Event::Command {
                 session: self.id,
-                verb: running.facts.verb,
+                verb,
                 code: 426,
             });
-            running.abort(self.context.config.stall_timeout()).await;
         }
         self.data_plan = None;
         if self
@@ -1082,21 +1073,29 @@ impl Session {
     /// Breaks the running transfer (if any) off because the server stops: told as failed,
     /// and 426. An upload's last write is waited for up to `write_wait`.
     pub(super) async fn cut_transfer(&mut self, write_wait: std::time::Duration) {
-        let Some(running) = self.transfer.take() else {
-            return;
-        };
+        let cut = self.stop_transfer(Status::Failed, "server shutting down", write_wait);
+        if cut.await.is_some() {
+            self.reply(426, "Server shutting down; transfer aborted.")
+                .await;
+        }
+    }
+
+    /// Stops the running transfer (if any) and tells it as ended with `status` because of
+    /// `why` (ABOR, the server stopping, the session ending): its verb. An upload's last write
+    /// is waited for up to `write_wait`.
+    pub(super) async fn stop_transfer(
+        &mut self,
+        status: Status,
+        why: &str,
+        write_wait: std::time::Duration,
+    ) -> Option<&'static str> {
+        let running = self.transfer.take()?;
         let bytes = running.progress.bytes.load(Ordering::Relaxed);
         let tls = running.progress.tls.get().cloned();
-        self.tell_transfer(
-            &running.facts,
-            bytes,
-            Status::Failed,
-            Some("server shutting down"),
-            tls.as_ref(),
-        );
+        self.tell_transfer(&running.facts, bytes, status, Some(why), tls.as_ref());
+        let verb = running.facts.verb;
         running.abort(write_wait).await;
-        self.reply(426, "Server shutting down; transfer aborted.")
-            .await;
+        Some(verb)
     }
 
     /// STAT while a transfer runs: what it is doing and how far it got.
