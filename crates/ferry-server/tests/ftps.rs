@@ -378,6 +378,47 @@ print("ok")
     assert!(ok && out.contains("ok"), "{out}\n{err}");
 }
 
+/// A client that never reads its replies is disconnected over TLS too: the session's last
+/// act, the close_notify, has the same time limit as a reply (it waited forever for room in a
+/// full socket, and the session with it).
+#[test]
+fn a_tls_client_that_never_reads_its_replies_is_disconnected() {
+    let certificates = Certificates::new();
+    let server = tls_server(&certificates, |c| c.timeouts.stalled_transfer = 1);
+    let script = format!(
+        r#"
+import socket, ssl, time
+raw = socket.socket()
+raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+raw.settimeout(30)
+raw.connect(("127.0.0.1", {port}))
+f = raw.makefile("rb")
+assert f.readline().startswith(b"220")
+raw.sendall(b"AUTH TLS\r\n")
+assert f.readline().startswith(b"234"), "no 234"
+context = ssl.create_default_context(cafile={ca:?})
+tls = context.wrap_socket(raw, server_hostname="localhost")
+started = time.monotonic()
+batch = b"NOOP\r\n" * 10000
+outcome = "the server kept reading"
+for _ in range(400):
+    try:
+        tls.sendall(batch)
+    except (socket.timeout, TimeoutError):
+        outcome = "stuck: the server stopped reading but kept the connection"
+        break
+    except (OSError, ssl.SSLError) as error:
+        outcome = "closed"
+        break
+print(outcome, round(time.monotonic() - started))
+"#,
+        port = server.port(),
+        ca = certificates.ca().to_str().unwrap(),
+    );
+    let (ok, out, err) = run_tool("python3", &["-"], Some(&script), None);
+    assert!(ok && out.starts_with("closed"), "{out}\n{err}");
+}
+
 /// Review finding 6: commands that arrived in the clear behind AUTH TLS while a transfer ran
 /// (so they were queued) are dropped, never answered over TLS.
 #[test]

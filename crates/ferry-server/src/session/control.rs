@@ -191,7 +191,9 @@ impl Control {
             return Err(std::io::Error::other("the control connection is not TLS"));
         };
         tls.get_mut().1.send_close_notify();
-        tls.flush().await?;
+        tokio::time::timeout(limit, tls.flush())
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "CCC timed out"))??;
         // Wait for the client's close_notify, which ends the TLS stream.
         let mut sink = [0u8; 256];
         let drained = tokio::time::timeout(limit, async {
@@ -214,10 +216,12 @@ impl Control {
         }
     }
 
-    /// Closes the sending side (FIN; for TLS, close_notify first).
+    /// Closes the sending side (FIN; for TLS, close_notify first), within the time a reply
+    /// may take: a client that does not read leaves no room for the close_notify, and the
+    /// session must still end.
     pub async fn close(&mut self) {
         if let Some(stream) = self.stream.as_mut() {
-            let _ = stream.shutdown().await;
+            let _ = tokio::time::timeout(self.send_limit, stream.shutdown()).await;
         }
     }
 }
