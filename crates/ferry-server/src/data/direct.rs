@@ -143,19 +143,21 @@ where
     F: FnOnce(&std::net::TcpStream, &AtomicBool) -> Result<u64, TransferError> + Send + 'static,
     H: Send + 'static,
 {
-    let socket = tcp.into_std().map_err(TransferError::Broken)?;
+    // Setting the socket up fails only on the server's side (out of descriptors for the stop
+    // guard's handle, say): 451, told as failed, never as the client breaking the transfer.
+    let socket = tcp.into_std().map_err(TransferError::Local)?;
     socket
         .set_nonblocking(false)
-        .map_err(TransferError::Broken)?;
+        .map_err(TransferError::Local)?;
     // A zero timeout would mean "never"; a stall limit is never meant that way.
     let timeout = |stall: Duration| Some(stall.max(Duration::from_millis(1)));
     match waits {
         Waits::Reads(stall) => socket.set_read_timeout(timeout(stall)),
         Waits::Writes(stall) => socket.set_write_timeout(timeout(stall)),
     }
-    .map_err(TransferError::Broken)?;
+    .map_err(TransferError::Local)?;
     let guard = StopOnDrop {
-        socket: socket.try_clone().map_err(TransferError::Broken)?,
+        socket: socket.try_clone().map_err(TransferError::Local)?,
         stop: Arc::new(AtomicBool::new(false)),
     };
     let stop = Arc::clone(&guard.stop);
