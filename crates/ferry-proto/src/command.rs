@@ -249,6 +249,10 @@ pub enum ParseError {
     /// Reply 504: the verb is known, this parameter is not implemented.
     #[error("{verb}: parameter not implemented")]
     Parameter { verb: &'static str },
+    /// Reply 522 (RFC 2428 §2, §3): EPRT or EPSV named a network protocol other than 1 (IPv4)
+    /// and 2 (IPv6).
+    #[error("{verb}: network protocol not supported")]
+    NetworkProtocol { verb: &'static str },
 }
 
 /// Verbs Ferry recognises but does not implement: RFC 959's, RFC 1639's and RFC 2228's.
@@ -343,9 +347,12 @@ fn host_port(
     arg: Option<&str>,
     parse: fn(&str) -> Result<SocketAddr, HostPortError>,
 ) -> Result<SocketAddr, ParseError> {
-    parse(required(verb, arg)?.trim()).map_err(|e| ParseError::Syntax {
-        verb,
-        reason: e.to_string(),
+    parse(required(verb, arg)?.trim()).map_err(|e| match e {
+        HostPortError::UnsupportedProtocol(_) => ParseError::NetworkProtocol { verb },
+        e => ParseError::Syntax {
+            verb,
+            reason: e.to_string(),
+        },
     })
 }
 
@@ -359,7 +366,7 @@ fn epsv_arg(arg: Option<&str>) -> Result<EpsvArg, ParseError> {
     }
     match arg.parse::<u16>() {
         Ok(protocol @ (1 | 2)) => Ok(EpsvArg::Protocol(protocol)),
-        Ok(_) => Err(ParseError::Parameter { verb: "EPSV" }),
+        Ok(_) => Err(ParseError::NetworkProtocol { verb: "EPSV" }),
         Err(_) => Err(ParseError::Syntax {
             verb: "EPSV",
             reason: format!("bad network protocol {arg:?}"),
@@ -686,7 +693,14 @@ mod tests {
         assert_eq!(parse("EPSV"), Ok(Command::Epsv(EpsvArg::Any)));
         assert_eq!(parse("EPSV all"), Ok(Command::Epsv(EpsvArg::All)));
         assert_eq!(parse("EPSV 2"), Ok(Command::Epsv(EpsvArg::Protocol(2))));
-        assert_eq!(parse("EPSV 3"), Err(ParseError::Parameter { verb: "EPSV" }));
+        assert_eq!(
+            parse("EPSV 3"),
+            Err(ParseError::NetworkProtocol { verb: "EPSV" })
+        );
+        assert_eq!(
+            parse("EPRT |3|x|1|"),
+            Err(ParseError::NetworkProtocol { verb: "EPRT" })
+        );
         assert_eq!(
             parse("OPTS utf8 ON"),
             Ok(Command::Opts("UTF8".into(), Some("ON".into())))

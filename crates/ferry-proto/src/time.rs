@@ -59,7 +59,7 @@ impl DateTime {
     /// Seconds since the epoch; `None` if a field is out of range.
     pub fn to_unix(&self) -> Option<i64> {
         let valid = (1..=12).contains(&self.month)
-            && (1..=31).contains(&self.day)
+            && (1..=days_in_month(self.year, self.month)).contains(&self.day)
             && self.hour < 24
             && self.minute < 60
             && self.second < 61;
@@ -69,6 +69,16 @@ impl DateTime {
                 + i64::from(self.minute) * 60
                 + i64::from(self.second)
         })
+    }
+}
+
+/// The days of `month` (1 to 12) in `year`, proleptic Gregorian.
+fn days_in_month(year: i64, month: u32) -> u32 {
+    match month {
+        2 if year % 4 == 0 && (year % 100 != 0 || year % 400 == 0) => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
     }
 }
 
@@ -83,12 +93,12 @@ pub fn format_time_val(secs: i64) -> String {
 /// entry; `core::fmt` costs more than the date arithmetic).
 pub fn write_time_val(out: &mut String, secs: i64) {
     use crate::listing::push_zeros;
-    let t = DateTime::from_unix(secs);
-    match u64::try_from(t.year) {
-        Ok(year) => push_zeros(out, year, 4),
-        // Before year 0: not a date a file system gives, written as `{:04}` would.
-        Err(_) => out.push_str(&format!("{:04}", t.year)),
-    }
+    // Four digits of year, whatever the file system holds: times before year 0 or after 9999
+    // are written as the first or last second those take.
+    let first = days_from_civil(0, 1, 1) * 86_400;
+    let last = days_from_civil(9999, 12, 31) * 86_400 + 86_399;
+    let t = DateTime::from_unix(secs.clamp(first, last));
+    push_zeros(out, u64::try_from(t.year).unwrap_or(0), 4);
     for field in [t.month, t.day, t.hour, t.minute, t.second] {
         push_zeros(out, u64::from(field), 2);
     }
@@ -139,5 +149,19 @@ mod tests {
         assert_eq!(parse_time_val("20261324233100"), None);
         assert_eq!(parse_time_val("2026112423310x"), None);
         assert_eq!(parse_time_val("20261124233100.123"), Some(1_795_563_060));
+        // Days a month does not have.
+        assert_eq!(parse_time_val("20230231000000"), None);
+        assert_eq!(parse_time_val("20230431000000"), None);
+        assert_eq!(parse_time_val("19000229000000"), None);
+        assert!(parse_time_val("20000229000000").is_some());
+        assert!(parse_time_val("20240229000000").is_some());
+    }
+
+    /// Times a file system may hold past the four-digit years are written as the nearest one.
+    #[test]
+    fn years_outside_0_to_9999_keep_four_digits() {
+        let far = 400_000_000_000_i64;
+        assert_eq!(format_time_val(far), "99991231235959");
+        assert_eq!(format_time_val(-far), "00000101000000");
     }
 }

@@ -73,31 +73,33 @@ impl PermissionSet {
         self.0 & !other.0 == 0
     }
 
-    /// The MLSx `perm` fact (RFC 3659 §7.5.5) for an entry of this kind.
+    /// The MLSx `perm` fact (RFC 3659 §7.5.5) for an entry of this kind. A folder always has
+    /// `e`: CWD into a folder needs no permission (a drop box's too, which cannot be listed).
     pub fn mlsx_perm(self, kind: FileKind) -> String {
         use Permission as P;
-        let letters: &[(char, Permission)] = if kind == FileKind::Directory {
+        // `None`: always.
+        let letters: &[(char, Option<Permission>)] = if kind == FileKind::Directory {
             &[
-                ('c', P::Upload),
-                ('d', P::Rmdir),
-                ('e', P::List),
-                ('f', P::Rename),
-                ('l', P::List),
-                ('m', P::Mkdir),
-                ('p', P::Delete),
+                ('c', Some(P::Upload)),
+                ('d', Some(P::Rmdir)),
+                ('e', None),
+                ('f', Some(P::Rename)),
+                ('l', Some(P::List)),
+                ('m', Some(P::Mkdir)),
+                ('p', Some(P::Delete)),
             ]
         } else {
             &[
-                ('a', P::Append),
-                ('d', P::Delete),
-                ('f', P::Rename),
-                ('r', P::Download),
-                ('w', P::Overwrite),
+                ('a', Some(P::Append)),
+                ('d', Some(P::Delete)),
+                ('f', Some(P::Rename)),
+                ('r', Some(P::Download)),
+                ('w', Some(P::Overwrite)),
             ]
         };
         letters
             .iter()
-            .filter(|(_, p)| self.contains(*p))
+            .filter(|(_, p)| p.is_none_or(|p| self.contains(p)))
             .map(|(c, _)| *c)
             .collect()
     }
@@ -284,6 +286,8 @@ mod tests {
         );
         assert_eq!(PermissionSet::ALL.mlsx_perm(FileKind::File), "adfrw");
         assert_eq!(PermissionSet::ALL.mlsx_perm(FileKind::Directory), "cdeflmp");
+        let drop_box = PermissionSet(0).with(P::Upload);
+        assert_eq!(drop_box.mlsx_perm(FileKind::Directory), "ce");
     }
 
     #[test]

@@ -546,6 +546,8 @@ fn host_chooses_the_virtual_host_before_login() {
     let vhosts = Vhosts::new();
     let server = TestServer::start_with(|c| vhosts.configure(c));
     let mut control = server.connect();
+    let feat = control.expect("FEAT", 211);
+    assert!(feat.lines.contains(&" HOST".to_string()), "{feat:?}");
     control.expect_text("HOST SITE-A.test", 220, "SITE-A.TEST FTP Service");
     control.expect("USER ftp", 331);
     control.expect("PASS x@y", 230);

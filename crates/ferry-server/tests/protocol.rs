@@ -25,7 +25,9 @@ fn bad_input_gets_the_right_codes_and_the_session_survives() {
     control.expect("RETR", 501);
     control.expect("REST abc", 501);
     control.expect("PORT 1,2,3", 501);
-    control.expect("EPRT |3|x|1|", 501);
+    control.expect("EPRT |3|x|1|", 522);
+    control.expect("EPRT |2|::1|5000|", 522);
+    control.expect("EPSV 3", 522);
     control.expect("RNTO x", 550);
     control.expect("STRU R", 504);
     control.expect("MODE B", 504);
@@ -108,6 +110,57 @@ fn rest_resumes_downloads_and_uploads() {
         readme_bytes(),
         "no gap filled with zeros"
     );
+}
+
+/// REST and RNFR are for the command right after them (REST: the next transfer command,
+/// with PASV, PORT or TYPE between): one that is refused, or a listing, uses them up, so that
+/// a later STOR does not overwrite a file from an old offset, nor a later RNTO rename a file
+/// named long before.
+#[test]
+fn a_refused_command_uses_up_rest_and_rnfr() {
+    let server = TestServer::start();
+    let mut control = server.login("alice");
+    control.expect("TYPE I", 200);
+    let report = server.alice_root.join("report.txt");
+    std::fs::write(&report, vec![b'o'; 5000]).unwrap();
+    // A RETR refused before it runs (a private upload's name).
+    control.expect("REST 1000", 350);
+    control.expect("RETR .x.ferry-upload", 550);
+    assert_eq!(control.upload("STOR report.txt", b"new"), 226);
+    assert_eq!(std::fs::read(&report).unwrap(), b"new");
+    // A listing.
+    control.expect("REST 2", 350);
+    let data = control.epsv();
+    control.expect("NLST", 150);
+    read_all(data);
+    assert_eq!(control.reply().code, 226);
+    assert_eq!(control.upload("STOR report.txt", b"newer"), 226);
+    assert_eq!(std::fs::read(&report).unwrap(), b"newer");
+    // RNFR then a failed RNFR: RNTO has nothing to rename.
+    control.expect("RNFR notes.txt", 350);
+    control.expect("RNFR missing.txt", 550);
+    control.expect("RNTO z.txt", 503);
+    // RNFR then an RNTO refused for its name: the next RNTO has nothing to rename either.
+    control.expect("RNFR notes.txt", 350);
+    control.expect("RNTO bad\u{1}name", 553);
+    control.expect("RNTO c.txt", 503);
+    assert!(server.alice_root.join("notes.txt").exists());
+    assert!(!server.alice_root.join("z.txt").exists());
+    assert!(!server.alice_root.join("c.txt").exists());
+}
+
+/// A name as long as the file system takes uploads under its private name too (atomic
+/// uploads); a longer one gets 553 (a name not allowed), never 451, which clients retry.
+#[test]
+fn long_names_upload_whole_or_get_553() {
+    let server = TestServer::start_with(|c| c.atomic_uploads = true);
+    let mut control = server.login("alice");
+    let name = "n".repeat(250);
+    assert_eq!(control.upload(&format!("STOR {name}"), b"x"), 226);
+    assert_eq!(std::fs::read(server.alice_root.join(&name)).unwrap(), b"x");
+    let too_long = "n".repeat(300);
+    assert_eq!(control.upload(&format!("STOR {too_long}"), b"x"), 553);
+    control.expect(&format!("MKD {too_long}"), 553);
 }
 
 #[test]

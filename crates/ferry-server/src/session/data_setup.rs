@@ -38,6 +38,19 @@ impl Session {
                 .await;
         }
         let target = SocketAddr::new(target.ip().to_canonical(), target.port());
+        if verb == "EPRT" && target.is_ipv4() != self.peer.ip().to_canonical().is_ipv4() {
+            // RFC 2428 §2: the other family than the control connection's.
+            let protocols = match self.peer.ip().to_canonical().is_ipv4() {
+                true => "(1)",
+                false => "(2)",
+            };
+            return self
+                .reply(
+                    522,
+                    format!("Network protocol not supported, use {protocols}."),
+                )
+                .await;
+        }
         if target.ip() != self.peer.ip() && !self.context.config.data.allow_fxp {
             tracing::warn!(peer = %self.peer, %target, "refused a data address other than the client's");
             return self

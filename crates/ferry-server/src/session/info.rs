@@ -91,6 +91,13 @@ impl Session {
         let features = [
             "EPRT",
             "EPSV",
+            // RFC 7151 §3.2: a server with virtual hosts says it takes HOST (without, there is
+            // one host, and a client has no reason to name it).
+            if self.context.vhosts.is_empty() {
+                ""
+            } else {
+                "HOST"
+            },
             "MDTM",
             "MFMT",
             &feat_mlst_line(self.mlst_facts()),

@@ -540,7 +540,9 @@ impl Session {
     async fn reply_parse_error(&mut self, error: &ParseError) -> Flow {
         let flow = self.reply_parse_error_text(error).await;
         let verb = match error {
-            ParseError::Syntax { verb, .. } | ParseError::Parameter { verb } => verb,
+            ParseError::Syntax { verb, .. }
+            | ParseError::Parameter { verb }
+            | ParseError::NetworkProtocol { verb } => verb,
             ParseError::Empty | ParseError::Unknown(_) => "UNKNOWN",
         };
         self.context.events.emit(events::Event::Command {
@@ -565,6 +567,10 @@ impl Session {
                 self.reply(504, format!("{verb}: parameter not implemented."))
                     .await
             }
+            ParseError::NetworkProtocol { .. } => {
+                self.reply(522, "Network protocol not supported, use (1,2).")
+                    .await
+            }
         }
     }
 
@@ -587,10 +593,23 @@ impl Session {
     /// The checks every command goes through, then the one dispatch `match`.
     async fn checked_dispatch(&mut self, command: Command) -> Flow {
         tracing::debug!(peer = %self.peer, command = ?command, "command");
-        if !matches!(command, Command::Rnfr(_) | Command::Rnto(_)) {
-            // RNFR must be followed directly by RNTO: any other command forgets it.
-            self.rename_from = None;
-        }
+        // RNFR must be followed directly by RNTO: any other command forgets it, and so does an
+        // RNTO refused by the checks below (a later RNTO must not rename it).
+        let rename_from = self.rename_from.take();
+        // REST is for the next transfer command, whatever becomes of it: one refused by the
+        // checks below, a listing or STOU (which have no use for it) must not leave it to a
+        // later STOR, which would then overwrite a file from that offset. Commands between
+        // REST and the transfer (PASV, PORT, TYPE, SIZE) keep it, as clients send them there.
+        let restart_offset = match &command {
+            Command::Retr(_)
+            | Command::Stor(_)
+            | Command::Appe(_)
+            | Command::Stou
+            | Command::List(_)
+            | Command::Nlst(_)
+            | Command::Mlsd(_) => std::mem::take(&mut self.restart_offset),
+            _ => 0,
+        };
         if !matches!(command, Command::Rang(..) | Command::Hash(_)) {
             // RANG is for the HASH right after it: any other command forgets it, and a transfer,
             // which would ignore the range, is refused rather than sending the whole file.
@@ -631,6 +650,13 @@ impl Session {
             if !self.permitted(permission, &self.resolve(arg)).await {
                 return self.reply(550, "Permission denied.").await;
             }
+        }
+        match &command {
+            Command::Rnto(_) => self.rename_from = rename_from,
+            Command::Retr(_) | Command::Stor(_) | Command::Appe(_) => {
+                self.restart_offset = restart_offset;
+            }
+            _ => {}
         }
         self.dispatch(command).await
     }
@@ -905,6 +931,7 @@ pub fn reply_for_storage_error(kind: StorageErrorKind) -> (u16, &'static str) {
         K::NotAFile => (550, "Not a plain file."),
         K::DirectoryNotEmpty => (550, "Directory not empty."),
         K::NoSpace => (452, "Insufficient storage space."),
+        K::BadName => (553, "File name not allowed."),
         K::Unsupported => (
             550,
             "Requested action not taken: not possible on this storage.",
@@ -924,6 +951,7 @@ pub fn reply_for_unseen_storage_error(kind: StorageErrorKind) -> (u16, &'static 
         | K::NotAFile
         | K::DirectoryNotEmpty
         | K::Unsupported
+        | K::BadName
         | K::PermissionDenied => (550, "Requested action not taken."),
         K::NoSpace | K::Other => reply_for_storage_error(kind),
     }

@@ -636,6 +636,11 @@ impl Session {
                 _private: None,
             });
         }
+        if path.file_name().len() > uploads::NAME_MAX {
+            // The file system would refuse the name only when the upload is published, after
+            // the data: refused now.
+            return Err((553, "File name not allowed: too long."));
+        }
         let target = uploads::private_name(&path, &account.upload_owner());
         // One upload at a time per private file (two sessions of one user, same name).
         let storage = Arc::as_ptr(&account.storage) as *const () as usize;

@@ -323,6 +323,8 @@ pub enum StorageErrorKind {
     NotAFile,
     DirectoryNotEmpty,
     NoSpace,
+    /// A name the storage does not take (too long; a folder moved into itself).
+    BadName,
     /// Something this back-end cannot do (an object store: permission bits, renaming a
     /// folder that has files).
     Unsupported,
@@ -367,6 +369,9 @@ fn classify(error: &io::Error) -> StorageErrorKind {
         Some(21) => return K::NotAFile,
         Some(39) => return K::DirectoryNotEmpty,
         Some(40) => return K::PermissionDenied, // ELOOP: a symlink we will not follow
+        Some(30) => return K::PermissionDenied, // EROFS: a read-only file system
+        Some(36) => return K::BadName,          // ENAMETOOLONG
+        Some(22) => return K::BadName,          // EINVAL: a folder renamed into itself
         _ => {}
     }
     match error.kind() {
@@ -377,6 +382,8 @@ fn classify(error: &io::Error) -> StorageErrorKind {
         io::ErrorKind::IsADirectory => K::NotAFile,
         io::ErrorKind::DirectoryNotEmpty => K::DirectoryNotEmpty,
         io::ErrorKind::StorageFull | io::ErrorKind::QuotaExceeded => K::NoSpace,
+        io::ErrorKind::InvalidFilename => K::BadName,
+        io::ErrorKind::ReadOnlyFilesystem => K::PermissionDenied,
         _ => K::Other,
     }
 }

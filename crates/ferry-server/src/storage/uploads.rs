@@ -22,10 +22,26 @@ const SWEEP_DEPTH: usize = 64;
 /// Entries one sweep looks at, at most, across all roots.
 const SWEEP_ENTRIES: usize = 1_000_000;
 
-/// The private name of an upload to `path` owned by `owner` (see [`owner`]).
+/// The longest file name most file systems take, in bytes.
+pub const NAME_MAX: usize = 255;
+
+/// The private name of an upload to `path` owned by `owner` (see [`owner`]). A name too long
+/// to take the private parts keeps its start and a hash of the whole instead of its end, so
+/// that every name a file system takes has a private name it takes too.
 pub fn private_name(path: &VirtualPath, owner: &str) -> VirtualPath {
+    let name = path.file_name();
+    let whole = format!(".{name}.{owner}{SUFFIX}");
+    if whole.len() <= NAME_MAX {
+        return path.parent().join(&whole);
+    }
+    let hash = format!("~{:016x}", fnv1a(name.as_bytes()));
+    let room = NAME_MAX - (whole.len() - name.len()) - hash.len();
+    let mut start = room.min(name.len());
+    while !name.is_char_boundary(start) {
+        start -= 1;
+    }
     path.parent()
-        .join(&format!(".{}.{owner}{SUFFIX}", path.file_name()))
+        .join(&format!(".{}{hash}.{owner}{SUFFIX}", &name[..start]))
 }
 
 /// Whether a name is an upload's private name (this release's, or an older
@@ -149,6 +165,31 @@ mod tests {
         assert!(is_private(&VirtualPath::root().join(".x.ferry-upload/y")));
         assert!(is_private_name(".report.pdf.ferry-upload"), "older form");
         assert!(!is_private(&path) && !is_private_name("report.ferry-upload"));
+    }
+
+    /// Names up to the file system's 255 bytes have private names of at most 255 bytes, apart
+    /// from one another, which can be created.
+    #[test]
+    fn long_names_have_private_names_that_fit() {
+        let owner = owner("alice", None);
+        let dir = tempfile::tempdir().unwrap();
+        let long_a = "a".repeat(250);
+        let long_b = format!("{}b", "a".repeat(249));
+        let wide = "é".repeat(127);
+        let mut seen = std::collections::HashSet::new();
+        for name in [long_a.as_str(), &long_b, &wide, "short.txt"] {
+            let private = private_name(&VirtualPath::root().join(name), &owner);
+            let file = private.file_name();
+            assert!(file.len() <= NAME_MAX, "{} bytes: {file}", file.len());
+            assert!(is_private_name(file), "{file}");
+            std::fs::write(dir.path().join(file), b"x").unwrap();
+            assert!(seen.insert(file.to_string()), "{file} twice");
+        }
+        assert_eq!(
+            private_name(&VirtualPath::root().join("short.txt"), &owner).file_name(),
+            format!(".short.txt.{owner}.ferry-upload"),
+            "short names keep the form sessions of older releases resume"
+        );
     }
 
     #[test]
