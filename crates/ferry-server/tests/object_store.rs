@@ -423,21 +423,49 @@ fn abandoned_multipart_uploads_are_swept_at_start() {
         .runtime
         .block_on(store.client.create_multipart("elsewhere/left.bin"))
         .unwrap();
-    assert_eq!(store.pending_uploads("sweep/"), ["sweep/home/left.bin"]);
+    // Started as long ago, but running (on another node, say): it had a part just now.
+    let running = store
+        .runtime
+        .block_on(store.client.create_multipart("sweep/home/a-running.bin"))
+        .unwrap();
+    let mut pending = store.pending_uploads("sweep/");
+    pending.sort();
+    assert_eq!(pending, ["sweep/home/a-running.bin", "sweep/home/left.bin"]);
     std::thread::sleep(Duration::from_millis(2100));
+    let part = bytes::Bytes::from_static(b"a part just uploaded");
+    store
+        .runtime
+        .block_on(
+            store
+                .client
+                .upload_part("sweep/home/a-running.bin", &running, 1, part),
+        )
+        .unwrap();
     let (_server, _dir) = s3_server(&cluster, 0, "sweep", |config| {
         config.timeouts.stalled_transfer = 1;
         config.timeouts.abandoned_upload = 2;
     });
     assert_eq!(
-        store.wait_no_pending_uploads("sweep/"),
+        store.wait_no_pending_uploads("sweep/home/left"),
         Vec::<String>::new()
+    );
+    // The same pass looked at the running one (a few requests apart): given two seconds
+    // more, it is still there.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && !store.pending_uploads("sweep/home/a-").is_empty() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        store.pending_uploads("sweep/"),
+        ["sweep/home/a-running.bin"],
+        "an upload with a recent part is not abandoned"
     );
     // Outside the served prefixes: not this server's to sweep.
     assert_eq!(store.pending_uploads("elsewhere/"), ["elsewhere/left.bin"]);
     for (key, id) in [
         ("sweep/home/left.bin", upload),
         ("elsewhere/left.bin", other),
+        ("sweep/home/a-running.bin", running),
     ] {
         let _ = store
             .runtime

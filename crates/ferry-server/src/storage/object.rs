@@ -167,10 +167,23 @@ impl ObjectFs {
                 )
                 .await?;
             for upload in &page.uploads {
-                let old = now
-                    .duration_since(upload.initiated)
-                    .is_ok_and(|since| since >= age);
-                if !old || live_uploads().contains(&upload.upload_id) {
+                let older =
+                    |time: SystemTime| now.duration_since(time).is_ok_and(|since| since >= age);
+                if !older(upload.initiated) || live_uploads().contains(&upload.upload_id) {
+                    continue;
+                }
+                // Another node's upload may be running (this node knows only its own): one
+                // that had a part within `age` is not abandoned.
+                let newest = match shared
+                    .client
+                    .newest_part(&upload.key, &upload.upload_id)
+                    .await
+                {
+                    Ok(newest) => newest,
+                    Err(S3Error::NoSuchUpload | S3Error::NotFound) => continue,
+                    Err(e) => return Err(e),
+                };
+                if newest.is_some_and(|newest| !older(newest)) {
                     continue;
                 }
                 match shared

@@ -625,6 +625,33 @@ impl S3Client {
         xml::uploads_page(&text(&body)?)
     }
 
+    /// When the newest part of an upload was uploaded (`None`: it has none yet), from its
+    /// part listing (10 pages of 1,000 at most: an upload has at most 10,000 parts).
+    pub async fn newest_part(
+        &self,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<Option<SystemTime>, S3Error> {
+        let mut newest = None;
+        let mut marker: Option<u32> = None;
+        for _ in 0..10 {
+            let mut call = Call::new(Method::GET, Some(key)).query("uploadId", upload_id);
+            let number;
+            if let Some(after) = marker {
+                number = after.to_string();
+                call = call.query("part-number-marker", &number);
+            }
+            let (_, body) = self.fetch(&call).await?;
+            let page = xml::parts_page(&text(&body)?)?;
+            newest = newest.max(page.newest);
+            match page.next {
+                Some(next) => marker = Some(next),
+                None => break,
+            }
+        }
+        Ok(newest)
+    }
+
     /// After a completion whose answer was lost: whether `key` is the object made of `parts`.
     async fn confirm_completed(&self, key: &str, parts: &[(u32, String)]) -> Result<(), S3Error> {
         let expected = multipart_etag(parts).ok_or(S3Error::NoSuchUpload)?;

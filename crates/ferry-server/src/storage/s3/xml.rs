@@ -96,6 +96,31 @@ struct XmlUpload {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "PascalCase")]
+struct ListPartsResult {
+    #[serde(default, rename = "Part")]
+    parts: Vec<XmlPart>,
+    #[serde(default)]
+    is_truncated: bool,
+    next_part_number_marker: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct XmlPart {
+    last_modified: String,
+}
+
+/// One page of ListParts, as far as a sweep needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PartsPage {
+    /// When the newest part on the page was uploaded.
+    pub newest: Option<SystemTime>,
+    /// The part-number marker of the next page, when there is one.
+    pub next: Option<u32>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
 struct XmlError {
     #[serde(default)]
     code: String,
@@ -199,6 +224,28 @@ pub fn uploads_page(body: &str) -> Result<UploadsPage, S3Error> {
     Ok(UploadsPage { uploads, next })
 }
 
+/// A ListParts answer.
+pub fn parts_page(body: &str) -> Result<PartsPage, S3Error> {
+    let result: ListPartsResult = parse("ListPartsResult", body)?;
+    let newest = result
+        .parts
+        .iter()
+        .map(|part| time(&part.last_modified))
+        .collect::<Result<Vec<_>, S3Error>>()?
+        .into_iter()
+        .max();
+    let next = match (result.is_truncated, result.next_part_number_marker) {
+        (true, Some(marker)) => Some(marker),
+        (true, None) => {
+            return Err(S3Error::BadResponse(
+                "truncated part listing without a marker".into(),
+            ))
+        }
+        (false, _) => None,
+    };
+    Ok(PartsPage { newest, next })
+}
+
 /// The upload id of an InitiateMultipartUploadResult.
 pub fn upload_id(body: &str) -> Result<String, S3Error> {
     let result: InitiateMultipartUploadResult = parse("InitiateMultipartUploadResult", body)?;
@@ -249,6 +296,25 @@ pub fn complete_body(parts: &[(u32, String)]) -> String {
 mod tests {
     use super::*;
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn parses_a_parts_page() {
+        let body = r#"<?xml version="1.0" encoding="UTF-8"?>
+<ListPartsResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+  <Bucket>b</Bucket><Key>k</Key><UploadId>u</UploadId>
+  <PartNumberMarker>0</PartNumberMarker><NextPartNumberMarker>2</NextPartNumberMarker>
+  <MaxParts>2</MaxParts><IsTruncated>true</IsTruncated>
+  <Part><PartNumber>1</PartNumber><LastModified>2026-12-06T10:00:00.000Z</LastModified>
+    <ETag>"a"</ETag><Size>5242880</Size></Part>
+  <Part><PartNumber>2</PartNumber><LastModified>2026-12-06T11:00:00.000Z</LastModified>
+    <ETag>"b"</ETag><Size>5242880</Size></Part>
+</ListPartsResult>"#;
+        let page = parts_page(body).unwrap();
+        assert_eq!(page.next, Some(2));
+        assert_eq!(page.newest, parse_iso8601("2026-12-06T11:00:00.000Z"));
+        let empty = r#"<ListPartsResult><IsTruncated>false</IsTruncated></ListPartsResult>"#;
+        assert_eq!(parts_page(empty).unwrap(), PartsPage::default());
+    }
 
     #[test]
     fn parses_a_url_encoded_listing() {
