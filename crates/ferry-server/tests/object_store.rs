@@ -327,9 +327,27 @@ fn a_user_stores_appends_resumes_renames_and_deletes_on_s3() {
     assert!(!store.exists("rw/home/renamed.txt"));
     control.expect("DELE renamed.txt", 550);
     control.expect("SITE CHMOD 644 big.bin", 502);
-    // No file goes into a folder that is not there.
+    // No file goes into a folder that is not there, nor under a file's name (the key would
+    // make the file a folder too), by STOR, RNTO or MKD.
     assert_eq!(control.upload("STOR nowhere/file.txt", b"x"), 550);
     assert!(!store.exists("rw/home/nowhere/file.txt"));
+    assert_eq!(control.upload("STOR big.bin/file.txt", b"x"), 550);
+    assert_eq!(control.upload("STOR plain.txt", b"plain\n"), 226);
+    assert_eq!(control.upload("STOR plain.txt/under.txt", b"x"), 550);
+    control.expect("RNFR plain.txt", 350);
+    control.expect("RNTO big.bin/plain.txt", 550);
+    control.expect("RNFR plain.txt", 350);
+    control.expect("RNTO nowhere/plain.txt", 550);
+    control.expect("MKD plain.txt/sub", 550);
+    for key in [
+        "rw/home/plain.txt/under.txt",
+        "rw/home/big.bin/plain.txt",
+        "rw/home/nowhere/plain.txt",
+        "rw/home/plain.txt/sub/",
+    ] {
+        assert!(!store.exists(key), "{key}");
+    }
+    assert_eq!(store.get("rw/home/plain.txt").unwrap(), b"plain\n");
 
     // Names round-trip as raw keys.
     let odd = "sp ace %41 #hash [br] ü€.txt";

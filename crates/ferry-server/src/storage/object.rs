@@ -112,6 +112,19 @@ impl Shared {
         })
     }
 
+    /// That the folder `path` goes into is there (as on disk, no name goes into a folder that
+    /// is not, nor under a file's name, where the key would make the file a folder too).
+    fn parent_is_a_folder(&self, path: &VirtualPath) -> Result<(), StorageError> {
+        let parent = path.parent();
+        if parent.is_root() || self.folder_state(&parent)? != FolderState::Missing {
+            return Ok(());
+        }
+        Err(match self.head(&parent)? {
+            Some(_) => StorageError::new(StorageErrorKind::NotADirectory, &parent, "a file"),
+            None => StorageError::new(StorageErrorKind::NotFound, &parent, "no such folder"),
+        })
+    }
+
     fn head(&self, path: &VirtualPath) -> Result<Option<super::s3::ObjectHead>, StorageError> {
         if path.is_root() {
             return Ok(None);
@@ -482,18 +495,7 @@ impl Storage for ObjectFs {
             if shared.folder_state(path)? != FolderState::Missing {
                 return Err(not_a_file());
             }
-            // The folder first: it is there far more often than a file of its name.
-            let parent = path.parent();
-            if !parent.is_root()
-                && shared.folder_state(&parent)? == FolderState::Missing
-                && shared.head(&parent)?.is_none()
-            {
-                return Err(StorageError::new(
-                    StorageErrorKind::NotFound,
-                    &parent,
-                    "no such folder",
-                ));
-            }
+            shared.parent_is_a_folder(path)?;
         }
         let keep = match (mode, &existing) {
             (WriteMode::CreateNew, Some(_)) => {
@@ -542,14 +544,7 @@ impl Storage for ObjectFs {
                 "exists",
             ));
         }
-        let parent = path.parent();
-        if shared.folder_state(&parent)? == FolderState::Missing {
-            return Err(StorageError::new(
-                StorageErrorKind::NotFound,
-                &parent,
-                "no such folder",
-            ));
-        }
+        shared.parent_is_a_folder(path)?;
         shared
             .wait(shared.client.put(&shared.folder(path), Bytes::new()))
             .map_err(|e| error(path, e))
@@ -631,6 +626,7 @@ impl Storage for ObjectFs {
                     "a folder",
                 ));
             }
+            shared.parent_is_a_folder(to)?;
             // Copy, then delete: a failure between leaves both names, never neither.
             let (source, target) = (shared.key(from), shared.key(to));
             shared
@@ -659,6 +655,7 @@ impl Storage for ObjectFs {
                         "exists",
                     ));
                 }
+                shared.parent_is_a_folder(to)?;
                 shared
                     .wait(shared.client.put(&shared.folder(to), Bytes::new()))
                     .map_err(|e| error(to, e))?;
