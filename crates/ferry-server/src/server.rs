@@ -296,7 +296,7 @@ impl Context {
         {
             self.upload_memory = Arc::clone(&old.upload_memory);
         }
-        self.roots = Mutex::new(open_roots_to_keep(old, &self.config));
+        self.roots = Mutex::new(open_roots_to_keep(old, &self));
         let old_rates = old.user_rates.lock().unwrap_or_else(|p| p.into_inner());
         let inherited = old_rates.iter().map(|(user, shared)| {
             let rates = shared.rates.clone();
@@ -416,17 +416,30 @@ impl Context {
     }
 }
 
-/// The roots open in `old` that a context for `config` keeps using: one storage per root for
-/// old and new sessions alike, as the locks of private uploads are per storage. An object
-/// store's roots only while the `[s3]` settings are unchanged (else new sessions get a client
-/// made with the new ones).
-fn open_roots_to_keep(old: &Context, config: &Config) -> HashMap<PathBuf, Weak<dyn Storage>> {
-    let same_store = old.config.s3 == config.s3;
+/// The roots open in `old` that the reloaded context `new` keeps using: one storage per root
+/// for old and new sessions alike, as the locks of private uploads are per storage. An object
+/// store's roots only while the `[s3]` settings and the credentials read for its bucket are
+/// unchanged (else new sessions get a client made with the new ones: rotated credentials take
+/// effect at once, while sessions are open).
+fn open_roots_to_keep(old: &Context, new: &Context) -> HashMap<PathBuf, Weak<dyn Storage>> {
+    let same_store = old.config.s3 == new.config.s3;
+    let same_client = |bucket: &str| match (
+        old.object_clients.get(bucket),
+        new.object_clients.get(bucket),
+    ) {
+        (Some(old), Some(new)) => old.same_as(new),
+        _ => false,
+    };
     let roots = old.roots.lock().unwrap_or_else(|p| p.into_inner());
     roots
         .iter()
         .filter(|(root, open)| {
-            open.strong_count() > 0 && (same_store || ObjectRoot::parse(root).is_none())
+            let kept = match ObjectRoot::parse(root) {
+                None => true,
+                Some(Ok(object)) => same_store && same_client(&object.bucket),
+                Some(Err(_)) => false,
+            };
+            open.strong_count() > 0 && kept
         })
         .map(|(root, open)| (root.clone(), Weak::clone(open)))
         .collect()
@@ -692,6 +705,39 @@ mod tests {
         };
         adjust(&mut config);
         Context::new(config).unwrap()
+    }
+
+    /// A reload keeps an object store's open root (and its client) only while the credentials
+    /// read for it are the same: rotated ones reach new sessions while old ones are open.
+    #[test]
+    fn a_reload_with_new_s3_credentials_gives_new_sessions_a_new_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let credentials = dir.path().join("credentials");
+        let write = |key: &str| {
+            let text = format!("[default]\naws_access_key_id = {key}\naws_secret_access_key = s\n");
+            std::fs::write(&credentials, text).unwrap();
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _inside = runtime.enter();
+        let root = PathBuf::from("s3://bucket/site");
+        let object_context = || {
+            context(|c| {
+                c.root = root.clone();
+                c.s3.endpoint = Some("http://127.0.0.1:9".into());
+                c.s3.credentials_file = Some(credentials.clone());
+            })
+        };
+        write("FIRST");
+        let old = object_context();
+        let open = old.storage_for(&root).unwrap();
+        let same = object_context().inherit(&old);
+        assert!(Arc::ptr_eq(&same.storage_for(&root).unwrap(), &open));
+        write("ROTATED");
+        let rotated = object_context().inherit(&same);
+        assert!(!Arc::ptr_eq(&rotated.storage_for(&root).unwrap(), &open));
     }
 
     #[test]

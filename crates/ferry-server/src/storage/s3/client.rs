@@ -156,6 +156,28 @@ struct Inner {
     retries: u32,
 }
 
+impl S3Client {
+    /// Whether `other` reaches the same bucket with the same credentials (a reload that read
+    /// new ones from `s3.credentials_file` or the environment gives a different client).
+    pub fn same_as(&self, other: &S3Client) -> bool {
+        let (a, b) = (&self.inner, &other.inner);
+        a.signer.same_as(&b.signer)
+            && (
+                &a.session_token,
+                &a.scheme,
+                &a.host,
+                &a.base_path,
+                &a.bucket,
+            ) == (
+                &b.session_token,
+                &b.scheme,
+                &b.host,
+                &b.base_path,
+                &b.bucket,
+            )
+    }
+}
+
 impl std::fmt::Debug for S3Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Client")

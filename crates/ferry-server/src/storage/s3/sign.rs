@@ -21,6 +21,14 @@ pub struct Signer {
     pub region: String,
 }
 
+impl Signer {
+    /// Whether `other` signs with the same key, secret and region.
+    pub fn same_as(&self, other: &Signer) -> bool {
+        (&self.access_key, &self.secret_key, &self.region)
+            == (&other.access_key, &other.secret_key, &other.region)
+    }
+}
+
 impl std::fmt::Debug for Signer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Signer")
