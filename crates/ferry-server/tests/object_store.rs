@@ -321,6 +321,22 @@ fn a_user_stores_appends_resumes_renames_and_deletes_on_s3() {
     control.expect("RNFR implied", 350);
     control.expect("RNTO elsewhere", 550);
     assert!(store.exists("rw/home/implied/file.txt"));
+    // A folder implied by its files (no marker, as other S3 tools make them) stays when its
+    // last file is deleted or moved away, as an emptied folder on disk does: a recursive
+    // delete (DELE each file, then RMD) works.
+    store.put("rw/home/implied2/only.txt", b"x");
+    control.expect("DELE implied2/only.txt", 250);
+    control.expect("CWD implied2", 250);
+    control.expect("CWD /", 250);
+    control.expect("RMD implied2", 250);
+    assert!(!store.exists("rw/home/implied2/"));
+    store.put("rw/home/implied3/f.txt", b"x");
+    control.expect("RNFR implied3/f.txt", 350);
+    control.expect("RNTO moved.txt", 250);
+    control.expect("CWD implied3", 250);
+    control.expect("CWD /", 250);
+    control.expect("RMD implied3", 250);
+    control.expect("DELE moved.txt", 250);
 
     // Deletes: a missing key is 550 (S3 itself would say 204).
     control.expect("DELE renamed.txt", 250);

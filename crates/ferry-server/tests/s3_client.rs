@@ -429,10 +429,19 @@ async fn abort_leaves_nothing_and_pending_uploads_are_listed() {
     assert_eq!(page.uploads.len(), 1);
 
     client.abort_multipart(key, &upload_id).await.unwrap();
-    let page = client
-        .list_multipart_uploads("pending/", None)
-        .await
-        .unwrap();
+    // The listing may lag the abort by a moment (a range read of the cluster's tables, which
+    // a node that took the abort late can answer): bounded wait.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let page = loop {
+        let page = client
+            .list_multipart_uploads("pending/", None)
+            .await
+            .unwrap();
+        if page.uploads.is_empty() || std::time::Instant::now() > deadline {
+            break page;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(page.uploads.is_empty(), "{page:?}");
     assert_eq!(client.head(key).await.unwrap(), None);
     let (listed, _, _) = list_all(&client, "pending/", None, 1000).await;

@@ -125,6 +125,27 @@ impl Shared {
         })
     }
 
+    /// After the key at `path` went (DELE, a file renamed away): when it was the last key of
+    /// a folder that had no marker (made by another S3 tool, implied by its files), writes
+    /// the marker, so that the folder stays, as an emptied folder does on disk (RMD, a STOR
+    /// into it). A failure is only logged: what was asked for is done.
+    fn keep_folder_of(&self, path: &VirtualPath) {
+        let parent = path.parent();
+        if parent.is_root() {
+            return;
+        }
+        let kept = match self.folder_state(&parent) {
+            Ok(FolderState::Missing) => self
+                .wait(self.client.put(&self.folder(&parent), Bytes::new()))
+                .map_err(|e| error(&parent, e)),
+            Ok(FolderState::Exists { .. }) => Ok(()),
+            Err(e) => Err(e),
+        };
+        if let Err(error) = kept {
+            tracing::warn!(%error, folder = %parent, "cannot keep an emptied folder");
+        }
+    }
+
     fn head(&self, path: &VirtualPath) -> Result<Option<super::s3::ObjectHead>, StorageError> {
         if path.is_root() {
             return Ok(None);
@@ -220,7 +241,7 @@ impl ObjectFs {
 
     /// Whether the bucket answers, for `--check-config`.
     pub async fn check(&self) -> Result<(), S3Error> {
-        self.shared.client.check().await
+        self.shared.client.check_under(&self.shared.prefix).await
     }
 }
 
@@ -352,7 +373,16 @@ async fn copy_object(
 fn error(path: &VirtualPath, error: S3Error) -> StorageError {
     let kind = match &error {
         S3Error::NotFound | S3Error::NoSuchUpload => StorageErrorKind::NotFound,
-        S3Error::AccessDenied(_) => StorageErrorKind::PermissionDenied,
+        // The store refusing this object to this key: the user's 550. The server's own key,
+        // secret, token or clock being refused is no answer about the object: 451, which
+        // clients retry, and a warning for the operator.
+        S3Error::AccessDenied(why) if why.starts_with("AccessDenied") || why == "HTTP 403" => {
+            StorageErrorKind::PermissionDenied
+        }
+        S3Error::AccessDenied(why) => {
+            tracing::warn!(%path, error = %why, "the object store refuses the server's credentials");
+            StorageErrorKind::Other
+        }
         // Also a conditional request's failure: the object changed meanwhile.
         _ => StorageErrorKind::Other,
     };
@@ -593,7 +623,9 @@ impl Storage for ObjectFs {
         }
         shared
             .wait(shared.client.delete(&shared.key(path)))
-            .map_err(|e| error(path, e))
+            .map_err(|e| error(path, e))?;
+        shared.keep_folder_of(path);
+        Ok(())
     }
 
     fn rename(&self, from: &VirtualPath, to: &VirtualPath) -> Result<(), StorageError> {
@@ -632,9 +664,13 @@ impl Storage for ObjectFs {
             shared
                 .wait(copy_object(&shared.client, &source, &target, &head))
                 .map_err(|e| error(from, e))?;
-            return shared
+            shared
                 .wait(shared.client.delete(&shared.key(from)))
-                .map_err(|e| error(from, e));
+                .map_err(|e| error(from, e))?;
+            if from.parent() != to.parent() {
+                shared.keep_folder_of(from);
+            }
+            return Ok(());
         }
         match shared.folder_state(from)? {
             FolderState::Missing => Err(StorageError::new(

@@ -392,9 +392,16 @@ impl S3Client {
     /// [`S3Error::Unreachable`], [`S3Error::AccessDenied`] or [`S3Error::NoSuchBucket`]
     /// otherwise.
     pub async fn check(&self) -> Result<(), S3Error> {
+        self.check_under("").await
+    }
+
+    /// [`S3Client::check`] for the keys under `prefix` only (a key may be allowed to list
+    /// those and not the whole bucket).
+    pub async fn check_under(&self, prefix: &str) -> Result<(), S3Error> {
         let call = Call::new(Method::GET, None)
             .query("list-type", "2")
-            .query("max-keys", "1");
+            .query("max-keys", "1")
+            .query("prefix", prefix);
         self.fetch(&call).await.map(drop)
     }
 
