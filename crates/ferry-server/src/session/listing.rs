@@ -35,12 +35,20 @@ struct Request {
     show_hidden: bool,
 }
 
-/// Splits `-la some dir` into options and path.
+/// Splits `-la some dir` into options and path. A word is options only when it is `-` and ls
+/// flag letters: `-report.txt` is a name; `--` ends the options, so `-- -la` names `-la`.
 fn parse_request(arg: Option<&str>) -> Request {
     let mut rest = arg.unwrap_or("").trim_start();
     let mut show_hidden = false;
-    while let Some(option) = rest.strip_prefix('-').filter(|_| !rest.starts_with("- ")) {
+    while let Some(option) = rest.strip_prefix('-') {
         let (flags, tail) = option.split_once(' ').unwrap_or((option, ""));
+        if flags == "-" {
+            rest = tail.trim_start();
+            break;
+        }
+        if flags.is_empty() || !flags.chars().all(|c| c.is_ascii_alphanumeric()) {
+            break;
+        }
         show_hidden |= flags.contains('a') || flags.contains('A');
         rest = tail.trim_start();
     }
@@ -507,6 +515,17 @@ fn wildcard_match(pattern: &str, name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_start_with_a_dash() {
+        let path = |arg: &str| parse_request(Some(arg)).path;
+        assert_eq!(path("-report.txt"), Some("-report.txt".into()));
+        assert_eq!(path("-l -report.txt"), Some("-report.txt".into()));
+        assert_eq!(path("-- -la"), Some("-la".into()));
+        assert_eq!(path("- x"), Some("- x".into()));
+        assert_eq!(path("-"), Some("-".into()));
+        assert!(parse_request(Some("-a -- -x")).show_hidden);
+    }
 
     #[test]
     fn options_are_split_from_paths() {
