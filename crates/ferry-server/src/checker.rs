@@ -14,18 +14,36 @@ use std::sync::{Arc, Mutex};
 type Job = Box<dyn FnOnce() + Send>;
 
 /// The checker threads, fed through one queue (each session has at most one check waiting,
-/// so the queue is bounded by the session limit).
+/// so the queue is bounded by the session limit). They start at the first check, not when the
+/// checker is made: `ferryd` makes it before it drops root and confines itself, which changes
+/// only the threads running then and the ones they start later.
 #[derive(Debug)]
 pub struct Checker {
     jobs: Mutex<mpsc::Sender<Job>>,
+    /// Until the threads start: how many, and the queue they will share.
+    waiting: Mutex<Option<(usize, mpsc::Receiver<Job>)>>,
+    started: std::sync::Once,
 }
 
 impl Checker {
-    /// Starts `threads` checker threads (at least one).
+    /// A checker of `threads` threads (at least one), started at the first check.
     pub fn new(threads: usize) -> std::io::Result<Checker> {
         let (jobs, queue) = mpsc::channel::<Job>();
+        Ok(Checker {
+            jobs: Mutex::new(jobs),
+            waiting: Mutex::new(Some((threads.max(1), queue))),
+            started: std::sync::Once::new(),
+        })
+    }
+
+    /// Starts the threads, the first time.
+    fn start(&self) -> std::io::Result<()> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((threads, queue)) = waiting.take() else {
+            return Ok(());
+        };
         let queue = Arc::new(Mutex::new(queue));
-        for index in 0..threads.max(1) {
+        for index in 0..threads {
             let queue = Arc::clone(&queue);
             std::thread::Builder::new()
                 .name(format!("ferryd-password-{index}"))
@@ -38,9 +56,7 @@ impl Checker {
                     }
                 })?;
         }
-        Ok(Checker {
-            jobs: Mutex::new(jobs),
-        })
+        Ok(())
     }
 
     /// Runs `check` on a checker thread and waits for its result (`None` if the threads are
@@ -49,6 +65,11 @@ impl Checker {
         &self,
         check: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
+        self.started.call_once(|| {
+            if let Err(error) = self.start() {
+                tracing::error!(%error, "cannot start the password-check threads");
+            }
+        });
         let (result, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = result.send(check());

@@ -310,10 +310,32 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 /// A log file written by a thread of its own: a slow or full disk never holds a session up.
 /// A line that cannot be written is dropped, with a warning on standard error at most once a
 /// minute; SIGHUP reopens the file (logrotate).
+///
+/// The thread starts with the first line or reopening, not when the file is opened: `ferryd`
+/// opens its logs before it drops root and confines itself, which changes only the threads
+/// running then and the ones they start later.
 #[derive(Debug)]
 pub struct LogFile {
     lines: Mutex<mpsc::SyncSender<Message>>,
     dropped: Arc<AtomicU64>,
+    /// Until the writer starts: what it will take.
+    waiting: Mutex<Option<UnstartedWriter>>,
+    started: std::sync::Once,
+}
+
+/// What a log file's writer thread takes.
+struct UnstartedWriter {
+    path: PathBuf,
+    file: std::fs::File,
+    queue: mpsc::Receiver<Message>,
+}
+
+impl std::fmt::Debug for UnstartedWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UnstartedWriter")
+            .field("path", &self.path)
+            .finish()
+    }
 }
 
 enum Message {
@@ -326,20 +348,40 @@ impl LogFile {
     pub fn open(path: &Path) -> io::Result<LogFile> {
         let file = open_append(path)?;
         let (lines, queue) = mpsc::sync_channel::<Message>(QUEUED_LINES);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let path = path.to_path_buf();
-        let lost = Arc::clone(&dropped);
-        std::thread::Builder::new()
-            .name("ferry-log".into())
-            .spawn(move || write_lines(path, file, queue, lost))?;
         Ok(LogFile {
             lines: Mutex::new(lines),
-            dropped,
+            dropped: Arc::new(AtomicU64::new(0)),
+            waiting: Mutex::new(Some(UnstartedWriter {
+                path: path.to_path_buf(),
+                file,
+                queue,
+            })),
+            started: std::sync::Once::new(),
         })
+    }
+
+    /// Starts the writer thread, the first time; a line that finds none is counted dropped.
+    fn start(&self) {
+        self.started.call_once(|| self.start_now());
+    }
+
+    fn start_now(&self) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(UnstartedWriter { path, file, queue }) = waiting.take() else {
+            return;
+        };
+        let lost = Arc::clone(&self.dropped);
+        let started = std::thread::Builder::new()
+            .name("ferry-log".into())
+            .spawn(move || write_lines(path, file, queue, lost));
+        if let Err(error) = started {
+            eprintln!("ferryd: cannot start a log file's writer thread: {error}");
+        }
     }
 
     /// Queues a line (its newline included).
     pub fn push(&self, line: String) {
+        self.start();
         let sender = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         if sender.try_send(Message::Line(line)).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
@@ -347,6 +389,7 @@ impl LogFile {
     }
 
     pub fn reopen(&self) {
+        self.start();
         let sender = self.lines.lock().unwrap_or_else(|p| p.into_inner());
         let _ = sender.try_send(Message::Reopen);
     }

@@ -475,7 +475,7 @@ fn start(args: Args) -> anyhow::Result<()> {
             tls.control, tls.data
         );
     }
-    harden(&context)?;
+    harden(&context, reload_args.config.as_deref())?;
     if let Some(limit) = ferry_server::hardening::raise_open_file_limit() {
         tracing::debug!(limit, "open-file limit");
     }
@@ -646,8 +646,16 @@ fn listeners(
 }
 
 /// Drops root and confines the process, as configured; called while it has one thread.
-fn harden(context: &Context) -> anyhow::Result<()> {
+fn harden(context: &Context, config_file: Option<&std::path::Path>) -> anyhow::Result<()> {
     let hardening = &context.config.hardening;
+    if hardening.run_as_user.is_some() || hardening.landlock {
+        // Both change the calling thread and the threads it starts later, not the others: a
+        // thread started before (a password checker, a log writer) would stay root and free.
+        let threads = std::fs::read_dir("/proc/self/task").map_or(1, Iterator::count);
+        if threads > 1 {
+            bail!("cannot drop privileges or confine the process: {threads} threads run already (a bug: hardening must come first)");
+        }
+    }
     if let Some(user) = &hardening.run_as_user {
         let (uid, gid) = ferry_server::hardening::drop_privileges(user)?;
         tracing::info!(user = %user, uid, gid, "running as");
@@ -671,6 +679,18 @@ fn harden(context: &Context) -> anyhow::Result<()> {
             // process_* metrics: memory from /proc/self/status, descriptors from /proc/self/fd.
             readable.push(std::path::Path::new("/proc/self"));
         }
+        // What a reload (SIGHUP) reads again: the folders of those files (a file written anew
+        // by an editor or certbot is another inode, which a rule on the old one would not
+        // cover), and where a link leads. The log files' folders, to reopen them (logrotate).
+        let reread = files_a_reload_reads(&context.config, config_file);
+        readable.extend(reread.iter().map(PathBuf::as_path));
+        readable.push(std::path::Path::new("/proc/sys/kernel/hostname"));
+        let logs = &context.config.logs;
+        for log in [&logs.xferlog, &logs.json].into_iter().flatten() {
+            if log.as_os_str() != "-" {
+                folders.extend(log.parent().map(PathBuf::from));
+            }
+        }
         let confinement = ferry_server::hardening::confine_to(&folders, &readable)?;
         tracing::info!(?confinement, "landlock");
         if confinement == ferry_server::hardening::Confinement::Unsupported {
@@ -678,6 +698,38 @@ fn harden(context: &Context) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The folders of the files a reload reads (configuration, users files, certificates and
+/// keys, the admin token, the S3 credentials), and of where the ones that are links lead.
+fn files_a_reload_reads(
+    config: &ferry_server::Config,
+    config_file: Option<&std::path::Path>,
+) -> Vec<PathBuf> {
+    let mut files: Vec<&std::path::Path> = config_file.into_iter().collect();
+    let optional = [
+        &config.users_file,
+        &config.tls.certificate,
+        &config.tls.key,
+        &config.admin.token_file,
+        &config.s3.credentials_file,
+    ];
+    files.extend(optional.into_iter().flatten().map(PathBuf::as_path));
+    for vhost in &config.vhosts {
+        let optional = [&vhost.users_file, &vhost.certificate, &vhost.key];
+        files.extend(optional.into_iter().flatten().map(PathBuf::as_path));
+    }
+    let mut folders = Vec::new();
+    for file in files {
+        let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+        let target = file.canonicalize().ok();
+        for path in [Some(file), target].into_iter().flatten() {
+            folders.extend(path.parent().map(PathBuf::from));
+        }
+    }
+    folders.sort();
+    folders.dedup();
+    folders
 }
 
 /// One line saying what is served to whom.

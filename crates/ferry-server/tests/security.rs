@@ -452,7 +452,44 @@ fn ferryd_drops_root_and_confines_itself() {
         .unwrap()
         .local_addr()
         .unwrap();
+    // A named user (password checks run on threads of their own) and a transfer log (written
+    // by a thread of its own): every thread must run as nobody, not only the main one.
+    let etc = tempfile::tempdir().unwrap();
+    let hash = ferry_server::users::hash_password(support::PASSWORD).unwrap();
+    let users = etc.path().join("users.toml");
+    std::fs::write(
+        &users,
+        format!(
+            "[[user]]\nname = \"alice\"\npassword = \"{hash}\"\nroot = \"{}\"\n",
+            dir.path().display()
+        ),
+    )
+    .unwrap();
+    let config = etc.path().join("ferryd.toml");
+    let xferlog = etc.path().join("xferlog");
+    std::fs::write(
+        &config,
+        format!(
+            "users_file = \"{}\"\n[logs]\nxferlog = \"{}\"\n",
+            users.display(),
+            xferlog.display()
+        ),
+    )
+    .unwrap();
+    // What nobody must read at a reload, and the log it must reopen (as a package's folders
+    // would be set up).
+    let mode = |path: &Path, mode: u32| {
+        let mut permissions = std::fs::metadata(path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut permissions, mode);
+        std::fs::set_permissions(path, permissions).unwrap();
+    };
+    std::fs::write(&xferlog, "").unwrap();
+    mode(etc.path(), 0o755);
+    mode(&users, 0o644);
+    mode(&config, 0o644);
+    mode(&xferlog, 0o666);
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_ferryd"))
+        .args(["--config", config.to_str().unwrap()])
         .args([
             "--listen",
             &listen.to_string(),
@@ -483,10 +520,67 @@ fn ferryd_drops_root_and_confines_itself() {
     control.expect("TYPE I", 200);
     control.expect("SIZE readme.txt", 213);
     control.expect("QUIT", 221);
+    let mut alice = support::Control::connect(listen);
+    assert_eq!(alice.reply().code, 220);
+    alice.expect("USER alice", 331);
+    alice.expect(&format!("PASS {}", support::PASSWORD), 230);
+    alice.expect("TYPE I", 200);
+    let data = alice.epsv();
+    alice.expect("RETR readme.txt", 150);
+    assert_eq!(support::read_all(data), support::readme_bytes());
+    assert_eq!(alice.reply().code, 226);
+    // Every thread of the process (/proc/PID/task), not only the main one.
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", child.id())).unwrap();
+    let mut threads = Vec::new();
+    for task in tasks {
+        let task = task.unwrap().path();
+        let status = std::fs::read_to_string(task.join("status")).unwrap_or_default();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap_or_default();
+        threads.push((name.trim().to_string(), status));
+    }
+    assert!(
+        threads
+            .iter()
+            .any(|(name, _)| name.starts_with("ferryd-passwor")),
+        "no password-check thread: {:?}",
+        threads.iter().map(|(n, _)| n).collect::<Vec<_>>()
+    );
+    for (name, status) in &threads {
+        let uids = status.lines().find(|l| l.starts_with("Uid:")).unwrap_or("");
+        assert!(
+            uids.split_whitespace().skip(1).all(|uid| uid == "65534"),
+            "thread {name}: {uids}"
+        );
+    }
+    // A reload, confined and as nobody: it reads the configuration and users file again and
+    // reopens the transfer log, whose next line lands in it.
+    rustix::process::kill_process(
+        rustix::process::Pid::from_child(&child),
+        rustix::process::Signal::HUP,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut lines = 0;
+    for _ in 0..100 {
+        let data = alice.epsv();
+        alice.expect("RETR readme.txt", 150);
+        assert_eq!(support::read_all(data), support::readme_bytes());
+        assert_eq!(alice.reply().code, 226);
+        std::thread::sleep(Duration::from_millis(100));
+        lines = std::fs::read_to_string(&xferlog).unwrap().lines().count();
+        if lines >= 3 || Instant::now() > deadline {
+            break;
+        }
+    }
     let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
     let _ = child.kill();
     let output = child.wait_with_output().unwrap();
     let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("configuration reloaded") && !log.contains("reload refused"),
+        "{log}"
+    );
+    assert!(lines >= 3, "{lines} xferlog lines after the reload:\n{log}");
     let uid_line = status
         .lines()
         .find(|l| l.starts_with("Uid:"))
