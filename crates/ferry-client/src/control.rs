@@ -31,6 +31,8 @@ pub struct Control {
     reader: BufReader<Stream>,
     limits: ControlLimits,
     transcript: Option<Arc<dyn Transcript>>,
+    /// Replies can no longer be told apart (some were never read): nothing more is sent.
+    out_of_step: bool,
 }
 
 impl Control {
@@ -43,7 +45,14 @@ impl Control {
             reader: BufReader::new(stream),
             limits,
             transcript,
+            out_of_step: false,
         }
+    }
+
+    /// Gives the connection up: the replies it would read next may answer earlier commands,
+    /// so every later command fails ([`FtpError::ConnectionClosed`]) rather than take them.
+    pub fn give_up(&mut self) {
+        self.out_of_step = true;
     }
 
     /// The connection, for its TLS state.
@@ -82,6 +91,9 @@ impl Control {
 
     /// Sends one command line; CRLF is added here.
     pub async fn send(&mut self, line: &str) -> Result<(), FtpError> {
+        if self.out_of_step {
+            return Err(FtpError::ConnectionClosed);
+        }
         if line.contains(['\r', '\n']) {
             return Err(FtpError::InvalidArgument(masked(line)));
         }

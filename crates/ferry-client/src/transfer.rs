@@ -387,19 +387,27 @@ impl Client {
         }
     }
 
-    /// Sends ABOR after a failed transfer and reads the replies it causes (RFC 959 §4.1.3: 426
-    /// for the transfer, then 226; or only 226/225), waiting a short while at most.
+    /// Sends ABOR after a failed transfer and reads the replies it causes: 426 for the
+    /// transfer then 226 (RFC 959 §4.1.3), or, when the transfer had ended, its 226 then the
+    /// ABOR's 225 or 226, or the ABOR's alone. How many is not known, so PWD follows, whose 257
+    /// no ABOR gives: once it is read, the replies are in step again. When it does not come
+    /// (within a few seconds), the connection is given up rather than read out of step.
     async fn abort_after(&mut self, error: FtpError) -> FtpError {
         if error.is_fatal() || self.control.send("ABOR").await.is_err() {
             return error;
         }
+        if self.control.send("PWD").await.is_err() {
+            return error;
+        }
         let wait = self.config.reply_timeout.min(Duration::from_secs(5));
-        for _ in 0..3 {
+        for _ in 0..8 {
             match tokio::time::timeout(wait, self.control.read_reply()).await {
-                Ok(Ok(reply)) if reply.code == 426 || reply.class() == 1 => continue,
+                Ok(Ok(reply)) if reply.code == 257 => return error,
+                Ok(Ok(_)) => continue,
                 _ => break,
             }
         }
+        self.control.give_up();
         error
     }
 }

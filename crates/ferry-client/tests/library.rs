@@ -117,3 +117,82 @@ async fn errors_are_typed() {
     // The session is still usable after errors.
     assert_eq!(client.pwd().await.unwrap(), "/");
 }
+
+/// A writer that refuses every byte, as a full disk does.
+struct FullDisk;
+
+impl tokio::io::AsyncWrite for FullDisk {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        _: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::task::Poll::Ready(Err(std::io::Error::other("no space left")))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+/// A download that fails on the client's side after the server has sent its 226: the ABOR
+/// then gets a second reply (225, as vsftpd and pyftpdlib give). Both are read, so the next
+/// command gets its own reply, not the one left over.
+#[tokio::test]
+async fn replies_stay_in_step_after_an_abort_the_server_answers_twice() {
+    use std::io::Write;
+    use support::fake::{accept_data, fake_server};
+    let fake = fake_server(|conn| {
+        conn.reply("220 Ready.");
+        let mut listener = None;
+        for _ in 0..20 {
+            let Some(line) = conn.serve_until_other() else {
+                return;
+            };
+            match line.split(' ').next().unwrap_or("") {
+                "EPSV" => listener = Some(conn.answer_epsv()),
+                "RETR" => break,
+                _ => conn.reply("502 Not here."),
+            }
+        }
+        let Some(listener) = listener else {
+            return;
+        };
+        conn.reply("150 Here.");
+        if let Some(mut data) = accept_data(&listener) {
+            let _ = data.write_all(&[7u8; 1000]);
+        }
+        conn.reply("226 Transfer complete.");
+        for _ in 0..10 {
+            match conn
+                .command()
+                .as_deref()
+                .map(|l| l.split(' ').next().unwrap_or(""))
+            {
+                Some("ABOR") => conn.reply("225 No transfer to ABOR."),
+                Some("PWD") => conn.reply("257 \"/\" is the current directory."),
+                Some("NOOP") => conn.reply("200 NOOP ok."),
+                Some("QUIT") | None => return,
+                Some(_) => conn.reply("502 Not here."),
+            }
+        }
+    });
+    let config = ClientConfig::default().with_timeouts(Duration::from_secs(10));
+    let mut client = Client::connect("127.0.0.1", fake.port, config)
+        .await
+        .unwrap();
+    client.login("u", &Secret::new("p"), None).await.unwrap();
+    let failed = client.retrieve("file.bin", &mut FullDisk, 0).await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(client.noop().await.unwrap().code, 200);
+    let commands = fake.commands();
+    assert!(commands.iter().any(|c| c == "ABOR"), "{commands:?}");
+}

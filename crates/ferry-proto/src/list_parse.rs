@@ -78,11 +78,28 @@ pub fn parse_list(body: &str, now: i64) -> Vec<RemoteEntry> {
         .collect()
 }
 
-/// Parses a whole MLSD body (CRLF or LF separated), skipping lines that are not entries.
-///
-/// The `cdir` and `pdir` entries are kept (as directories); callers filter them.
+/// Parses a whole MLSD body (CRLF or LF separated), skipping lines that are not entries, and
+/// the `cdir` and `pdir` lines, which name the folder listed and its parent, not entries of it
+/// (RFC 3659 §7.5.1: `MLSD media-types` may give `type=cdir; media-types`).
 pub fn parse_mlsd(body: &str) -> Vec<RemoteEntry> {
-    body.lines().filter_map(parse_mlsx_line).collect()
+    body.lines()
+        .filter(|line| !names_the_listing(line))
+        .filter_map(parse_mlsx_line)
+        .collect()
+}
+
+/// Whether an MLSx line's `type` fact is `cdir` or `pdir`.
+fn names_the_listing(line: &str) -> bool {
+    let facts = line
+        .trim_start()
+        .split_once("; ")
+        .map_or("", |(facts, _)| facts);
+    facts.split(';').any(|fact| {
+        fact.split_once('=').is_some_and(|(key, value)| {
+            key.eq_ignore_ascii_case("type")
+                && (value.eq_ignore_ascii_case("cdir") || value.eq_ignore_ascii_case("pdir"))
+        })
+    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -885,21 +902,26 @@ mod tests {
     }
 
     #[test]
-    fn mlsd_body_keeps_cdir_and_pdir() {
+    fn mlsd_body_leaves_out_cdir_and_pdir() {
         let body = "type=cdir;modify=20261124233100;perm=flcdmpe; .\r\n\
                     type=pdir;modify=20261124233100;perm=flcdmpe; ..\r\n\
+                    Type=cdir;Perm=el;Unique=keVO1+ZF4; media-types\r\n\
+                    type=PDIR; /pub\r\n\
                     type=file;size=0;modify=20261124233100;perm=r; empty\r\n\
+                    type=dir; cdir\r\n\
                     garbage line\r\n\r\n";
         let names: Vec<_> = parse_mlsd(body)
             .into_iter()
             .map(|e| (e.name, e.kind))
             .collect();
         let want = [
-            (".".to_owned(), EntryKind::Directory),
-            ("..".to_owned(), EntryKind::Directory),
             ("empty".to_owned(), EntryKind::File),
+            ("cdir".to_owned(), EntryKind::Directory),
         ];
         assert_eq!(names, want);
+        // MLST of a folder names the folder itself: kept.
+        let mlst = parse_mlsx_line(" type=cdir;perm=el; /pub").unwrap();
+        assert_eq!(mlst.kind, EntryKind::Directory);
     }
 
     #[test]
