@@ -67,6 +67,12 @@ pub enum FtpError {
     TransferFailed { path: String, reply: Reply },
     #[error("transfer of {path} broken: {error}")]
     TransferBroken { path: String, error: io::Error },
+    #[error("{path}: cannot resume from byte {offset}: the server's file has {size} bytes")]
+    ResumePastEnd {
+        path: String,
+        offset: u64,
+        size: u64,
+    },
     #[error("listing is larger than {limit} bytes")]
     ListingTooLarge { limit: usize },
     #[error("local I/O: {0}")]
@@ -115,7 +121,8 @@ impl FtpError {
             E::DataConnection(_)
             | E::DataTimeout { .. }
             | E::TransferFailed { .. }
-            | E::TransferBroken { .. } => ErrorCategory::Transfer,
+            | E::TransferBroken { .. }
+            | E::ResumePastEnd { .. } => ErrorCategory::Transfer,
             E::Local(_) => ErrorCategory::Local,
             E::LineTooLong { .. }
             | E::MalformedReply(_)

@@ -39,6 +39,10 @@ struct Request<'a> {
 impl Client {
     /// Downloads `path` into `writer` (RETR, RFC 959 §4.1.3), starting at byte `offset` (REST,
     /// RFC 3659 §5) when it is not 0. Returns the number of bytes written to `writer`.
+    ///
+    /// A binary resumption asks SIZE first: some servers answer a REST past the end with no
+    /// byte and 226, which would pass a stale longer file for a whole one. An offset past the
+    /// end is [`FtpError::ResumePastEnd`]; one at the end moves nothing (`Ok(0)`).
     pub async fn retrieve<W: AsyncWrite + Unpin>(
         &mut self,
         path: &str,
@@ -46,6 +50,22 @@ impl Client {
         offset: u64,
     ) -> Result<u64, FtpError> {
         let ascii = self.transfer_type == TransferType::Ascii;
+        if offset > 0 && !ascii {
+            match self.size(path).await {
+                Ok(size) if size < offset => {
+                    return Err(FtpError::ResumePastEnd {
+                        path: path.to_string(),
+                        offset,
+                        size,
+                    })
+                }
+                Ok(size) if size == offset => return Ok(0),
+                // No SIZE (or not for this file): the server's REST decides.
+                Ok(_) => {}
+                Err(error) if error.is_fatal() => return Err(error),
+                Err(_) => {}
+            }
+        }
         let request = Request {
             line: format!("RETR {path}"),
             path,

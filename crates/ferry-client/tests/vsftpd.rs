@@ -89,6 +89,47 @@ fn one_shot_get_resume_and_missing_file() {
     assert!(!local.join("missing.bin").exists() && !local.join("missing.bin.part").exists());
 }
 
+/// A partial download longer than the server's file (which changed since) is not passed off
+/// as the whole file: vsftpd answers a REST past the end with no byte and 226. `get -c` and
+/// the shell's reget say why they cannot resume (exit 6, as curl's -C refuses) and leave the
+/// local files as they were.
+#[test]
+fn a_part_longer_than_the_servers_file_is_not_taken_for_it() {
+    let Some(setup) = setup() else { return };
+    let local = setup.local.path();
+    fs::write(local.join("big.bin.part"), vec![9u8; 250_000]).unwrap();
+    let url = format!("ftp://127.0.0.1:{}/pub/big.bin", setup.server.port);
+    let outcome = ferry(&["get", &url, "-c", "-A"], "", local);
+    outcome.expect_code(6);
+    assert!(
+        outcome.stderr.contains("cannot resume from byte 250000"),
+        "{outcome}"
+    );
+    assert!(!local.join("big.bin").exists());
+    assert_eq!(fs::read(local.join("big.bin.part")).unwrap().len(), 250_000);
+    // A mirror that continues starts such a file over, and gets it whole.
+    let copy = local.join("copy");
+    fs::create_dir(&copy).unwrap();
+    fs::write(copy.join("big.bin.part"), vec![9u8; 250_000]).unwrap();
+    let site = format!("ftp://127.0.0.1:{}/pub", setup.server.port);
+    ferry(&["mirror", "-c", &site, "copy"], "", local).expect_code(0);
+    assert!(fs::read(copy.join("big.bin")).unwrap() == binary_bytes(200_000));
+    assert!(!copy.join("big.bin.part").exists());
+
+    let stale = vec![b'x'; 3000];
+    fs::write(local.join("readme.txt"), &stale).unwrap();
+    let port = setup.server.port.to_string();
+    let script = "user ftp x\ncd pub\nbinary\nreget readme.txt\nbye\n";
+    let outcome = ferry(&["-n", "127.0.0.1", &port], script, local);
+    outcome.expect_code(6);
+    assert!(
+        outcome.stderr.contains("cannot resume") || outcome.stdout.contains("cannot resume"),
+        "{outcome}"
+    );
+    assert_eq!(fs::read(local.join("readme.txt")).unwrap(), stale);
+    assert!(!local.join("readme.txt.part").exists());
+}
+
 #[test]
 fn ascii_get_from_vsftpd() {
     let Some(setup) = setup() else { return };

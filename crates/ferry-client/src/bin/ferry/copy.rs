@@ -86,7 +86,16 @@ async fn download_once(
     let mut file = open_part(part, offset).await?;
     let client = session.client().await?;
     let mut counter = crate::progress::Meter::new(&mut file, crate::progress::Display::None);
-    let result = client.retrieve(job.remote, &mut counter, offset).await;
+    let mut result = client.retrieve(job.remote, &mut counter, offset).await;
+    if let Err(FtpError::ResumePastEnd { .. }) = result {
+        // The `.part` is longer than the server's file (which changed since): not a part of
+        // it. Start over.
+        drop(counter);
+        file = open_part(part, 0).await?;
+        report.resumed_from = 0;
+        counter = crate::progress::Meter::new(&mut file, crate::progress::Display::None);
+        result = client.retrieve(job.remote, &mut counter, 0).await;
+    }
     report.bytes += counter.total();
     drop(counter);
     // Whatever arrived is on disk before a retry measures the `.part` file.

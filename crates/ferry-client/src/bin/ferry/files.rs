@@ -41,10 +41,10 @@ pub async fn download(
     check_local_name(local)?;
     let local = Path::new(local);
     let part = part_path(local);
-    let offset = if resume {
+    let (offset, moved) = if resume {
         resume_offset(local, &part)?
     } else {
-        0
+        (0, false)
     };
     let file = open_part(&part, offset > 0).await?;
     let mut meter = Meter::new(file, display);
@@ -53,6 +53,10 @@ pub async fn download(
     let bytes = meter.total();
     drop(meter);
     if let Err(error) = result {
+        if moved && bytes == 0 {
+            // Nothing was added to the file taken as the part: it keeps its name.
+            let _ = std::fs::rename(&part, local);
+        }
         discard_empty_part(&part, offset);
         return Err(error.into());
     }
@@ -64,15 +68,17 @@ pub async fn download(
     })
 }
 
-/// The byte to continue from: the size of `NAME.part`, or of `NAME` (moved to `NAME.part`).
-fn resume_offset(local: &Path, part: &Path) -> anyhow::Result<u64> {
-    if !part.exists() && local.exists() {
+/// The byte to continue from: the size of `NAME.part`, or of `NAME` (moved to `NAME.part`:
+/// then `true`, so that a download that adds nothing gives it its name back).
+fn resume_offset(local: &Path, part: &Path) -> anyhow::Result<(u64, bool)> {
+    let moved = !part.exists() && local.exists();
+    if moved {
         std::fs::rename(local, part)
             .with_context(|| format!("{}: cannot rename to {}", local.display(), part.display()))?;
     }
     match std::fs::metadata(part) {
-        Ok(metadata) => Ok(metadata.len()),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Ok(metadata) => Ok((metadata.len(), moved)),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Ok((0, moved)),
         Err(error) => Err(anyhow::Error::new(error).context(part.display().to_string())),
     }
 }
