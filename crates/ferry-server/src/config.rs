@@ -712,7 +712,45 @@ impl Config {
         Ok(())
     }
 
+    /// Times and counts too large to be meant, which would overflow where they are added to a
+    /// clock or sized (a year and more is "never" for every one of them).
+    fn validate_magnitudes(&self) -> Result<(), ConfigError> {
+        const YEAR: u64 = 365 * 24 * 3600;
+        let t = &self.timeouts;
+        let seconds = [
+            ("timeouts.idle", t.idle),
+            ("timeouts.login", t.login),
+            ("timeouts.data_connect", t.data_connect),
+            ("timeouts.stalled_transfer", t.stalled_transfer),
+            ("timeouts.shutdown_grace", t.shutdown_grace),
+            ("timeouts.abandoned_upload", t.abandoned_upload),
+            (
+                "timeouts.failed_login_delay_ms",
+                t.failed_login_delay_ms / 1000,
+            ),
+            ("limits.ban_window", self.limits.ban_window),
+            ("limits.ban_seconds", self.limits.ban_seconds),
+            ("shutdown.accept_grace", self.shutdown.accept_grace),
+            ("shutdown.deadline", self.shutdown.deadline.unwrap_or(0)),
+        ];
+        for (name, value) in seconds {
+            if value > 10 * YEAR {
+                return Err(ConfigError::Invalid(format!(
+                    "{name} = {value} is more than ten years"
+                )));
+            }
+        }
+        if self.checksums.max_running > 65_536 {
+            return Err(ConfigError::Invalid(format!(
+                "checksums.max_running = {} is too many (at most 65536)",
+                self.checksums.max_running
+            )));
+        }
+        Ok(())
+    }
+
     fn validate_shutdown(&self) -> Result<(), ConfigError> {
+        self.validate_magnitudes()?;
         let deadline = self.shutdown_deadline().as_secs();
         if self.shutdown.accept_grace > deadline {
             return Err(ConfigError::Invalid(format!(
@@ -917,6 +955,37 @@ mod tests {
         config.s3.upload_memory = 17 * 1024 * 1024;
         config.root = "/definitely/not/here".into();
         assert!(config.validate().unwrap_err().to_string().contains("root"));
+    }
+
+    /// Values past any meaning are refused here, not met as an overflow (a panic) when a
+    /// session adds them to the clock.
+    #[test]
+    fn huge_times_and_counts_are_refused() {
+        let valid = || Config {
+            root: std::env::temp_dir(),
+            ..Config::default()
+        };
+        assert!(valid().validate().is_ok());
+        let refused = |change: fn(&mut Config), name: &str| {
+            let mut config = valid();
+            change(&mut config);
+            let err = config.validate().unwrap_err().to_string();
+            assert!(err.contains(name), "{err}");
+        };
+        refused(|c| c.timeouts.idle = u64::MAX, "timeouts.idle");
+        refused(|c| c.timeouts.login = u64::MAX / 2, "timeouts.login");
+        refused(|c| c.limits.ban_seconds = u64::MAX, "limits.ban_seconds");
+        refused(
+            |c| c.shutdown.deadline = Some(u64::MAX),
+            "shutdown.deadline",
+        );
+        refused(
+            |c| c.checksums.max_running = usize::MAX,
+            "checksums.max_running",
+        );
+        let mut year = valid();
+        year.limits.ban_seconds = 365 * 24 * 3600;
+        assert!(year.validate().is_ok());
     }
 
     #[test]

@@ -318,10 +318,7 @@ pub async fn passive_listener(ip: IpAddr, range: Option<(u16, u16)>) -> io::Resu
     let Some((start, end)) = range else {
         return TcpListener::bind(SocketAddr::new(ip, 0)).await;
     };
-    let count = u32::from(end - start) + 1;
-    let offset = random_u32() % count;
-    for step in 0..count.min(512) {
-        let port = start + ((offset + step.wrapping_mul(7919)) % count) as u16;
+    for port in passive_ports_to_try(start, end, random_u32()) {
         if let Ok(listener) = TcpListener::bind(SocketAddr::new(ip, port)).await {
             return Ok(listener);
         }
@@ -330,6 +327,17 @@ pub async fn passive_listener(ip: IpAddr, range: Option<(u16, u16)>) -> io::Resu
         io::ErrorKind::AddrInUse,
         "no free port in the passive range",
     ))
+}
+
+/// The ports of `start..=end` a PASV tries, at most 512, from `seed` on: apart, so that
+/// sessions asking at once seldom meet, and all different. A prime stride that does not divide
+/// the range's size visits every port of it (no range holds a multiple of both primes: their
+/// product is past 65,536).
+fn passive_ports_to_try(start: u16, end: u16, seed: u32) -> impl Iterator<Item = u16> {
+    let count = u32::from(end - start) + 1;
+    let offset = seed % count;
+    let stride = if count % 7919 == 0 { 7907 } else { 7919 };
+    (0..count.min(512)).map(move |step| start + ((offset + step * stride) % count) as u16)
 }
 
 /// Accepts and closes the connections already waiting on a kept passive listener, without
@@ -970,6 +978,27 @@ async fn pump_into(
 
 #[cfg(test)]
 mod tests {
+    /// Every range gets as many different ports as it is asked for, whatever its size (a
+    /// range of a multiple of 7,919 ports got one port, tried over and over).
+    #[test]
+    fn passive_ports_are_all_different() {
+        for (start, end) in [
+            (50000, 50000),
+            (50000, 50100),
+            (50000, 57918),
+            (40000, 55837),
+        ] {
+            for seed in [0, 1, 12345, u32::MAX] {
+                let ports: Vec<u16> = super::passive_ports_to_try(start, end, seed).collect();
+                let distinct: std::collections::HashSet<_> = ports.iter().collect();
+                let count = usize::from(end - start) + 1;
+                assert_eq!(ports.len(), count.min(512));
+                assert_eq!(distinct.len(), ports.len(), "{start}-{end}");
+                assert!(ports.iter().all(|p| (start..=end).contains(p)));
+            }
+        }
+    }
+
     use super::*;
 
     const MIB: u64 = 1024 * 1024;
