@@ -395,10 +395,33 @@ impl LogFile {
     }
 }
 
+/// Set by a run that only checks (`--check-config`, `doctor`): log files are not created (a
+/// check run as root would leave root's files where the service, as its own user, must write),
+/// only found writable, or their folder.
+static CHECK_ONLY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// From now on, opening a log file only checks that it could be written (see [`CHECK_ONLY`]).
+pub fn only_check_log_files() {
+    CHECK_ONLY.store(true, Ordering::Relaxed);
+}
+
+/// Opens `path` to append to it, creating it readable by its owner and group only (its lines
+/// name users and addresses).
 fn open_append(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if CHECK_ONLY.load(Ordering::Relaxed) && !path.exists() {
+        let folder = match path.parent() {
+            Some(folder) if !folder.as_os_str().is_empty() => folder,
+            _ => Path::new("."),
+        };
+        rustix::fs::access(folder, rustix::fs::Access::WRITE_OK).map_err(io::Error::from)?;
+        // A stand-in that is never written (nothing is logged by a check).
+        return std::fs::OpenOptions::new().append(true).open("/dev/null");
+    }
     std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o640)
         .open(path)
 }
 

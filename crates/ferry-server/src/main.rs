@@ -381,6 +381,7 @@ fn main() -> std::process::ExitCode {
 
 /// `ferryd doctor`: the exit code is 1 when a check fails.
 fn doctor(args: Args) -> std::process::ExitCode {
+    ferry_server::events::only_check_log_files();
     let config = args.into_config().map_err(|e| format!("{e:#}"));
     match ferry_server::doctor::run(config, std::io::stdout()) {
         ferry_server::doctor::Status::Fail => std::process::ExitCode::FAILURE,
@@ -424,6 +425,9 @@ fn start(args: Args) -> anyhow::Result<()> {
         return hash_password();
     }
     let check_only = args.check_config;
+    if check_only {
+        ferry_server::events::only_check_log_files();
+    }
     // Before any thread starts: it takes LISTEN_FDS out of the environment.
     let activated = ferry_server::systemd::activated_listeners()?;
     let reload_args = args.clone();

@@ -346,3 +346,39 @@ fn sighup_reopens_the_logs_after_logrotate_and_a_broken_log_stops_nothing() {
     );
     let _ = PASSWORD;
 }
+
+/// `--check-config` (and `doctor`) do not create the log files: a check run as root would
+/// leave root's files where the service, as its own user, must write. They do say when one
+/// could not be written. The server itself creates them readable by owner and group only.
+#[test]
+fn checks_create_no_log_file_and_the_server_makes_them_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let xferlog = dir.path().join("xferlog");
+    let check = |xferlog: &Path| {
+        let config = dir.path().join("ferryd.toml");
+        std::fs::write(
+            &config,
+            format!("[logs]\nxferlog = \"{}\"\n", xferlog.display()),
+        )
+        .unwrap();
+        std::process::Command::new(env!("CARGO_BIN_EXE_ferryd"))
+            .args(["--config", config.to_str().unwrap(), "--check-config"])
+            .args(["--root", dir.path().to_str().unwrap()])
+            .output()
+            .unwrap()
+    };
+    let checked = check(&xferlog);
+    assert!(checked.status.success(), "{checked:?}");
+    assert!(!xferlog.exists(), "--check-config created the log file");
+    let nowhere = dir.path().join("no/such/folder/xferlog");
+    let refused = check(&nowhere);
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("xferlog"),
+        "{refused:?}"
+    );
+    let _server = TestServer::start_with(|c| c.logs.xferlog = Some(xferlog.clone()));
+    let mode = std::fs::metadata(&xferlog).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o640, "{mode:o}");
+}
