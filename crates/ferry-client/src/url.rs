@@ -97,7 +97,11 @@ fn split_userinfo(userinfo: Option<&str>) -> Result<UserInfo, UrlError> {
         Some((user, password)) => (user, Some(password)),
         None => (userinfo, None),
     };
-    let password = password.map(percent_decode).transpose()?.map(Secret::new);
+    // The error names the text it could not decode: never the password's.
+    let password = password
+        .map(|p| percent_decode(p).map_err(|_| UrlError::Encoding("(the password)".into())))
+        .transpose()?
+        .map(Secret::new);
     Ok((Some(percent_decode(user)?), password))
 }
 
@@ -194,6 +198,19 @@ mod tests {
         assert_eq!(parsed.host, "host");
         assert_eq!(parsed.path, "/etc/motd");
         assert_eq!(parsed.transfer_type, Some(TransferType::Ascii));
+    }
+
+    #[test]
+    fn a_bad_password_escape_is_refused_without_saying_the_password() {
+        let error = "ftp://u:50%off@h/"
+            .parse::<FtpUrl>()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !error.contains("50%off") && !error.contains("off"),
+            "{error}"
+        );
+        assert!(error.contains("password"), "{error}");
     }
 
     #[test]

@@ -147,6 +147,11 @@ impl ReplyParser {
                 return Err(ReplyError::TooLong(self.max_lines));
             }
             let code = pending.code.to_string();
+            // `ddd text` ends the reply, and so does a bare `ddd` (as on a first line).
+            if line == code {
+                pending.lines.push(String::new());
+                return Ok(self.pending.take());
+            }
             if line.len() >= 4 && line.starts_with(&code) && line.as_bytes()[3] == b' ' {
                 pending.lines.push(line[4..].to_string());
                 return Ok(self.pending.take());
@@ -276,6 +281,16 @@ mod tests {
         parser.push_line("b").unwrap();
         parser.push_line("c").unwrap();
         assert_eq!(parser.push_line("d"), Err(ReplyError::TooLong(3)));
+    }
+
+    /// A multi-line reply may end with its code alone, as a single-line reply may be.
+    #[test]
+    fn a_bare_code_ends_a_multi_line_reply() {
+        let mut parser = ReplyParser::new(10);
+        assert_eq!(parser.push_line("226-Transfer complete."), Ok(None));
+        assert_eq!(parser.push_line("2260 bytes"), Ok(None));
+        let reply = parser.push_line("226").unwrap().unwrap();
+        assert_eq!(reply.lines, ["Transfer complete.", "2260 bytes", ""]);
     }
 
     #[test]
