@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use ferry_proto::ascii::{lf_to_crlf, CrlfDecoder};
 use ferry_proto::command::TransferType;
-use ferry_proto::list_parse::{parse_list, parse_mlsd, RemoteEntry};
+use ferry_proto::list_parse::{parse_list_counted, parse_mlsd, RemoteEntry};
 use ferry_proto::reply::Reply;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -203,11 +203,23 @@ impl Client {
         path: Option<&str>,
         now: i64,
     ) -> Result<Vec<RemoteEntry>, FtpError> {
+        Ok(self.entries_counted(path, now).await?.0)
+    }
+
+    /// [`Client::entries`], and how many lines of a LIST could not be read as entries (in a
+    /// format no parser knows): the listing may then lack entries the folder has, which a
+    /// mirror must not delete on its word.
+    pub async fn entries_counted(
+        &mut self,
+        path: Option<&str>,
+        now: i64,
+    ) -> Result<(Vec<RemoteEntry>, usize), FtpError> {
         if self.features().await?.has("MLST") {
-            return self.mlsd(path).await;
+            return Ok((self.mlsd(path).await?, 0));
         }
         let text = self.listing("LIST", path).await?;
-        Ok(without_dot_entries(parse_list(&text, now)))
+        let (entries, unread) = parse_list_counted(&text, now);
+        Ok((without_dot_entries(entries), unread))
     }
 
     async fn listing(&mut self, verb: &str, path: Option<&str>) -> Result<String, FtpError> {

@@ -449,3 +449,47 @@ fn vsftpd_mirror_compares_list_times_at_minute_precision() {
         (Some(0), Some(3))
     );
 }
+
+/// A LIST with lines in a format no parser reads (ISO dates, say) may lack entries the folder
+/// has: `--delete` then deletes nothing, and says why, rather than take the local copies of
+/// those entries for files gone from the server.
+#[test]
+fn unreadable_listing_lines_stop_deletions() {
+    use std::io::Write;
+    use support::fake::{accept_data, fake_server};
+    let fake = fake_server(|conn| {
+        conn.reply("220 Odd server.");
+        let mut listener = None;
+        for _ in 0..40 {
+            let Some(line) = conn.serve_until_other() else {
+                return;
+            };
+            match line.split(' ').next().unwrap_or("") {
+                "EPSV" => listener = Some(conn.answer_epsv()),
+                "PWD" => conn.reply("257 \"/\" is the current directory."),
+                "CWD" => conn.reply("250 OK."),
+                "LIST" => {
+                    let Some(data) = listener.take() else {
+                        conn.reply("425 No data connection.");
+                        continue;
+                    };
+                    conn.reply("150 Listing.");
+                    if let Some(mut stream) = accept_data(&data) {
+                        let _ = stream.write_all(b"2024-01-05 12:34 4 keep.txt\r\n");
+                    }
+                    conn.reply("226 Done.");
+                }
+                _ => conn.reply("502 Not here."),
+            }
+        }
+    });
+    let local = tempfile::tempdir().unwrap();
+    let copy = local.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    fs::write(copy.join("keep.txt"), "keep").unwrap();
+    let url = format!("ftp://u:p@127.0.0.1:{}/", fake.port);
+    let outcome = ferry(&["mirror", "--delete", &url, "copy"], "", local.path());
+    outcome.expect_code(0);
+    assert!(outcome.stderr.contains("nothing is deleted"), "{outcome}");
+    assert!(copy.join("keep.txt").exists(), "{outcome}");
+}

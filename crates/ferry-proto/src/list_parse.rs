@@ -73,9 +73,28 @@ pub fn parse_list_line(line: &str, now: i64) -> Option<RemoteEntry> {
 
 /// Parses a whole LIST body (CRLF or LF separated), skipping non-entry lines.
 pub fn parse_list(body: &str, now: i64) -> Vec<RemoteEntry> {
-    body.lines()
-        .filter_map(|line| parse_list_line(line, now))
-        .collect()
+    parse_list_counted(body, now).0
+}
+
+/// [`parse_list`], and how many lines looked like entries but could not be read (not blank,
+/// not `total N`): a listing with such lines may lack entries it has.
+pub fn parse_list_counted(body: &str, now: i64) -> (Vec<RemoteEntry>, usize) {
+    let mut unread = 0;
+    let entries = body
+        .lines()
+        .filter_map(|line| {
+            let entry = parse_list_line(line, now);
+            let blank = line.trim().is_empty();
+            let total = line
+                .get(..6)
+                .is_some_and(|start| start.eq_ignore_ascii_case("total "));
+            if entry.is_none() && !blank && !total {
+                unread += 1;
+            }
+            entry
+        })
+        .collect();
+    (entries, unread)
 }
 
 /// Parses a whole MLSD body (CRLF or LF separated), skipping lines that are not entries, and
@@ -899,6 +918,18 @@ mod tests {
             parse_mlsx_line(line),
             Some(with(want, Some(NOV_24_2331), Some(0o644)))
         );
+    }
+
+    #[test]
+    fn unreadable_list_lines_are_counted() {
+        let body = "total 8\r\n\
+                    -rw-r--r--   1 ftp ftp  1715 Nov 24 23:31 readme.txt\r\n\
+                    2024-01-05 12:34 4 iso.txt\r\n\
+                    \r\n\
+                    janvier 5 12:34 french.txt\r\n";
+        let (entries, unread) = parse_list_counted(body, NOV_24_2331);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(unread, 2);
     }
 
     #[test]

@@ -23,7 +23,7 @@ use crate::printer::printable;
 use crate::report::{print_json, FileReport, MirrorSummary};
 use crate::session::{Connector, Retry, Session};
 pub use crate::trees::join_remote;
-use crate::trees::{local_tree, remote_tree};
+use crate::trees::{local_tree, remote_tree, RemoteTree};
 
 /// The mirror's own options, shared by `ferry mirror` and the shell's `mirror`.
 #[derive(Debug, Clone, clap::Args)]
@@ -185,8 +185,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let started = Instant::now();
     let filter = request.filter()?;
-    let (source, target, root_missing) = trees(session.client().await?, request, &filter).await?;
-    let mut plan = mirror::plan(&source, &target, &filter, &request.options())?;
+    let (source, target, root_missing, unread) =
+        trees(session.client().await?, request, &filter).await?;
+    let mut options = request.options();
+    if options.delete && unread > 0 && !request.flags.reverse {
+        // The source listing may lack entries it has: what the target has beyond it is not
+        // known to be gone.
+        eprintln!("ferry: warning: nothing is deleted: {unread} line(s) of the server's listings could not be read");
+        options.delete = false;
+    }
+    let mut plan = mirror::plan(&source, &target, &filter, &options)?;
     if request.copy.verify {
         compare_checksums(session.client().await?, request, &source, &mut plan).await?;
     }
@@ -223,23 +231,27 @@ pub async fn run(
     }
 }
 
-/// The source and target trees: remote then local for a download, the other way for -R; and
-/// whether the target's root is missing.
+/// The source and target trees: remote then local for a download, the other way for -R;
+/// whether the target's root is missing; and how many remote listing lines could not be read.
 async fn trees(
     client: &mut Client,
     request: &Request,
     filter: &Filter,
-) -> anyhow::Result<(Tree, Tree, bool)> {
+) -> anyhow::Result<(Tree, Tree, bool, usize)> {
     let reverse = request.flags.reverse;
-    let remote = remote_tree(client, &request.remote, filter, reverse).await?;
+    let RemoteTree {
+        tree: remote,
+        unread,
+    } = remote_tree(client, &request.remote, filter, reverse).await?;
     if !reverse {
         return match request.local.exists() {
             true => Ok((
                 remote.unwrap_or_default(),
                 local_tree(&request.local, filter)?,
                 false,
+                unread,
             )),
-            false => Ok((remote.unwrap_or_default(), Tree::new(), true)),
+            false => Ok((remote.unwrap_or_default(), Tree::new(), true, unread)),
         };
     }
     let local = local_tree(&request.local, filter)?;
@@ -262,7 +274,7 @@ async fn trees(
             })
             .collect(),
     };
-    Ok((local, remote, root_missing))
+    Ok((local, remote, root_missing, unread))
 }
 
 /// With `--verify`, files alike in size and time are compared by checksum too (while the

@@ -15,13 +15,21 @@ use crate::printer::{has_control, printable};
 const MAX_DIRECTORIES: usize = 100_000;
 const MAX_DEPTH: usize = 64;
 
+/// A remote tree, and how many LIST lines in it could not be read as entries.
+pub struct RemoteTree {
+    /// `None`: the root is missing (only when it is the target, -R).
+    pub tree: Option<Tree>,
+    pub unread: usize,
+}
+
 /// Lists `root` recursively; a missing root is `None` when it is the target (-R).
 pub async fn remote_tree(
     client: &mut Client,
     root: &str,
     filter: &Filter,
     is_target: bool,
-) -> anyhow::Result<Option<Tree>> {
+) -> anyhow::Result<RemoteTree> {
+    let mut unread = 0;
     let from_mlsd = client.features().await?.has("MLST");
     let now = crate::shell::now();
     let mut tree = Tree::new();
@@ -37,20 +45,29 @@ pub async fn remote_tree(
         }
         let path = join_remote(root, &dir);
         let entries = match client
-            .entries(
+            .entries_counted(
                 Some(&path).filter(|p| !p.is_empty()).map(|p| p.as_str()),
                 now,
             )
             .await
         {
-            Ok(entries) => entries,
+            Ok((entries, lines)) => {
+                if lines > 0 {
+                    eprintln!(
+                        "ferry: warning: {}: {lines} line(s) of the listing could not be read",
+                        printable(&path)
+                    );
+                }
+                unread += lines;
+                entries
+            }
             // A missing target root: 550 from most servers, 501 from pyftpdlib. It is made
             // with MKD before anything else; if the listing failed for another reason, that
             // MKD fails and says so.
             Err(FtpError::FileUnavailable { .. } | FtpError::Refused { .. })
                 if is_target && dir.is_empty() =>
             {
-                return Ok(None)
+                return Ok(RemoteTree { tree: None, unread })
             }
             Err(error) => return Err(error.into()),
         };
@@ -81,7 +98,10 @@ pub async fn remote_tree(
             tree.insert(rel, entry);
         }
     }
-    Ok(Some(tree))
+    Ok(RemoteTree {
+        tree: Some(tree),
+        unread,
+    })
 }
 
 /// `dir/name`, or `None` (with a warning) for a name that must not become a local path.
