@@ -95,3 +95,31 @@ fn shell_mirror_usage_errors() {
     );
     assert_ne!(outcome.code, Some(0));
 }
+
+/// A mirror after `ascii` copies files as they are (TYPE I for its transfers), and the shell
+/// is in ASCII mode again after it.
+#[test]
+fn shell_mirror_after_ascii_copies_bytes_as_they_are() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("site")).unwrap();
+    fs::write(root.path().join("site/crlf.bin"), b"a\r\nb\r\n\x00\r\n").unwrap();
+    let Some(server) = pyftpd_options(root.path(), &[]) else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let script = "user tester secret\nascii\nmirror site copy\nget site/crlf.bin text.txt\nbye\n";
+    let port = server.port.to_string();
+    let outcome = ferry(&["-n", "-d", "127.0.0.1", &port], script, local.path());
+    outcome.expect_code(0);
+    assert_eq!(
+        fs::read(local.path().join("copy/crlf.bin")).unwrap(),
+        b"a\r\nb\r\n\x00\r\n",
+        "{outcome}"
+    );
+    // The get after the mirror is in ASCII mode again: line ends become LF.
+    assert_eq!(
+        fs::read(local.path().join("text.txt")).unwrap(),
+        b"a\nb\n\x00\n",
+        "{outcome}"
+    );
+}

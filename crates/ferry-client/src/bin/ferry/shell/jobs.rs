@@ -9,6 +9,7 @@ use crate::mirror::{self, Request};
 use crate::pget::pget;
 use crate::report::FileReport;
 use crate::session::{Connector, Retry, Session};
+use ferry_client::TransferType;
 
 impl Shell {
     /// What `mirror --parallel`, `pget` and retries need to open more sessions.
@@ -51,6 +52,27 @@ impl Shell {
         Ok(result)
     }
 
+    /// [`Shell::with_session`] in binary mode (TYPE I): a mirror copies files as they are, and
+    /// a segmented download's offsets count bytes. A shell in ASCII mode (`ascii`) is put back
+    /// in it after.
+    async fn with_binary_session<T>(
+        &mut self,
+        job: impl AsyncFnOnce(&mut Session, Option<&Connector>) -> T,
+    ) -> anyhow::Result<T> {
+        let ascii = self
+            .client
+            .as_ref()
+            .is_some_and(|c| c.transfer_type() == TransferType::Ascii);
+        if let Some(client) = self.client.as_mut().filter(|_| ascii) {
+            client.set_type(TransferType::Image).await?;
+        }
+        let result = self.with_session(job).await;
+        if let Some(client) = self.client.as_mut().filter(|_| ascii) {
+            client.set_type(TransferType::Ascii).await?;
+        }
+        result
+    }
+
     /// `mirror [options] REMOTE [LOCAL]`, `mirror -R [options] LOCAL [REMOTE]`.
     pub(super) async fn mirror(&mut self, args: &[String]) -> anyhow::Result<()> {
         let mut request = Request::from_shell(args, self.verify)?;
@@ -62,7 +84,7 @@ impl Shell {
         let quiet = request.json || !self.printer.debug();
         self.printer.set_quiet(quiet);
         let result = self
-            .with_session(async |session, connector| {
+            .with_binary_session(async |session, connector| {
                 mirror::run(session, connector, &request).await
             })
             .await;
@@ -90,7 +112,7 @@ impl Shell {
         // The range sessions' logins and replies are not shown (unless debugging).
         self.printer.set_quiet(!self.printer.debug());
         let done = self
-            .with_session(async |session, connector| {
+            .with_binary_session(async |session, connector| {
                 pget(
                     session,
                     connector,
