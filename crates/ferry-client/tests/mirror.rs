@@ -493,3 +493,33 @@ fn unreadable_listing_lines_stop_deletions() {
     assert!(outcome.stderr.contains("nothing is deleted"), "{outcome}");
     assert!(copy.join("keep.txt").exists(), "{outcome}");
 }
+
+/// A local folder of the target that is a symbolic link is not written through: the mirror
+/// would put files where the link leads, outside the target, that no later run lists.
+#[test]
+fn a_mirror_never_writes_through_a_local_link() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("site/data")).unwrap();
+    fs::write(root.path().join("site/data/x.txt"), "x").unwrap();
+    fs::write(root.path().join("site/top.txt"), "top").unwrap();
+    let Some(server) = pyftpd(root.path(), None) else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let copy = local.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    std::os::unix::fs::symlink(outside.path(), copy.join("data")).unwrap();
+    let url = tester_url(server.port, "site");
+    let outcome = ferry(&["mirror", &url, "copy"], "", local.path());
+    assert_ne!(outcome.code, Some(0), "{outcome}");
+    assert!(
+        outcome.stdout.contains("symbolic link") || outcome.stderr.contains("symbolic link"),
+        "{outcome}"
+    );
+    assert!(
+        !outside.path().join("x.txt").exists(),
+        "written through the link"
+    );
+    assert_eq!(fs::read(copy.join("top.txt")).unwrap(), b"top");
+}

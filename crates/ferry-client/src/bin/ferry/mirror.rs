@@ -4,7 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -449,6 +449,11 @@ async fn transfer(
     let local = request.local.join(path);
     match request.flags.reverse {
         false => {
+            if let Err(error) = no_link_on_the_way(&request.local, path, false) {
+                let mut report = FileReport::new("download", &remote, &local.display().to_string());
+                report.error = Some(format!("{error:#}"));
+                return (report, Err(error));
+            }
             let job = Download {
                 remote: &remote,
                 local: &local,
@@ -479,6 +484,7 @@ fn show(report: &FileReport, request: &Request) {
 async fn make_dir(session: &mut Session, request: &Request, path: &str) -> anyhow::Result<()> {
     match request.flags.reverse {
         false => {
+            no_link_on_the_way(&request.local, path, true)?;
             let local = request.local.join(path);
             std::fs::create_dir_all(&local)
                 .with_context(|| format!("{}: cannot create", local.display()))
@@ -489,6 +495,30 @@ async fn make_dir(session: &mut Session, request: &Request, path: &str) -> anyho
             Ok(())
         }
     }
+}
+
+/// That no folder on the way from the mirror's local root to `rel` (nor `rel` itself, with
+/// `whole`) is a symbolic link: the local tree does not follow links, so writing through one
+/// would put files outside the target (where a link leads) that no later run sees.
+fn no_link_on_the_way(root: &Path, rel: &str, whole: bool) -> anyhow::Result<()> {
+    let parts: Vec<&str> = rel.split('/').collect();
+    let count = if whole { parts.len() } else { parts.len() - 1 };
+    let mut path = root.to_path_buf();
+    for part in &parts[..count] {
+        path.push(part);
+        match std::fs::symlink_metadata(&path) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                anyhow::bail!(
+                    "{}: a symbolic link where the mirror needs a folder; not written through",
+                    path.display()
+                )
+            }
+            Ok(_) => {}
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => break,
+            Err(error) => return Err(anyhow::Error::new(error).context(path.display().to_string())),
+        }
+    }
+    Ok(())
 }
 
 async fn delete(
