@@ -200,6 +200,7 @@ impl BanList {
 
     /// How long `ip` stays banned, if it is.
     pub fn banned_for(&self, ip: IpAddr) -> Option<Duration> {
+        let ip = client_network(ip);
         let now = Instant::now();
         let records = lock(&self.state.records);
         let until = records.get(&ip)?.banned_until?;
@@ -213,6 +214,7 @@ impl BanList {
         if self.rule.failures == 0 {
             return None;
         }
+        let ip = client_network(ip);
         let now = Instant::now();
         let banned = {
             let mut records = lock(&self.state.records);
@@ -248,16 +250,34 @@ impl BanList {
     }
 }
 
-/// Drops records whose window and ban are over; if that is not enough, the oldest half.
+/// What one client is, for bans, failed-login counts and the per-address session limit: its
+/// IPv4 address, or the /64 of its IPv6 address (a client given a /64 has as many addresses
+/// as it likes; one network is one site). An IPv4-mapped IPv6 address is its IPv4 address.
+pub fn client_network(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(std::net::Ipv6Addr::from(bits))
+        }
+        v4 => v4,
+    }
+}
+
+/// Drops records whose window and ban are over; if that is not enough, the oldest half of
+/// those not banned now (a flood of new addresses must not lift the bans in force).
 fn prune(records: &mut HashMap<IpAddr, Record>, now: Instant, window: Duration) {
-    records.retain(|_, r| {
-        r.banned_until.is_some_and(|u| u > now) || now.duration_since(r.first_failure) <= window
-    });
+    let banned = |r: &Record| r.banned_until.is_some_and(|u| u > now);
+    records.retain(|_, r| banned(r) || now.duration_since(r.first_failure) <= window);
     if records.len() >= MAX_TRACKED_ADDRESSES {
-        let mut starts: Vec<Instant> = records.values().map(|r| r.first_failure).collect();
+        let mut starts: Vec<Instant> = records
+            .values()
+            .filter(|r| !banned(r))
+            .map(|r| r.first_failure)
+            .collect();
         starts.sort();
-        let cutoff = starts[starts.len() / 2];
-        records.retain(|_, r| r.first_failure > cutoff);
+        if let Some(&cutoff) = starts.get(starts.len() / 2) {
+            records.retain(|_, r| banned(r) || r.first_failure > cutoff);
+        }
     }
 }
 
@@ -366,6 +386,61 @@ mod tests {
         assert!(bans.banned_for("192.0.2.8".parse().unwrap()).is_none());
         tokio::time::advance(Duration::from_secs(301)).await;
         assert!(bans.banned_for(ip).is_none(), "bans expire");
+    }
+
+    /// An IPv6 client is its /64: failures from addresses of one /64 add up, and a ban holds
+    /// for all of them; other networks and IPv4 are apart.
+    #[tokio::test(start_paused = true)]
+    async fn an_ipv6_client_is_its_64() {
+        let rule = BanRule {
+            failures: 3,
+            window: Duration::from_secs(60),
+            ban: Duration::from_secs(300),
+        };
+        let bans = BanList::new(rule);
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        assert_eq!(bans.record_failure(ip("2001:db8:1:2::1")), None);
+        assert_eq!(bans.record_failure(ip("2001:db8:1:2::ff")), None);
+        assert!(bans.record_failure(ip("2001:db8:1:2:abcd::9")).is_some());
+        assert!(bans
+            .banned_for(ip("2001:db8:1:2:ffff:ffff:ffff:ffff"))
+            .is_some());
+        assert!(bans.banned_for(ip("2001:db8:1:3::1")).is_none());
+        assert_eq!(
+            client_network(ip("::ffff:192.0.2.7")),
+            ip("192.0.2.7"),
+            "IPv4-mapped"
+        );
+    }
+
+    /// Pruning a full table keeps the bans in force.
+    #[test]
+    fn pruning_keeps_active_bans() {
+        let now = Instant::now();
+        let mut records = HashMap::new();
+        let banned: IpAddr = "192.0.2.1".parse().unwrap();
+        records.insert(
+            banned,
+            Record {
+                failures: 10,
+                first_failure: now,
+                banned_until: Some(now + Duration::from_secs(600)),
+            },
+        );
+        for i in 0..MAX_TRACKED_ADDRESSES as u32 {
+            let ip = IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            records.insert(
+                ip,
+                Record {
+                    failures: 1,
+                    first_failure: now + Duration::from_millis(u64::from(i)),
+                    banned_until: None,
+                },
+            );
+        }
+        prune(&mut records, now, Duration::from_secs(3600));
+        assert!(records.contains_key(&banned));
+        assert!(records.len() < MAX_TRACKED_ADDRESSES);
     }
 
     #[tokio::test(start_paused = true)]

@@ -676,7 +676,7 @@ fn admit(
         limit => Some(
             context
                 .sessions_per_ip
-                .acquire(&ip, Some(limit))
+                .acquire(&crate::limits::client_network(ip), Some(limit))
                 .ok_or("Too many connections from your address.")?,
         ),
     };
