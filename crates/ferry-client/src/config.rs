@@ -26,6 +26,10 @@ pub struct ClientConfig {
     pub data_mode: DataMode,
     /// Try EPSV (passive) and EPRT (active, IPv4) before PASV and PORT.
     pub use_epsv: bool,
+    /// Connect to the address a 227 (PASV) reply names. Off (as curl): the data connection
+    /// goes to the control connection's server, at the port the reply names, so that a
+    /// server cannot send the client's data to another host.
+    pub trust_pasv_address: bool,
     pub connect_timeout: Duration,
     /// How long to wait for a reply on the control connection.
     pub reply_timeout: Duration,
@@ -47,6 +51,7 @@ impl Default for ClientConfig {
         ClientConfig {
             data_mode: DataMode::Auto,
             use_epsv: true,
+            trust_pasv_address: false,
             connect_timeout: Duration::from_secs(30),
             reply_timeout: Duration::from_secs(60),
             data_timeout: Duration::from_secs(60),
@@ -84,6 +89,7 @@ impl fmt::Debug for ClientConfig {
         f.debug_struct("ClientConfig")
             .field("data_mode", &self.data_mode)
             .field("use_epsv", &self.use_epsv)
+            .field("trust_pasv_address", &self.trust_pasv_address)
             .field("connect_timeout", &self.connect_timeout)
             .field("reply_timeout", &self.reply_timeout)
             .field("data_timeout", &self.data_timeout)

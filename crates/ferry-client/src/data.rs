@@ -7,13 +7,14 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::error::FtpError;
 
-/// Where to connect for a 227 reply's address.
-///
-/// A server behind NAT often announces its private address, which the client cannot reach. Like
-/// curl, a private, loopback, link-local or unspecified address that differs from the control
-/// connection's peer is replaced by the peer's address; the port is kept.
-pub fn passive_target(announced: SocketAddr, control_peer: SocketAddr) -> SocketAddr {
-    if announced.ip() == control_peer.ip() || !is_unroutable(announced.ip()) {
+/// Where to connect for a 227 reply's address: the control connection's server, at the
+/// reply's port (as curl does by default), so that a server cannot direct the client's data
+/// to another host; with `trust`, the announced address, unless it is one no other host could
+/// reach (private, loopback, link-local, unspecified) and differs from the control peer's (a
+/// server behind NAT announcing its inside address).
+pub fn passive_target(announced: SocketAddr, control_peer: SocketAddr, trust: bool) -> SocketAddr {
+    let kept = announced.ip() == control_peer.ip() || (trust && !is_unroutable(announced.ip()));
+    if kept {
         return announced;
     }
     SocketAddr::new(control_peer.ip(), announced.port())
@@ -109,29 +110,31 @@ mod tests {
     #[test]
     fn private_address_behind_nat_becomes_the_peer() {
         let peer = addr("203.0.113.7:21");
-        assert_eq!(
-            passive_target(addr("192.168.0.2:5001"), peer),
-            addr("203.0.113.7:5001")
-        );
-        assert_eq!(
-            passive_target(addr("10.1.2.3:5001"), peer),
-            addr("203.0.113.7:5001")
-        );
-        assert_eq!(
-            passive_target(addr("0.0.0.0:5001"), peer),
-            addr("203.0.113.7:5001")
-        );
+        for trust in [false, true] {
+            for announced in ["192.168.0.2:5001", "10.1.2.3:5001", "0.0.0.0:5001"] {
+                assert_eq!(
+                    passive_target(addr(announced), peer, trust),
+                    addr("203.0.113.7:5001")
+                );
+            }
+        }
     }
 
     #[test]
-    fn matching_or_public_addresses_are_kept() {
+    fn another_host_is_reached_only_when_trusted() {
         let peer = addr("192.168.0.9:21");
         assert_eq!(
-            passive_target(addr("192.168.0.9:5001"), peer),
+            passive_target(addr("192.168.0.9:5001"), peer, false),
             addr("192.168.0.9:5001")
         );
+        // A server that names another host does not get the client's data sent there...
         assert_eq!(
-            passive_target(addr("198.51.100.1:5001"), peer),
+            passive_target(addr("198.51.100.1:5001"), peer, false),
+            addr("192.168.0.9:5001")
+        );
+        // ...unless the user trusts PASV addresses (a server farm with a data address).
+        assert_eq!(
+            passive_target(addr("198.51.100.1:5001"), peer, true),
             addr("198.51.100.1:5001")
         );
     }
@@ -140,7 +143,7 @@ mod tests {
     fn ipv6_control_connection_gets_its_own_address() {
         let peer = addr("[2001:db8::1]:21");
         assert_eq!(
-            passive_target(addr("127.0.0.1:5001"), peer),
+            passive_target(addr("127.0.0.1:5001"), peer, true),
             addr("[2001:db8::1]:5001")
         );
     }

@@ -74,7 +74,7 @@ impl Client {
         let announced = parse_pasv_reply(&reply.text()).map_err(|error| {
             FtpError::DataConnection(format!("cannot read the PASV reply: {error}"))
         })?;
-        let addr = passive_target(announced, self.peer);
+        let addr = passive_target(announced, self.peer, self.config.trust_pasv_address);
         if addr != announced {
             self.note(&format!("ignoring PASV address {announced}, using {addr}"));
         }

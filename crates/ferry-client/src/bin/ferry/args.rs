@@ -77,6 +77,10 @@ pub struct Args {
     /// Do not try EPSV/EPRT; use PASV/PORT only
     #[arg(long = "no-epsv")]
     pub no_epsv: bool,
+    /// Connect to the address a PASV reply names (by default, to the server's own address at
+    /// the reply's port)
+    #[arg(long = "trust-pasv-address")]
+    pub trust_pasv_address: bool,
     /// One-shot get: where to write (`-` for standard output)
     #[arg(short = 'o', long, value_name = "FILE")]
     pub output: Option<String>,
@@ -199,6 +203,7 @@ impl Args {
             (false, false) => DataMode::Auto,
         };
         config.use_epsv = !self.no_epsv;
+        config.trust_pasv_address = self.trust_pasv_address;
         config.family = match (self.ipv4, self.ipv6) {
             (true, _) => AddressFamily::V4,
             (false, true) => AddressFamily::V6,
