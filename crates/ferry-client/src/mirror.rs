@@ -330,7 +330,7 @@ pub fn plan(
             }),
             (Kind::Dir, Some(t)) if t.kind == Kind::Dir => {}
             (Kind::File, existing) if existing.is_none_or(|t| t.kind == Kind::File) => {
-                match transfer_for(entry, existing, target, options) {
+                match transfer_for(entry, existing, source, target, options) {
                     Some(action) => transfers.push(action),
                     None => {
                         plan.unchanged += 1;
@@ -358,6 +358,7 @@ pub fn plan(
 fn transfer_for(
     source: &Entry,
     existing: Option<&Entry>,
+    sources: &Tree,
     target: &Tree,
     options: &Options,
 ) -> Option<Action> {
@@ -366,7 +367,11 @@ fn transfer_for(
         Some(_) if options.only_missing => return None,
         Some(existing) => changed(source, existing, options.only_newer)?,
     };
-    let part = target.get(&format!("{}{PART_SUFFIX}", source.path));
+    let part_path = format!("{}{PART_SUFFIX}", source.path);
+    // A `NAME.part` the source has too is that file's copy, not a part of NAME.
+    let part = target
+        .get(&part_path)
+        .filter(|_| !sources.contains_key(&part_path));
     let resume_from = match (options.resume, part, source.size) {
         (true, Some(part), Some(size)) if part.kind == Kind::File => {
             part.size.filter(|&done| done <= size).unwrap_or(0)

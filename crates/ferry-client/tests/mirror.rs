@@ -523,3 +523,28 @@ fn a_mirror_never_writes_through_a_local_link() {
     );
     assert_eq!(fs::read(copy.join("top.txt")).unwrap(), b"top");
 }
+
+/// A source with both `x` and `x.part`: the local `x.part` (the mirror's copy of the source's)
+/// is not taken for a partial `x` by `--continue`.
+#[test]
+fn a_part_file_of_the_source_is_not_a_partial_download() {
+    let root = tempfile::tempdir().unwrap();
+    fs::create_dir_all(root.path().join("site")).unwrap();
+    let x = binary_bytes(100_000);
+    fs::write(root.path().join("site/x"), &x).unwrap();
+    fs::write(root.path().join("site/x.part"), b"its own file").unwrap();
+    let Some(server) = pyftpd(root.path(), None) else {
+        return;
+    };
+    let local = tempfile::tempdir().unwrap();
+    let copy = local.path().join("copy");
+    fs::create_dir(&copy).unwrap();
+    fs::write(copy.join("x.part"), b"its own file").unwrap();
+    let url = tester_url(server.port, "site");
+    ferry(&["mirror", "-c", &url, "copy"], "", local.path()).expect_code(0);
+    assert!(
+        fs::read(copy.join("x")).unwrap() == x,
+        "x was resumed from x.part"
+    );
+    assert_eq!(fs::read(copy.join("x.part")).unwrap(), b"its own file");
+}

@@ -440,10 +440,17 @@ async fn transfer(
         path,
         size,
         modified,
+        resume_from,
         ..
     } = action
     else {
         return (FileReport::new("download", "", ""), Ok(()));
+    };
+    // The plan says what may be continued: nothing when there is no usable `.part` (none, one
+    // longer than the source, or one that is a source file of its own).
+    let copy = CopyOptions {
+        resume: request.copy.resume && *resume_from > 0,
+        ..request.copy
     };
     let remote = join_remote(&request.remote, path);
     let local = request.local.join(path);
@@ -460,7 +467,7 @@ async fn transfer(
                 modified: *modified,
                 size: *size,
             };
-            download(session, &job, request.copy).await
+            download(session, &job, copy).await
         }
         true => {
             let job = Upload {
