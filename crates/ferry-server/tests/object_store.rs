@@ -330,6 +330,12 @@ fn a_user_stores_appends_resumes_renames_and_deletes_on_s3() {
     control.expect("CWD /", 250);
     control.expect("RMD implied2", 250);
     assert!(!store.exists("rw/home/implied2/"));
+    // Nested: DELE, then RMD from the inside out.
+    store.put("rw/home/deep/er/f.txt", b"x");
+    control.expect("DELE deep/er/f.txt", 250);
+    control.expect("RMD deep/er", 250);
+    control.expect("RMD deep", 250);
+    assert!(!store.exists("rw/home/deep/"));
     store.put("rw/home/implied3/f.txt", b"x");
     control.expect("RNFR implied3/f.txt", 350);
     control.expect("RNTO moved.txt", 250);
@@ -769,6 +775,36 @@ fn a_store_that_stays_down_fails_the_transfer_with_451_and_commits_nothing() {
     control.expect("QUIT", 221);
     // Through a living node: nothing under the name, and the upload was not completed.
     assert!(!store.exists("down/home/lost.bin"));
+}
+
+/// The store refusing the server's own credentials (a wrong secret here; an expired token,
+/// a skewed clock) is no answer about the file: 451, which clients retry, not the 550 of a
+/// file the key may not touch. HEAD answers say nothing of why; a listing does.
+#[test]
+fn refused_server_credentials_are_451_not_550() {
+    let Some(cluster) = cluster() else { return };
+    let (server, dir) = s3_server(&cluster, 0, "badkey", |config| {
+        let wrong = std::env::temp_dir().join(format!("ferry-wrong-{}", std::process::id()));
+        std::fs::write(
+            &wrong,
+            format!(
+                "[default]\naws_access_key_id = {}\naws_secret_access_key = not-the-secret\n",
+                cluster.access_key()
+            ),
+        )
+        .unwrap();
+        config.s3.credentials_file = Some(wrong);
+    });
+    let _dir = dir;
+    let mut control = server.login("carol");
+    control.expect("TYPE I", 200);
+    control.expect("SIZE any.bin", 451);
+    control.expect("DELE any.bin", 451);
+    assert_eq!(control.upload("STOR any.bin", b"x"), 451);
+    control.expect("QUIT", 221);
+    let _ = std::fs::remove_file(
+        std::env::temp_dir().join(format!("ferry-wrong-{}", std::process::id())),
+    );
 }
 
 /// RETR opens the object with one GET: replaced after that, the download still gives the

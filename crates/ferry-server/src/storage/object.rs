@@ -150,8 +150,19 @@ impl Shared {
         if path.is_root() {
             return Ok(None);
         }
-        self.wait(self.client.head(&self.key(path)))
-            .map_err(|e| error(path, e))
+        let key = self.key(path);
+        match self.wait(self.client.head(&key)) {
+            // A HEAD's answer has no body to say why it was refused: a listing of the key
+            // does, telling a key refused this object from the server's credentials refused.
+            Err(S3Error::AccessDenied(why)) if why == "HTTP 403" => {
+                let told = match self.wait(self.client.check_under(&key)) {
+                    Ok(()) => S3Error::AccessDenied(why),
+                    Err(told) => told,
+                };
+                Err(error(path, told))
+            }
+            head => head.map_err(|e| error(path, e)),
+        }
     }
 }
 
@@ -371,18 +382,33 @@ async fn copy_object(
 
 /// Maps a store's error to a storage error about `path`.
 fn error(path: &VirtualPath, error: S3Error) -> StorageError {
+    // The store refusing this object to this key is the user's 550. The server's own key,
+    // secret, token or clock being refused is no answer about the object: 451, which clients
+    // retry, and a warning for the operator.
+    // By the code AWS and MinIO give, or by the message of Garage's `AccessDenied`.
+    let credentials = |told: &str| {
+        let codes = [
+            "InvalidAccessKeyId",
+            "SignatureDoesNotMatch",
+            "ExpiredToken",
+            "InvalidToken",
+            "TokenRefreshRequired",
+            "RequestTimeTooSkewed",
+        ];
+        let garage = ["Forbidden: Invalid signature", "Forbidden: No such key: "];
+        codes.iter().any(|code| told.starts_with(code))
+            || garage.iter().any(|message| {
+                told.strip_prefix("AccessDenied: ")
+                    .is_some_and(|m| m.starts_with(message))
+            })
+    };
     let kind = match &error {
         S3Error::NotFound | S3Error::NoSuchUpload => StorageErrorKind::NotFound,
-        // The store refusing this object to this key: the user's 550. The server's own key,
-        // secret, token or clock being refused is no answer about the object: 451, which
-        // clients retry, and a warning for the operator.
-        S3Error::AccessDenied(why) if why.starts_with("AccessDenied") || why == "HTTP 403" => {
-            StorageErrorKind::PermissionDenied
-        }
-        S3Error::AccessDenied(why) => {
-            tracing::warn!(%path, error = %why, "the object store refuses the server's credentials");
+        S3Error::AccessDenied(why) | S3Error::Status { code: why, .. } if credentials(why) => {
+            tracing::warn!(%path, %error, "the object store refuses the server's credentials");
             StorageErrorKind::Other
         }
+        S3Error::AccessDenied(_) => StorageErrorKind::PermissionDenied,
         // Also a conditional request's failure: the object changed meanwhile.
         _ => StorageErrorKind::Other,
     };
@@ -605,9 +631,13 @@ impl Storage for ObjectFs {
                 path,
                 "not empty",
             )),
-            FolderState::Exists { empty: true } => shared
-                .wait(shared.client.delete(&shared.folder(path)))
-                .map_err(|e| error(path, e)),
+            FolderState::Exists { empty: true } => {
+                shared
+                    .wait(shared.client.delete(&shared.folder(path)))
+                    .map_err(|e| error(path, e))?;
+                shared.keep_folder_of(path);
+                Ok(())
+            }
         }
     }
 
@@ -697,7 +727,11 @@ impl Storage for ObjectFs {
                     .map_err(|e| error(to, e))?;
                 shared
                     .wait(shared.client.delete(&shared.folder(from)))
-                    .map_err(|e| error(from, e))
+                    .map_err(|e| error(from, e))?;
+                if from.parent() != to.parent() {
+                    shared.keep_folder_of(from);
+                }
+                Ok(())
             }
         }
     }
