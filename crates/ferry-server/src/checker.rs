@@ -7,6 +7,7 @@
 //! cores check at once, always on the same threads, so the memory held is bounded by their
 //! number, and a flood of attempts leaves the other cores to everyone else.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
@@ -21,9 +22,12 @@ type Job = Box<dyn FnOnce() + Send>;
 pub struct Checker {
     jobs: Mutex<mpsc::Sender<Job>>,
     /// Until the threads start: how many, and the queue they will share.
-    waiting: Mutex<Option<(usize, mpsc::Receiver<Job>)>>,
-    started: std::sync::Once,
+    waiting: Mutex<Option<(usize, Queue)>>,
+    started: AtomicBool,
 }
+
+/// The jobs, taken by the checker threads in turn.
+type Queue = Arc<Mutex<mpsc::Receiver<Job>>>;
 
 impl Checker {
     /// A checker of `threads` threads (at least one), started at the first check.
@@ -31,21 +35,26 @@ impl Checker {
         let (jobs, queue) = mpsc::channel::<Job>();
         Ok(Checker {
             jobs: Mutex::new(jobs),
-            waiting: Mutex::new(Some((threads.max(1), queue))),
-            started: std::sync::Once::new(),
+            waiting: Mutex::new(Some((threads.max(1), Arc::new(Mutex::new(queue))))),
+            started: AtomicBool::new(false),
         })
     }
 
-    /// Starts the threads, the first time.
+    /// Starts the threads, once; when none could start, the next check tries again (jobs wait
+    /// in the queue meanwhile).
     fn start(&self) -> std::io::Result<()> {
+        if self.started.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((threads, queue)) = waiting.take() else {
+        let Some((threads, queue)) = waiting.as_ref() else {
             return Ok(());
         };
-        let queue = Arc::new(Mutex::new(queue));
-        for index in 0..threads {
-            let queue = Arc::clone(&queue);
-            std::thread::Builder::new()
+        let mut started = 0;
+        let mut failed = None;
+        for index in 0..*threads {
+            let queue = Arc::clone(queue);
+            let spawned = std::thread::Builder::new()
                 .name(format!("ferryd-password-{index}"))
                 .spawn(move || loop {
                     // The lock is held only to take a job, not while it runs.
@@ -54,9 +63,20 @@ impl Checker {
                         Ok(job) => job(),
                         Err(_) => return,
                     }
-                })?;
+                });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(error) => {
+                    failed = Some(error);
+                    break;
+                }
+            }
         }
-        Ok(())
+        if started > 0 {
+            *waiting = None;
+            self.started.store(true, Ordering::Release);
+        }
+        failed.map_or(Ok(()), Err)
     }
 
     /// Runs `check` on a checker thread and waits for its result (`None` if the threads are
@@ -65,11 +85,9 @@ impl Checker {
         &self,
         check: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
-        self.started.call_once(|| {
-            if let Err(error) = self.start() {
-                tracing::error!(%error, "cannot start the password-check threads");
-            }
-        });
+        if let Err(error) = self.start() {
+            tracing::error!(%error, "cannot start (all) the password-check threads");
+        }
         let (result, answer) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
             let _ = result.send(check());

@@ -318,9 +318,10 @@ const WARN_EVERY: Duration = Duration::from_secs(60);
 pub struct LogFile {
     lines: Mutex<mpsc::SyncSender<Message>>,
     dropped: Arc<AtomicU64>,
-    /// Until the writer starts: what it will take.
-    waiting: Mutex<Option<UnstartedWriter>>,
-    started: std::sync::Once,
+    /// Until the writer starts: what it will take (shared with the thread being started,
+    /// which takes it: a thread that could not start leaves it for the next try).
+    waiting: Arc<Mutex<Option<UnstartedWriter>>>,
+    started: std::sync::atomic::AtomicBool,
 }
 
 /// What a log file's writer thread takes.
@@ -351,32 +352,45 @@ impl LogFile {
         Ok(LogFile {
             lines: Mutex::new(lines),
             dropped: Arc::new(AtomicU64::new(0)),
-            waiting: Mutex::new(Some(UnstartedWriter {
+            waiting: Arc::new(Mutex::new(Some(UnstartedWriter {
                 path: path.to_path_buf(),
                 file,
                 queue,
-            })),
-            started: std::sync::Once::new(),
+            }))),
+            started: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
-    /// Starts the writer thread, the first time; a line that finds none is counted dropped.
+    /// Starts the writer thread, once; when it cannot start, the next line tries again (the
+    /// lines wait in the queue meanwhile, up to its size).
     fn start(&self) {
-        self.started.call_once(|| self.start_now());
-    }
-
-    fn start_now(&self) {
-        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(UnstartedWriter { path, file, queue }) = waiting.take() else {
+        if self.started.load(Ordering::Acquire) {
             return;
-        };
+        }
+        // One start at a time; the thread takes the writer once this lock is let go.
+        let starting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if self.started.load(Ordering::Acquire) || starting.is_none() {
+            return;
+        }
+        let waiting = Arc::clone(&self.waiting);
         let lost = Arc::clone(&self.dropped);
         let started = std::thread::Builder::new()
             .name("ferry-log".into())
-            .spawn(move || write_lines(path, file, queue, lost));
-        if let Err(error) = started {
-            eprintln!("ferryd: cannot start a log file's writer thread: {error}");
+            .spawn(move || {
+                let writer = waiting.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some(UnstartedWriter { path, file, queue }) = writer {
+                    write_lines(path, file, queue, lost);
+                }
+            });
+        match started {
+            Ok(_) => self.started.store(true, Ordering::Release),
+            Err(error) => {
+                eprintln!(
+                    "ferryd: cannot start a log file's writer thread (will try again): {error}"
+                )
+            }
         }
+        drop(starting);
     }
 
     /// Queues a line (its newline included).

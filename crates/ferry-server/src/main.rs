@@ -692,6 +692,7 @@ fn harden(context: &Context, config_file: Option<&std::path::Path>) -> anyhow::R
         let logs = &context.config.logs;
         for log in [&logs.xferlog, &logs.json].into_iter().flatten() {
             if log.as_os_str() != "-" {
+                let log = std::path::absolute(log).unwrap_or_else(|_| log.clone());
                 folders.extend(log.parent().map(PathBuf::from));
             }
         }

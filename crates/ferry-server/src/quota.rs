@@ -217,8 +217,9 @@ impl<W: io::Write> io::Write for Charged<W> {
     }
 }
 
-/// One account's turn to count: the error of the count that failed last, while logins wait.
-type Turn = Arc<Mutex<Option<StorageError>>>;
+/// One account's turn to count: when the count that failed last ended, and its error, while
+/// logins wait.
+type Turn = Arc<Mutex<Option<(std::time::Instant, StorageError)>>>;
 
 /// The same error again, for another login (an `io::Error` cannot be cloned).
 fn retell(error: &StorageError) -> StorageError {
@@ -253,20 +254,23 @@ impl Ledger {
         if let Some(usage) = self.live(key, limits) {
             return Ok(usage);
         }
+        let arrived = std::time::Instant::now();
         let turn = {
             let mut counting = self.counting.lock().unwrap_or_else(|p| p.into_inner());
             Arc::clone(counting.entry(key.to_string()).or_default())
         };
         let mut held = turn.lock().unwrap_or_else(|p| p.into_inner());
-        // The count this login waited for, or its failure; else this login counts.
+        // The count this login waited for, or its failure (only one that ended after this login
+        // arrived: a later login counts again); else this login counts.
         let result = match (self.live(key, limits), &*held) {
             (Some(usage), _) => Ok(usage),
-            (None, Some(failed)) => Err(retell(failed)),
-            (None, None) => {
+            (None, Some((ended, failed))) if *ended >= arrived => Err(retell(failed)),
+            (None, _) => {
                 let counted = self.count(key, storage, scope, limits);
-                if let Err(error) = &counted {
-                    *held = Some(retell(error));
-                }
+                *held = match &counted {
+                    Ok(_) => None,
+                    Err(error) => Some((std::time::Instant::now(), retell(error))),
+                };
                 counted
             }
         };
@@ -528,6 +532,41 @@ mod tests {
             .usage("alice", &storage, VirtualPath::root(), limits)
             .unwrap_err();
         assert_eq!(storage.lists.load(Ordering::SeqCst), counts + 1);
+    }
+
+    /// A failure recorded before a login arrived is not that login's: it counts again (a
+    /// stream of logins holding the turn must not keep one old failure alive).
+    #[test]
+    fn a_failure_from_before_a_login_is_not_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SlowListing {
+            inner: crate::storage::LocalFs::open(dir.path()).unwrap(),
+            lists: std::sync::atomic::AtomicUsize::new(0),
+            fails: false,
+        };
+        let ledger = Ledger::default();
+        let limits = Limits {
+            bytes: Some(1000),
+            files: None,
+        };
+        let old_failure = StorageError::new(
+            crate::storage::StorageErrorKind::Other,
+            &VirtualPath::root(),
+            "an old failure",
+        );
+        let turn: Turn = Arc::new(Mutex::new(Some((std::time::Instant::now(), old_failure))));
+        ledger
+            .counting
+            .lock()
+            .unwrap()
+            .insert("alice".into(), Arc::clone(&turn));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let usage = ledger
+            .usage("alice", &storage, VirtualPath::root(), limits)
+            .unwrap();
+        assert_eq!(usage.bytes_used(), 0);
+        assert_eq!(storage.lists.load(Ordering::SeqCst), 1, "counted again");
+        assert!(turn.lock().unwrap().is_none(), "the old failure is gone");
     }
 
     #[test]

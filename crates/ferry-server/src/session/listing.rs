@@ -35,8 +35,12 @@ struct Request {
     show_hidden: bool,
 }
 
+/// The ls flags a LIST or NLST option word may hold (those clients send, and their like).
+const LS_FLAGS: &str = "1aACdFghlLnoRrStU";
+
 /// Splits `-la some dir` into options and path. A word is options only when it is `-` and ls
-/// flag letters: `-report.txt` is a name; `--` ends the options, so `-- -la` names `-la`.
+/// flags ([`LS_FLAGS`]): `-report.txt` and `-report` are names; `--` ends the options, so
+/// `-- -la` names `-la`.
 fn parse_request(arg: Option<&str>) -> Request {
     let mut rest = arg.unwrap_or("").trim_start();
     let mut show_hidden = false;
@@ -46,7 +50,7 @@ fn parse_request(arg: Option<&str>) -> Request {
             rest = tail.trim_start();
             break;
         }
-        if flags.is_empty() || !flags.chars().all(|c| c.is_ascii_alphanumeric()) {
+        if flags.is_empty() || !flags.chars().all(|c| LS_FLAGS.contains(c)) {
             break;
         }
         show_hidden |= flags.contains('a') || flags.contains('A');
@@ -520,6 +524,8 @@ mod tests {
     fn names_that_start_with_a_dash() {
         let path = |arg: &str| parse_request(Some(arg)).path;
         assert_eq!(path("-report.txt"), Some("-report.txt".into()));
+        assert_eq!(path("-report"), Some("-report".into()));
+        assert_eq!(path("-alR"), None);
         assert_eq!(path("-l -report.txt"), Some("-report.txt".into()));
         assert_eq!(path("-- -la"), Some("-la".into()));
         assert_eq!(path("- x"), Some("- x".into()));

@@ -538,6 +538,20 @@ impl Session {
     }
 
     async fn reply_parse_error(&mut self, error: &ParseError) -> Flow {
+        // A command refused for its form is still the command after RNFR, and, if a transfer
+        // command, after REST: it uses them up as one refused by `checked_dispatch` does.
+        self.rename_from = None;
+        if let ParseError::Syntax { verb, .. }
+        | ParseError::Parameter { verb }
+        | ParseError::NetworkProtocol { verb } = error
+        {
+            if matches!(
+                *verb,
+                "RETR" | "STOR" | "APPE" | "STOU" | "LIST" | "NLST" | "MLSD"
+            ) {
+                self.restart_offset = 0;
+            }
+        }
         let flow = self.reply_parse_error_text(error).await;
         let verb = match error {
             ParseError::Syntax { verb, .. }

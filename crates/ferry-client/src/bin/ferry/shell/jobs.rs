@@ -68,7 +68,11 @@ impl Shell {
         }
         let result = self.with_session(job).await;
         if let Some(client) = self.client.as_mut().filter(|_| ascii) {
-            client.set_type(TransferType::Ascii).await?;
+            let restored = client.set_type(TransferType::Ascii).await;
+            // The job's own error first (its connection may be what failed).
+            if result.is_ok() {
+                restored?;
+            }
         }
         result
     }
