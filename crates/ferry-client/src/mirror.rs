@@ -253,6 +253,9 @@ pub enum Action {
         reason: Reason,
         /// The bytes of `NAME.part` on the target to continue from (0: from the start).
         resume_from: u64,
+        /// The source has a file named `NAME.part` too: the download must be written under
+        /// another temporary name, or it would take that file's place.
+        part_taken: bool,
     },
     Delete {
         path: String,
@@ -283,7 +286,7 @@ impl Plan {
     }
 
     /// Turns an unchanged file into a transfer (its checksum differs), before any deletion.
-    pub fn retransfer(&mut self, source: &Entry) {
+    pub fn retransfer(&mut self, source: &Entry, sources: &Tree) {
         if let Some(at) = self.unchanged_paths.iter().position(|p| *p == source.path) {
             self.unchanged_paths.remove(at);
             self.unchanged -= 1;
@@ -299,6 +302,7 @@ impl Plan {
             modified: source.modified,
             reason: Reason::ChecksumDiffers,
             resume_from: 0,
+            part_taken: sources.contains_key(&format!("{}{PART_SUFFIX}", source.path)),
         };
         self.actions.insert(first_delete, transfer);
     }
@@ -369,9 +373,8 @@ fn transfer_for(
     };
     let part_path = format!("{}{PART_SUFFIX}", source.path);
     // A `NAME.part` the source has too is that file's copy, not a part of NAME.
-    let part = target
-        .get(&part_path)
-        .filter(|_| !sources.contains_key(&part_path));
+    let part_taken = sources.contains_key(&part_path);
+    let part = target.get(&part_path).filter(|_| !part_taken);
     let resume_from = match (options.resume, part, source.size) {
         (true, Some(part), Some(size)) if part.kind == Kind::File => {
             part.size.filter(|&done| done <= size).unwrap_or(0)
@@ -384,6 +387,7 @@ fn transfer_for(
         modified: source.modified,
         reason,
         resume_from,
+        part_taken,
     })
 }
 
@@ -615,7 +619,7 @@ mod tests {
         };
         let mut plan = plan(&source, &target, &Filter::default(), &delete).unwrap();
         assert_eq!(plan.unchanged_paths, ["same"]);
-        plan.retransfer(&source["same"]);
+        plan.retransfer(&source["same"], &source);
         assert_eq!(paths(&plan), ["get same@0", "rm extra"]);
         assert_eq!(plan.unchanged, 0);
     }

@@ -524,8 +524,9 @@ fn a_mirror_never_writes_through_a_local_link() {
     assert_eq!(fs::read(copy.join("top.txt")).unwrap(), b"top");
 }
 
-/// A source with both `x` and `x.part`: the local `x.part` (the mirror's copy of the source's)
-/// is not taken for a partial `x` by `--continue`.
+/// A source with both `x` and `x.part`: the local `x.part` (the mirror's copy of the source's,
+/// unchanged) is not taken for a partial `x` by `--continue`, nor replaced by the download of
+/// `x`, which goes to `x.ferry-part`.
 #[test]
 fn a_part_file_of_the_source_is_not_a_partial_download() {
     let root = tempfile::tempdir().unwrap();
@@ -533,6 +534,7 @@ fn a_part_file_of_the_source_is_not_a_partial_download() {
     let x = binary_bytes(100_000);
     fs::write(root.path().join("site/x"), &x).unwrap();
     fs::write(root.path().join("site/x.part"), b"its own file").unwrap();
+    set_mtime(&root.path().join("site/x.part"), 1_600_000_000);
     let Some(server) = pyftpd(root.path(), None) else {
         return;
     };
@@ -540,6 +542,7 @@ fn a_part_file_of_the_source_is_not_a_partial_download() {
     let copy = local.path().join("copy");
     fs::create_dir(&copy).unwrap();
     fs::write(copy.join("x.part"), b"its own file").unwrap();
+    set_mtime(&copy.join("x.part"), 1_600_000_000);
     let url = tester_url(server.port, "site");
     ferry(&["mirror", "-c", &url, "copy"], "", local.path()).expect_code(0);
     assert!(
@@ -547,4 +550,5 @@ fn a_part_file_of_the_source_is_not_a_partial_download() {
         "x was resumed from x.part"
     );
     assert_eq!(fs::read(copy.join("x.part")).unwrap(), b"its own file");
+    assert!(!copy.join("x.ferry-part").exists());
 }

@@ -30,6 +30,9 @@ pub struct Download<'a> {
     pub local: &'a Path,
     pub modified: Option<i64>,
     pub size: Option<u64>,
+    /// `NAME.part` is a file of the source's own (a mirror's): the download is written to
+    /// `NAME.ferry-part` instead, and never continued.
+    pub part_taken: bool,
 }
 
 /// Downloads with retries; the report says what happened, the error why it failed.
@@ -41,8 +44,11 @@ pub async fn download(
     let local = job.local.display().to_string();
     let mut report = FileReport::new("download", job.remote, &local);
     let started = Instant::now();
-    let part = part_path(job.local);
-    let mut resume = options.resume;
+    let part = match job.part_taken {
+        true => crate::local::part_path_besides(job.local),
+        false => part_path(job.local),
+    };
+    let mut resume = options.resume && !job.part_taken;
     let mut result = Ok(());
     for attempt in 0..=options.retry.retries {
         if attempt > 0 {

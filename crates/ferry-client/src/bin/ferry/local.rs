@@ -40,6 +40,14 @@ pub fn part_path(local: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// Where a download is written when `NAME.part` is taken (a mirror whose source has a file of
+/// that name): `NAME.ferry-part`.
+pub fn part_path_besides(local: &Path) -> PathBuf {
+    let mut name = local.as_os_str().to_owned();
+    name.push(".ferry-part");
+    PathBuf::from(name)
+}
+
 /// Whether `text` contains wildcard characters.
 pub fn has_wildcards(text: &str) -> bool {
     text.contains(['*', '?', '['])

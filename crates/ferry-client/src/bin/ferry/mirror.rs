@@ -300,7 +300,7 @@ async fn compare_checksums(
             .map_err(|error| anyhow::anyhow!("hashing {path}: {error}"))?
             .with_context(|| format!("{}: cannot read", request.local.join(&path).display()))?;
         if ours != theirs.hex {
-            plan.retransfer(entry);
+            plan.retransfer(entry, source);
         }
     }
     Ok(())
@@ -441,6 +441,7 @@ async fn transfer(
         size,
         modified,
         resume_from,
+        part_taken,
         ..
     } = action
     else {
@@ -466,6 +467,7 @@ async fn transfer(
                 local: &local,
                 modified: *modified,
                 size: *size,
+                part_taken: *part_taken,
             };
             download(session, &job, copy).await
         }

@@ -167,6 +167,7 @@ pub async fn pget(
             local,
             modified,
             size,
+            part_taken: false,
         };
         return copy::download(session, &job, options).await;
     };
