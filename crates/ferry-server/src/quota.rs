@@ -365,10 +365,7 @@ mod tests {
     fn the_ledger_shares_one_usage_while_sessions_hold_it() {
         let (_dir, storage, _) = usage(Limits::default());
         let ledger = Ledger::default();
-        let limits = Limits {
-            bytes: Some(1000),
-            files: None,
-        };
+        let limits = BYTES_1000;
         let first = ledger
             .usage("alice", storage.as_ref(), VirtualPath::root(), limits)
             .unwrap();
@@ -393,6 +390,22 @@ mod tests {
         /// Every listing fails (after its wait).
         fails: bool,
     }
+
+    impl SlowListing {
+        fn over(dir: &std::path::Path, fails: bool) -> SlowListing {
+            SlowListing {
+                inner: crate::storage::LocalFs::open(dir).unwrap(),
+                lists: std::sync::atomic::AtomicUsize::new(0),
+                fails,
+            }
+        }
+    }
+
+    /// A byte quota, for the ledger tests.
+    const BYTES_1000: Limits = Limits {
+        bytes: Some(1000),
+        files: None,
+    };
 
     impl Storage for SlowListing {
         fn metadata(&self, path: &VirtualPath) -> Result<crate::storage::FileFacts, StorageError> {
@@ -455,16 +468,9 @@ mod tests {
     #[test]
     fn logins_at_once_share_one_count() {
         let (dir, _, _) = usage(Limits::default());
-        let storage = SlowListing {
-            inner: crate::storage::LocalFs::open(dir.path()).unwrap(),
-            lists: std::sync::atomic::AtomicUsize::new(0),
-            fails: false,
-        };
+        let storage = SlowListing::over(dir.path(), false);
         let ledger = Ledger::default();
-        let limits = Limits {
-            bytes: Some(1000),
-            files: None,
-        };
+        let limits = BYTES_1000;
         let usages: Vec<Arc<Usage>> = std::thread::scope(|scope| {
             let logins: Vec<_> = (0..8)
                 .map(|_| {
@@ -493,16 +499,9 @@ mod tests {
     #[test]
     fn logins_that_waited_for_a_failed_count_share_its_failure() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = SlowListing {
-            inner: crate::storage::LocalFs::open(dir.path()).unwrap(),
-            lists: std::sync::atomic::AtomicUsize::new(0),
-            fails: true,
-        };
+        let storage = SlowListing::over(dir.path(), true);
         let ledger = Ledger::default();
-        let limits = Limits {
-            bytes: Some(1000),
-            files: None,
-        };
+        let limits = BYTES_1000;
         let failures = std::thread::scope(|scope| {
             let logins: Vec<_> = (0..8)
                 .map(|_| {
@@ -539,16 +538,9 @@ mod tests {
     #[test]
     fn a_failure_from_before_a_login_is_not_its_own() {
         let dir = tempfile::tempdir().unwrap();
-        let storage = SlowListing {
-            inner: crate::storage::LocalFs::open(dir.path()).unwrap(),
-            lists: std::sync::atomic::AtomicUsize::new(0),
-            fails: false,
-        };
+        let storage = SlowListing::over(dir.path(), false);
         let ledger = Ledger::default();
-        let limits = Limits {
-            bytes: Some(1000),
-            files: None,
-        };
+        let limits = BYTES_1000;
         let old_failure = StorageError::new(
             crate::storage::StorageErrorKind::Other,
             &VirtualPath::root(),
